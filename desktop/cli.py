@@ -1,0 +1,245 @@
+"""`openlid <verb>`: the command-line face of the same core the GUI uses. No Qt here.
+
+Runs in the main thread of a terminal process; inference goes through EngineHost, so a crash in
+llama.cpp ends only the worker and the CLI reports it. Exit codes: 0 fine, 1 failure,
+2 bad input (invalid model file, bad settings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from desktop import __version__
+from desktop.core.loading import LoadSettings
+from desktop.core.sampling import SamplerSettings, SettingsError
+from desktop.core.textstream import StopMatcher
+
+EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=False, help="GGUF file (default: the ready Gemma model)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
+    p.add_argument("--ctx", type=int, default=4096, help="context length in tokens")
+    p.add_argument("--gpu-layers", type=int, default=0, help="layers to offload (-1 = all)")
+
+
+def _add_sampler_args(p: argparse.ArgumentParser) -> None:
+    d = SamplerSettings()
+    p.add_argument("--temperature", type=float, default=d.temperature)
+    p.add_argument("--top-k", type=int, default=d.top_k)
+    p.add_argument("--top-p", type=float, default=d.top_p)
+    p.add_argument("--min-p", type=float, default=d.min_p)
+    p.add_argument("--typical-p", type=float, default=d.typical_p)
+    p.add_argument("--repeat-penalty", type=float, default=d.repeat_penalty)
+    p.add_argument("--repeat-last-n", type=int, default=d.repeat_last_n)
+    p.add_argument("--presence-penalty", type=float, default=d.presence_penalty)
+    p.add_argument("--frequency-penalty", type=float, default=d.frequency_penalty)
+    p.add_argument("--mirostat", type=int, default=d.mirostat, choices=(0, 1, 2))
+    p.add_argument("--mirostat-tau", type=float, default=d.mirostat_tau)
+    p.add_argument("--mirostat-eta", type=float, default=d.mirostat_eta)
+    p.add_argument("--seed", type=int, default=None, help="fixed seed (default: random)")
+    p.add_argument("--max-tokens", type=int, default=d.max_tokens)
+    p.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
+    p.add_argument("--order", default=",".join(d.order), help="sampler stage order")
+    p.add_argument("--top-n", type=int, default=d.top_n, help="candidates kept per stage")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="openlid", description="Openlid: see inside a local LLM")
+    parser.add_argument("--version", action="version", version=f"openlid {__version__}")
+    sub = parser.add_subparsers(dest="verb", required=True)
+
+    p = sub.add_parser("inspect", help="validate a GGUF file and show its metadata")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("generate", help="generate text and show every sampling step")
+    _add_model_args(p)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--prompt", help="raw completion: the text is continued as typed")
+    src.add_argument("--chat", action="store_true", help="chat: render --user through a template")
+    p.add_argument("--user", help="the user's message (with --chat)")
+    p.add_argument("--system", default="", help="system prompt (with --chat)")
+    p.add_argument("--template", default=None, help="template preset id (with --chat)")
+    p.add_argument("--jsonl", action="store_true", help="one JSON object per StepRecord")
+    _add_sampler_args(p)
+
+    p = sub.add_parser("bench", help="measure the engine against a bare llama-cpp-python loop")
+    _add_model_args(p)
+    p.add_argument("--tokens", type=int, default=128)
+    p.add_argument("--repeat", type=int, default=2, help="runs of each; the best counts")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("models", help="list local models (and assemble the ready model)")
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {
+        "inspect": cmd_inspect,
+        "generate": cmd_generate,
+        "bench": cmd_bench,
+        "models": cmd_models,
+    }[args.verb]
+    try:
+        return handler(args)
+    except SettingsError as exc:
+        print(f"openlid: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `openlid generate --jsonl | head`: the reader left; that is not an error.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return EXIT_OK
+
+
+def _model_path(args: argparse.Namespace) -> Path:
+    if args.model:
+        return Path(args.model)
+    from desktop.core.ready_model import ready_model_path
+
+    return ready_model_path()
+
+
+def _load_settings(args: argparse.Namespace) -> LoadSettings:
+    return LoadSettings(
+        n_gpu_layers=args.gpu_layers, n_ctx=args.ctx, n_threads=args.threads
+    ).validated()
+
+
+def sampler_settings_from_args(args: argparse.Namespace) -> SamplerSettings:
+    seed = SamplerSettings().seed if args.seed is None else args.seed
+    return SamplerSettings(
+        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
+        typical_p=args.typical_p, repeat_penalty=args.repeat_penalty,
+        repeat_last_n=args.repeat_last_n, presence_penalty=args.presence_penalty,
+        frequency_penalty=args.frequency_penalty, mirostat=args.mirostat,
+        mirostat_tau=args.mirostat_tau, mirostat_eta=args.mirostat_eta, seed=seed,
+        max_tokens=args.max_tokens, stop=tuple(args.stop),
+        order=tuple(s.strip() for s in args.order.split(",") if s.strip()), top_n=args.top_n,
+    ).validated()
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from desktop.core.gguf_check import GgufProblem, check_gguf
+
+    try:
+        report = check_gguf(args.file)
+    except GgufProblem as exc:
+        if args.json:
+            print(json.dumps({"valid": False, "problem": str(exc)}))
+        print(f"openlid: {args.file}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    data = report.to_json()
+    if args.json:
+        print(json.dumps({"valid": True, **data}, indent=2, default=str))
+        return EXIT_OK
+    print(f"{args.file}: valid GGUF v{report.version}")
+    for key in ("architecture", "name", "quant", "n_params", "context_length", "block_count",
+                "vocab_size", "tensor_count", "kv_count", "file_size"):
+        print(f"  {key:15} {data.get(key)}")
+    templates = ", ".join(report.chat_templates) or "none (Openlid picks a preset)"
+    print(f"  {'chat templates':15} {templates}")
+    if report.split_count > 1:
+        print(f"  {'shards':15} {report.split_count}")
+    return EXIT_OK
+
+
+def _chat_prompt(args: argparse.Namespace, info: object) -> tuple[tuple[str, bool], ...]:
+    from desktop.cli_chat import render_chat_prompt
+
+    return render_chat_prompt(args, info)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from desktop.engine import protocol as P
+    from desktop.engine.host import EngineHost
+
+    if args.chat and not args.user:
+        print("openlid: --chat needs --user TEXT", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    settings = sampler_settings_from_args(args)
+    load = _load_settings(args)
+    host = EngineHost()
+    try:
+        info = None
+        for event in host.wait(host.load(_model_path(args), load)):
+            if isinstance(event, P.Loaded):
+                info = event.info
+            else:
+                return _report_failure(event)
+        prompt = ((args.prompt, False),) if args.prompt is not None else _chat_prompt(args, info)
+        stops = StopMatcher(settings.stop)
+        for event in host.wait(host.generate(prompt, settings)):
+            if isinstance(event, P.Step):
+                if args.jsonl:
+                    print(json.dumps(event.record.to_json(), ensure_ascii=False), flush=True)
+                else:
+                    stops.feed(event.record.text)
+                    sys.stdout.write(stops.releasable())
+                    sys.stdout.flush()
+            elif isinstance(event, P.Done):
+                if args.jsonl:
+                    print(json.dumps({"done": event.result.to_json()}, ensure_ascii=False))
+                else:
+                    sys.stdout.write(stops.releasable() + "\n")
+                return EXIT_OK
+            else:
+                return _report_failure(event)
+        return EXIT_FAIL
+    finally:
+        host.shutdown()
+
+
+def _report_failure(event: object) -> int:
+    from desktop.engine import protocol as P
+
+    if isinstance(event, P.EngineError):
+        print(f"openlid: {event.message}", file=sys.stderr)
+        bad = event.kind in ("invalid_model", "load_failed", "bad_request", "context_overflow")
+        return EXIT_BAD_INPUT if bad else EXIT_FAIL
+    if isinstance(event, P.Crashed):
+        print(f"openlid: {event.reason}", file=sys.stderr)
+        if event.telling_line:
+            print(f"openlid: engine log: {event.telling_line}", file=sys.stderr)
+        print(f"openlid: full log: {event.log_path}", file=sys.stderr)
+        return EXIT_FAIL
+    print(f"openlid: unexpected engine event {event!r}", file=sys.stderr)
+    return EXIT_FAIL
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from desktop.engine.bench import format_report, run_bench
+
+    report = run_bench(str(_model_path(args)), _load_settings(args), args.tokens, args.repeat)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from desktop.core import paths
+    from desktop.core.ready_model import ReadyModelMissing, ready_model_path
+
+    rows = []
+    try:
+        rows.append({"name": "ready model", "path": str(ready_model_path())})
+    except ReadyModelMissing as exc:
+        print(f"openlid: {exc}", file=sys.stderr)
+    for path in sorted(paths.models_dir().rglob("*.gguf")):
+        if all(r["path"] != str(path) for r in rows):
+            rows.append({"name": path.stem, "path": str(path)})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            print(f"{row['name']:40} {row['path']}")
+    return EXIT_OK

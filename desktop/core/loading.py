@@ -1,0 +1,89 @@
+"""How a model is loaded (`LoadSettings`) and what the engine reports once it is (`ModelInfo`).
+
+Pure data shared by the GUI, the CLI and the engine worker process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from desktop.core.sampling import SettingsError
+
+KV_CACHE_TYPES = ("f16", "f32", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl")
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    n_gpu_layers: int = 0  # -1 = all layers
+    n_ctx: int = 4096  # 0 = the model's training context
+    n_threads: int = 0  # 0 = one per physical core (llama.cpp picks)
+    n_batch: int = 512
+    flash_attn: bool = False
+    use_mmap: bool = True
+    use_mlock: bool = False
+    kv_cache_type: str = "f16"
+    seed: int = 0xFFFFFFFF
+
+    def validated(self) -> LoadSettings:
+        checks: list[tuple[bool, str]] = [
+            (self.n_gpu_layers >= -1, "GPU layers must be ≥ -1 (-1 = all)"),
+            (self.n_ctx >= 0, "context length must be ≥ 0 (0 = the model's own)"),
+            (self.n_threads >= 0, "threads must be ≥ 0 (0 = automatic)"),
+            (self.n_batch >= 1, "batch size must be ≥ 1"),
+            (
+                self.kv_cache_type in KV_CACHE_TYPES,
+                f"KV cache type must be one of {', '.join(KV_CACHE_TYPES)}",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise SettingsError(message)
+        return self
+
+    def replace(self, **changes: Any) -> LoadSettings:
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LoadSettings:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class SpecialToken:
+    id: int
+    text: str
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    path: str
+    architecture: str
+    name: str
+    n_params: int
+    quant: str
+    size_bytes: int
+    n_vocab: int
+    n_ctx_train: int
+    n_ctx: int  # the context actually allocated
+    n_layer: int
+    chat_templates: dict[str, str] = field(default_factory=dict)  # "default" and named variants
+    bos: SpecialToken | None = None
+    eos: SpecialToken | None = None
+    eot: SpecialToken | None = None
+    add_bos: bool = True
+    backend: str = "CPU"  # CPU, CUDA, Metal, Vulkan, …
+    gpu_offload_supported: bool = False
+    n_gpu_layers_requested: int = 0
+    n_layers_offloaded: int = 0
+    offload_note: str = ""  # why fewer layers than asked went to the GPU, in plain words
+    load_ms: float = 0.0
+    system_info: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

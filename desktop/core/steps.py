@@ -1,0 +1,132 @@
+"""What the engine reports about each generated token, and about a finished generation.
+
+These frozen dataclasses cross the process boundary (pickled over the engine pipe), feed the chat
+text, the chart and the timeline alike, and print as JSON lines from `openlid generate --jsonl`.
+Probabilities are computed once, in the engine worker; nothing downstream recomputes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class StageView:
+    """One stage of the sampler chain at one step."""
+
+    name: str
+    kept: int  # candidates that survive this stage
+    mass: float  # their total probability under the raw softmax
+    ids: tuple[int, ...] = ()  # top-N survivors, most probable first
+    probs: tuple[float, ...] = ()  # their probability after this stage (renormalised)
+
+    def prob_of(self, token_id: int) -> float | None:
+        """Probability of a token in this stage's top-N, or None when it is not listed."""
+        try:
+            return self.probs[self.ids.index(token_id)]
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One generated token and the distribution it was drawn from, stage by stage."""
+
+    step: int  # 0-based index of the generated token
+    token_id: int
+    text: str  # this token's text as it joins the output (may be "" mid UTF-8 sequence)
+    piece: str  # the token's own piece, bytes shown as \\xNN when not valid UTF-8
+    prob: float  # chosen token's probability in the final distribution it was drawn from
+    raw_prob: float  # chosen token's probability in the raw softmax
+    raw_rank: int  # 1 = the most probable token of the raw softmax
+    entropy_raw: float  # bits
+    entropy_final: float  # bits
+    stages: tuple[StageView, ...]  # chain order; the first is "raw"
+    pieces: dict[int, str] = field(default_factory=dict)  # text of every id listed in stages
+    n_vocab: int = 0
+    position: int = 0  # position of this token in the context window
+    sample_ms: float = 0.0  # time spent in sampling and capture
+    decode_ms: float = 0.0  # time of the decode that produced these logits
+    replayed: bool = False  # produced by replay(): the token is the original one, forced
+
+    def stage(self, name: str) -> StageView | None:
+        for s in self.stages:
+            if s.name == name:
+                return s
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "token_id": self.token_id,
+            "text": self.text,
+            "piece": self.piece,
+            "prob": self.prob,
+            "raw_prob": self.raw_prob,
+            "raw_rank": self.raw_rank,
+            "entropy_raw": self.entropy_raw,
+            "entropy_final": self.entropy_final,
+            "position": self.position,
+            "sample_ms": round(self.sample_ms, 4),
+            "decode_ms": round(self.decode_ms, 4),
+            "stages": [
+                {
+                    "name": s.name,
+                    "kept": s.kept,
+                    "mass": s.mass,
+                    "top": [
+                        {"id": i, "text": self.pieces.get(i, ""), "p": p}
+                        for i, p in zip(s.ids, s.probs)
+                    ],
+                }
+                for s in self.stages
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int = 0  # prompt tokens whose KV cache was reused
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class Timings:
+    prompt_ms: float  # prompt processing (time to first token minus the first sampling)
+    first_token_ms: float  # from request to the first token chosen
+    generate_ms: float  # from the first to the last token
+    tokens_per_second: float
+
+
+@dataclass(frozen=True)
+class GenerationDone:
+    finish_reason: str  # "stop" (EOS/EOT or stop string), "length", "cancelled", "context"
+    text: str  # the whole completion, with a matched stop string removed
+    usage: Usage
+    timings: Timings
+    stop_string: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "finish_reason": self.finish_reason,
+            "text": self.text,
+            "stop_string": self.stop_string,
+            "usage": {
+                "prompt_tokens": self.usage.prompt_tokens,
+                "completion_tokens": self.usage.completion_tokens,
+                "cached_tokens": self.usage.cached_tokens,
+                "total_tokens": self.usage.total_tokens,
+            },
+            "timings": {
+                "prompt_ms": round(self.timings.prompt_ms, 3),
+                "first_token_ms": round(self.timings.first_token_ms, 3),
+                "generate_ms": round(self.timings.generate_ms, 3),
+                "tokens_per_second": round(self.timings.tokens_per_second, 3),
+            },
+        }

@@ -1,0 +1,214 @@
+"""EngineHost: starts the engine worker process and turns its pipe into events.
+
+Runs in the app or the CLI; never imports llama_cpp. Calls come from one owner thread (the GUI
+thread or the CLI's main thread); one named reader thread ("openlid-engine-reader") receives
+events and hands them to `on_event` on that reader thread — the Qt bridge re-emits them as queued
+signals, the CLI reads them from `events`. When the worker dies the reader emits `Crashed` with
+the exit status in words and the telling line of the worker's log; nothing restarts by itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import multiprocessing as mp
+import os
+import queue
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from desktop.core.loading import LoadSettings
+from desktop.core.sampling import SamplerSettings
+from desktop.engine import protocol as P
+from desktop.engine.crash import describe_exit, read_log_tail, telling_line
+
+EventCallback = Callable[[P.EngineEvent], None]
+
+
+class EngineHost:
+    def __init__(self, on_event: EventCallback | None = None, log_dir: str | Path | None = None):
+        self.on_event = on_event
+        self.events: queue.Queue[P.EngineEvent] = queue.Queue()
+        self.log_dir = Path(log_dir) if log_dir else Path(tempfile.gettempdir()) / "openlid-logs"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = ""
+        self._ids = itertools.count(1)
+        self._send_lock = threading.Lock()
+        self._process: Any = None
+        self._conn: Any = None
+        self._reader: threading.Thread | None = None
+        self._stopping = False
+        self._last_request = 0
+
+    # --- process lifetime ---
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.is_alive()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def start(self) -> None:
+        if self.alive:
+            return
+        self._join_dead()
+        ctx = mp.get_context("spawn")
+        parent, child = ctx.Pipe(duplex=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        self.log_path = str(self.log_dir / f"engine-{stamp}-{os.getpid()}-{next(self._ids)}.log")
+        from desktop.engine import worker
+
+        process = ctx.Process(
+            target=worker.main, args=(child, self.log_path), name="openlid-engine", daemon=True
+        )
+        process.start()
+        child.close()  # only the worker holds that end: its death gives us EOF
+        self._process, self._conn, self._stopping = process, parent, False
+        self._reader = threading.Thread(
+            target=self._read_loop, args=(parent, process), name="openlid-engine-reader",
+            daemon=True,
+        )
+        self._reader.start()
+
+    def _join_dead(self) -> None:
+        if self._reader is not None and self._reader is not threading.current_thread():
+            self._reader.join(timeout=5)
+        self._reader = None
+        self._process = None
+        self._conn = None
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop the worker: ask, then terminate, then kill. Safe to call twice."""
+        process = self._process
+        if process is None:
+            return
+        self._stopping = True
+        with contextlib.suppress(OSError, ValueError):
+            self._send(P.ShutdownRequest())
+        process.join(timeout)
+        if process.is_alive():
+            process.terminate()
+            process.join(2)
+        if process.is_alive():
+            process.kill()
+            process.join(2)
+        if self._conn is not None:
+            self._conn.close()
+        self._join_dead()
+
+    def kill(self) -> None:
+        """SIGKILL the worker (tests, and a last resort); the reader reports Crashed."""
+        if self._process is not None and self._process.is_alive():
+            self._process.kill()
+
+    # --- requests ---
+
+    def _send(self, message: Any) -> None:
+        with self._send_lock:
+            self._conn.send(message)
+
+    def _request(self, build: Callable[[int], Any]) -> int:
+        self.start()
+        request_id = next(self._ids)
+        self._last_request = request_id
+        self._send(build(request_id))
+        return request_id
+
+    def load(self, path: str | Path, settings: LoadSettings | None = None) -> int:
+        settings = (settings or LoadSettings()).validated()
+        return self._request(lambda rid: P.LoadRequest(rid, str(path), settings))
+
+    def generate(
+        self,
+        prompt: P.PromptPieces = (),
+        settings: SamplerSettings | None = None,
+        *,
+        prompt_tokens: tuple[int, ...] = (),
+        capture: bool = True,
+        add_bos: bool = True,
+        forced_tokens: tuple[int, ...] = (),
+    ) -> int:
+        settings = (settings or SamplerSettings()).validated()
+        return self._request(
+            lambda rid: P.GenerateRequest(
+                rid, prompt, prompt_tokens, settings, capture, add_bos, forced_tokens
+            )
+        )
+
+    def replay(
+        self,
+        context_tokens: tuple[int, ...],
+        token_id: int,
+        step: int,
+        settings: SamplerSettings,
+        n_prompt: int,
+    ) -> int:
+        settings = settings.validated()
+        return self._request(
+            lambda rid: P.ReplayRequest(rid, context_tokens, token_id, step, settings, n_prompt)
+        )
+
+    def tokenize(self, prompt: P.PromptPieces, add_bos: bool = True) -> int:
+        return self._request(lambda rid: P.TokenizeRequest(rid, prompt, add_bos))
+
+    def cancel(self) -> None:
+        if self.alive:
+            self._send(P.CancelRequest(self._last_request))
+
+    def unload(self) -> int:
+        return self._request(lambda rid: P.UnloadRequest(rid))
+
+    # --- events ---
+
+    def _read_loop(self, conn: Any, process: Any) -> None:
+        while True:
+            try:
+                event = conn.recv()
+            except (EOFError, OSError):
+                break
+            self._dispatch(event)
+        if self._stopping:
+            return
+        process.join(timeout=5)
+        lines = read_log_tail(self.log_path)
+        self._dispatch(
+            P.Crashed(
+                request_id=self._last_request,
+                exit_code=process.exitcode,
+                reason=f"The engine process {describe_exit(process.exitcode)}.",
+                telling_line=telling_line(lines),
+                log_path=self.log_path,
+            )
+        )
+
+    def _dispatch(self, event: P.EngineEvent) -> None:
+        self.events.put(event)
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def wait(self, request_id: int, timeout: float | None = None) -> Iterator[P.EngineEvent]:
+        """Yield events of one request until its final event (for the CLI and tests).
+
+        Final events: Loaded, Done, Replayed, Tokenized, Unloaded, EngineError, Crashed.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                event = self.events.get(timeout=remaining)
+            except queue.Empty:
+                raise TimeoutError(f"no answer from the engine in {timeout} s") from None
+            if isinstance(event, P.Crashed):
+                yield event
+                return
+            if event.request_id != request_id:
+                continue
+            yield event
+            if not isinstance(event, P.Step):
+                return

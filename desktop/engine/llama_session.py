@@ -1,0 +1,317 @@
+"""One loaded model and its context, owned by the engine worker process (its main thread only).
+
+Wraps llama.cpp's C API through llama_cpp's ctypes layer: load, tokenize, pieces, decode with
+KV-cache reuse, and a zero-copy view of the last position's logits. Never `logits_all`: only the
+last token of each batch asks for logits.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import llama_cpp as L
+import numpy as np
+import numpy.typing as npt
+
+from desktop.core.loading import LoadSettings, ModelInfo, SpecialToken
+
+_KV_TYPES = {
+    "f32": L.GGML_TYPE_F32,
+    "f16": L.GGML_TYPE_F16,
+    "bf16": 30,  # GGML_TYPE_BF16
+    "q8_0": L.GGML_TYPE_Q8_0,
+    "q4_0": L.GGML_TYPE_Q4_0,
+    "q4_1": L.GGML_TYPE_Q4_1,
+    "q5_0": L.GGML_TYPE_Q5_0,
+    "q5_1": L.GGML_TYPE_Q5_1,
+    "iq4_nl": L.GGML_TYPE_IQ4_NL,
+}
+
+_OFFLOADED = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")
+
+
+class LoadFailed(Exception):
+    pass
+
+
+class ContextOverflow(Exception):
+    pass
+
+
+def _meta(model: Any, key: str, size: int = 1 << 20) -> str | None:
+    buf = ctypes.create_string_buffer(size)
+    n = L.llama_model_meta_val_str(model, key.encode(), buf, size)
+    if n < 0:
+        return None
+    return buf.value.decode("utf-8", errors="replace")
+
+
+def _meta_keys(model: Any) -> list[str]:
+    keys = []
+    buf = ctypes.create_string_buffer(512)
+    for i in range(L.llama_model_meta_count(model)):
+        if L.llama_model_meta_key_by_index(model, i, buf, 512) >= 0:
+            keys.append(buf.value.decode("utf-8", errors="replace"))
+    return keys
+
+
+def _quant_name(ftype: int) -> str:
+    try:
+        import gguf
+
+        return gguf.LlamaFileType(ftype).name.removeprefix("MOSTLY_")
+    except (ValueError, ImportError):
+        return f"ftype {ftype}"
+
+
+def _backend(system_info: str) -> str:
+    for name in ("CUDA", "Metal", "Vulkan", "SYCL", "HIP", "OpenCL"):
+        if name.upper() in system_info.upper():
+            return name
+    return "CPU"
+
+
+class LlamaSession:
+    """The model, its context, and what the KV cache holds."""
+
+    def __init__(self, path: str, settings: LoadSettings, log_path: str | None = None) -> None:
+        started = time.perf_counter()
+        settings = settings.validated()
+        L.llama_backend_init()
+        mparams = L.llama_model_default_params()
+        mparams.n_gpu_layers = 999 if settings.n_gpu_layers < 0 else settings.n_gpu_layers
+        mparams.use_mmap = settings.use_mmap
+        mparams.use_mlock = settings.use_mlock
+        log_offset = _log_size(log_path)
+        model = L.llama_model_load_from_file(path.encode(), mparams)
+        if not model:
+            raise LoadFailed(
+                "llama.cpp could not load the model (see the engine log for its reason)"
+            )
+        self.model = model
+        self.vocab = L.llama_model_get_vocab(model)
+        self.n_vocab = int(L.llama_vocab_n_tokens(self.vocab))
+        n_ctx_train = int(L.llama_model_n_ctx_train(model))
+        cparams = L.llama_context_default_params()
+        cparams.n_ctx = settings.n_ctx or n_ctx_train
+        cparams.n_batch = settings.n_batch
+        cparams.n_ubatch = min(settings.n_batch, 512)
+        threads = settings.n_threads or max(1, os.cpu_count() or 1)
+        cparams.n_threads = threads
+        cparams.n_threads_batch = threads
+        cparams.flash_attn_type = (
+            L.LLAMA_FLASH_ATTN_TYPE_ENABLED
+            if settings.flash_attn
+            else L.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        )
+        if settings.kv_cache_type not in ("f16", "f32", "bf16") and not settings.flash_attn:
+            L.llama_model_free(model)
+            raise LoadFailed("a quantized KV cache needs flash attention turned on")
+        cparams.type_k = _KV_TYPES[settings.kv_cache_type]
+        cparams.type_v = _KV_TYPES[settings.kv_cache_type]
+        cparams.no_perf = True
+        ctx = L.llama_init_from_model(model, cparams)
+        if not ctx:
+            L.llama_model_free(model)
+            raise LoadFailed(
+                f"llama.cpp could not create a context of {cparams.n_ctx} tokens "
+                "(not enough memory? try a smaller context)"
+            )
+        self.ctx = ctx
+        self.memory = L.llama_get_memory(ctx)
+        self.n_ctx = int(L.llama_n_ctx(ctx))
+        self.n_batch = settings.n_batch
+        self.batch = L.llama_batch_init(self.n_batch, 0, 1)
+        self.cached: list[int] = []  # tokens whose keys/values the context holds, in order
+        self._piece_buf = ctypes.create_string_buffer(256)
+        self._display: dict[int, str] = {}
+        self.info = self._describe(path, settings, n_ctx_train, log_path, log_offset, started)
+
+    # --- description ---
+
+    def _describe(
+        self,
+        path: str,
+        settings: LoadSettings,
+        n_ctx_train: int,
+        log_path: str | None,
+        log_offset: int,
+        started: float,
+    ) -> ModelInfo:
+        model, vocab = self.model, self.vocab
+        templates: dict[str, str] = {}
+        for key in _meta_keys(model):
+            if key == "tokenizer.chat_template":
+                templates["default"] = _meta(model, key) or ""
+            elif key.startswith("tokenizer.chat_template."):
+                templates[key.removeprefix("tokenizer.chat_template.")] = _meta(model, key) or ""
+
+        def special(token: int) -> SpecialToken | None:
+            return None if token < 0 else SpecialToken(token, self.display_piece(token))
+
+        system_info = L.llama_print_system_info().decode("utf-8", errors="replace")
+        supports_gpu = bool(L.llama_supports_gpu_offload())
+        n_layer = int(L.llama_model_n_layer(model))
+        offloaded, note = 0, ""
+        log_text = _read_from(log_path, log_offset)
+        found = _OFFLOADED.findall(log_text)
+        if found:
+            offloaded = int(found[-1][0])
+        requested = n_layer + 1 if settings.n_gpu_layers < 0 else settings.n_gpu_layers
+        if requested > 0 and not supports_gpu:
+            note = "this llama.cpp build has no GPU backend, so every layer runs on the CPU"
+        elif requested > 0 and offloaded < min(requested, n_layer + 1):
+            note = f"only {offloaded} of the requested layers went to the GPU (see the engine log)"
+        return ModelInfo(
+            path=path,
+            architecture=_meta(model, "general.architecture") or "",
+            name=_meta(model, "general.name") or Path(path).stem,
+            n_params=int(L.llama_model_n_params(model)),
+            quant=_quant_name(int(L.llama_model_ftype(model))),
+            size_bytes=int(L.llama_model_size(model)),
+            n_vocab=self.n_vocab,
+            n_ctx_train=n_ctx_train,
+            n_ctx=self.n_ctx,
+            n_layer=n_layer,
+            chat_templates=templates,
+            bos=special(int(L.llama_vocab_bos(vocab))),
+            eos=special(int(L.llama_vocab_eos(vocab))),
+            eot=special(int(L.llama_vocab_eot(vocab))),
+            add_bos=bool(L.llama_vocab_get_add_bos(vocab)),
+            backend=_backend(system_info) if offloaded > 0 else "CPU",
+            gpu_offload_supported=supports_gpu,
+            n_gpu_layers_requested=settings.n_gpu_layers,
+            n_layers_offloaded=offloaded,
+            offload_note=note,
+            load_ms=(time.perf_counter() - started) * 1000,
+            system_info=system_info.strip(),
+        )
+
+    # --- tokens ---
+
+    def tokenize(self, text: str, *, parse_special: bool, add_bos: bool = False) -> list[int]:
+        data = text.encode("utf-8")
+        cap = len(data) + 8
+        buf = (L.llama_token * cap)()
+        n = L.llama_tokenize(self.vocab, data, len(data), buf, cap, add_bos, parse_special)
+        if n < 0:
+            cap = -n
+            buf = (L.llama_token * cap)()
+            n = L.llama_tokenize(self.vocab, data, len(data), buf, cap, add_bos, parse_special)
+        return list(buf[:n])
+
+    def tokenize_pieces(self, pieces: tuple[tuple[str, bool], ...], add_bos: bool) -> list[int]:
+        tokens: list[int] = []
+        bos = int(L.llama_vocab_bos(self.vocab))
+        if add_bos and L.llama_vocab_get_add_bos(self.vocab) and bos >= 0:
+            tokens.append(bos)
+        for text, trusted in pieces:
+            if text:
+                tokens.extend(self.tokenize(text, parse_special=trusted))
+        # A template that writes BOS itself must not get a second one.
+        if len(tokens) >= 2 and tokens[0] == bos and tokens[1] == bos:
+            tokens.pop(0)
+        return tokens
+
+    def piece_bytes(self, token: int, special: bool = False) -> bytes:
+        buf = self._piece_buf
+        n = L.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, special)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = L.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, special)
+        return buf.raw[:n]
+
+    def display_piece(self, token: int) -> str:
+        """A token's text for display: special tokens by name, stray bytes as \\xNN."""
+        text = self._display.get(token)
+        if text is None:
+            text = self.piece_bytes(token, special=True).decode("utf-8", errors="backslashreplace")
+            self._display[token] = text
+        return text
+
+    def is_end_of_generation(self, token: int) -> bool:
+        return bool(L.llama_vocab_is_eog(self.vocab, token))
+
+    # --- decoding ---
+
+    def prepare(self, tokens: list[int]) -> int:
+        """Make the context hold `tokens` with logits for the last one; returns tokens reused."""
+        if not tokens:
+            raise ValueError("empty prompt")
+        if len(tokens) >= self.n_ctx:
+            raise ContextOverflow(
+                f"the prompt is {len(tokens)} tokens but the context holds {self.n_ctx}; "
+                "shorten the conversation or load the model with a longer context"
+            )
+        common = 0
+        for a, b in zip(self.cached, tokens):
+            if a != b:
+                break
+            common += 1
+        common = min(common, len(tokens) - 1)  # the last token is always decoded for its logits
+        if common < len(self.cached) and not L.llama_memory_seq_rm(self.memory, 0, common, -1):
+            L.llama_memory_clear(self.memory, True)
+            common = 0
+        self.cached = tokens[:common]
+        for start in range(common, len(tokens), self.n_batch):
+            self.decode(tokens[start : start + self.n_batch])
+        return common
+
+    def decode(self, tokens: list[int]) -> None:
+        batch = self.batch
+        n = len(tokens)
+        pos0 = len(self.cached)
+        batch.n_tokens = n
+        for i, tok in enumerate(tokens):
+            batch.token[i] = tok
+            batch.pos[i] = pos0 + i
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = 0
+            batch.logits[i] = 0
+        batch.logits[n - 1] = 1
+        rc = L.llama_decode(self.ctx, batch)
+        if rc != 0:
+            # The context may hold part of the batch now; forget it so the next prepare redoes it.
+            L.llama_memory_clear(self.memory, True)
+            self.cached = []
+            raise RuntimeError(f"llama_decode failed with code {rc}")
+        self.cached.extend(tokens)
+
+    def logits(self) -> npt.NDArray[np.float32]:
+        """Zero-copy view of the last decoded position's logits; valid until the next decode."""
+        ptr = L.llama_get_logits_ith(self.ctx, -1)
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+
+    def close(self) -> None:
+        if getattr(self, "batch", None) is not None:
+            L.llama_batch_free(self.batch)
+            self.batch = None
+        if getattr(self, "ctx", None):
+            L.llama_free(self.ctx)
+            self.ctx = None
+        if getattr(self, "model", None):
+            L.llama_model_free(self.model)
+            self.model = None
+
+
+def _log_size(path: str | None) -> int:
+    try:
+        return os.path.getsize(path) if path else 0
+    except OSError:
+        return 0
+
+
+def _read_from(path: str | None, offset: int) -> str:
+    if not path:
+        return ""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""

@@ -1,0 +1,135 @@
+"""Messages from the host to the engine worker and events back, pickled over one duplex pipe.
+
+Pure data, imported by both sides. Every event names the request it answers, so a listener can
+drop events of a request it no longer cares about (a stale generation after Stop, say).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from desktop.core.loading import LoadSettings, ModelInfo
+from desktop.core.sampling import SamplerSettings
+from desktop.core.steps import GenerationDone, StepRecord
+
+# A prompt as the template renders it: (text, trusted). Trusted pieces are template markup and
+# may contain special tokens (<start_of_turn>); untrusted pieces (what a person typed) are
+# tokenized as plain text, so typing "<end_of_turn>" cannot forge a turn boundary.
+PromptPieces = tuple[tuple[str, bool], ...]
+
+# --- requests (host → worker) ---
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    request_id: int
+    path: str
+    settings: LoadSettings
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    request_id: int
+    prompt: PromptPieces = ()
+    prompt_tokens: tuple[int, ...] = ()  # used instead of `prompt` when given
+    settings: SamplerSettings = field(default_factory=SamplerSettings)
+    capture: bool = True  # fill each StepRecord's stages; off = only the chosen token
+    add_bos: bool = True  # prepend BOS when the model asks for it
+    forced_tokens: tuple[int, ...] = ()  # take these first instead of sampling ("continue with")
+
+
+@dataclass(frozen=True)
+class ReplayRequest:
+    """Recompute the distribution of one past step under other settings."""
+
+    request_id: int
+    context_tokens: tuple[int, ...]  # prompt tokens + the tokens generated before the step
+    token_id: int  # the token that was chosen at that step (kept as the choice)
+    step: int
+    settings: SamplerSettings
+    n_prompt: int  # how many of context_tokens are prompt; the rest count as generated
+
+
+@dataclass(frozen=True)
+class TokenizeRequest:
+    request_id: int
+    prompt: PromptPieces
+    add_bos: bool = True
+
+
+@dataclass(frozen=True)
+class CancelRequest:
+    request_id: int = 0
+
+
+@dataclass(frozen=True)
+class UnloadRequest:
+    request_id: int = 0
+
+
+@dataclass(frozen=True)
+class ShutdownRequest:
+    request_id: int = 0
+
+
+# --- events (worker → host) ---
+
+
+@dataclass(frozen=True)
+class Loaded:
+    request_id: int
+    info: ModelInfo
+
+
+@dataclass(frozen=True)
+class Step:
+    request_id: int
+    record: StepRecord
+
+
+@dataclass(frozen=True)
+class Done:
+    request_id: int
+    result: GenerationDone
+    prompt_tokens: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Replayed:
+    request_id: int
+    record: StepRecord
+
+
+@dataclass(frozen=True)
+class Tokenized:
+    request_id: int
+    tokens: tuple[int, ...]
+    pieces: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Unloaded:
+    request_id: int
+
+
+@dataclass(frozen=True)
+class EngineError:
+    """A request failed; the worker is still alive and usable."""
+
+    request_id: int
+    kind: str  # "invalid_model", "load_failed", "bad_request", "context_overflow", "internal"
+    message: str
+
+
+@dataclass(frozen=True)
+class Crashed:
+    """The worker process is gone. Emitted by the host, never by the worker."""
+
+    request_id: int
+    exit_code: int | None
+    reason: str  # exit status or signal, in words
+    telling_line: str  # the most telling line of the worker's log
+    log_path: str
+
+
+EngineEvent = Loaded | Step | Done | Replayed | Tokenized | Unloaded | EngineError | Crashed

@@ -1,0 +1,275 @@
+"""The engine worker: a child process (spawn) that owns llama.cpp and answers the host's requests.
+
+Single-threaded by design: one request at a time, and during a generation the pipe is polled
+between tokens, so Cancel takes effect within one token. Anything llama.cpp prints (including a
+GGML_ASSERT before an abort) goes to the worker's log file, where the host finds the telling line
+if this process dies.
+"""
+
+from __future__ import annotations
+
+import codecs
+import collections
+import contextlib
+import os
+import sys
+import time
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+from desktop.engine import protocol as P
+
+
+def main(conn: Connection, log_path: str) -> None:
+    """Entry point of the child process."""
+    _redirect_output(log_path)
+    # EOF or a broken pipe: the host went away and there is nothing left to answer.
+    with contextlib.suppress(EOFError, BrokenPipeError, KeyboardInterrupt):
+        Worker(conn, log_path).serve()
+
+
+def _redirect_output(log_path: str) -> None:
+    # File descriptors, not just sys.stderr: llama.cpp writes to fd 2 from C.
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - process lifetime
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115 - process lifetime
+
+
+class Worker:
+    def __init__(self, conn: Connection, log_path: str) -> None:
+        self.conn = conn
+        self.log_path = log_path
+        self.session: Any = None  # LlamaSession once a model is loaded
+        self.pending: collections.deque[Any] = collections.deque()
+
+    def send(self, event: Any) -> None:
+        self.conn.send(event)
+
+    def serve(self) -> None:
+        while True:
+            msg = self.pending.popleft() if self.pending else self.conn.recv()
+            if isinstance(msg, P.ShutdownRequest):
+                self._unload()
+                return
+            try:
+                self.handle(msg)
+            except Exception as exc:  # keep serving: one bad request must not end the worker
+                print(traceback.format_exc(), file=sys.stderr, flush=True)
+                self.send(P.EngineError(getattr(msg, "request_id", 0), "internal", str(exc)))
+
+    def handle(self, msg: Any) -> None:
+        if isinstance(msg, P.LoadRequest):
+            self.load(msg)
+        elif isinstance(msg, P.GenerateRequest):
+            self.generate(msg)
+        elif isinstance(msg, P.ReplayRequest):
+            self.replay(msg)
+        elif isinstance(msg, P.TokenizeRequest):
+            session = self._require(msg.request_id)
+            if session is not None:
+                tokens = session.tokenize_pieces(msg.prompt, msg.add_bos)
+                pieces = tuple(session.display_piece(t) for t in tokens)
+                self.send(P.Tokenized(msg.request_id, tuple(tokens), pieces))
+        elif isinstance(msg, P.UnloadRequest):
+            self._unload()
+            self.send(P.Unloaded(msg.request_id))
+        elif isinstance(msg, P.CancelRequest):
+            pass  # nothing running: a late cancel is harmless
+        else:
+            self.send(P.EngineError(0, "bad_request", f"unknown request {type(msg).__name__}"))
+
+    def _require(self, request_id: int) -> Any:
+        if self.session is None:
+            self.send(P.EngineError(request_id, "bad_request", "no model is loaded"))
+        return self.session
+
+    def _unload(self) -> None:
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+
+    # --- load ---
+
+    def load(self, msg: P.LoadRequest) -> None:
+        from desktop.core.gguf_check import GgufProblem, check_gguf
+
+        self._unload()
+        try:
+            check_gguf(msg.path)
+        except GgufProblem as exc:
+            self.send(P.EngineError(msg.request_id, "invalid_model", str(exc)))
+            return
+        from desktop.engine.llama_session import LlamaSession, LoadFailed
+
+        try:
+            self.session = LlamaSession(msg.path, msg.settings, self.log_path)
+        except LoadFailed as exc:
+            self.send(P.EngineError(msg.request_id, "load_failed", str(exc)))
+            return
+        self.send(P.Loaded(msg.request_id, self.session.info))
+
+    # --- generate ---
+
+    def generate(self, msg: P.GenerateRequest) -> None:
+        from desktop.engine.llama_session import ContextOverflow
+        from desktop.engine.step_sampler import StepSampler
+
+        session = self._require(msg.request_id)
+        if session is None:
+            return
+        settings = msg.settings.validated()
+        started = time.perf_counter()
+        prompt = list(msg.prompt_tokens) or session.tokenize_pieces(msg.prompt, msg.add_bos)
+        if not prompt:
+            self.send(P.EngineError(msg.request_id, "bad_request", "the prompt is empty"))
+            return
+        try:
+            reused = session.prepare(prompt)
+        except ContextOverflow as exc:
+            self.send(P.EngineError(msg.request_id, "context_overflow", str(exc)))
+            return
+        prompt_done = time.perf_counter()
+        decode_ms = (prompt_done - started) * 1000
+        sampler = StepSampler(settings, session.n_vocab, session.n_ctx)
+        try:
+            sampler.accept(last_n(prompt, settings, session.n_ctx))
+            self._decode_loop(
+                msg, session, sampler, prompt, reused, started, prompt_done, decode_ms
+            )
+        finally:
+            sampler.close()
+
+    def _decode_loop(
+        self,
+        msg: P.GenerateRequest,
+        session: Any,
+        sampler: Any,
+        prompt: list[int],
+        reused: int,
+        started: float,
+        prompt_done: float,
+        decode_ms: float,
+    ) -> None:
+        from desktop.core.steps import GenerationDone, StepRecord, Timings, Usage
+        from desktop.core.textstream import StopMatcher
+
+        settings = msg.settings
+        utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        stops = StopMatcher(settings.stop)
+        finish, first_token_at = "length", 0.0
+        n_generated = 0
+        for step in range(settings.max_tokens):
+            if self._cancel_requested():
+                finish = "cancelled"
+                break
+            logits = session.logits()
+            forced = msg.forced_tokens[step] if step < len(msg.forced_tokens) else None
+            if msg.capture or forced is not None:
+                token, fields = sampler.sample_captured(logits, forced)
+            else:
+                token, fields = sampler.sample_fast(logits), None
+            n_generated += 1
+            if step == 0:
+                first_token_at = time.perf_counter()
+            eog = session.is_end_of_generation(token) and not settings.ignore_eos
+            text = "" if eog else utf8.decode(session.piece_bytes(token))
+            if fields is not None:
+                pieces = {i: session.display_piece(i) for st in fields["stages"] for i in st.ids}
+                pieces[token] = session.display_piece(token)
+                record = StepRecord(
+                    step=step, text=text, piece=session.display_piece(token), pieces=pieces,
+                    n_vocab=session.n_vocab, position=len(session.cached),
+                    decode_ms=decode_ms, **fields,
+                )
+            else:
+                record = StepRecord(
+                    step=step, token_id=token, text=text, piece=session.display_piece(token),
+                    prob=0.0, raw_prob=0.0, raw_rank=0, entropy_raw=0.0, entropy_final=0.0,
+                    stages=(), n_vocab=session.n_vocab, position=len(session.cached),
+                )
+            self.send(P.Step(msg.request_id, record))
+            if eog:
+                finish = "stop"
+                break
+            if stops.feed(text):
+                finish = "stop"
+                break
+            if len(session.cached) + 1 >= session.n_ctx:
+                finish = "context"
+                break
+            t0 = time.perf_counter()
+            session.decode([token])
+            decode_ms = (time.perf_counter() - t0) * 1000
+        ended = time.perf_counter()
+        gen_s = max(ended - first_token_at, 1e-9) if first_token_at else 0.0
+        done = GenerationDone(
+            finish_reason=finish,
+            text=stops.text(utf8.decode(b"", final=True)),
+            usage=Usage(len(prompt), n_generated, reused),
+            timings=Timings(
+                prompt_ms=(prompt_done - started) * 1000,
+                first_token_ms=((first_token_at or ended) - started) * 1000,
+                generate_ms=gen_s * 1000,
+                tokens_per_second=(n_generated - 1) / gen_s if n_generated > 1 else 0.0,
+            ),
+            stop_string=stops.matched,
+        )
+        self.send(P.Done(msg.request_id, done, tuple(prompt)))
+
+    def _cancel_requested(self) -> bool:
+        cancelled = False
+        while self.conn.poll():
+            msg = self.conn.recv()
+            if isinstance(msg, P.CancelRequest):
+                cancelled = True
+            elif isinstance(msg, P.ShutdownRequest):
+                self.pending.append(msg)
+                cancelled = True
+            else:
+                self.pending.append(msg)  # answered after this generation
+        return cancelled
+
+    # --- replay ---
+
+    def replay(self, msg: P.ReplayRequest) -> None:
+        from desktop.core.steps import StepRecord
+        from desktop.engine.llama_session import ContextOverflow
+        from desktop.engine.step_sampler import StepSampler
+
+        session = self._require(msg.request_id)
+        if session is None:
+            return
+        context = list(msg.context_tokens)
+        started = time.perf_counter()
+        try:
+            session.prepare(context)
+        except ContextOverflow as exc:
+            self.send(P.EngineError(msg.request_id, "context_overflow", str(exc)))
+            return
+        decode_ms = (time.perf_counter() - started) * 1000
+        sampler = StepSampler(msg.settings, session.n_vocab, session.n_ctx)
+        try:
+            sampler.accept(last_n(context, msg.settings, session.n_ctx))
+            token, fields = sampler.sample_captured(session.logits(), forced=msg.token_id)
+        finally:
+            sampler.close()
+        pieces = {i: session.display_piece(i) for st in fields["stages"] for i in st.ids}
+        pieces[token] = session.display_piece(token)
+        record = StepRecord(
+            step=msg.step, text="", piece=session.display_piece(token), pieces=pieces,
+            n_vocab=session.n_vocab, position=len(context), decode_ms=decode_ms,
+            replayed=True, **fields,
+        )
+        self.send(P.Replayed(msg.request_id, record))
+
+
+def last_n(tokens: list[int], settings: Any, n_ctx: int) -> list[int]:
+    """The past tokens the penalty sampler must see: its last-n window (-1 = whole context)."""
+    if not settings.penalties_active:
+        return []
+    window = n_ctx if settings.repeat_last_n < 0 else int(settings.repeat_last_n)
+    return tokens[-window:] if window > 0 else []
