@@ -2,7 +2,8 @@
 # `make test` does the same set-up and runs the whole test suite.
 #
 # llama-cpp-python builds from source (about 8 minutes on 2 cores) and pip caches the wheel.
-# Backend: CUDA when nvcc is found, Metal on Apple Silicon (llama.cpp's default), otherwise CPU.
+# Backend: CUDA when nvcc is found and nvidia-smi sees a GPU (a CUDA build for a machine without
+# one only costs build time), Metal on macOS (llama.cpp's default), otherwise CPU.
 # Force one with `make run BACKEND=cpu` (or cuda / metal / vulkan). After changing the backend,
 # run `make clean-llama` once so pip rebuilds instead of reusing its cached wheel.
 
@@ -14,7 +15,7 @@ STAMP  := $(VENV)/.openlid-installed
 UNAME_S := $(shell uname -s)
 UNAME_M := $(shell uname -m)
 ifeq ($(origin BACKEND), undefined)
-  ifneq ($(shell command -v nvcc 2>/dev/null),)
+  ifneq ($(and $(shell command -v nvcc 2>/dev/null),$(shell nvidia-smi -L 2>/dev/null | grep -m1 GPU)),)
     BACKEND := cuda
   else ifeq ($(UNAME_S),Darwin)
     BACKEND := metal

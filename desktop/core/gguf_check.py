@@ -140,6 +140,12 @@ class _TruncatedError(Exception):
     """Raised with the number of bytes the file would need to have."""
 
 
+def _printable(text: str) -> str:
+    """A key or tensor name fit for a message: bytes from the file may be anything."""
+    shown = "".join(c if c.isprintable() else "?" for c in text[:80])
+    return shown + ("…" if len(text) > 80 else "")
+
+
 def _bad(what: str) -> GgufProblem:
     return GgufProblem(f"{what}; the file is damaged.")
 
@@ -353,9 +359,9 @@ class _Parser:
                            "plausible")
             key = self._text(pos + 8, n) or ""
             vtype = int(self._unpack(pos + 8 + n, _U32))
-            kvs[key], pos = self._value(pos + 12 + n, vtype, key)
+            kvs[key], pos = self._value(pos + 12 + n, vtype, _printable(key))
             if len(kvs) != i + 1:
-                raise _bad(f"Metadata key '{key}' appears twice")
+                raise _bad(f"Metadata key '{_printable(key)}' appears twice")
         align_kv = kvs.get("general.alignment", _Kv(_VT.UINT32, gguf.GGUF_DEFAULT_ALIGNMENT))
         align = align_kv.value
         if align_kv.vtype != _VT.UINT32 or align == 0 or align & (align - 1):
@@ -368,7 +374,8 @@ class _Parser:
             if n > _MAX_NAME_LEN:
                 raise _bad(f"Tensor #{i + 1} has a name {n:,} bytes long (llama.cpp allows at "
                            f"most {_MAX_NAME_LEN})")
-            name = self._text(pos + 8, n) or ""
+            raw_name = self._text(pos + 8, n) or ""
+            name = _printable(raw_name)
             n_dims = int(self._unpack(pos + 8 + n, _U32))
             if n_dims > _MAX_DIMS:
                 raise _bad(f"Tensor '{name}' has {n_dims:,} dimensions (GGUF allows at most "
@@ -377,7 +384,7 @@ class _Parser:
             *dims, ggml_type, offset = struct.unpack_from(f"<{n_dims}QIQ", buf, off)
             pos += 24 + n + 8 * n_dims
             tensor = _tensor(name, dims, ggml_type, offset, data_size)
-            if tensors.setdefault(name, tensor) is not tensor:
+            if tensors.setdefault(raw_name, tensor) is not tensor:
                 raise _bad(f"Tensor '{name}' appears twice")
             data_size += -(-tensor.n_bytes // align) * align
         data_start = -(-pos // align) * align
