@@ -29,7 +29,7 @@ def ready_model_path(models_dir: Path | None = None) -> Path:
             "(or `make run`, which installs it)"
         ) from exc
     folder = (models_dir or paths.models_dir()) / "google" / "gemma-3-270m"
-    target = folder / package.MODEL_NAME
+    target: Path = folder / str(package.MODEL_NAME)
     expected = sum(p.stat().st_size for p in package.chunk_paths())
     if target.is_file() and target.stat().st_size == expected:
         return target

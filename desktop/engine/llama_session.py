@@ -234,6 +234,13 @@ class LlamaSession:
             self._display[token] = text
         return text
 
+    def display_pieces(self, stages: Any, token: int) -> dict[int, str]:
+        """Display text of the chosen token and of every id the stages list."""
+        ids = {token}
+        for stage in stages:
+            ids.update(stage.ids)  # stages share most ids: look each up once
+        return {i: self.display_piece(i) for i in ids}
+
     def is_end_of_generation(self, token: int) -> bool:
         return bool(L.llama_vocab_is_eog(self.vocab, token))
 

@@ -257,8 +257,8 @@ class StepSampler:
 
 
 def _ints(values: npt.NDArray[Any]) -> tuple[int, ...]:
-    return tuple(int(v) for v in values.tolist())
+    return tuple(values.tolist())  # tolist() already yields Python ints
 
 
 def _floats(values: npt.NDArray[Any]) -> tuple[float, ...]:
-    return tuple(float(v) for v in values.tolist())
+    return tuple(values.tolist())

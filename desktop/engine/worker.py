@@ -178,8 +178,7 @@ class Worker:
             eog = session.is_end_of_generation(token) and not settings.ignore_eos
             text = "" if eog else utf8.decode(session.piece_bytes(token))
             if fields is not None:
-                pieces = {i: session.display_piece(i) for st in fields["stages"] for i in st.ids}
-                pieces[token] = session.display_piece(token)
+                pieces = session.display_pieces(fields["stages"], token)
                 record = StepRecord(
                     step=step, text=text, piece=session.display_piece(token), pieces=pieces,
                     n_vocab=session.n_vocab, position=len(session.cached),
@@ -257,8 +256,7 @@ class Worker:
             token, fields = sampler.sample_captured(session.logits(), forced=msg.token_id)
         finally:
             sampler.close()
-        pieces = {i: session.display_piece(i) for st in fields["stages"] for i in st.ids}
-        pieces[token] = session.display_piece(token)
+        pieces = session.display_pieces(fields["stages"], token)
         record = StepRecord(
             step=msg.step, text="", piece=session.display_piece(token), pieces=pieces,
             n_vocab=session.n_vocab, position=len(context), decode_ms=decode_ms,
