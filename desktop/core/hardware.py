@@ -72,7 +72,8 @@ def _cpu_name() -> str:
 
 
 def parse_nvidia_smi(output: str) -> tuple[GpuInfo, ...]:
-    """Parse `nvidia-smi --query-gpu=name,memory.total,memory.free --format=csv,noheader,nounits`."""
+    """Parse `nvidia-smi --query-gpu=name,memory.total,memory.free --format=csv,noheader,nounits`
+    (MiB figures)."""
     gpus = []
     for line in output.splitlines():
         parts = [p.strip() for p in line.split(",")]
