@@ -78,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list local models (and assemble the ready model)")
     p.add_argument("--json", action="store_true")
+
+    from desktop.cli_doctor import add_doctor_parser
+
+    add_doctor_parser(sub)
     return parser
 
 
@@ -88,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "generate": cmd_generate,
         "bench": cmd_bench,
         "models": cmd_models,
+        "doctor": cmd_doctor,
     }[args.verb]
     try:
         return handler(args)
@@ -223,6 +228,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     report = run_bench(str(_model_path(args)), _load_settings(args), args.tokens, args.repeat)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from desktop.cli_doctor import cmd_doctor as doctor
+
+    return doctor(args, str(_model_path(args)))
 
 
 def cmd_models(args: argparse.Namespace) -> int:

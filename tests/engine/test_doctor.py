@@ -1,0 +1,26 @@
+"""`openlid doctor` reports honestly what went to the GPU (here: nothing, and says why)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_doctor_reports_offload_and_speed(gemma_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "desktop", "doctor", "--model", str(gemma_path), "--tokens", "8",
+         "--threads", "2", "--json"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    gpu, cpu = report["gpu_run"], report["cpu_run"]
+    assert cpu["layers_offloaded"] == 0
+    assert cpu["tokens_per_second"] > 0
+    if not gpu["gpu_offload_supported"]:
+        assert gpu["layers_offloaded"] == 0
+        assert "no GPU backend" in gpu["offload_note"]
+    else:
+        assert gpu["layers_offloaded"] > 0 or gpu["offload_note"]
