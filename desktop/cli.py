@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="measure the engine against a bare llama-cpp-python loop")
     _add_model_args(p)
     p.add_argument("--tokens", type=int, default=128)
-    p.add_argument("--repeat", type=int, default=2, help="runs of each; the best counts")
+    p.add_argument("--repeat", type=int, default=3, help="interleaved rounds; the best counts")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("models", help="list local models (and assemble the ready model)")

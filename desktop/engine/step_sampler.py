@@ -36,6 +36,9 @@ TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32
 assert TOKEN_DATA.itemsize == ctypes.sizeof(L.llama_token_data)
 
 _SMALL = 4096  # at or below this many candidates numpy sorts them directly
+# The raw normaliser walks the logits in cache-sized chunks: the decode that just ran evicted
+# everything, and one pass per chunk beats three cold passes over 1 MB arrays.
+_CHUNK = 32768
 _LOG2E = 1.0 / math.log(2.0)
 
 
@@ -55,6 +58,29 @@ class _Candidates:
         self.buf["id"] = self.ids
         self.buf["logit"] = logits
         self.arr.size = len(self.ids)
+        self.arr.selected = -1
+        self.arr.sorted = False
+
+    def fill_head(self, logits: npt.NDArray[np.float32], k: int, max_logit: float) -> None:
+        """Fill with only the tokens that can be among the k most probable.
+
+        Every token whose logit reaches a threshold goes in, and the threshold is low enough that
+        at least k do, so the k largest logits are all present and a top-k run on this array
+        keeps exactly the tokens (and order) it keeps on the whole vocabulary. Writing a few
+        hundred entries instead of 262,144 is most of the cost of a step's sampling.
+        """
+        for gap in (8.0, 16.0, 32.0):
+            idx = np.flatnonzero(logits >= np.float32(max_logit - gap))
+            if len(idx) >= k:
+                break
+        else:
+            self.fill(logits)
+            return
+        n = len(idx)
+        head = self.buf[:n]
+        head["id"] = idx
+        head["logit"] = logits[idx]
+        self.arr.size = n
         self.arr.selected = -1
         self.arr.sorted = False
 
@@ -103,12 +129,15 @@ class StepSampler:
             self.draw = None
         self.samplers = samplers
         self._noop = {name for name in self.order if self._is_noop(name)}
+        active = [name for name in self.order if name not in self._noop]
+        # When top-k is the first stage that changes anything, only the head of the vocabulary
+        # can survive it: the candidate array is filled with that head alone (see fill_head).
+        self._top_k_first = bool(active) and active[0] == STAGE_TOP_K
         k = s.top_k if s.top_k > 0 else 0
         self._presort = self._own(L.llama_sampler_init_top_k(max(self.top_n, k)))
         self._top_n_sort = self._own(L.llama_sampler_init_top_k(self.top_n))
         # Reused every step: fresh 1 MB arrays per token cost page faults, not just arithmetic.
-        self._shifted = np.empty(n_vocab, dtype=np.float32)
-        self._weights = np.empty(n_vocab, dtype=np.float32)
+        self._chunk = np.empty(min(n_vocab, _CHUNK), dtype=np.float32)
         self._mask = np.empty(n_vocab, dtype=np.bool_)
 
     def _own(self, sampler: Any) -> Any:
@@ -142,7 +171,10 @@ class StepSampler:
     def sample_fast(self, logits: npt.NDArray[np.float32]) -> int:
         """Run the chain and draw, capturing nothing."""
         cand = self.cand
-        cand.fill(logits)
+        if self._top_k_first:
+            cand.fill_head(logits, self.settings.top_k, float(logits.max()))
+        else:
+            cand.fill(logits)
         for name in self.order:
             if name not in self._noop:
                 L.llama_sampler_apply(self.samplers[name], cand.ref)
@@ -158,20 +190,17 @@ class StepSampler:
         """Run the chain stage by stage; returns the token and the StepRecord fields."""
         started = time.perf_counter()
         cand = self.cand
-        cand.fill(logits)
-        # Raw softmax: the one full-vocabulary numpy pass.
-        raw_max = float(logits.max())
-        shifted = np.subtract(logits, np.float32(raw_max), out=self._shifted)
-        weights = np.exp(shifted, out=self._weights)
-        raw_z = float(weights.sum())  # numpy's pairwise float32 sum: accurate enough, 2x faster
-        entropy_raw = (math.log(raw_z) - float(np.dot(weights, shifted)) / raw_z) * _LOG2E
+        raw_shift, raw_z, entropy_raw, raw_max = self._raw_normaliser(logits)
+        if self._top_k_first:
+            cand.fill_head(logits, max(self.top_n, self.settings.top_k), raw_max)
+        else:
+            cand.fill(logits)
 
         def raw_probs(ids: npt.NDArray[np.int32]) -> npt.NDArray[np.float64]:
-            return np.exp(logits[ids].astype(np.float64) - raw_max) / raw_z
+            return np.exp(logits[ids].astype(np.float64) - raw_shift) / raw_z
 
-        active = [name for name in self.order if name not in self._noop]
         views: list[StageView] = []
-        if active and active[0] == STAGE_TOP_K:
+        if self._top_k_first:
             # The top-k that runs first anyway sorts the head of the array: widen it to top-N
             # once, read the raw top-N from it, then the real top-k only shortens the array.
             L.llama_sampler_apply(self._presort, cand.ref)
@@ -206,7 +235,11 @@ class StepSampler:
             where = np.flatnonzero(final["id"] == forced)
             prob = float(final_p[where[0]]) if len(where) else 0.0
         L.llama_sampler_accept(self.penalties, token)
-        raw_rank = 1 + int(np.count_nonzero(np.greater(logits, logits[token], out=self._mask)))
+        raw_ids = views[0].ids
+        if token in raw_ids:
+            raw_rank = raw_ids.index(token) + 1  # listed: no pass over the vocabulary needed
+        else:
+            raw_rank = 1 + int(np.count_nonzero(np.greater(logits, logits[token], out=self._mask)))
         fields = {
             "token_id": token,
             "prob": prob,
@@ -218,6 +251,39 @@ class StepSampler:
             "sample_ms": (time.perf_counter() - started) * 1000,
         }
         return token, fields
+
+    def _raw_normaliser(
+        self, logits: npt.NDArray[np.float32]
+    ) -> tuple[float, float, float, float]:
+        """(shift, Z, entropy in bits, max logit) with p_i = exp(l_i - shift) / Z, over the whole
+        vocabulary.
+
+        Entropy is shift-invariant (H = ln Z - E_p[l - shift]), so while exp cannot overflow the
+        logits need no shifting at all; otherwise shift by the maximum.
+        """
+        shift = 0.0
+        for attempt in range(2):
+            z = dot = 0.0
+            top = -math.inf
+            w = self._chunk
+            for start in range(0, len(logits), _CHUNK):
+                part = logits[start : start + _CHUNK]
+                top = max(top, float(part.max()))
+                out = w[: len(part)]
+                if shift:
+                    np.subtract(part, np.float32(shift), out=out)
+                    np.exp(out, out=out)
+                    dot += float(np.dot(out, part)) - shift * float(out.sum())
+                else:
+                    np.exp(part, out=out)
+                    dot += float(np.dot(out, part))
+                z += float(out.sum())
+            if attempt == 0 and not (math.isfinite(z) and math.isfinite(dot) and z > 1e-30):
+                shift = float(logits.max())  # huge or tiny logits: exp over/underflowed
+                continue
+            break
+        entropy = (math.log(z) - dot / z) * _LOG2E
+        return shift, z, entropy, top
 
     def _snapshot(
         self,
