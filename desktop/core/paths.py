@@ -36,5 +36,12 @@ def log_dir() -> Path:
     return path
 
 
+def templates_dir() -> Path:
+    """User-saved prompt templates (shared by the GUI and the CLI)."""
+    path = data_dir() / "templates"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def database_path() -> Path:
     return data_dir() / "openlid.sqlite3"

@@ -88,6 +88,16 @@ class AppSettings:
 
     # --- prompt ---
 
+    def user_prompt_presets(self, kind: str) -> dict[str, str]:
+        """User-saved texts for the prompt panel; kind is "system" or "instructions"."""
+        data = self._json(f"prompt/user_presets_{kind}") or {}
+        return {str(k): str(v) for k, v in data.items()}
+
+    def save_user_prompt_preset(self, kind: str, name: str, text: str) -> None:
+        data = self._json(f"prompt/user_presets_{kind}") or {}
+        data[name] = text
+        self._q.setValue(f"prompt/user_presets_{kind}", json.dumps(data))
+
     @property
     def system_prompt(self) -> str:
         return str(self._get("prompt/system", ""))
