@@ -64,6 +64,11 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/openlid bench --threads 2
 
+# The double-click app (PyInstaller one-folder bundle in dist/), then a check that starts it.
+package: $(STAMP)
+	$(BIN)/python -m pip install pyinstaller
+	packaging/build.sh --check
+
 clean-llama:
 	$(BIN)/python -m pip cache remove llama_cpp_python || true
 	$(BIN)/python -m pip uninstall -y llama-cpp-python || true

@@ -8,6 +8,10 @@ from collections.abc import Sequence
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if "--self-test" in args:
+        from desktop.selftest import run_self_test
+
+        return run_self_test()
     wants_cli = bool(args) and not args[0].startswith("-")
     if wants_cli or any(a in ("-h", "--help", "--version") for a in args):
         from desktop.cli import main as cli_main
