@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from desktop import __version__
 from desktop.core.loading import LoadSettings
@@ -79,9 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list local models (and assemble the ready model)")
     p.add_argument("--json", action="store_true")
 
+    from desktop.cli_chat import add_template_parser
     from desktop.cli_doctor import add_doctor_parser
 
     add_doctor_parser(sub)
+    add_template_parser(sub)
     return parser
 
 
@@ -93,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "bench": cmd_bench,
         "models": cmd_models,
         "doctor": cmd_doctor,
+        "template": cmd_template,
     }[args.verb]
     try:
         return handler(args)
@@ -159,7 +163,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _chat_prompt(args: argparse.Namespace, info: object) -> tuple[tuple[str, bool], ...]:
+def _chat_prompt(args: argparse.Namespace, info: Any) -> tuple[tuple[str, bool], ...]:
     from desktop.cli_chat import render_chat_prompt
 
     return render_chat_prompt(args, info)
@@ -182,7 +186,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
                 info = event.info
             else:
                 return _report_failure(event)
-        prompt = ((args.prompt, False),) if args.prompt is not None else _chat_prompt(args, info)
+        if args.prompt is not None:
+            prompt: tuple[tuple[str, bool], ...] = ((args.prompt, False),)
+        else:
+            from desktop.core.prompt import TemplateError
+
+            try:
+                prompt = _chat_prompt(args, info)
+            except (TemplateError, KeyError) as exc:
+                print(f"openlid: template: {exc}", file=sys.stderr)
+                return EXIT_BAD_INPUT
         stops = StopMatcher(settings.stop)
         for event in host.wait(host.generate(prompt, settings)):
             if isinstance(event, P.Step):
@@ -228,6 +241,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     report = run_bench(str(_model_path(args)), _load_settings(args), args.tokens, args.repeat)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return EXIT_OK
+
+
+def cmd_template(args: argparse.Namespace) -> int:
+    from desktop.cli_chat import cmd_template as template
+
+    return template(args, str(_model_path(args)), _load_settings(args))
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -1,0 +1,86 @@
+"""The SQLite schema of the conversation store and its migrations.
+
+The database file is the app's one database, shared with other stores, so the schema version
+lives in a row of `openlid_schema` keyed by component ("conversations") rather than in the
+file-wide `PRAGMA user_version`, which two stores could not share. `migrate` runs the steps from
+the stored version to `SCHEMA_VERSION` in one transaction, and refuses a file written by a newer
+Openlid. Runs on the thread that owns the connection.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+SCHEMA_VERSION = 1
+COMPONENT = "conversations"
+
+
+class StoreError(Exception):
+    """The database or an imported file cannot be used; `str()` says why."""
+
+
+def _v1(conn: sqlite3.Connection) -> None:
+    conn.execute("""
+        CREATE TABLE conversations (
+            id INTEGER PRIMARY KEY,
+            title TEXT NOT NULL,
+            created REAL NOT NULL,
+            updated REAL NOT NULL,
+            model_path TEXT NOT NULL DEFAULT '',
+            system_prompt TEXT NOT NULL DEFAULT '',
+            custom_instructions TEXT NOT NULL DEFAULT '',
+            template_id TEXT NOT NULL DEFAULT '',
+            sampler_json TEXT NOT NULL DEFAULT '{}',
+            mode TEXT NOT NULL DEFAULT 'chat' CHECK (mode IN ('chat', 'completion')),
+            active_leaf_id INTEGER REFERENCES messages(id) ON DELETE SET NULL
+        )""")
+    conn.execute("""
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            parent_id INTEGER REFERENCES messages(id) ON DELETE CASCADE,
+            role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+            content TEXT NOT NULL,
+            created REAL NOT NULL,
+            meta_json TEXT
+        )""")
+    conn.execute("CREATE INDEX messages_by_parent ON messages(conversation_id, parent_id)")
+    conn.execute("CREATE INDEX conversations_by_updated ON conversations(updated DESC)")
+
+
+# _MIGRATIONS[n] takes the schema from version n to n + 1; append, never edit, released steps.
+_MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1,)
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    # IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout instead of
+    # one failing half-way with "database is locked".
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Create or upgrade the conversation tables; returns the schema version now in place."""
+    with transaction(conn):
+        conn.execute("CREATE TABLE IF NOT EXISTS openlid_schema ("
+                     "component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+        row = conn.execute("SELECT version FROM openlid_schema WHERE component = ?",
+                           (COMPONENT,)).fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"the conversation database was written by a newer Openlid "
+                             f"(schema {version}, this version reads up to {SCHEMA_VERSION})")
+        for step in _MIGRATIONS[version:]:
+            step(conn)
+        conn.execute("INSERT INTO openlid_schema(component, version) VALUES (?, ?) "
+                     "ON CONFLICT(component) DO UPDATE SET version = excluded.version",
+                     (COMPONENT, SCHEMA_VERSION))
+    return SCHEMA_VERSION

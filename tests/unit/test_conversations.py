@@ -1,0 +1,279 @@
+"""The conversation store: the message tree (branches, siblings, active path), search,
+persistence across reopening, export/import round trips, schema versioning, and that a kill in
+the middle of writing leaves the database readable."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from desktop.core.conversation_io import export_json, export_markdown, import_json
+from desktop.core.conversations import (
+    SCHEMA_VERSION,
+    ConversationStore,
+    Message,
+    StoreError,
+    migrate,
+)
+from desktop.core.prompt import build_messages
+from desktop.core.sampling import SamplerSettings
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[ConversationStore]:
+    with ConversationStore(tmp_path / "openlid.sqlite3") as s:
+        yield s
+
+
+def contents(messages: list[Message]) -> list[str]:
+    return [m.content for m in messages]
+
+
+def test_create_get_update_rename_delete(store: ConversationStore) -> None:
+    sampler = SamplerSettings(temperature=0.3, seed=42, stop=("</s>",))
+    c = store.create("First", model_path="/m/gemma.gguf", system_prompt="Be brief.",
+                     custom_instructions="I am Al.", template_id="gemma", sampler=sampler)
+    assert store.get(c.id) == c
+    assert (c.title, c.mode, c.sampler, c.active_leaf_id) == ("First", "chat", sampler, None)
+    renamed = store.rename(c.id, "Renamed")
+    assert renamed.title == "Renamed"
+    assert renamed.updated >= c.updated
+    changed = store.update(c.id, mode="completion", sampler=sampler.replace(top_k=5))
+    assert (changed.mode, changed.sampler.top_k) == ("completion", 5)
+    with pytest.raises(ValueError, match="cannot update"):
+        store.update(c.id, id=3)
+    store.append(c.id, "user", "hello")
+    store.delete(c.id)
+    with pytest.raises(KeyError):
+        store.get(c.id)
+    assert store.list_conversations() == []
+
+
+def test_append_and_active_path(store: ConversationStore) -> None:
+    c = store.create()
+    u1 = store.append(c.id, "user", "Hi")
+    a1 = store.append(c.id, "assistant", "Hello!", meta={"model": "gemma", "seed": 7,
+                                                        "finish_reason": "stop",
+                                                        "usage": {"completion_tokens": 2}})
+    store.append(c.id, "user", "Bye")
+    assert contents(store.active_path(c.id)) == ["Hi", "Hello!", "Bye"]
+    assert store.message(a1.id).meta == {"model": "gemma", "seed": 7, "finish_reason": "stop",
+                                         "usage": {"completion_tokens": 2}}
+    assert store.message(a1.id).parent_id == u1.id
+    assert contents(store.active_path(c.id, leaf_id=a1.id)) == ["Hi", "Hello!"]
+    # the stored branch is what build_messages lays out for the next turn
+    assert build_messages("Sys", "", store.active_path(c.id), "Next")[1:] == [
+        {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "Bye"}, {"role": "user", "content": "Next"}]
+
+
+def test_edit_makes_a_sibling_branch_and_keeps_the_original(store: ConversationStore) -> None:
+    c = store.create()
+    u1 = store.append(c.id, "user", "What is 2+2?")
+    a1 = store.append(c.id, "assistant", "4")
+    u2 = store.append(c.id, "user", "And 3+3?")
+    store.append(c.id, "assistant", "6")
+
+    edited = store.edit_message(u2.id, "And 5+5?")
+    assert (edited.parent_id, edited.role) == (a1.id, "user")
+    assert contents(store.active_path(c.id)) == ["What is 2+2?", "4", "And 5+5?"]
+    assert contents(store.siblings(u2.id)) == ["And 3+3?", "And 5+5?"]
+    assert store.siblings(edited.id) == store.siblings(u2.id)
+    assert store.message(u2.id).content == "And 3+3?"  # the original is kept
+
+    # regenerate: another assistant reply to the same user message
+    store.append(c.id, "assistant", "10")
+    store.add_message(c.id, "assistant", "ten", parent_id=edited.id)
+    assert contents(store.active_path(c.id))[-1] == "ten"
+    assert len(store.children(edited.id, c.id)) == 2
+
+    # switch back to the first branch: its newest leaf becomes active
+    path = store.select_branch(u2.id)
+    assert contents(path) == ["What is 2+2?", "4", "And 3+3?", "6"]
+    assert store.get(c.id).active_leaf_id == path[-1].id
+    assert contents(store.siblings(u1.id)) == ["What is 2+2?"]
+    assert len(store.messages(c.id)) == 7
+
+
+def test_update_message_in_place(store: ConversationStore) -> None:
+    c = store.create()
+    store.append(c.id, "user", "Hi")
+    reply = store.append(c.id, "assistant", "")
+    done = store.update_message(reply.id, content="Hello there", meta={"finish_reason": "stop"})
+    assert (done.content, done.meta) == ("Hello there", {"finish_reason": "stop"})
+    assert len(store.siblings(reply.id)) == 1
+
+
+def test_messages_must_stay_in_their_conversation(store: ConversationStore) -> None:
+    a, b = store.create("a"), store.create("b")
+    m = store.append(a.id, "user", "in a")
+    with pytest.raises(ValueError, match="same conversation"):
+        store.add_message(b.id, "assistant", "x", parent_id=m.id)
+    with pytest.raises(ValueError, match="role"):
+        store.append(a.id, "tool", "x")  # type: ignore[arg-type]
+    with pytest.raises(KeyError):
+        store.append(999, "user", "nowhere")
+
+
+def test_list_and_search(store: ConversationStore) -> None:
+    cats = store.create("About cats")
+    dogs = store.create("Dogs")
+    store.append(dogs.id, "user", "Do dogs like CATS? 100% sure_ly")
+    store.create("Nothing")
+    assert [c.title for c in store.list_conversations()] == ["Nothing", "Dogs", "About cats"]
+    assert {c.id for c in store.search("cats")} == {cats.id, dogs.id}
+    assert [c.id for c in store.search("100%")] == [dogs.id]
+    assert store.search("0%s") == []  # % and _ are literal, not wildcards
+    assert [c.id for c in store.search("sure_ly")] == [dogs.id]
+    assert store.search("suresly") == []
+
+
+def test_persistence_across_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    with ConversationStore(path) as first:
+        c = first.create("Kept", system_prompt="Sys")
+        first.append(c.id, "user", "Hi")
+        first.append(c.id, "assistant", "Hello")
+    with ConversationStore(path) as second:
+        assert second.get(c.id).title == "Kept"
+        assert contents(second.active_path(c.id)) == ["Hi", "Hello"]
+        assert second._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_export_import_round_trip(store: ConversationStore, tmp_path: Path) -> None:
+    c = store.create("Trip", model_path="m.gguf", system_prompt="S", custom_instructions="I",
+                     template_id="custom:x", sampler=SamplerSettings(top_k=3), mode="chat")
+    u = store.append(c.id, "user", "Hi ✓")
+    store.append(c.id, "assistant", "one", meta={"seed": 1})
+    store.add_message(c.id, "assistant", "two", parent_id=u.id, meta={"seed": 2})
+    data = export_json(store, c.id)
+    text = json.dumps(data, ensure_ascii=False)
+
+    with ConversationStore(tmp_path / "other.sqlite3") as other:
+        copy = import_json(other, json.loads(text))
+        assert (copy.title, copy.sampler.top_k, copy.template_id) == ("Trip", 3, "custom:x")
+        assert contents(other.active_path(copy.id)) == ["Hi ✓", "two"]
+        assert sorted(contents(other.messages(copy.id))) == sorted(["Hi ✓", "one", "two"])
+        again = export_json(other, copy.id)
+    strip_ids = [{k: v for k, v in m.items() if k not in ("id", "parent_id")}
+                 for m in data["messages"]]
+    assert [{k: v for k, v in m.items() if k not in ("id", "parent_id")}
+            for m in again["messages"]] == strip_ids
+    assert {k: v for k, v in again["conversation"].items() if k != "active_leaf_id"} == {
+        k: v for k, v in data["conversation"].items() if k != "active_leaf_id"}
+
+
+def test_import_rebuilds_the_tree_whatever_the_order(store: ConversationStore) -> None:
+    data = {"format": "openlid-conversation", "version": 1,
+            "conversation": {"title": "t", "active_leaf_id": 30},
+            "messages": [{"id": 30, "parent_id": 20, "role": "user", "content": "c"},
+                         {"id": 10, "parent_id": None, "role": "user", "content": "a"},
+                         {"id": 20, "parent_id": 10, "role": "assistant", "content": "b"}]}
+    c = import_json(store, data)
+    assert contents(store.active_path(c.id)) == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("data", [
+    {"format": "something-else"},
+    {"format": "openlid-conversation", "version": 99, "conversation": {}, "messages": []},
+    {"format": "openlid-conversation", "conversation": {}, "messages": [
+        {"id": 1, "parent_id": 5, "role": "user", "content": "orphan"}]},
+    {"format": "openlid-conversation", "conversation": {}, "messages": [
+        {"id": 1, "parent_id": None, "role": "wizard", "content": "x"}]},
+    {"format": "openlid-conversation", "conversation": {"mode": "poem"}, "messages": []},
+    {"format": "openlid-conversation", "conversation": {}, "messages": [{"no": "id"}]},
+])
+def test_import_refuses_damaged_exports(store: ConversationStore, data: dict[str, Any]) -> None:
+    with pytest.raises(StoreError):
+        import_json(store, data)
+    assert store.list_conversations() == []  # nothing half-written
+
+
+def test_markdown_export_shows_the_active_branch(store: ConversationStore) -> None:
+    c = store.create("Notes", system_prompt="Be kind.")
+    u = store.append(c.id, "user", "Hi")
+    store.append(c.id, "assistant", "old")
+    store.add_message(c.id, "assistant", "new", parent_id=u.id)
+    assert export_markdown(store, c.id) == (
+        "# Notes\n\n**System prompt:**\n\nBe kind.\n\n## User\n\nHi\n\n## Assistant\n\nnew\n")
+
+
+def test_schema_version_and_newer_files(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    with ConversationStore(path):
+        pass
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert conn.execute("SELECT version FROM openlid_schema WHERE component = "
+                        "'conversations'").fetchone() == (SCHEMA_VERSION,)
+    assert migrate(conn) == SCHEMA_VERSION  # running it again changes nothing
+    conn.execute("UPDATE openlid_schema SET version = 99")
+    conn.close()
+    with pytest.raises(StoreError, match="newer Openlid"):
+        ConversationStore(path)
+
+
+def test_one_store_per_thread(store: ConversationStore, tmp_path: Path) -> None:
+    c = store.create("shared")
+    errors: list[BaseException] = []
+    titles: list[str] = []
+
+    def elsewhere() -> None:
+        try:
+            store.get(c.id)
+        except sqlite3.ProgrammingError as exc:
+            errors.append(exc)
+        with ConversationStore(store.path) as own:  # the documented way: one per thread
+            titles.append(own.get(c.id).title)
+
+    worker = threading.Thread(target=elsewhere)
+    worker.start()
+    worker.join(10)
+    assert len(errors) == 1
+    assert titles == ["shared"]
+
+
+WRITER = """
+import sys
+from pathlib import Path
+from desktop.core.conversations import ConversationStore
+store = ConversationStore(Path(sys.argv[1]))
+c = store.create("busy")
+i = 0
+while True:
+    store.append(c.id, "user", "message %d " % i + "x" * 2000)
+    i += 1
+    print(i, flush=True)
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL")
+def test_kill_during_writes_leaves_a_readable_database(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], cwd=root,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    committed = 0
+    for line in proc.stdout:
+        committed = int(line)
+        if committed >= 200:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    proc.stdout.close()
+    with ConversationStore(path) as store:
+        assert store._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        (c,) = store.list_conversations()
+        path_now = store.active_path(c.id)
+        assert len(path_now) >= committed  # every reported commit survived
+        assert path_now[0].content.startswith("message 0 ")
