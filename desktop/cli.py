@@ -82,15 +82,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     from desktop.cli_chat import add_template_parser
     from desktop.cli_doctor import add_doctor_parser
+    from desktop.cli_hub import add_hub_parsers
 
     add_doctor_parser(sub)
     add_template_parser(sub)
+    add_hub_parsers(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from desktop.cli_hub import HUB_HANDLERS
+
     args = build_parser().parse_args(argv)
     handler = {
+        **HUB_HANDLERS,
         "inspect": cmd_inspect,
         "generate": cmd_generate,
         "bench": cmd_bench,
