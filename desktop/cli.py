@@ -83,15 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
     from desktop.cli_chat import add_template_parser
     from desktop.cli_doctor import add_doctor_parser
     from desktop.cli_hub import add_hub_parsers
+    from desktop.cli_serve import add_serve_parser
 
     add_doctor_parser(sub)
     add_template_parser(sub)
     add_hub_parsers(sub)
+    add_serve_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from desktop.cli_hub import HUB_HANDLERS
+    from desktop.cli_serve import cmd_serve
 
     args = build_parser().parse_args(argv)
     handler = {
@@ -102,6 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "models": cmd_models,
         "doctor": cmd_doctor,
         "template": cmd_template,
+        "serve": cmd_serve,
     }[args.verb]
     try:
         return handler(args)
