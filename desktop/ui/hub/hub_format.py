@@ -1,0 +1,142 @@
+"""How the Hub browser words things: counts, dates, parameter counts read from a repo's name,
+licence and access, a model unit's description, and the fit verdict for a unit.
+
+Plain functions without Qt, so they are cheap to test; any thread (the widgets call them on the
+GUI thread). The parameter count comes from the name because the search results carry no size:
+the Hub's list only says what the core asks for (see desktop.core.hub._EXPAND).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+from desktop.core import fit, quant
+from desktop.core.hardware import HardwareInfo
+from desktop.core.hub import ModelSummary, ModelUnit
+from desktop.core.loading import LoadSettings
+
+__all__ = [
+    "PARAM_RANGES",
+    "access_text",
+    "format_count",
+    "format_params",
+    "format_updated",
+    "in_param_range",
+    "param_count",
+    "unit_fit",
+    "unit_kind_text",
+]
+
+# "8B", "0.5b", "270M", "1.1B" as a whole word; "8x7B" (mixture of experts) multiplies. A word
+# glued to a letter before it ("A3B" in Qwen3-30B-A3B: active parameters) is not the size.
+_PARAMS = re.compile(
+    r"(?<![A-Za-z0-9.])(?:(?P<experts>\d+)x)?(?P<n>\d+(?:\.\d+)?)(?P<unit>[BbMm])(?![A-Za-z0-9])"
+)
+_UNIT = {"b": 1e9, "m": 1e6}
+
+# The choices of the browser's "Parameters" filter: label → [low, high) in parameters.
+PARAM_RANGES: dict[str, tuple[float, float]] = {
+    "Any size": (0.0, float("inf")),
+    "Under 1B": (0.0, 1e9),
+    "1B – 4B": (1e9, 4.5e9),
+    "4B – 9B": (4.5e9, 9.5e9),
+    "9B – 15B": (9.5e9, 15.5e9),
+    "15B – 35B": (15.5e9, 35.5e9),
+    "Over 35B": (35.5e9, float("inf")),
+}
+
+
+def param_count(repo_id: str) -> float | None:
+    """Parameters as written in the repo's name (the part after the owner), or None. The
+    largest mention wins: "Qwen3-30B-A3B" is 30B, "tiny-llama-1.1B-chat-v0.3" 1.1B."""
+    name = repo_id.rsplit("/", 1)[-1]
+    found = []
+    for m in _PARAMS.finditer(name):
+        value = float(m["n"]) * _UNIT[m["unit"].lower()]
+        if m["experts"]:
+            value *= int(m["experts"])
+        found.append(value)
+    return max(found) if found else None
+
+
+def in_param_range(repo_id: str, label: str) -> bool | None:
+    """Whether the repo's size is in the range named `label` (None: the name says no size)."""
+    low, high = PARAM_RANGES.get(label, PARAM_RANGES["Any size"])
+    if low == 0.0 and high == float("inf"):
+        return True
+    n = param_count(repo_id)
+    return None if n is None else low <= n < high
+
+
+def format_params(n: float | None) -> str:
+    if n is None:
+        return ""
+    if n >= 1e9:
+        return f"{n / 1e9:.3g}B"
+    return f"{n / 1e6:.3g}M"
+
+
+def format_count(n: int | None) -> str:
+    """1234 → '1.2k', 3_400_000 → '3.4M'; None → '–'."""
+    if n is None:
+        return "–"
+    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if n >= div:
+            value = n / div
+            return f"{value:.1f}{suffix}" if value < 100 else f"{value:.0f}{suffix}"
+    return str(n)
+
+
+def format_updated(iso: str | None, now: datetime | None = None) -> str:
+    """'today', '3 days ago' within a month, else the date (2025-03-01)."""
+    if not iso:
+        return "–"
+    try:
+        when = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return iso[:10]
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    days = ((now or datetime.now(timezone.utc)) - when).days
+    if 0 <= days < 1:
+        return "today"
+    if 1 <= days < 31:
+        return "yesterday" if days == 1 else f"{days} days ago"
+    return when.date().isoformat()
+
+
+def access_text(summary: ModelSummary) -> str:
+    """The licence, and whether the repo is gated or private: 'llama3 · gated'."""
+    parts = [summary.license or "no licence tag"]
+    if summary.private:
+        parts.append("private")
+    if summary.gated:
+        parts.append("gated" if summary.gated == "auto" else "gated (approval)")
+    return " · ".join(parts)
+
+
+def unit_kind_text(unit: ModelUnit) -> str:
+    """What a unit is, for its row: '3 shards', 'safetensors · 7 files', 'vision projector'."""
+    n = len(unit.files)
+    if unit.kind == quant.KIND_PROJECTOR:
+        return "vision projector"
+    if unit.kind == quant.KIND_SAFETENSORS:
+        return f"safetensors · {n} files"
+    if unit.kind == quant.KIND_GGUF:
+        return f"GGUF · {n} shards" if n > 1 else "GGUF"
+    return f"{n} files" if n > 1 else "file"
+
+
+def unit_fit(
+    unit: ModelUnit, settings: LoadSettings, hardware: HardwareInfo | None,
+    available: int | None,
+) -> fit.FitEstimate | None:
+    """The fit estimate for loading `unit` with `settings`, or None for what is not a model on
+    its own (a projector) or has no size. No metadata is read before downloading, so the KV
+    cache is the size-based guess (`rough`); `available` is free RAM now."""
+    size = unit.size
+    if unit.kind == quant.KIND_PROJECTOR or unit.kind == quant.KIND_OTHER or size is None:
+        return None
+    vram = hardware.free_vram_bytes if hardware is not None and hardware.gpus else None
+    return fit.estimate_fit(size, settings, None, available, vram_available=vram or None)
