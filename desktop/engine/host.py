@@ -188,12 +188,15 @@ class EngineHost:
         )
 
     def _dispatch(self, event: P.EngineEvent) -> None:
-        self.events.put(event)
+        # With a listener nobody reads the queue: filling it would keep every StepRecord alive.
         if self.on_event is not None:
             self.on_event(event)
+        else:
+            self.events.put(event)
 
     def wait(self, request_id: int, timeout: float | None = None) -> Iterator[P.EngineEvent]:
-        """Yield events of one request until its final event (for the CLI and tests).
+        """Yield events of one request until its final event (for the CLI and tests; only for a
+        host built without `on_event`).
 
         Final events: Loaded, Done, Replayed, Tokenized, Unloaded, EngineError, Crashed.
         """

@@ -1,0 +1,361 @@
+"""ChartDock: the distribution chart, the timeline and the step inspector in one dock. GUI thread.
+
+Tokens may arrive far faster than anyone can read (hundreds per second from a small model), and
+repainting per token froze the GUI (FACTS.md). So `add_step` only stores the record and writes two
+numbers into the timeline; a single-shot QTimer, started when something new arrived and at least
+34 ms after the previous paint, redraws only what changed: at most ~30 paints a second however
+fast `add_step` is called, and no timer runs while nothing arrives. The interval also stretches
+(up to 250 ms) when paints are dear, so the chart keeps to ~12% of one core: on a 2-core machine
+the engine's own threads need the rest (target: ≤ 5% tokens/s lost, `desktop.ui.chart_bench`).
+
+"Live" follows the newest step; selecting a step (timeline click, `select_step`, or moving an
+inspector setting) pins it until Live is pressed again. The last step stays on screen when a
+generation ends or is stopped. The dock does not talk to the engine: the window connects
+`sig_replay_requested` to `EngineService.replay` and feeds `Replayed` records to `show_replay`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QCloseEvent, QShowEvent
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.core.sampling import SamplerSettings
+from desktop.core.steps import StepRecord
+from desktop.core.token_text import (
+    format_bits,
+    format_prob,
+    step_csv,
+    step_json,
+    token_label,
+)
+from desktop.ui.chart.distribution_chart import MAX_BARS, MIN_BARS, DistributionChart
+from desktop.ui.chart.inspector import StepInspector
+from desktop.ui.chart.timeline import Timeline
+
+PAINT_INTERVAL_MS = 34  # ≥ 1000/30: never more than 30 paints a second
+MAX_INTERVAL_MS = 250  # ... and never fewer than 4 while tokens arrive
+# Share of one core the chart may take from the GUI thread (and, on a small machine, from the
+# engine's threads): the interval stretches when a paint costs more than this allows.
+PAINT_BUDGET = 0.12
+TIMELINE_INTERVAL_S = 0.1  # the timeline only scrolls: 10 redraws a second are plenty
+# Full records kept for selection: one with its stages and pieces is ~22 KiB (Gemma, top-50).
+# Older steps keep only their timeline numbers.
+HISTORY_LIMIT = 2000
+
+
+class ChartDock(QDockWidget):
+    sig_step_selected = Signal(int)  # a person picked a step here (timeline click)
+    sig_replay_requested = Signal(int, object)  # step, SamplerSettings
+    sig_continue_requested = Signal(int, int)  # step, token id
+    sig_bar_count_changed = Signal(int)  # the person chose how many bars to draw (to persist)
+
+    def __init__(self, parent: QWidget | None = None, history_limit: int = HISTORY_LIMIT) -> None:
+        super().__init__("Token probabilities", parent)
+        self.setObjectName("ChartDock")
+        self.history_limit = history_limit
+        self.latest: StepRecord | None = None
+        self.shown: StepRecord | None = None  # what the chart draws (maybe a replay)
+        self.selected_step: int | None = None  # None while live
+        self.settings: SamplerSettings | None = None  # what the generation was sampled with
+        self.replay_settings: SamplerSettings | None = None
+        self.paint_count = 0
+        self.paint_cost_s = 0.0  # smoothed GUI time of one paint, drawing included
+        self._rendered_s = 0.0
+        self._timeline_at = 0.0
+        self._history: OrderedDict[int, StepRecord] = OrderedDict()
+        self._stage_names: tuple[str, ...] = ()
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(PAINT_INTERVAL_MS)
+        self._timer.timeout.connect(self._paint)
+        self._build()
+
+    def _build(self) -> None:
+        body = QWidget(self)
+        self.header = QLabel("No step yet: generate some text to see its distributions.")
+        self.header.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # New text every paint must not ask the window for a new layout.
+        self.header.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.stage_box = QComboBox()
+        self.stage_box.setToolTip("Which stage of the sampler chain the dark bars show")
+        self.stage_box.setMinimumContentsLength(14)
+        self.stage_box.currentIndexChanged.connect(self._on_stage_chosen)
+        self.log_box = QCheckBox("Log scale")
+        self.log_box.toggled.connect(self._on_log_toggled)
+        self.bars_spin = QSpinBox()
+        self.bars_spin.setRange(MIN_BARS, MAX_BARS)
+        self.bars_spin.setValue(50)
+        self.bars_spin.setPrefix("top ")
+        self.bars_spin.setToolTip("How many candidates to draw (as many as the step carries)")
+        self.bars_spin.valueChanged.connect(self._on_bars_changed)
+        self.live_button = QPushButton("Live")
+        self.live_button.setCheckable(True)
+        self.live_button.setChecked(True)
+        self.live_button.setToolTip("Follow the newest token; off while a past step is selected")
+        self.live_button.toggled.connect(self.set_live)
+        controls = QHBoxLayout()
+        controls.addWidget(QLabel("Stage:"))
+        controls.addWidget(self.stage_box)
+        controls.addWidget(self.log_box)
+        controls.addWidget(self.bars_spin)
+        controls.addStretch(1)
+        controls.addWidget(self.live_button)
+
+        self.chart = DistributionChart(body)
+        self.chart.setMinimumHeight(220)
+        self.chart.sig_candidate_picked.connect(self._on_candidate_picked)
+        self.timeline = Timeline(body)
+        self.timeline.setMinimumHeight(110)
+        self.timeline.sig_step_selected.connect(self._on_timeline_clicked)
+        self.inspector = StepInspector(body)
+        self.inspector.sig_replay_requested.connect(self._on_replay_requested)
+        self.inspector.sig_continue_requested.connect(self.sig_continue_requested)
+        self.inspector.sig_original_requested.connect(self._show_original)
+        self.inspector.sig_export_requested.connect(self._on_export_requested)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.chart)
+        splitter.addWidget(self.timeline)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 1)
+        layout = QVBoxLayout(body)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(controls)
+        layout.addWidget(self.header)
+        layout.addWidget(splitter, 1)
+        layout.addWidget(self.inspector)
+        self.setWidget(body)
+
+    # --- public slots ---
+
+    @Slot(object)
+    def add_step(self, record: StepRecord) -> None:
+        """Store a new step; cheap, whatever the rate. The timer paints it later."""
+        if self.latest is not None and record.step <= self.latest.step:
+            # Step numbers went back: a new generation or branch. Later steps no longer apply.
+            for step in [s for s in self._history if s >= record.step]:
+                del self._history[step]
+        self.latest = record
+        self._history[record.step] = record
+        if len(self._history) > self.history_limit:
+            self._history.popitem(last=False)
+        self.timeline.append(record)
+        if not self._timer.isActive():
+            self._timer.start()
+
+    @Slot()
+    def clear(self) -> None:
+        self._timer.stop()
+        self.latest = self.shown = None
+        self.selected_step = None
+        self._history.clear()
+        self.timeline.reset()
+        self.chart.show_record(None)
+        self.inspector.set_step(None)
+        self._set_live_button(True)
+        self.header.setText("No step yet: generate some text to see its distributions.")
+
+    @Slot(int)
+    def select_step(self, step: int) -> None:
+        """Show a past step now and pin it (Live turns off)."""
+        record = self._history.get(step)
+        if record is None:
+            if 0 <= step < self.timeline.count:
+                self.header.setText(f"Step {step} is no longer kept: only the last "
+                                    f"{self.history_limit:,} steps are.")
+            return
+        self.selected_step = step
+        self._set_live_button(False)
+        self.timeline.mark(step)
+        self.inspector.set_step(record)
+        self._show(record, self.settings)
+
+    @Slot(object)
+    def show_replay(self, record: StepRecord) -> None:
+        """Draw a `Replayed` record of the selected step at once (stale answers are dropped)."""
+        current = self.selected_step if self.selected_step is not None else (
+            self.latest.step if self.latest is not None else None)
+        if record.step != current:
+            return
+        self._show(record, self.replay_settings)
+        self.inspector.show_replay(record)
+
+    def set_sampler_settings(self, settings: SamplerSettings) -> None:
+        """The settings the current generation samples with (reference lines, what-if base)."""
+        self.settings = settings
+        self.inspector.set_base_settings(settings)
+
+    @Slot(bool)
+    def set_live(self, on: bool) -> None:
+        """Follow the newest step (True) or hold the one on screen (False)."""
+        if not on:
+            if self.shown is not None:
+                self.select_step(self.shown.step)
+            else:
+                self._set_live_button(True)  # nothing to hold yet
+            return
+        self._set_live_button(True)
+        self.selected_step = None
+        self.timeline.mark(None)
+        self.shown = None  # force the next paint to draw the newest step
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def set_bar_count(self, n: int) -> None:
+        self.bars_spin.setValue(n)  # clamps to 10..200; redraws through _on_bars_changed
+
+    def record_of(self, step: int) -> StepRecord | None:
+        return self._history.get(step)
+
+    # --- exports ---
+
+    def export_csv(self, path: str | Path) -> None:
+        if self.shown is not None:
+            Path(path).write_text(step_csv(self.shown), encoding="utf-8")
+
+    def export_json(self, path: str | Path) -> None:
+        if self.shown is not None:
+            Path(path).write_text(step_json(self.shown), encoding="utf-8")
+
+    def export_png(self, path: str | Path) -> None:
+        from pyqtgraph.exporters import ImageExporter
+
+        ImageExporter(self.chart.getPlotItem()).export(str(path))
+
+    # --- painting ---
+
+    def _paint(self) -> None:
+        """One coalesced redraw: the newest step if live, and the timeline's new points."""
+        if not self.isVisible():
+            return  # a hidden or tabbed-away dock costs nothing; showEvent paints it
+        started = time.perf_counter()
+        self.paint_count += 1
+        live = self.selected_step is None
+        if live and self.latest is not None and self.latest is not self.shown:
+            self.inspector.set_step(self.latest, live=True)
+            self._show(self.latest, self.settings)
+        now = time.monotonic()
+        if now - self._timeline_at >= TIMELINE_INTERVAL_S:
+            self._timeline_at = now
+            self.timeline.refresh(follow=live)
+        elif self.timeline.dirty and not self._timer.isActive():
+            self._timer.start()  # its new points still need drawing
+        self._pace(time.perf_counter() - started)
+
+    def _pace(self, work_s: float) -> None:
+        """Stretch the paint interval when paints are dear (slow machine, big dock)."""
+        rendered = self.chart.paint_seconds + self.timeline.paint_seconds
+        cost = work_s + rendered - self._rendered_s  # this update + the last frame's drawing
+        self._rendered_s = rendered
+        self.paint_cost_s = 0.8 * self.paint_cost_s + 0.2 * cost
+        interval = self.paint_cost_s / PAINT_BUDGET * 1000
+        self._timer.setInterval(round(min(max(interval, PAINT_INTERVAL_MS), MAX_INTERVAL_MS)))
+
+    def _show(self, record: StepRecord, settings: SamplerSettings | None) -> None:
+        if self.shown is None or self.shown.step != record.step:
+            self.chart.candidate = None  # a pick belongs to its step (a replay keeps it)
+        self.shown = record
+        names = tuple(s.name for s in record.stages)
+        if names != self._stage_names:
+            self._fill_stage_box(names)
+        self.chart.show_record(record, settings)
+        self.header.setText(_header(record, len(self.chart.bar_ids)))
+
+    def _fill_stage_box(self, names: tuple[str, ...]) -> None:
+        wanted = self.chart.stage_name
+        self._stage_names = names
+        self.stage_box.blockSignals(True)  # refilling is not a choice
+        self.stage_box.clear()
+        for k, name in enumerate(names):
+            self.stage_box.addItem(f"{name} (final)" if k == len(names) - 1 else name, name)
+        index = names.index(wanted) if wanted in names else len(names) - 1
+        self.stage_box.setCurrentIndex(index)
+        self.stage_box.blockSignals(False)
+
+    def _set_live_button(self, on: bool) -> None:
+        self.live_button.blockSignals(True)
+        self.live_button.setChecked(on)
+        self.live_button.blockSignals(False)
+
+    # --- reactions ---
+
+    def _on_stage_chosen(self, index: int) -> None:
+        if index < 0:
+            return
+        name = self.stage_box.itemData(index)
+        self.chart.set_stage(None if index == self.stage_box.count() - 1 else name)
+
+    def _on_log_toggled(self, on: bool) -> None:
+        self.chart.set_log_scale(on)
+
+    def _on_bars_changed(self, n: int) -> None:
+        self.chart.set_bar_count(n)
+        if self.shown is not None:
+            self.header.setText(_header(self.shown, len(self.chart.bar_ids)))
+        self.sig_bar_count_changed.emit(n)
+
+    def _on_timeline_clicked(self, step: int) -> None:
+        self.select_step(step)
+        self.sig_step_selected.emit(step)
+
+    def _on_candidate_picked(self, token_id: int) -> None:
+        self.inspector.set_candidate(token_id)
+
+    def _on_replay_requested(self, step: int, settings: SamplerSettings) -> None:
+        if self.selected_step != step:  # a what-if pins the step it is about
+            self.select_step(step)
+        self.replay_settings = settings
+        self.sig_replay_requested.emit(step, settings)
+
+    def _show_original(self) -> None:
+        record = self.inspector.record
+        if record is not None:
+            self._show(record, self.settings)
+
+    def _on_export_requested(self, kind: str) -> None:
+        record = self.shown
+        if record is None:
+            return
+        suffix = {"csv": "CSV (*.csv)", "json": "JSON (*.json)", "png": "PNG image (*.png)"}[kind]
+        name = f"step-{record.step}{'-replay' if record.replayed else ''}.{kind}"
+        path, _ = QFileDialog.getSaveFileName(self, "Export step", str(Path.home() / name), suffix)
+        if path:
+            {"csv": self.export_csv, "json": self.export_json, "png": self.export_png}[kind](path)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self._timer.stop()
+        super().closeEvent(event)
+
+
+def _header(record: StepRecord, n_bars: int) -> str:
+    kind = "Replay of step" if record.replayed else "Step"
+    listed = len(record.stages[0].ids) if record.stages else 0
+    vocab = f"{record.n_vocab:,}" if record.n_vocab else "?"
+    return (
+        f"{kind} {record.step} · ‘{token_label(record.piece)}’ · p {format_prob(record.prob)} "
+        f"(raw {format_prob(record.raw_prob)}, rank {record.raw_rank}) · entropy "
+        f"{format_bits(record.entropy_raw)} → {format_bits(record.entropy_final)} · "
+        f"{min(n_bars, listed)} of {vocab} tokens shown"
+    )

@@ -1,0 +1,403 @@
+"""DistributionChart: the top-N candidates of one step as bars, stage by stage. GUI thread only.
+
+Everything drawn comes from one `StepRecord` (and, for the min-p and top-p reference lines, the
+settings it was sampled with): the chart multiplies and sums reported numbers for display but
+never computes a probability of its own. Items are created once and updated in place with
+`setOpts`/`setData`; axis ranges are fixed per mode so a redraw never triggers autorange; token
+labels are redrawn only when they change (FACTS.md: per-token item churn froze the GUI).
+
+x is the bar index in raw-softmax order (rank 1 at x = 0); y is probability, linear or log10.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtGui import QColor, QPaintEvent, QPalette
+from PySide6.QtWidgets import QWidget
+
+from desktop.core.sampling import (
+    STAGE_MIN_P,
+    STAGE_RAW,
+    STAGE_TOP_K,
+    STAGE_TOP_P,
+    STAGE_TYPICAL,
+    SamplerSettings,
+)
+from desktop.core.steps import StageView, StepRecord
+from desktop.core.token_text import (
+    feeding_stage,
+    format_prob,
+    stage_changed,
+    stage_is_complete,
+    token_label,
+)
+from desktop.ui.chart.token_axis import TokenAxis
+
+LOG_FLOOR = -6.0  # log10 of the smallest probability the log axis shows
+MIN_BARS, MAX_BARS = 10, 200
+CUT_STAGES = (STAGE_TOP_K, STAGE_TOP_P, STAGE_MIN_P)
+_TRUNCATIONS = {STAGE_TOP_K, STAGE_TYPICAL, STAGE_TOP_P, STAGE_MIN_P}  # keep ratios, only cut
+
+RAW_COLOR = QColor(150, 176, 214)
+STAGE_COLOR = QColor(33, 97, 196)
+CHOSEN_COLOR = QColor(235, 120, 0)
+CANDIDATE_COLOR = QColor(200, 0, 140)
+CUT_COLORS = {STAGE_TOP_K: QColor(200, 40, 40), STAGE_TOP_P: QColor(20, 140, 70),
+              STAGE_MIN_P: QColor(130, 60, 180)}
+
+
+class DistributionChart(pg.PlotWidget):  # type: ignore[misc]
+    """Bars for the selected step: raw softmax (wide, light) and the selected stage (narrow)."""
+
+    sig_candidate_picked = Signal(int)  # token id of the bar a person clicked
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        self.axis = TokenAxis()
+        super().__init__(parent, axisItems={"bottom": self.axis})
+        self.paint_seconds = 0.0  # total time spent drawing (read by the dock's pacing)
+        self.record: StepRecord | None = None
+        self.settings: SamplerSettings | None = None
+        self.stage_name: str | None = None  # None: the last stage of the chain
+        self.log_scale = False
+        self.bar_count = 50
+        self.bar_ids: tuple[int, ...] = ()
+        self.candidate: int | None = None
+        self._build()
+        self._apply_palette()
+        self.scene().sigMouseClicked.connect(self._on_clicked)
+
+    def _apply_palette(self) -> None:
+        """Follow the window's colours (the app switches light/dark live)."""
+        palette = self.palette()
+        fg, bg = palette.color(QPalette.ColorRole.Text), palette.color(QPalette.ColorRole.Base)
+        self.setBackground(bg)
+        plot = self.getPlotItem()
+        for name in ("left", "bottom"):
+            plot.getAxis(name).setPen(fg)
+            plot.getAxis(name).setTextPen(fg)
+        plot.setLabel("left", "probability", color=fg.name())
+        self.legend.setLabelTextColor(fg)
+        for _sample, label in self.legend.items:
+            label.setText(label.text)  # the new colour only shows once the text is set again
+        self.legend.setBrush(QColor(bg.red(), bg.green(), bg.blue(), 190))
+        self.message.setColor(fg)
+        # Removed candidates recede into the background in light and dark themes alike.
+        self.removed_bars.setOpts(brush=_mix(bg, fg, 0.2), pen=pg.mkPen(_mix(bg, fg, 0.4)))
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        started = time.perf_counter()
+        super().paintEvent(event)
+        self.paint_seconds += time.perf_counter() - started  # the dock paces paints with it
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        # pyqtgraph's own constructor changes the palette before our items exist.
+        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "legend"):
+            self._apply_palette()
+
+    def _build(self) -> None:
+        plot = self.getPlotItem()
+        plot.setMenuEnabled(False)
+        plot.hideButtons()
+        plot.setMouseEnabled(x=False, y=False)
+        plot.disableAutoRange()
+        # Reference lines as one curve: pyqtgraph's axis grid cost 2 ms of every repaint.
+        self.grid = pg.PlotCurveItem(pen=pg.mkPen(128, 128, 128, 60), connect="finite")
+        plot.addItem(self.grid)
+
+        def bars(color: QColor, width: float, pen: object = None) -> pg.BarGraphItem:
+            item = pg.BarGraphItem(x=np.zeros(0), height=np.zeros(0), width=width,
+                                   brush=color, pen=pen if pen is not None else pg.mkPen(None))
+            plot.addItem(item)
+            return item
+
+        # One row across the top band that the fixed y ranges keep free of bars.
+        self.legend = plot.addLegend(offset=(-4, 2), colCount=5, horSpacing=14,
+                                     labelTextSize="8pt")
+        self.raw_bars = bars(RAW_COLOR, 0.84)
+        self.removed_bars = bars(QColor(205, 205, 205), 0.84)  # recoloured by the palette
+        self.stage_bars = bars(STAGE_COLOR, 0.46)
+        # The chosen token and the picked candidate are separate one-bar items drawn on top,
+        # not a per-bar brush list (STYLE.md): moving them costs one setOpts.
+        self.chosen_bar = bars(QColor(0, 0, 0, 0), 0.96, pg.mkPen(CHOSEN_COLOR, width=3))
+        self.candidate_bar = bars(QColor(0, 0, 0, 0), 1.04,
+                                  pg.mkPen(CANDIDATE_COLOR, width=2, style=Qt.PenStyle.DashLine))
+        self.cumulative = pg.PlotCurveItem(pen=pg.mkPen(CUT_COLORS[STAGE_TOP_P], width=1.5))
+        plot.addItem(self.cumulative)
+        self.legend.addItem(self.raw_bars, "raw softmax")
+        self.legend.addItem(self.stage_bars, "after stage")
+        self.legend.addItem(self.removed_bars, "removed by the chain")
+        self.legend.addItem(self.chosen_bar, "chosen token")
+        self.legend.addItem(self.cumulative, "cumulative (top-p input)")
+        self.cut_lines: dict[str, pg.InfiniteLine] = {}
+        for name, title in ((STAGE_TOP_K, "top-k"), (STAGE_TOP_P, "top-p"),
+                            (STAGE_MIN_P, "min-p")):
+            line = pg.InfiniteLine(
+                angle=90, pen=pg.mkPen(CUT_COLORS[name], width=1.5, style=Qt.PenStyle.DashLine),
+                label=title, labelOpts={"position": 0.8, "color": CUT_COLORS[name],
+                                        "anchors": [(1, 0), (1, 0)]})
+            self.cut_lines[name] = line
+            plot.addItem(line)
+        self.min_p_line = pg.InfiniteLine(
+            angle=0, pen=pg.mkPen(CUT_COLORS[STAGE_MIN_P], width=1, style=Qt.PenStyle.DotLine),
+            label="min-p", labelOpts={"position": 0.98, "color": CUT_COLORS[STAGE_MIN_P],
+                                      "anchors": [(1, 1), (1, 1)]})
+        self.top_p_line = pg.InfiniteLine(
+            angle=0, pen=pg.mkPen(CUT_COLORS[STAGE_TOP_P], width=1, style=Qt.PenStyle.DotLine))
+        for line in (self.min_p_line, self.top_p_line):
+            plot.addItem(line)
+        self.chosen_text = pg.TextItem(color=CHOSEN_COLOR, anchor=(0.5, 1.0))
+        plot.addItem(self.chosen_text)
+        self.message = pg.TextItem(anchor=(0.5, 0.5))
+        plot.addItem(self.message)
+        self._apply_ranges()
+        self._clear_items()
+
+    # --- public ---
+
+    def show_record(self, record: StepRecord | None,
+                    settings: SamplerSettings | None = None) -> None:
+        """Draw a step now. `settings` (what it was sampled with) places the min-p/top-p lines."""
+        self.record, self.settings = record, settings
+        self._redraw()
+
+    def stage_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.record.stages) if self.record else ()
+
+    def shown_stage(self) -> StageView | None:
+        record = self.record
+        if record is None or not record.stages:
+            return None
+        if self.stage_name is not None:
+            view = record.stage(self.stage_name)
+            if view is not None:
+                return view
+        return record.stages[-1]
+
+    def set_stage(self, name: str | None) -> None:
+        self.stage_name = name
+        self._redraw()
+
+    def set_log_scale(self, on: bool) -> None:
+        if on != self.log_scale:
+            self.log_scale = on
+            self._apply_ranges()
+            self._redraw()
+
+    def set_bar_count(self, n: int) -> None:
+        n = max(MIN_BARS, min(MAX_BARS, n))
+        if n != self.bar_count:
+            self.bar_count = n
+            self._apply_ranges()
+            self._redraw()
+
+    def set_candidate(self, token_id: int | None) -> None:
+        self.candidate = token_id
+        self._redraw()
+
+    def y_of(self, p: float) -> float:
+        """Where probability `p` sits on the current axis."""
+        if not self.log_scale:
+            return p
+        return max(math.log10(p), LOG_FLOOR) if p > 0 else LOG_FLOOR
+
+    # --- drawing ---
+
+    def _apply_ranges(self) -> None:
+        plot = self.getPlotItem()
+        plot.setXRange(-0.6, self.bar_count - 0.4, padding=0)
+        left = plot.getAxis("left")
+        if self.log_scale:
+            plot.setYRange(LOG_FLOOR, 0.9, padding=0)
+            ticks = [(float(e), "1" if e == 0 else f"1e{e}") for e in range(int(LOG_FLOOR), 1)]
+        else:
+            plot.setYRange(0.0, 1.2, padding=0)
+            ticks = [(v / 4, f"{v * 25}%") for v in range(5)]
+        left.setTicks([ticks])
+        right = self.bar_count + 1.0
+        self.grid.setData(
+            [x for _ in ticks for x in (-1.0, right, np.nan)],
+            [y for value, _ in ticks for y in (value, value, np.nan)])
+        self.message.setPos(self.bar_count / 2, self.y_of(0.5))
+
+    def _bars(self, item: pg.BarGraphItem, x: np.ndarray, p: np.ndarray) -> None:
+        if self.log_scale:
+            with np.errstate(divide="ignore"):
+                top = np.where(p > 0, np.log10(np.maximum(p, 1e-300)), LOG_FLOOR)
+            item.setOpts(x=x, y0=np.full(len(x), LOG_FLOOR),
+                         height=np.maximum(top, LOG_FLOOR) - LOG_FLOOR)
+        else:
+            item.setOpts(x=x, y0=np.zeros(len(x)), height=p)
+
+    def _clear_items(self) -> None:
+        empty = np.zeros(0)
+        for item in (self.raw_bars, self.removed_bars, self.stage_bars, self.chosen_bar,
+                     self.candidate_bar):
+            self._bars(item, empty, empty)
+        self.cumulative.setData([], [])
+        for line in (*self.cut_lines.values(), self.min_p_line, self.top_p_line):
+            line.setVisible(False)
+        self.chosen_text.setText("")
+        self.bar_ids = ()
+        self.axis.set_labels(())
+
+    def _redraw(self) -> None:
+        record, stage = self.record, self.shown_stage()
+        raw = record.stage(STAGE_RAW) if record is not None else None
+        if record is None or stage is None or raw is None:
+            self._clear_items()
+            self.message.setText("" if record is None else "this step carries no distribution")
+            return
+        self.message.setText("")
+        ids = raw.ids[: self.bar_count]
+        self.bar_ids = ids
+        pos = {token: i for i, token in enumerate(ids)}
+        x = np.arange(len(ids), dtype=float)
+        raw_p = np.asarray(raw.probs[: len(ids)], dtype=float)
+        listed = dict(zip(stage.ids, stage.probs))
+        stage_p = np.array([listed.get(t, 0.0) for t in ids], dtype=float)
+        removed = np.array([t not in listed for t in ids], dtype=bool) if stage_is_complete(
+            stage) else np.zeros(len(ids), dtype=bool)
+        self._bars(self.raw_bars, x, raw_p)
+        self._bars(self.removed_bars, x[removed], raw_p[removed])
+        shown = stage_p > 0
+        self._bars(self.stage_bars, x[shown], stage_p[shown])
+        self._legend_label(self.stage_bars, "raw softmax" if stage.name == STAGE_RAW
+                           else f"after {stage.name}")
+        self._draw_chosen(record, pos, raw_p, stage_p)
+        self._draw_candidate(pos, raw_p, stage_p)
+        self._draw_cuts(record, pos, len(ids))
+        self.axis.set_labels(tuple(token_label(record.pieces.get(t, "")) for t in ids))
+
+    def _legend_label(self, item: object, text: str) -> None:
+        for sample, label in self.legend.items:
+            if sample.item is item and label.text != text:
+                label.setText(text)
+
+    def _draw_chosen(self, record: StepRecord, pos: dict[int, int], raw_p: np.ndarray,
+                     stage_p: np.ndarray) -> None:
+        i = pos.get(record.token_id)
+        if i is None:
+            self._bars(self.chosen_bar, np.zeros(0), np.zeros(0))
+            self.chosen_text.setText("")
+            return
+        top = max(raw_p[i], stage_p[i])
+        self._bars(self.chosen_bar, np.array([float(i)]), np.array([top]))
+        self.chosen_text.setText(f"{format_prob(record.prob)} · #{record.raw_rank}")
+        self.chosen_text.setPos(float(i), self.y_of(top) + (0.012 if not self.log_scale else 0.05))
+
+    def _draw_candidate(self, pos: dict[int, int], raw_p: np.ndarray,
+                        stage_p: np.ndarray) -> None:
+        i = pos.get(self.candidate) if self.candidate is not None else None
+        if i is None:
+            self._bars(self.candidate_bar, np.zeros(0), np.zeros(0))
+        else:
+            self._bars(self.candidate_bar, np.array([float(i)]),
+                       np.array([max(raw_p[i], stage_p[i])]))
+
+    def _draw_cuts(self, record: StepRecord, pos: dict[int, int], n: int) -> None:
+        for name, line in self.cut_lines.items():
+            view, feed = record.stage(name), feeding_stage(record, name)
+            at = None
+            if view is not None and feed is not None and stage_changed(feed, view):
+                at = _boundary(view, pos, n)
+            _place(line, at)
+            if at is not None:
+                title = {STAGE_TOP_K: "top-k", STAGE_TOP_P: "top-p", STAGE_MIN_P: "min-p"}[name]
+                _set_label(line, f"{title} keeps {view.kept if view else 0}")
+        self._draw_top_p(record, pos)
+        self._draw_min_p(record)
+
+    def _draw_top_p(self, record: StepRecord, pos: dict[int, int]) -> None:
+        view, feed = record.stage(STAGE_TOP_P), feeding_stage(record, STAGE_TOP_P)
+        if view is None or feed is None or not stage_changed(feed, view):
+            self.cumulative.setData([], [])
+            _place(self.top_p_line, None)
+            return
+        # Display arithmetic on reported numbers: top-p keeps the shortest head of its input
+        # whose listed probabilities add up to p.
+        total = np.cumsum(np.asarray(feed.probs, dtype=float))
+        xs = [(pos[t], total[k]) for k, t in enumerate(feed.ids) if t in pos]
+        self.cumulative.setData([a for a, _ in xs], [self.y_of(b) for _, b in xs])
+        _place(self.top_p_line,
+               self.y_of(self.settings.top_p) if self.settings is not None else None)
+
+    def _draw_min_p(self, record: StepRecord) -> None:
+        line, threshold = self.min_p_line, None
+        view, feed = record.stage(STAGE_MIN_P), feeding_stage(record, STAGE_MIN_P)
+        if (self.settings is not None and view is not None and feed is not None
+                and feed.ids and stage_changed(feed, view)):
+            m = self.settings.min_p
+            if _ratios_kept_before(record, STAGE_MIN_P):
+                # Truncations only renormalise, so min-p's cut is the same line on raw bars.
+                raw = record.stage(STAGE_RAW)
+                top_raw = raw.prob_of(feed.ids[0]) if raw is not None else None
+                threshold = m * top_raw if top_raw is not None else None
+            elif self.shown_stage() is feed:
+                threshold = m * feed.probs[0]
+        _place(line, self.y_of(threshold) if threshold is not None else None)
+        if threshold is not None:
+            _set_label(line, f"min-p {self.settings.min_p:g} × top")  # type: ignore[union-attr]
+
+    def _on_clicked(self, event: object) -> None:
+        if event.isAccepted():  # type: ignore[attr-defined]
+            return  # a legend entry took the click (it toggles its item)
+        vb = self.getPlotItem().getViewBox()
+        scene_pos = event.scenePos()  # type: ignore[attr-defined]
+        if not vb.sceneBoundingRect().contains(scene_pos):
+            return
+        i = round(vb.mapSceneToView(scene_pos).x())
+        if 0 <= i < len(self.bar_ids):
+            token = self.bar_ids[i]
+            self.set_candidate(token)
+            self.sig_candidate_picked.emit(token)
+
+
+def _boundary(view: StageView, pos: dict[int, int], n: int) -> float | None:
+    """x of the line after the last survivor of a stage, or None when it falls off the chart."""
+    if stage_is_complete(view):
+        places = [pos.get(t) for t in view.ids]
+        if not places or any(p is None for p in places):
+            return None
+        at = max(p for p in places if p is not None) + 0.5
+    else:
+        at = view.kept - 0.5
+    return at if at < n - 0.5 else None
+
+
+def _ratios_kept_before(record: StepRecord, name: str) -> bool:
+    """True when every stage that changed anything before `name` only truncated."""
+    for before, after in zip(record.stages, record.stages[1:]):
+        if after.name == name:
+            return True
+        if after.name not in _TRUNCATIONS and stage_changed(before, after):
+            return False
+    return True
+
+
+def _set_label(line: pg.InfiniteLine, text: str) -> None:
+    if line.label.format != text:  # re-laying out the text item costs more than comparing
+        line.label.setFormat(text)
+
+
+def _place(line: pg.InfiniteLine, at: float | None) -> None:
+    """Show a line at `at` (hide it for None), touching it only when something changed."""
+    if at is None:
+        if line.isVisible():
+            line.setVisible(False)
+        return
+    if line.value() != at:
+        line.setPos(at)
+    if not line.isVisible():
+        line.setVisible(True)
+
+
+def _mix(a: QColor, b: QColor, t: float) -> QColor:
+    return QColor(round(a.red() + (b.red() - a.red()) * t),
+                  round(a.green() + (b.green() - a.green()) * t),
+                  round(a.blue() + (b.blue() - a.blue()) * t))

@@ -1,0 +1,184 @@
+"""Timeline: entropy and chosen-token probability for every generated token. GUI thread only.
+
+`append` only writes two numbers into numpy arrays; `refresh` (called from the chart dock's
+≤ 30 Hz timer) hands the visible window to the curves. The x range moves in jumps of a quarter
+window rather than every token, so the axes are re-ticked rarely; the y ranges are fixed (the
+entropy range steps up only when a value would not fit). A click selects the nearest step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtGui import QColor, QPaintEvent, QPalette
+from PySide6.QtWidgets import QWidget
+
+from desktop.core.steps import StepRecord
+
+ENTROPY_COLOR = QColor(33, 97, 196)
+PROB_COLOR = QColor(235, 120, 0)
+SELECTED_COLOR = QColor(200, 0, 140)
+_ENTROPY_LADDER = (4.0, 8.0, 12.0, 18.0, 24.0)  # bits; log2(262,144) = 18
+
+
+class Timeline(pg.PlotWidget):  # type: ignore[misc]
+    sig_step_selected = Signal(int)  # a person clicked near this step
+
+    def __init__(self, parent: QWidget | None = None, window: int = 200) -> None:
+        super().__init__(parent)
+        self.paint_seconds = 0.0  # total time spent drawing (read by the dock's pacing)
+        self.window = window
+        self.count = 0  # steps held: 0 .. count-1
+        self.selected: int | None = None
+        self._entropy = np.full(1024, np.nan)
+        self._prob = np.full(1024, np.nan)
+        self._x0 = 0
+        self._y_max = _ENTROPY_LADDER[0]
+        self._dirty = False
+        plot = self.getPlotItem()
+        plot.setMenuEnabled(False)
+        plot.hideButtons()
+        plot.setMouseEnabled(x=False, y=False)
+        plot.disableAutoRange()
+        plot.showAxis("right")
+        plot.setLabel("left", "entropy (bits)", color=ENTROPY_COLOR.name())
+        plot.setLabel("right", "chosen p", color=PROB_COLOR.name())
+        # Probability has its own 0..1 scale: a second view box sharing x, on the right axis.
+        self.prob_view = pg.ViewBox(enableMouse=False)
+        self.prob_view.setMenuEnabled(False)
+        plot.scene().addItem(self.prob_view)
+        plot.getAxis("right").linkToView(self.prob_view)
+        self.prob_view.setXLink(plot)
+        self.prob_view.setYRange(0.0, 1.06, padding=0)
+        self.prob_view.disableAutoRange()
+        plot.getViewBox().sigResized.connect(self._sync_views)
+        self.entropy_curve = plot.plot(pen=pg.mkPen(ENTROPY_COLOR, width=1.5), connect="finite")
+        self.prob_dots = pg.PlotDataItem(pen=None, symbol="o", symbolSize=5,
+                                         symbolBrush=PROB_COLOR, symbolPen=None)
+        self.prob_view.addItem(self.prob_dots)
+        self.selected_line = pg.InfiniteLine(
+            angle=90, pen=pg.mkPen(SELECTED_COLOR, width=1.5, style=Qt.PenStyle.DashLine))
+        self.selected_line.setVisible(False)
+        plot.addItem(self.selected_line)
+        self._apply_ranges()
+        self._apply_palette()
+        self.scene().sigMouseClicked.connect(self._on_clicked)
+
+    def _apply_palette(self) -> None:
+        """Follow the window's colours (the app switches light/dark live)."""
+        palette = self.palette()
+        fg = palette.color(QPalette.ColorRole.Text)
+        self.setBackground(palette.color(QPalette.ColorRole.Base))
+        plot = self.getPlotItem()
+        for name in ("left", "bottom", "right"):
+            plot.getAxis(name).setPen(fg)
+            plot.getAxis(name).setTextPen(fg)
+        plot.setLabel("bottom", "generated token", color=fg.name())
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        started = time.perf_counter()
+        super().paintEvent(event)
+        self.paint_seconds += time.perf_counter() - started  # the dock paces paints with it
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        # pyqtgraph's own constructor changes the palette before our items exist.
+        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "prob_view"):
+            self._apply_palette()
+
+    def _sync_views(self) -> None:
+        vb = self.getPlotItem().getViewBox()
+        self.prob_view.setGeometry(vb.sceneBoundingRect())
+
+    def _apply_ranges(self) -> None:
+        plot = self.getPlotItem()
+        plot.setXRange(self._x0 - 0.5, self._x0 + self.window + 0.5, padding=0)
+        plot.setYRange(0.0, self._y_max * 1.06, padding=0)
+
+    # --- data (cheap; called per token) ---
+
+    def append(self, record: StepRecord) -> None:
+        step = record.step
+        if step < self.count:  # a new generation or branch reusing step numbers
+            self._entropy[step:self.count] = np.nan
+            self._prob[step:self.count] = np.nan
+        if step >= len(self._entropy):
+            grow = max(step + 1, 2 * len(self._entropy)) - len(self._entropy)
+            self._entropy = np.concatenate([self._entropy, np.full(grow, np.nan)])
+            self._prob = np.concatenate([self._prob, np.full(grow, np.nan)])
+        self._entropy[step] = record.entropy_raw
+        self._prob[step] = record.prob
+        self.count = step + 1
+        self._dirty = True
+
+    def reset(self) -> None:
+        """Forget every step (not `clear`: PlotWidget binds that name to PlotItem.clear)."""
+        self._entropy[: self.count] = np.nan
+        self._prob[: self.count] = np.nan
+        self.count, self._x0, self._y_max = 0, 0, _ENTROPY_LADDER[0]
+        self.selected = None
+        self.selected_line.setVisible(False)
+        self._dirty = True
+        self._apply_ranges()
+        self.refresh()
+
+    @property
+    def dirty(self) -> bool:
+        """New points arrived since the last refresh."""
+        return self._dirty
+
+    def entropy_at(self, step: int) -> float:
+        return float(self._entropy[step])
+
+    def prob_at(self, step: int) -> float:
+        return float(self._prob[step])
+
+    # --- drawing (≤ 30 Hz) ---
+
+    def refresh(self, follow: bool = True) -> bool:
+        """Hand the visible window to the curves; False when nothing changed."""
+        if not self._dirty:
+            return False
+        self._dirty = False
+        if follow and self.count > self._x0 + self.window:
+            # Jump a quarter window at a time: the axes re-tick a few times per window.
+            self._x0 = self.count - (3 * self.window) // 4
+            self._apply_ranges()
+        lo, hi = max(0, self._x0 - 1), min(self.count, self._x0 + self.window + 2)
+        x = np.arange(lo, hi, dtype=float)
+        entropy = self._entropy[lo:hi]
+        peak = float(np.nanmax(entropy)) if hi > lo and not np.all(np.isnan(entropy)) else 0.0
+        if peak > self._y_max:
+            self._y_max = next((v for v in _ENTROPY_LADDER if v >= peak), math.ceil(peak))
+            self._apply_ranges()
+        self.entropy_curve.setData(x, entropy)
+        self.prob_dots.setData(x, self._prob[lo:hi])
+        return True
+
+    def mark(self, step: int | None) -> None:
+        """Show which step the chart shows; scroll back to it when it is out of view."""
+        self.selected = step
+        self.selected_line.setVisible(step is not None)
+        if step is None:
+            return
+        self.selected_line.setPos(step)
+        if not self._x0 <= step <= self._x0 + self.window:
+            self._x0 = max(0, step - self.window // 2)
+            self._apply_ranges()
+            self._dirty = True
+            self.refresh(follow=False)
+
+    def _on_clicked(self, event: object) -> None:
+        vb = self.getPlotItem().getViewBox()
+        scene_pos = event.scenePos()  # type: ignore[attr-defined]
+        if self.count == 0 or not vb.sceneBoundingRect().contains(scene_pos):
+            return
+        step = min(max(round(vb.mapSceneToView(scene_pos).x()), 0), self.count - 1)
+        if np.isnan(self._entropy[step]):
+            return
+        self.mark(step)
+        self.sig_step_selected.emit(step)

@@ -1,0 +1,418 @@
+"""The live token-probability chart, timeline and step inspector, driven offscreen with qtbot.
+
+Synthetic StepRecords are shaped like the engine's (the same chain, stage views and pieces);
+the last test runs the real engine with the shipped Gemma model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtWidgets import QMainWindow, QWidget
+from pytestqt.qtbot import QtBot
+
+from desktop.core.sampling import SamplerSettings
+from desktop.core.steps import StageView, StepRecord
+from desktop.core.token_text import token_label
+from desktop.ui.chart import ChartDock
+from desktop.ui.chart.distribution_chart import LOG_FLOOR
+
+pytestmark = [
+    # The offscreen platform says this whenever a window's minimum size changes; not ours.
+    pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints"),
+    pytest.mark.usefixtures("no_dangling"),  # no timer or engine thread left running
+]
+
+WORDS = (" the", " a", "\n", " cat", ",", "\\xe2", "<0x0A>", "", " sat", "\t", "  ", " mat")
+SETTINGS = SamplerSettings(temperature=0.8, top_k=40, top_p=0.95, min_p=0.05)
+
+
+def make_record(step: int, n_vocab: int = 400, top_n: int = 50,
+                settings: SamplerSettings = SETTINGS) -> StepRecord:
+    """A step through penalties → top_k → typical → top_p → min_p → temperature (test data)."""
+    rng = random.Random(step)
+    logits = sorted((rng.gauss(0, 2.0) for _ in range(n_vocab)), reverse=True)
+    ids = rng.sample(range(n_vocab), n_vocab)
+    z = sum(math.exp(v - logits[0]) for v in logits)
+    raw = [math.exp(v - logits[0]) / z for v in logits]
+
+    def view(name: str, keep: int, weights: list[float]) -> StageView:
+        total = sum(weights[:keep])
+        listed = min(keep, top_n)
+        return StageView(name, keep, sum(raw[:keep]), tuple(ids[:listed]),
+                         tuple(w / total for w in weights[:listed]))
+
+    k = settings.top_k
+    head = sum(raw[:k])
+    cumulative = np.cumsum(np.array(raw[:k]) / head)
+    kp = int(np.searchsorted(cumulative, settings.top_p)) + 1
+    km = sum(1 for p in raw[:kp] if p >= settings.min_p * raw[0])
+    hot = [math.exp((v - logits[0]) / settings.temperature) for v in logits]
+    stages = (view("raw", n_vocab, raw), view("penalties", n_vocab, raw), view("top_k", k, raw),
+              view("typical", k, raw), view("top_p", kp, raw), view("min_p", km, raw),
+              view("temperature", km, hot))
+    pick = step % km
+    final = stages[-1]
+    pieces = {i: WORDS[i % len(WORDS)] for s in stages for i in s.ids}
+    token = ids[pick]
+    return StepRecord(step=step, token_id=token, text=pieces[token], piece=pieces[token],
+                      prob=final.probs[pick], raw_prob=raw[pick], raw_rank=pick + 1,
+                      entropy_raw=-sum(p * math.log2(p) for p in raw),
+                      entropy_final=-sum(p * math.log2(p) for p in final.probs),
+                      stages=stages, pieces=pieces, n_vocab=n_vocab, position=20 + step)
+
+
+@pytest.fixture
+def dock(qtbot: QtBot) -> Iterator[ChartDock]:
+    window = QMainWindow()
+    window.setCentralWidget(QWidget())
+    dock = ChartDock(window)
+    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+    window.resize(1300, 900)
+    qtbot.addWidget(window)
+    dock.set_sampler_settings(SETTINGS)
+    window.show()
+    qtbot.waitExposed(window)
+    yield dock
+    dock.clear()
+
+
+def painted(qtbot: QtBot, dock: ChartDock, record: StepRecord) -> None:
+    qtbot.waitUntil(lambda: dock.shown is record, timeout=2000)
+
+
+def heights(item: object) -> list[float]:
+    return [float(v) for v in item.opts["height"]]  # type: ignore[attr-defined]
+
+
+def xs(item: object) -> list[float]:
+    return [float(v) for v in item.opts["x"]]  # type: ignore[attr-defined]
+
+
+def test_bars_labels_cut_lines_and_chosen_token_follow_the_record(
+        qtbot: QtBot, dock: ChartDock) -> None:
+    record = make_record(7)
+    dock.add_step(record)
+    painted(qtbot, dock, record)
+    chart = dock.chart
+    raw, final = record.stages[0], record.stages[-1]
+    assert chart.bar_ids == raw.ids[:50]
+    assert heights(chart.raw_bars) == pytest.approx(raw.probs[:50])
+    kept = len(final.ids)
+    assert xs(chart.stage_bars) == list(range(kept))  # ids are nested: survivors lead raw order
+    assert heights(chart.stage_bars) == pytest.approx(final.probs)
+    assert xs(chart.removed_bars) == list(range(kept, 50))
+    assert heights(chart.removed_bars) == pytest.approx(raw.probs[kept:50])
+    assert chart.axis.labels == tuple(token_label(record.pieces[i]) for i in raw.ids[:50])
+    # The chosen token: one separate bar item over its raw position, with its numbers.
+    i = raw.ids.index(record.token_id)
+    assert xs(chart.chosen_bar) == [i]
+    assert f"#{record.raw_rank}" in chart.chosen_text.toPlainText()
+    assert "‘" + token_label(record.piece) + "’" in dock.header.text()
+    # Cut lines sit after the last survivor of each stage.
+    top_k, top_p, min_p = (record.stage(n) for n in ("top_k", "top_p", "min_p"))
+    assert chart.cut_lines["top_k"].value() == pytest.approx(top_k.kept - 0.5)
+    assert chart.cut_lines["top_p"].value() == pytest.approx(top_p.kept - 0.5)
+    assert chart.cut_lines["min_p"].isVisible() == (min_p.kept != top_p.kept)
+    if min_p.kept != top_p.kept:
+        assert chart.cut_lines["min_p"].value() == pytest.approx(min_p.kept - 0.5)
+        assert chart.min_p_line.value() == pytest.approx(SETTINGS.min_p * raw.probs[0])
+    # Cumulative curve: the running sum of the probabilities top-p received.
+    cx, cy = chart.cumulative.getData()
+    assert list(cy) == pytest.approx(list(np.cumsum(record.stage("typical").probs)))
+    assert list(cx) == list(range(len(cy)))
+    assert chart.top_p_line.value() == pytest.approx(SETTINGS.top_p)
+
+
+def test_stage_selector_log_axis_and_bar_count(qtbot: QtBot, dock: ChartDock) -> None:
+    record = make_record(3)
+    dock.add_step(record)
+    painted(qtbot, dock, record)
+    names = [dock.stage_box.itemData(k) for k in range(dock.stage_box.count())]
+    assert names == [s.name for s in record.stages]
+    dock.stage_box.setCurrentIndex(names.index("top_k"))
+    top_k = record.stage("top_k")
+    assert heights(dock.chart.stage_bars) == pytest.approx(top_k.probs)
+    assert xs(dock.chart.removed_bars) == list(range(top_k.kept, 50))
+    dock.stage_box.setCurrentIndex(0)  # raw: nothing removed yet
+    assert xs(dock.chart.removed_bars) == []
+    dock.log_box.setChecked(True)
+    raw = record.stages[0]
+    expected = [math.log10(p) - LOG_FLOOR for p in raw.probs[:50]]
+    assert heights(dock.chart.raw_bars) == pytest.approx(expected)
+    assert dock.chart.getPlotItem().getViewBox().viewRange()[1][0] == pytest.approx(LOG_FLOOR)
+    dock.set_bar_count(10)
+    assert len(dock.chart.bar_ids) == 10
+    assert len(dock.chart.axis.labels) == 10
+    assert not dock.chart.cut_lines["top_k"].isVisible()  # k = 40 falls off a 10-bar chart
+    dock.set_bar_count(500)
+    assert dock.bars_spin.value() == 200
+
+
+def test_labels_are_redrawn_only_when_they_change(qtbot: QtBot, dock: ChartDock) -> None:
+    first = make_record(1)
+    dock.add_step(first)
+    painted(qtbot, dock, first)
+    updates = dock.chart.axis.label_updates
+    same_tokens = dataclasses.replace(first, step=2)
+    dock.add_step(same_tokens)
+    painted(qtbot, dock, same_tokens)
+    assert dock.chart.axis.label_updates == updates
+    other = make_record(3)
+    dock.add_step(other)
+    painted(qtbot, dock, other)
+    assert dock.chart.axis.label_updates == updates + 1
+
+
+def test_soak_20000_steps_paints_are_coalesced(qtbot: QtBot, dock: ChartDock) -> None:
+    templates = [make_record(i) for i in range(40)]
+    started = time.perf_counter()
+    for step in range(20_000):
+        dock.add_step(dataclasses.replace(templates[step % 40], step=step))
+        if step % 50 == 0:
+            qtbot.wait(1)  # the event loop runs, as it does between pipe events
+    last = dock.latest
+    assert last is not None
+    painted(qtbot, dock, last)
+    elapsed = time.perf_counter() - started
+    assert dock.paint_count <= elapsed * 30 + 2
+    assert dock.paint_count >= 2
+    assert dock.timeline.count == 20_000
+
+    def newest_drawn() -> float:
+        x, _ = dock.timeline.entropy_curve.getData()
+        return float(x[-1])
+
+    qtbot.waitUntil(lambda: newest_drawn() == 19_999, timeout=2000)  # it scrolled along
+    x, _ = dock.timeline.entropy_curve.getData()
+    assert len(x) <= dock.timeline.window + 3  # only the visible window is handed over
+
+
+def click_view(qtbot: QtBot, plot: object, x: float, y: float) -> None:
+    vb = plot.getPlotItem().getViewBox()  # type: ignore[attr-defined]
+    point = plot.mapFromScene(vb.mapViewToScene(QPointF(x, y)))  # type: ignore[attr-defined]
+    qtbot.mouseClick(plot.viewport(), Qt.MouseButton.LeftButton,  # type: ignore[attr-defined]
+                     pos=QPoint(point.x(), point.y()))
+
+
+def test_clicking_a_timeline_point_selects_that_step(qtbot: QtBot, dock: ChartDock) -> None:
+    for step in range(30):
+        dock.add_step(make_record(step))
+    painted(qtbot, dock, dock.latest)  # type: ignore[arg-type]
+    with qtbot.waitSignal(dock.sig_step_selected, timeout=2000) as blocker:
+        click_view(qtbot, dock.timeline, 12.2, 2.0)
+    assert blocker.args == [12]
+    assert dock.shown is dock.record_of(12)
+    assert dock.chart.record is dock.record_of(12)
+    assert not dock.live_button.isChecked()
+    assert dock.timeline.selected_line.value() == 12
+    dock.add_step(make_record(30))  # a pinned step stays while new ones arrive
+    qtbot.wait(80)
+    assert dock.shown is dock.record_of(12)
+    dock.live_button.setChecked(True)
+    qtbot.waitUntil(lambda: dock.shown is dock.record_of(30), timeout=2000)
+    dock.live_button.setChecked(False)  # unchecking Live holds the step on screen
+    assert dock.selected_step == 30
+    dock.add_step(make_record(31))
+    qtbot.wait(80)
+    assert dock.shown is dock.record_of(30)
+
+
+def test_pick_a_candidate_and_continue_with_it(qtbot: QtBot, dock: ChartDock) -> None:
+    record = make_record(5)
+    dock.add_step(record)
+    painted(qtbot, dock, record)
+    click_view(qtbot, dock.chart, 3.1, 0.01)
+    token = record.stages[0].ids[3]
+    assert dock.chart.candidate == token
+    assert xs(dock.chart.candidate_bar) == [3]
+    assert dock.inspector.continue_button.isEnabled()
+    with qtbot.waitSignal(dock.sig_continue_requested, timeout=1000) as blocker:
+        dock.inspector.continue_button.click()
+    assert blocker.args == [5, token]
+
+
+def test_what_if_is_debounced_and_a_replay_reshapes_the_chart(
+        qtbot: QtBot, dock: ChartDock) -> None:
+    for step in range(4):
+        dock.add_step(make_record(step))
+    dock.select_step(2)
+    original = dock.record_of(2)
+    assert original is not None
+    requests: list[tuple[int, SamplerSettings]] = []
+    dock.sig_replay_requested.connect(lambda step, s: requests.append((step, s)))
+    spin = dock.inspector.spins["temperature"]
+    for value in (0.7, 0.5, 0.3, 0.0):
+        spin.setValue(value)
+    qtbot.waitUntil(lambda: len(requests) == 1, timeout=1000)
+    qtbot.wait(150)
+    assert len(requests) == 1  # four edits, one request
+    step, settings = requests[0]
+    assert step == 2
+    assert settings == SETTINGS.replace(temperature=0.0)
+    # The engine would answer with the true distribution; temperature 0 keeps only the argmax.
+    raw = original.stages[0]
+    greedy = StageView("temperature", 1, raw.probs[0], raw.ids[:1], (1.0,))
+    replayed = dataclasses.replace(original, stages=(*original.stages[:-1], greedy),
+                                   prob=1.0 if original.raw_rank == 1 else 0.0, replayed=True)
+    dock.show_replay(replayed)
+    assert dock.shown is replayed
+    assert heights(dock.chart.stage_bars) == [1.0]
+    assert xs(dock.chart.stage_bars) == [0.0]
+    assert "Replay of step 2" in dock.header.text()
+    assert "Replay:" in dock.inspector.status.text()
+    assert "impossible" in dock.inspector.status.text()
+    dock.show_replay(dataclasses.replace(replayed, step=1))  # stale: another step
+    assert dock.shown is replayed
+    dock.inspector.original_button.click()
+    assert dock.shown is original
+    assert spin.value() == pytest.approx(SETTINGS.temperature)
+
+
+def test_exports(qtbot: QtBot, dock: ChartDock, tmp_path: Path) -> None:
+    record = make_record(9)
+    dock.add_step(record)
+    painted(qtbot, dock, record)
+    dock.export_csv(tmp_path / "s.csv")
+    dock.export_json(tmp_path / "s.json")
+    dock.export_png(tmp_path / "s.png")
+    lines = (tmp_path / "s.csv").read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "stage,rank,token_id,piece,label,prob,raw_prob,chosen"
+    assert len(lines) > 1 + 50
+    assert json.loads((tmp_path / "s.json").read_text(encoding="utf-8"))["step"] == 9
+    assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_step_without_a_distribution_says_so(qtbot: QtBot, dock: ChartDock) -> None:
+    bare = dataclasses.replace(make_record(0), stages=(), pieces={})  # generated with capture off
+    dock.add_step(bare)
+    painted(qtbot, dock, bare)
+    assert dock.chart.bar_ids == ()
+    assert "no distribution" in dock.chart.message.toPlainText()
+    assert dock.stage_box.count() == 0
+    full = make_record(1)
+    dock.add_step(full)
+    painted(qtbot, dock, full)
+    assert dock.chart.message.toPlainText() == ""
+    assert dock.stage_box.count() == len(full.stages)
+
+
+def test_a_hidden_dock_does_not_paint(qtbot: QtBot, dock: ChartDock) -> None:
+    dock.hide()
+    before = dock.paint_count
+    for step in range(20):
+        dock.add_step(make_record(step))
+    qtbot.wait(120)
+    assert dock.paint_count == before
+    dock.show()
+    painted(qtbot, dock, dock.latest)  # type: ignore[arg-type]
+
+
+def test_clear_empties_everything(qtbot: QtBot, dock: ChartDock) -> None:
+    record = make_record(1)
+    dock.add_step(record)
+    painted(qtbot, dock, record)
+    dock.clear()
+    assert dock.chart.bar_ids == ()
+    assert xs(dock.chart.raw_bars) == []
+    assert dock.timeline.count == 0
+    assert dock.record_of(1) is None
+    assert dock.live_button.isChecked()
+
+
+@pytest.mark.engine
+def test_real_engine_live_chart_replay_and_continue(
+        qtbot: QtBot, dock: ChartDock, gemma_path: Path) -> None:
+    from desktop.core.loading import LoadSettings
+    from desktop.ui.bridge import EngineService
+
+    service = EngineService()
+    try:
+        with qtbot.waitSignal(service.sig_model_loaded, timeout=120_000):
+            service.load(gemma_path, LoadSettings(n_ctx=1024, n_threads=2))
+        settings = SamplerSettings(seed=7, max_tokens=5, ignore_eos=True)
+        dock.set_sampler_settings(settings)
+        steps: list[StepRecord] = []
+        service.sig_step_generated.connect(lambda _rid, rec: (steps.append(rec),
+                                                              dock.add_step(rec)))
+        with qtbot.waitSignal(service.sig_generation_finished, timeout=120_000) as done:
+            service.generate((("The capital of France is", False),), settings)
+        prompt = tuple(done.args[2])
+        assert len(steps) == 5
+        painted(qtbot, dock, steps[-1])
+        raw = steps[-1].stages[0]
+        assert heights(dock.chart.raw_bars) == pytest.approx(raw.probs[:50])
+        assert dock.chart.axis.labels == tuple(token_label(steps[-1].pieces[i])
+                                               for i in raw.ids[:50])
+        assert xs(dock.chart.chosen_bar) == [raw.ids.index(steps[-1].token_id)]
+
+        # The window's wiring, as the main window does it.
+        def replay(step: int, s: SamplerSettings) -> None:
+            context = prompt + tuple(r.token_id for r in steps[:step])
+            service.replay(context, steps[step].token_id, step, s, len(prompt))
+
+        dock.sig_replay_requested.connect(replay)
+        service.sig_step_replayed.connect(lambda _rid, rec: dock.show_replay(rec))
+        dock.select_step(2)
+        with qtbot.waitSignal(service.sig_step_replayed, timeout=30_000):
+            dock.inspector.spins["temperature"].setValue(0.0)
+        shown = dock.shown
+        assert shown is not None
+        assert shown.replayed
+        assert shown.step == 2
+        argmax = steps[2].stages[0].ids[0]
+        assert shown.stages[-1].ids == (argmax,)
+        assert shown.stages[-1].probs == pytest.approx((1.0,))
+        assert xs(dock.chart.stage_bars) == [0.0]
+        assert heights(dock.chart.stage_bars) == pytest.approx([1.0])
+        assert "Replay:" in dock.inspector.status.text()
+
+        dock.inspector.spins["temperature"].setValue(0.8)
+        with qtbot.waitSignal(service.sig_step_replayed, timeout=30_000):
+            dock.inspector.spins["top_k"].setValue(1)
+        qtbot.waitUntil(lambda: dock.shown is not shown, timeout=2000)
+        assert dock.shown is not None
+        assert dock.shown.stages[-1].kept == 1
+
+        # "Continue with this token": the first token of the new branch is the one picked.
+        click_view(qtbot, dock.chart, 1.0, 0.001)
+        picked = dock.chart.candidate
+        assert picked == steps[2].stages[0].ids[1]
+        branch: list[StepRecord] = []
+
+        def continue_with(step: int, token: int) -> None:
+            dock.clear()
+            service.generate((), settings.replace(max_tokens=2),
+                             prompt_tokens=prompt + tuple(r.token_id for r in steps[:step]),
+                             forced_tokens=(token,))
+
+        dock.sig_continue_requested.connect(continue_with)
+        service.sig_step_generated.disconnect()
+        service.sig_step_generated.connect(lambda _rid, rec: branch.append(rec))
+        with qtbot.waitSignal(service.sig_generation_finished, timeout=120_000):
+            dock.inspector.continue_button.click()
+        assert branch[0].token_id == picked
+    finally:
+        service.shutdown()
+
+
+@pytest.mark.engine
+def test_chart_bench_runs_and_reports_a_ratio(
+        qtbot: QtBot, gemma_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from desktop.ui import chart_bench
+
+    assert chart_bench.main(["--model", str(gemma_path), "--tokens", "8", "--rounds", "1",
+                             "--threads", "2"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["tokens"] == 8
+    assert report["tokens_per_second_chart_on"] > 0
+    assert report["ratio_chart_on_vs_off"] > 0  # timings are reported, never asserted
