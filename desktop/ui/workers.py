@@ -15,12 +15,15 @@ Stop order in `closeEvent`: `cancel()` drops queued jobs and stops delivering re
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
-import traceback
 from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
+
+log = logging.getLogger("openlid.jobs")
+
 
 Callback = Callable[[Any], None]
 ErrorCallback = Callable[[Exception], None]
@@ -40,7 +43,7 @@ class _Job(QRunnable):
             result: Any = self._fn(*self._args)
             error: Exception | None = None
         except Exception as exc:  # reported to the caller on the GUI thread, never swallowed
-            traceback.print_exc()
+            log.warning("job failed", exc_info=True)
             result, error = None, exc
         self._owner.finish(self._id, result, error)
 

@@ -1,0 +1,399 @@
+"""One message of the chat transcript: header (who, branch arrows ‹ 1/2 ›, actions), body, footer.
+
+GUI thread only. A finished message shows its text as Markdown, with each fenced code block in
+its own monospace box with a Copy button; a streaming message shows plain text that the chat view
+appends to in batches (see stream_buffer.py). Text from the model is never trusted as HTML:
+raw HTML is disabled and images or files it names are never loaded.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QSize, Qt, QUrl, Signal
+from PySide6.QtGui import (
+    QDesktopServices,
+    QFontDatabase,
+    QGuiApplication,
+    QPainter,
+    QTextDocument,
+)
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QSizePolicy,
+    QTextBrowser,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+USER, ASSISTANT, SYSTEM = "user", "assistant", "system"
+_MARKDOWN = (QTextDocument.MarkdownFeature.MarkdownDialectGitHub
+             | QTextDocument.MarkdownFeature.MarkdownNoHTML)
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*([\w+#.-]*)")
+
+
+@dataclass(frozen=True)
+class MessageItem:
+    """What the transcript shows of one message (built by the chat controller from the store)."""
+
+    id: Any
+    role: str
+    text: str
+    label: str = ""  # who: "You", the model's name
+    sibling_index: int = 0  # 0-based position among the message's siblings
+    sibling_count: int = 1
+    footer: str = ""  # e.g. "42 tokens · 38 tok/s · stopped"
+
+
+def split_code_blocks(text: str) -> list[tuple[str, str, str]]:
+    """Split Markdown into ("text", md, "") and ("code", source, language) parts.
+
+    Fenced blocks (``` or ~~~) become code parts; an unclosed fence runs to the end, as it does
+    while a reply is still streaming.
+    """
+    parts: list[tuple[str, str, str]] = []
+    prose: list[str] = []
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        match = _FENCE.match(lines[i])
+        if not match:
+            prose.append(lines[i])
+            i += 1
+            continue
+        fence, language = match.group(1), match.group(2)
+        if prose and "".join(prose).strip():
+            parts.append(("text", "\n".join(prose), ""))
+        prose = []
+        code: list[str] = []
+        i += 1
+        while i < len(lines) and not lines[i].strip().startswith(fence):
+            code.append(lines[i])
+            i += 1
+        i += 1  # the closing fence
+        parts.append(("code", "\n".join(code), language))
+    if prose and "".join(prose).strip():
+        parts.append(("text", "\n".join(prose), ""))
+    return parts
+
+
+def hard_breaks(markdown: str) -> str:
+    """Keep the model's single line breaks: plain Markdown would join those lines into one
+    paragraph, which misrepresents what was generated (poems, lists without markers, code-like
+    text). A line ending in two spaces is a Markdown hard break."""
+    lines = markdown.split("\n")
+    out = [ln + "  " if ln.strip() and i + 1 < len(lines) and lines[i + 1].strip() else ln
+           for i, ln in enumerate(lines)]
+    return "\n".join(out)
+
+
+class AutoHeightBrowser(QTextBrowser):
+    """A read-only text view as tall as its text, so the transcript scrolls as one page."""
+
+    def __init__(self, parent: QWidget | None = None, *, code: bool = False) -> None:
+        super().__init__(parent)
+        self.setOpenLinks(False)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setHorizontalScrollBarPolicy(
+            Qt.ScrollBarPolicy.ScrollBarAsNeeded if code else Qt.ScrollBarPolicy.ScrollBarAlwaysOff
+        )
+        if code:
+            self.setLineWrapMode(QTextBrowser.LineWrapMode.NoWrap)
+            self.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self.viewport().setAutoFillBackground(False)
+        self.setStyleSheet("QTextBrowser { background: transparent; }")
+        self.document().setDocumentMargin(2)
+        self.document().documentLayout().documentSizeChanged.connect(self._fit)
+        self.horizontalScrollBar().rangeChanged.connect(self._fit)
+        self.anchorClicked.connect(self._open_link)
+        self._fit()
+
+    def loadResource(self, kind: int, name: QUrl | str) -> Any:
+        return None  # model text may name local files as images: never read them
+
+    def _open_link(self, url: QUrl) -> None:
+        if url.scheme() in ("http", "https"):
+            QDesktopServices.openUrl(url)
+
+    def _fit(self, *_: object) -> None:
+        height = math.ceil(self.document().size().height()) + 2 * self.frameWidth()
+        bar = self.horizontalScrollBar()
+        if bar.maximum() > 0:
+            height += bar.sizeHint().height()
+        if height != self.height() or self.minimumHeight() != height:
+            self.setFixedHeight(max(height, 8))
+
+    def sizeHint(self) -> QSize:
+        return QSize(super().sizeHint().width(), self.height())
+
+    def wheelEvent(self, event: Any) -> None:
+        # Vertical wheel belongs to the transcript, not to this fitted view.
+        if abs(event.angleDelta().y()) >= abs(event.angleDelta().x()):
+            event.ignore()
+            return
+        super().wheelEvent(event)
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that shrinks with an ellipsis instead of pushing its row wider."""
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(40, super().minimumSizeHint().height())
+
+    def paintEvent(self, event: Any) -> None:
+        painter = QPainter(self)
+        painter.setFont(self.font())
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        text = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight,
+                                             self.width())
+        painter.drawText(self.rect(), int(Qt.AlignmentFlag.AlignVCenter), text)
+        painter.end()
+
+
+class CodeBlock(QFrame):
+    """A fenced code block: language label, Copy button, monospace text that never wraps."""
+
+    def __init__(self, source: str, language: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("codeBlock")
+        self.source = source
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        head = QHBoxLayout()
+        head.setContentsMargins(8, 2, 4, 0)
+        lang = QLabel(language or "code")
+        lang.setObjectName("codeLanguage")
+        self.copy_button = QToolButton()
+        self.copy_button.setText("Copy")
+        self.copy_button.setAccessibleName("Copy code")
+        self.copy_button.setAutoRaise(True)
+        self.copy_button.clicked.connect(self._copy)
+        head.addWidget(lang)
+        head.addStretch(1)
+        head.addWidget(self.copy_button)
+        self.view = AutoHeightBrowser(self, code=True)
+        self.view.setPlainText(source)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 4)
+        layout.setSpacing(0)
+        layout.addLayout(head)
+        layout.addWidget(self.view)
+
+    def _copy(self) -> None:
+        QGuiApplication.clipboard().setText(self.source)
+        self.copy_button.setText("Copied")
+
+
+class MarkdownBody(QWidget):
+    """A finished message: Markdown prose and code blocks, in order."""
+
+    def __init__(self, text: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(6)
+        self.code_blocks: list[CodeBlock] = []
+        for kind, content, language in split_code_blocks(text) or [("text", text, "")]:
+            if kind == "code":
+                block = CodeBlock(content, language, self)
+                self.code_blocks.append(block)
+                layout.addWidget(block)
+            else:
+                prose = AutoHeightBrowser(self)
+                prose.document().setMarkdown(hard_breaks(content), _MARKDOWN)
+                layout.addWidget(prose)
+
+
+class MessageWidget(QFrame):
+    """Header, body and footer of one message. Emits requests; the controller acts on them."""
+
+    sig_edit_submitted = Signal(object, str)  # message id, new text
+    sig_regenerate_requested = Signal(object)
+    sig_continue_requested = Signal(object)
+    sig_sibling_requested = Signal(object, int)  # message id, 0-based sibling index to show
+    sig_step_clicked = Signal(int)  # a token of the token view was clicked: its step
+
+    def __init__(self, item: MessageItem, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.item = item
+        self.setObjectName("userMessage" if item.role == USER else "assistantMessage")
+        self.setFrameShape(QFrame.Shape.StyledPanel if item.role == USER else QFrame.Shape.NoFrame)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(12, 8, 12, 8)
+        self._layout.setSpacing(4)
+        self._layout.addLayout(self._build_header(item))
+        self.body: QWidget = QWidget()
+        self.stream_view: AutoHeightBrowser | None = None
+        self.editor: QPlainTextEdit | None = None
+        self.steps: tuple[Any, ...] = ()  # StepRecords of this reply, when it is the latest
+        self.footer = QLabel(item.footer)
+        self.footer.setObjectName("messageFooter")
+        self.footer.setVisible(bool(item.footer))
+        self._layout.addWidget(self.body)
+        self._layout.addWidget(self.footer)
+        self.show_text(item.text)
+
+    def _build_header(self, item: MessageItem) -> QHBoxLayout:
+        head = QHBoxLayout()
+        head.setSpacing(2)
+        who = ElidedLabel(item.label or ("You" if item.role == USER else "Assistant"))
+        who.setObjectName("messageRole")
+        who.setToolTip(who.text())
+        who.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        font = who.font()
+        font.setBold(True)
+        who.setFont(font)
+        head.addWidget(who, 1)
+        self.prev_button = self._tool("‹", "Previous version")
+        self.branch_label = QLabel(f"{item.sibling_index + 1}/{item.sibling_count}")
+        self.branch_label.setAccessibleName("Version")
+        self.next_button = self._tool("›", "Next version")
+        self.prev_button.clicked.connect(lambda: self._go(-1))
+        self.next_button.clicked.connect(lambda: self._go(+1))
+        for w in (self.prev_button, self.branch_label, self.next_button):
+            head.addWidget(w)
+        self.copy_button = self._tool("Copy", "Copy message")
+        self.copy_button.clicked.connect(self._copy)
+        head.addWidget(self.copy_button)
+        self.edit_button = self._tool("Edit", "Edit message")
+        self.edit_button.clicked.connect(self.start_edit)
+        self.regenerate_button = self._tool("Regenerate", "Regenerate reply")
+        self.regenerate_button.clicked.connect(
+            lambda: self.sig_regenerate_requested.emit(self.item.id))
+        self.continue_button = self._tool("Continue", "Continue reply")
+        self.continue_button.clicked.connect(
+            lambda: self.sig_continue_requested.emit(self.item.id))
+        self.tokens_button = self._tool("Tokens", "Show the reply token by token, shaded by "
+                                        "how sure the model was; click a token to inspect it")
+        self.tokens_button.setCheckable(True)
+        self.tokens_button.toggled.connect(self._show_tokens)
+        self.tokens_button.hide()
+        head.addWidget(self.tokens_button)
+        self.edit_button.setVisible(item.role == USER)
+        self.regenerate_button.setVisible(item.role == ASSISTANT)
+        self.continue_button.setVisible(item.role == ASSISTANT)
+        for w in (self.edit_button, self.regenerate_button, self.continue_button):
+            head.addWidget(w)
+        self._apply_branch(item)
+        return head
+
+    def _apply_branch(self, item: MessageItem) -> None:
+        has_siblings = item.sibling_count > 1
+        self.branch_label.setText(f"{item.sibling_index + 1}/{item.sibling_count}")
+        for w in (self.prev_button, self.branch_label, self.next_button):
+            w.setVisible(has_siblings)
+        self.prev_button.setEnabled(item.sibling_index > 0)
+        self.next_button.setEnabled(item.sibling_index < item.sibling_count - 1)
+
+    def _tool(self, text: str, accessible: str) -> QToolButton:
+        button = QToolButton()
+        button.setText(text)
+        button.setAutoRaise(True)
+        button.setAccessibleName(accessible)
+        button.setToolTip(accessible)
+        return button
+
+    def _go(self, delta: int) -> None:
+        self.sig_sibling_requested.emit(self.item.id, self.item.sibling_index + delta)
+
+    def _copy(self) -> None:
+        QGuiApplication.clipboard().setText(self.text())
+
+    def set_actions_enabled(self, enabled: bool) -> None:
+        for w in (self.edit_button, self.regenerate_button, self.continue_button,
+                  self.prev_button, self.next_button):
+            w.setEnabled(enabled)
+        if enabled:
+            self.prev_button.setEnabled(self.item.sibling_index > 0)
+            self.next_button.setEnabled(self.item.sibling_index < self.item.sibling_count - 1)
+
+    def text(self) -> str:
+        if self.stream_view is not None:
+            return self.stream_view.toPlainText()
+        return self.item.text
+
+    # --- body states: finished (Markdown), streaming (plain, appended), editing ---
+
+    def _replace_body(self, body: QWidget) -> None:
+        self._layout.replaceWidget(self.body, body)
+        self.body.hide()
+        self.body.deleteLater()
+        self.body = body
+
+    def show_text(self, text: str) -> None:
+        self.stream_view = None
+        self.editor = None
+        self.tokens_button.blockSignals(True)
+        self.tokens_button.setChecked(False)
+        self.tokens_button.blockSignals(False)
+        self._replace_body(MarkdownBody(text))
+
+    def set_steps(self, steps: tuple[Any, ...]) -> None:
+        """Offer the token view (the window keeps the steps of the latest reply only)."""
+        self.steps = steps
+        self.tokens_button.setVisible(bool(steps) and self.item.role == ASSISTANT)
+
+    def _show_tokens(self, on: bool) -> None:
+        if not on or not self.steps:
+            self.show_text(self.item.text)
+            return
+        from desktop.ui.token_view import TokenView  # it builds on AutoHeightBrowser, above
+
+        view = TokenView(self.steps)
+        view.sig_step_clicked.connect(self.sig_step_clicked)
+        self._replace_body(view)
+
+    def begin_stream(self, initial: str = "") -> AutoHeightBrowser:
+        view = AutoHeightBrowser()
+        view.setPlainText(initial)
+        self.stream_view = view
+        self._replace_body(view)
+        self.footer.setText("generating…")
+        self.footer.show()
+        return view
+
+    def finish(self, item: MessageItem) -> None:
+        self.item = item
+        self._apply_branch(item)
+        self.show_text(item.text)
+        self.footer.setText(item.footer)
+        self.footer.setVisible(bool(item.footer))
+
+    def start_edit(self) -> None:
+        box = QWidget()
+        layout = QVBoxLayout(box)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.editor = QPlainTextEdit(self.item.text)
+        self.editor.setAccessibleName("Edited message")
+        self.editor.setMinimumHeight(80)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        cancel = QPushButton("Cancel")
+        send = QPushButton("Save && send")
+        send.setDefault(True)
+        cancel.clicked.connect(lambda: self.show_text(self.item.text))
+        send.clicked.connect(self._submit_edit)
+        buttons.addWidget(cancel)
+        buttons.addWidget(send)
+        layout.addWidget(self.editor)
+        layout.addLayout(buttons)
+        self._replace_body(box)
+        self.editor.setFocus()
+
+    def _submit_edit(self) -> None:
+        if self.editor is None:
+            return
+        text = self.editor.toPlainText()
+        if text.strip():
+            self.sig_edit_submitted.emit(self.item.id, text)

@@ -1,0 +1,98 @@
+"""The main window's two service-backed areas: the Hugging Face Hub (a window of its own:
+browse, download, then the model appears in the library) and the local OpenAI-compatible server
+(a right dock: serve the chosen model, watch its requests, draw a request's tokens in the chart).
+GUI thread only.
+
+The Hub gets its own window rather than a tab: its browser, model page and download queue need
+more width than the chat column has beside the docks. It is made once, at start-up (so queued
+downloads resume), and closing it only hides it: its services stop with the main window.
+
+Both own threads (Hub calls, downloads, the server's control threads and engine process); the
+window stops them in its closeEvent through `shutdown()`, after cancelling its own work.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from desktop.core.loading import LoadSettings
+
+if TYPE_CHECKING:
+    from desktop.ui.main_window import MainWindow
+
+
+class WindowServices(QObject):
+    def __init__(self, window: MainWindow, download_dir: Path, database: Path) -> None:
+        super().__init__(window)
+        from desktop.ui.hub.hub_window import HubWindow
+        from desktop.ui.server import ServerPanel, ServerService
+
+        self.w = w = window
+        self.hub_frame = QWidget(None, Qt.WindowType.Window)
+        self.hub_frame.setObjectName("HubFrame")
+        self.hub_frame.setWindowTitle("Openlid — Hugging Face Hub")
+        self.hub = HubWindow(download_dir, database=database, parent=self.hub_frame)
+        layout = QVBoxLayout(self.hub_frame)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.hub)
+        self.hub_frame.resize(1200, 800)
+        self.server = ServerService(parent=self)
+        self.server_panel = ServerPanel(self.server)
+        self.server_dock = w._dock("Server", "ServerDock", self.server_panel,
+                                   Qt.DockWidgetArea.RightDockWidgetArea)
+        w.tabifyDockWidget(w.load_dock, self.server_dock)
+        w.chart_dock.raise_()
+
+        self.hub.sig_model_downloaded.connect(self._on_downloaded)
+        w.load_panel.sig_settings_changed.connect(self._on_load_settings)
+        w.sampling_panel.sig_settings_changed.connect(self.server_panel.set_sampler_defaults)
+        w.models.sig_model_changed.connect(self._on_model_changed)
+        w.library.list.currentItemChanged.connect(lambda *_: self._serve_selected())
+        log = self.server_panel.log_view
+        log.sig_steps_selected.connect(self._show_request_steps)
+        log.sig_step_selected.connect(lambda record: w.chart_dock.select_step(record.step))
+        self._on_load_settings(w.load_panel.settings())
+        self.server_panel.set_sampler_defaults(w.sampling_panel.settings())
+
+    def show_hub(self) -> None:
+        self.hub_frame.show()
+        self.hub_frame.raise_()
+        self.hub_frame.activateWindow()
+
+    def _on_downloaded(self, path: str) -> None:
+        self.w.library.refresh()
+        self.w.status.showMessage(f"Downloaded {Path(path).name}: it is in the Models list.",
+                                  8000)
+
+    def _on_load_settings(self, settings: LoadSettings) -> None:
+        self.hub.set_load_settings(settings)
+        self.server_panel.set_load_settings(settings)
+
+    def _on_model_changed(self, info: Any) -> None:
+        if info is not None:
+            self.server_panel.set_model_path(info.path)
+
+    def _serve_selected(self) -> None:
+        path = self.w.library.selected_path()
+        entry = self.w.library.entries.get(path)
+        if entry is not None and entry.report is not None and self.w.models.info is None:
+            self.server_panel.set_model_path(path)
+
+    def _show_request_steps(self, steps: Any) -> None:
+        """A served request was picked in the log: its tokens go to the chart."""
+        chart = self.w.chart_dock
+        chart.clear()
+        for record in steps:
+            chart.add_step(record)
+        chart.show()
+        chart.raise_()
+
+    def shutdown(self) -> None:
+        self.hub.shutdown()
+        self.hub_frame.close()
+        self.hub_frame.deleteLater()
+        self.server.shutdown()

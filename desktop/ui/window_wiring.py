@@ -1,0 +1,365 @@
+"""WindowWiring: connects the main window's parts to each other and to the engine. GUI thread.
+
+Kept apart from main_window.py (which builds and lays out) so each file stays readable. It routes
+engine events to whoever asked — the chat controller's reply, the completion view, the chart, the
+status bar, the template panel's token count — by request id, so a late event of an old request
+never lands in the wrong place. It also runs completion mode (no template, no store) and the
+start-up choice of model: the one named on the command line, else the last one, else the ready
+Gemma model, so a first start is one click (or none) from chatting.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject
+
+from desktop.core import hardware
+from desktop.core.loading import LoadSettings, ModelInfo
+from desktop.core.prompt import render_completion
+from desktop.core.steps import GenerationDone, StepRecord
+from desktop.ui.chat_turns import PromptContext
+
+if TYPE_CHECKING:
+    from desktop.ui.main_window import MainWindow
+
+
+class WindowWiring(QObject):
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.w = w = window
+        self.active_id: int | None = None  # the generation whose steps the chart shows
+        self.completion_id: int | None = None
+        self.replay_id: int | None = None
+        self.tokenize_id: int | None = None
+        self.prompt_tokens: tuple[int, ...] = ()  # of the last finished generation (replay)
+        self.token_ids: list[int] = []
+        self.last_was_chat = True
+        self._want_ready_model = False
+        self._restore_template = ""
+        self._restore_panels()
+
+        w.library.sig_load_requested.connect(w.models.load)
+        w.library.sig_eject_requested.connect(w.models.eject)
+        w.library.sig_ready_model_found.connect(self._on_ready_model)
+        w.library.list.currentItemChanged.connect(lambda *_: self._show_selected_file())
+        w.models.sig_loading_started.connect(self._on_loading)
+        w.models.sig_model_changed.connect(self._on_model_changed)
+        w.models.sig_load_failed.connect(self._on_load_failed)
+        w.models.sig_engine_crashed.connect(self._on_crashed)
+
+        w.engine.sig_step_generated.connect(self._on_step)
+        w.engine.sig_generation_finished.connect(self._on_finished)
+        w.engine.sig_request_failed.connect(self._on_request_failed)
+        w.engine.sig_step_replayed.connect(self._on_replayed)
+        w.engine.sig_tokenized.connect(self._on_tokenized)
+
+        w.chat.sig_generation_started.connect(self._on_chat_started)
+        w.chat.sig_conversation_changed.connect(self._on_conversation_changed)
+        w.chat.sig_conversations_changed.connect(w.conversations.refresh)
+        w.chat.model_loading = lambda: w.models.loading
+        w.conversations.sig_conversation_selected.connect(self._open_conversation)
+        w.conversations.sig_new_requested.connect(w.new_chat)
+        w.conversations.sig_conversation_deleted.connect(w.chat.forget_conversation)
+        w.conversations.sig_message.connect(lambda text: w.status.showMessage(text, 8000))
+        w.chat_view.sig_notice_action_triggered.connect(self._on_notice_action)
+        w.chat_view.sig_step_clicked.connect(self._show_step)
+        w.chat_view.input.textChanged.connect(self.update_preview)
+        w.completion_view.sig_generate_requested.connect(self.start_completion)
+        w.completion_view.sig_stop_requested.connect(self.stop_completion)
+
+        w.sampling_panel.sig_settings_changed.connect(self._on_sampler_changed)
+        w.load_panel.sig_settings_changed.connect(self._on_load_settings_changed)
+        w.load_panel.sig_reload_requested.connect(lambda s: w.models.reload(s))
+        w.prompt_panel.sig_system_prompt_changed.connect(self._on_prompt_changed)
+        w.prompt_panel.sig_instructions_changed.connect(self._on_prompt_changed)
+        w.prompt_panel.sig_instructions_placement_changed.connect(self._on_prompt_changed)
+        w.template_panel.sig_template_changed.connect(self._on_template_changed)
+        w.template_panel.sig_tokenize_requested.connect(self._tokenize)
+        w.chart_dock.sig_replay_requested.connect(self._replay)
+        w.chart_dock.sig_continue_requested.connect(self._continue_with_token)
+        w.chart_dock.sig_bar_count_changed.connect(self._on_bar_count_changed)
+
+    # --- settings in and out ---
+
+    def _restore_panels(self) -> None:
+        w, s = self.w, self.w.settings
+        w.sampling_panel.set_settings(s.sampler_settings)
+        w.load_panel.set_settings(s.load_settings)
+        w.prompt_panel.set_system_prompt(s.system_prompt)
+        w.prompt_panel.set_instructions(s.custom_instructions)
+        placement = getattr(s, "instructions_placement", "")
+        if placement:
+            w.prompt_panel.set_placement(placement)
+        w.chart_dock.set_bar_count(s.chart_top_n)
+        w.chart_dock.set_sampler_settings(w.sampling_panel.settings())
+
+    def save_settings(self) -> None:
+        w, s = self.w, self.w.settings
+        s.sampler_settings = w.sampling_panel.settings()
+        s.load_settings = w.load_panel.settings()
+        s.system_prompt = w.prompt_panel.system_prompt()
+        s.custom_instructions = w.prompt_panel.instructions()
+        if hasattr(type(s), "instructions_placement"):
+            s.instructions_placement = w.prompt_panel.placement()  # type: ignore[attr-defined]
+
+    def _on_sampler_changed(self, settings: Any) -> None:
+        self.w.settings.sampler_settings = settings
+        if self.active_id is None:
+            self.w.chart_dock.set_sampler_settings(settings)
+
+    def _on_load_settings_changed(self, settings: LoadSettings) -> None:
+        self.w.settings.load_settings = settings
+
+    def _on_prompt_changed(self, *_: object) -> None:
+        self.save_settings()
+        self.update_preview()
+
+    def _on_template_changed(self, template: Any) -> None:
+        if self.w.models.info is not None and not template.id.startswith("custom:unsaved"):
+            self.w.settings.template_id = template.id
+
+    def _on_bar_count_changed(self, n: int) -> None:
+        self.w.settings.chart_top_n = n
+
+    # --- start-up ---
+
+    def start(self, model: str = "") -> None:
+        w = self.w
+        w.status.start_sampling()
+        w.conversations.refresh()
+        w.library.start()
+        w.jobs.submit(hardware.detect, on_done=w.load_panel.set_hardware)
+        last = w.settings.last_model
+        if model:
+            w.models.load(model)
+        elif last:
+            self._restore_template = w.settings.template_id
+            w.jobs.submit(os.path.isfile, last, on_done=lambda ok: self._on_last_checked(last, ok))
+        else:
+            self._want_ready_model = True
+        self.update_preview()
+
+    def _on_last_checked(self, path: str, exists: bool) -> None:
+        m = self.w.models
+        if m.info is not None or m.loading:
+            return
+        if exists:
+            m.load(path)
+            return
+        self._restore_template = ""
+        self._want_ready_model = True
+        if self.w.library.ready_path:
+            self._on_ready_model(self.w.library.ready_path)
+
+    def load_ready_model(self) -> None:
+        m, ready = self.w.models, self.w.library.ready_path
+        if ready and (m.path == ready or m.loading_path == ready):
+            return
+        if ready:
+            m.load(ready)
+        else:
+            self._want_ready_model = True  # loads when the library has assembled it
+
+    def _on_ready_model(self, path: str) -> None:
+        m = self.w.models
+        if self._want_ready_model and m.info is None and not m.loading:
+            self._want_ready_model = False
+            m.load(path)
+
+    # --- model state ---
+
+    def _show_selected_file(self) -> None:
+        path = self.w.library.selected_path()
+        entry = self.w.library.entries.get(path)
+        if entry is not None and not self.w.models.info:
+            self.w.load_panel.set_model_file(path, entry.report)
+
+    def _on_loading(self, path: str) -> None:
+        w = self.w
+        name = w.library.display_name(path)
+        w.status.set_loading(name)
+        w.library.set_loading(path)
+        entry = w.library.entries.get(path)
+        w.load_panel.set_model_file(path, entry.report if entry else None)
+        w.chat_view.set_empty_text(f"Loading {name}…")
+
+    def _on_model_changed(self, info: ModelInfo | None) -> None:
+        w = self.w
+        w.status.set_model(info)
+        w.load_panel.set_model_info(info, w.models.applied)
+        w.template_panel.set_model(info)
+        if info is None:
+            w.library.set_loaded("")
+            w.chat_view.set_empty_text("No model loaded. Choose one under Models and press Load.")
+            return
+        if self._restore_template and info.path == w.settings.last_model:
+            w.template_panel.select_template(self._restore_template)
+        self._restore_template = ""
+        w.library.set_loaded(info.path)
+        name = w.library.display_name(info.path)
+        hint = ""
+        if w.library.ready_path == info.path:
+            # The shipped model is a small *base* model: it continues text rather than follows
+            # instructions. Say so before the first reply surprises anyone.
+            hint = ("\n\nThis small base model continues text more than it answers questions: "
+                    "try the Completion tab, or load an instruction-tuned model for real chat.")
+        w.chat_view.set_empty_text(
+            f"Chatting with {name}. Type a message below to start.{hint}")
+        self.update_preview()
+        w.chat.model_ready()
+
+    def _on_load_failed(self, path: str, reason: str) -> None:
+        w = self.w
+        w.library.set_load_failed(path, reason)
+        w.chat_view.notice.show_notice(
+            f"{w.library.display_name(path)} could not be loaded: {reason}")
+
+    def _on_crashed(self, text: str) -> None:
+        w = self.w
+        w.library.set_loaded("")
+        w.chat_view.notice.show_notice(text, "reload", "Reload")
+        if self.completion_id is not None:
+            self.completion_id = None
+            w.completion_view.show_error(text)
+        self.active_id = None
+
+    def _on_notice_action(self, action: str) -> None:
+        if action == "reload":
+            self.w.models.reload()
+
+    # --- conversations and the template preview ---
+
+    def _open_conversation(self, conversation_id: int) -> None:
+        self.w.tabs.setCurrentWidget(self.w.chat_view)
+        self.w.chat.open_conversation(conversation_id)
+
+    def _on_conversation_changed(self, conversation_id: int | None) -> None:
+        self.w.conversations.set_current(conversation_id)
+        self.update_preview()
+
+    def update_preview(self) -> None:
+        w = self.w
+        history = [{"role": m.item.role, "content": m.text()} for m in w.chat_view.messages
+                   if m.item.id != "pending"]
+        w.template_panel.set_conversation(
+            history, w.prompt_panel.system_prompt(), w.prompt_panel.instructions(),
+            draft=w.chat_view.input.toPlainText(), placement=w.prompt_panel.placement())
+
+    def _tokenize(self, pieces: Any) -> None:
+        if self.w.models.info is not None:
+            self.tokenize_id = self.w.engine.tokenize(tuple(pieces))
+
+    def _on_tokenized(self, request_id: int, tokens: Any, _pieces: Any) -> None:
+        info = self.w.models.info
+        if request_id == self.tokenize_id and info is not None:
+            self.w.template_panel.set_token_count(len(tokens), info.n_ctx)
+
+    def prompt_context(self) -> PromptContext | None:
+        w = self.w
+        info = w.models.info
+        if info is None:
+            return None
+        return PromptContext(
+            system_prompt=w.prompt_panel.system_prompt(),
+            instructions=w.prompt_panel.instructions(),
+            placement=w.prompt_panel.placement(),
+            template=w.template_panel.template(),
+            sampler=w.sampling_panel.settings(),
+            bos=info.bos.text if info.bos else "",
+            eos=info.eos.text if info.eos else "",
+            model_name=w.library.display_name(info.path),
+            model_path=info.path,
+        )
+
+    # --- generations: chart, status bar, completion mode ---
+
+    def _begin_generation(self, request_id: int, chat: bool) -> None:
+        self.active_id = request_id
+        self.last_was_chat = chat
+        self.prompt_tokens, self.token_ids = (), []
+        self.w.chart_dock.clear()
+        self.w.chart_dock.set_sampler_settings(self.w.sampling_panel.settings())
+        self.w.status.generation_started()
+
+    def _on_chat_started(self, request_id: int) -> None:
+        self._begin_generation(request_id, chat=True)
+
+    def start_completion(self, text: str) -> None:
+        w = self.w
+        if w.models.info is None:
+            w.completion_view.show_error("No model loaded. Choose one under Models and press "
+                                         "Load.")
+            return
+        if w.engine.busy or w.chat.busy:
+            return
+        pieces = tuple((s.text, s.trusted) for s in render_completion(text).segments)
+        w.completion_view.set_busy(True)
+        self.completion_id = w.engine.generate(pieces, w.sampling_panel.settings())
+        self._begin_generation(self.completion_id, chat=False)
+
+    def stop_completion(self) -> None:
+        if self.completion_id is not None:
+            self.w.engine.cancel()
+
+    def _on_step(self, request_id: int, record: StepRecord) -> None:
+        if request_id != self.active_id:
+            return
+        self.token_ids.append(record.token_id)
+        self.w.chart_dock.add_step(record)
+        self.w.status.note_step(record.position)
+        if request_id == self.completion_id:
+            self.w.completion_view.append_stream(record.text)
+
+    def _on_finished(self, request_id: int, done: GenerationDone, prompt_tokens: Any) -> None:
+        if request_id != self.active_id:
+            return
+        self.active_id = None
+        self.prompt_tokens = tuple(prompt_tokens)
+        self.w.status.generation_finished(done)
+        if request_id == self.completion_id:
+            self.completion_id = None
+            reason = {"cancelled": "Stopped.", "length": "Reached the token limit.",
+                      "context": "The context is full."}.get(done.finish_reason, "Done.")
+            self.w.completion_view.end_stream(
+                done.text, f"{reason} {done.usage.completion_tokens} tokens, "
+                f"{done.timings.tokens_per_second:.1f} tok/s.")
+        self.update_preview()
+
+    def _on_request_failed(self, request_id: int, _kind: str, message: str) -> None:
+        if request_id == self.active_id:
+            self.active_id = None
+        if request_id == self.completion_id:
+            self.completion_id = None
+            self.w.completion_view.show_error(message)
+
+    # --- the chart's inspector ---
+
+    def _show_step(self, step: int) -> None:
+        """A token of the latest reply was clicked: show its step in the chart."""
+        self.w.chart_dock.show()
+        self.w.chart_dock.raise_()
+        self.w.chart_dock.select_step(step)
+
+    def _replay(self, step: int, settings: Any) -> None:
+        if not self.prompt_tokens or step >= len(self.token_ids):
+            self.w.status.showMessage("A step can be replayed once its generation has ended.",
+                                      4000)
+            return
+        context = self.prompt_tokens + tuple(self.token_ids[:step])
+        self.replay_id = self.w.engine.replay(context, self.token_ids[step], step, settings,
+                                              len(self.prompt_tokens))
+
+    def _on_replayed(self, request_id: int, record: StepRecord) -> None:
+        if request_id == self.replay_id:
+            self.w.chart_dock.show_replay(record)
+
+    def _continue_with_token(self, step: int, token_id: int) -> None:
+        if self.active_id is not None:
+            return
+        if self.last_was_chat:
+            self.w.tabs.setCurrentWidget(self.w.chat_view)
+            self.w.chat.continue_with_token(step, token_id)
+        else:
+            self.w.status.showMessage("“Continue with this token” works on chat replies.", 4000)
