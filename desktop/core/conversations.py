@@ -32,6 +32,7 @@ from desktop.core.conversation_schema import (
     transaction,
 )
 from desktop.core.sampling import SamplerSettings
+from desktop.core.sqlite_wal import enable_wal
 
 __all__ = ["SCHEMA_VERSION", "Conversation", "ConversationStore", "Message", "StoreError",
            "migrate"]
@@ -100,7 +101,7 @@ class ConversationStore:
         self._conn = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
         try:
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            enable_wal(self._conn)
             self._conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: survives app crashes
             self._conn.execute("PRAGMA foreign_keys=ON")
             migrate(self._conn)

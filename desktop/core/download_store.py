@@ -22,6 +22,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from desktop.core.sqlite_wal import enable_wal
+
 __all__ = [
     "JOB_CANCELLED",
     "JOB_DONE",
@@ -139,7 +141,7 @@ class JobStore:
         self._lock = threading.Lock()
         # check_same_thread=False: the lock, not the creating thread, guards the connection.
         self._db = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        enable_wal(self._db)
         self._db.execute("PRAGMA foreign_keys=ON")
         with self._tx() as db:
             db.executescript(_SCHEMA)

@@ -115,6 +115,16 @@ class AppSettings:
         self._q.setValue("prompt/instructions", text)
 
     @property
+    def instructions_placement(self) -> str:
+        """Where custom instructions go: "system" (with the system prompt) or "first_user"."""
+        value = str(self._get("prompt/instructions_placement", "system"))
+        return value if value in ("system", "first_user") else "system"
+
+    @instructions_placement.setter
+    def instructions_placement(self, value: str) -> None:
+        self._q.setValue("prompt/instructions_placement", value)
+
+    @property
     def template_id(self) -> str:
         return str(self._get("prompt/template_id", ""))
 

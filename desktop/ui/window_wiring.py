@@ -89,9 +89,7 @@ class WindowWiring(QObject):
         w.load_panel.set_settings(s.load_settings)
         w.prompt_panel.set_system_prompt(s.system_prompt)
         w.prompt_panel.set_instructions(s.custom_instructions)
-        placement = getattr(s, "instructions_placement", "")
-        if placement:
-            w.prompt_panel.set_placement(placement)
+        w.prompt_panel.set_placement(s.instructions_placement)
         w.chart_dock.set_bar_count(s.chart_top_n)
         w.chart_dock.set_sampler_settings(w.sampling_panel.settings())
 
@@ -101,8 +99,7 @@ class WindowWiring(QObject):
         s.load_settings = w.load_panel.settings()
         s.system_prompt = w.prompt_panel.system_prompt()
         s.custom_instructions = w.prompt_panel.instructions()
-        if hasattr(type(s), "instructions_placement"):
-            s.instructions_placement = w.prompt_panel.placement()  # type: ignore[attr-defined]
+        s.instructions_placement = w.prompt_panel.placement()
 
     def _on_sampler_changed(self, settings: Any) -> None:
         self.w.settings.sampler_settings = settings

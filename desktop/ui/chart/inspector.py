@@ -96,23 +96,32 @@ class StepInspector(QWidget):
         self.original_button = QPushButton("Show original")
         self.original_button.setToolTip("Put the settings back and show the step as generated")
         self.original_button.clicked.connect(self.reset)
+        # Two short rows rather than one long one: the dock must fit beside the chat on a
+        # 1366-1440 px wide screen.
+        self.candidate_label.setWordWrap(True)
         buttons = QHBoxLayout()
-        buttons.addWidget(self.candidate_label, 1)
         buttons.addWidget(self.continue_button)
         buttons.addWidget(self.original_button)
+        buttons.addStretch(1)
+        exports = QHBoxLayout()
+        exports.addWidget(QLabel("Export this step:"))
         self.export_buttons: dict[str, QPushButton] = {}
         for kind, text in (("csv", "CSV"), ("json", "JSON"), ("png", "PNG")):
-            button = QPushButton(f"Export {text}…")
+            button = QPushButton(f"{text}…")
+            button.setToolTip(f"Save the selected step as {text}")
             button.setProperty("export_kind", kind)
             button.clicked.connect(self._export_clicked)
-            buttons.addWidget(button)
+            exports.addWidget(button)
             self.export_buttons[kind] = button
+        exports.addStretch(1)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 2, 4, 2)
         layout.addLayout(grid)
         layout.addWidget(self.status)
+        layout.addWidget(self.candidate_label)
         layout.addLayout(buttons)
+        layout.addLayout(exports)
         self._show_settings(self.base)
         self.set_step(None)
 
