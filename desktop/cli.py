@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokens", type=int, default=128)
     p.add_argument("--repeat", type=int, default=3, help="interleaved rounds; the best counts")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--chart", action="store_true",
+                   help="also: tokens/s with the live chart vs hidden (a Qt run, offscreen)")
+    p.add_argument("--ui", action="store_true",
+                   help="also: the longest GUI stall while a reply streams (a Qt run, offscreen)")
 
     p = sub.add_parser("models", help="list local models (and assemble the ready model)")
     p.add_argument("--json", action="store_true")
@@ -247,9 +251,38 @@ def _report_failure(event: object) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from desktop.engine.bench import format_report, run_bench
 
-    report = run_bench(str(_model_path(args)), _load_settings(args), args.tokens, args.repeat)
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    model = str(_model_path(args))
+    report = run_bench(model, _load_settings(args), args.tokens, args.repeat)
+    # The GUI benchmarks run in their own process: the CLI never imports Qt.
+    qt_runs = [("chart", "desktop.ui.chart_bench", ["--rounds", str(args.repeat)]),
+               ("ui", "desktop.ui.window_bench", [])]
+    for key, module, extra in qt_runs:
+        if getattr(args, key):
+            report[key] = _qt_bench(module, model, args, extra)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return EXIT_OK
+    print(format_report(report))
+    for key, _, _ in qt_runs:
+        if key in report:
+            print(f"{key}: {json.dumps(report[key])}")
     return EXIT_OK
+
+
+def _qt_bench(module: str, model: str, args: argparse.Namespace, extra: list[str]) -> Any:
+    import subprocess
+
+    env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen")}
+    out = subprocess.run(
+        [sys.executable, "-m", module, "--model", model, "--tokens", str(args.tokens),
+         "--threads", str(args.threads), *extra],
+        capture_output=True, text=True, env=env, check=False,
+    )
+    lines = [line for line in out.stdout.splitlines() if line.strip()]
+    try:
+        return json.loads("\n".join(lines[lines.index("{"):]) if "{" in lines else lines[-1])
+    except (ValueError, IndexError):
+        return {"error": (out.stderr.strip().splitlines() or ["no output"])[-1]}
 
 
 def cmd_template(args: argparse.Namespace) -> int:
