@@ -67,7 +67,8 @@ def format_prob(p: float) -> str:
 
 
 def format_bits(bits: float) -> str:
-    return f"{bits:.2f} bits"
+    # A one-token distribution can come out as -1e-9 in float arithmetic: show 0.00, not -0.00.
+    return f"{max(bits, 0.0):.2f} bits"
 
 
 # --- stages ---

@@ -91,6 +91,7 @@ class ChartDock(QDockWidget):
     def _build(self) -> None:
         body = QWidget(self)
         self.header = QLabel("No step yet: generate some text to see its distributions.")
+        self.header.setWordWrap(True)  # a long token and its figures must not be cut off
         self.header.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         # New text every paint must not ask the window for a new layout.
         self.header.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
