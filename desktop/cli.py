@@ -81,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ui", action="store_true",
                    help="also: the longest GUI stall while a reply streams (a Qt run, offscreen)")
 
+    p = sub.add_parser("chat", help="chat with a model in the terminal (history sent every turn)")
+    _add_model_args(p)
+    p.add_argument("--system", default="", help="system prompt")
+    p.add_argument("--template", default=None, help="template: preset or saved id, or .jinja file")
+    p.add_argument("--show-prompt", action="store_true",
+                   help="print the exact rendered prompt before each reply")
+    _add_sampler_args(p)
+
     p = sub.add_parser("models", help="list local models (and assemble the ready model)")
     p.add_argument("--json", action="store_true")
 
@@ -109,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "models": cmd_models,
         "doctor": cmd_doctor,
         "template": cmd_template,
+        "chat": cmd_chat,
         "serve": cmd_serve,
     }[args.verb]
     try:
@@ -288,7 +297,14 @@ def _qt_bench(module: str, model: str, args: argparse.Namespace, extra: list[str
 def cmd_template(args: argparse.Namespace) -> int:
     from desktop.cli_chat import cmd_template as template
 
-    return template(args, str(_model_path(args)), _load_settings(args))
+    return template(args, lambda: _load_settings(args))
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from desktop.cli_terminal_chat import run_chat
+
+    settings = sampler_settings_from_args(args)
+    return run_chat(args, _model_path(args), _load_settings(args), settings)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

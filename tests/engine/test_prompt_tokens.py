@@ -41,10 +41,12 @@ def test_user_text_is_plain_text_and_markup_keeps_its_special_tokens(
     assert forged.count(end) == 2
 
 
-def test_cli_template_shows_prompt_and_token_count(gemma_path: Path) -> None:
+def test_cli_template_shows_prompt_and_token_count(gemma_path: Path, tmp_path: Path) -> None:
+    messages = tmp_path / "messages.json"
+    messages.write_text(json.dumps([{"role": "user", "content": "Hello"}]), encoding="utf-8")
     out = subprocess.run(
-        [sys.executable, "-m", "desktop", "template", "--model", str(gemma_path), "--user",
-         "Hello", "--system", "Be brief.", "--json", "--threads", "2"],
+        [sys.executable, "-m", "desktop", "template", "render", "--model", str(gemma_path),
+         "--messages", str(messages), "--system", "Be brief.", "--json", "--threads", "2"],
         capture_output=True, text=True, timeout=300,
     )
     assert out.returncode == 0, out.stderr
