@@ -42,13 +42,18 @@ ifeq ($(UNAME_S)-$(UNAME_M),Linux-x86_64)
   LLAMA_CFLAGS := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
 endif
 
+# torch for safetensors models: the release the tests ran with (a CPU build where pip finds one);
+# `make test TORCH_SPEC=torch` takes the newest instead.
+TORCH_SPEC ?= torch==2.13.0
+
 .PHONY: run test install bench package clean-llama lint
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install "$(TORCH_SPEC)"
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CFLAGS="$(LLAMA_CFLAGS)" CXXFLAGS="$(LLAMA_CFLAGS)" \
-		$(BIN)/python -m pip install -e ".[dev,demo]"
+		$(BIN)/python -m pip install -e ".[dev,demo,safetensors]"
 	touch $(STAMP)
 
 install: $(STAMP)

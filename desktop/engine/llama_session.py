@@ -19,6 +19,9 @@ import numpy as np
 import numpy.typing as npt
 
 from desktop.core.loading import LoadSettings, ModelInfo, SpecialToken
+from desktop.engine.session_errors import ContextOverflow, LoadFailed
+
+__all__ = ["ContextOverflow", "LlamaSession", "LoadFailed"]
 
 _KV_TYPES = {
     "f32": L.GGML_TYPE_F32,
@@ -33,14 +36,6 @@ _KV_TYPES = {
 }
 
 _OFFLOADED = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")
-
-
-class LoadFailed(Exception):
-    pass
-
-
-class ContextOverflow(Exception):
-    pass
 
 
 def _meta(model: Any, key: str, size: int = 1 << 20) -> str | None:

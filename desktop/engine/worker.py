@@ -1,4 +1,5 @@
-"""The engine worker: a child process (spawn) that owns llama.cpp and answers the host's requests.
+"""The engine worker: a child process (spawn) that owns the inference library — llama.cpp for GGUF
+files, transformers + torch for safetensors folders — and answers the host's requests.
 
 Single-threaded by design: one request at a time, and during a generation the pipe is polled
 between tokens, so Cancel takes effect within one token. Anything llama.cpp prints (including a
@@ -96,17 +97,34 @@ class Worker:
 
     def load(self, msg: P.LoadRequest) -> None:
         from desktop.core.gguf_check import GgufProblem, check_gguf
+        from desktop.engine.session_errors import LoadFailed
 
         self._unload()
-        try:
-            check_gguf(msg.path)
-        except GgufProblem as exc:
-            self.send(P.EngineError(msg.request_id, "invalid_model", str(exc)))
-            return
-        from desktop.engine.llama_session import LlamaSession, LoadFailed
+        session_class: Any
+        if is_transformers_path(msg.path):
+            try:
+                from desktop.engine.hf_session import HfSession
+
+                session_class = HfSession
+            except ImportError as exc:
+                reason = (
+                    f"safetensors models need torch and transformers ({exc}); install them with "
+                    "pip install 'openlid[safetensors]'"
+                )
+                self.send(P.EngineError(msg.request_id, "load_failed", reason))
+                return
+        else:
+            try:
+                check_gguf(msg.path)
+            except GgufProblem as exc:
+                self.send(P.EngineError(msg.request_id, "invalid_model", str(exc)))
+                return
+            from desktop.engine.llama_session import LlamaSession
+
+            session_class = LlamaSession
 
         try:
-            self.session = LlamaSession(msg.path, msg.settings, self.log_path)
+            self.session = session_class(msg.path, msg.settings, self.log_path)
         except LoadFailed as exc:
             self.send(P.EngineError(msg.request_id, "load_failed", str(exc)))
             return
@@ -263,6 +281,14 @@ class Worker:
             replayed=True, **fields,
         )
         self.send(P.Replayed(msg.request_id, record))
+
+
+def is_transformers_path(path: str) -> bool:
+    """A transformers model folder, or its config.json or a .safetensors shard inside one."""
+    if os.path.isdir(path):
+        return True
+    name = os.path.basename(path)
+    return name == "config.json" or name.endswith(".safetensors")
 
 
 def last_n(tokens: list[int], settings: Any, n_ctx: int) -> list[int]:
