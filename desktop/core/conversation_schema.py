@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 COMPONENT = "conversations"
 
 
@@ -50,8 +50,19 @@ def _v1(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX conversations_by_updated ON conversations(updated DESC)")
 
 
+def _v2(conn: sqlite3.Connection) -> None:
+    # A reply's StepRecords, one zlib-compressed JSON array per message (see
+    # ConversationStore.save_steps). Apart from `messages` so listing a branch never reads them.
+    conn.execute("""
+        CREATE TABLE message_steps (
+            message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+            count INTEGER NOT NULL,
+            blob BLOB NOT NULL
+        )""")
+
+
 # _MIGRATIONS[n] takes the schema from version n to n + 1; append, never edit, released steps.
-_MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1,)
+_MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2)
 
 
 @contextmanager

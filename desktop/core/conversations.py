@@ -3,7 +3,9 @@
 Editing a message or regenerating a reply adds a sibling (same parent) instead of overwriting, so
 every version is kept; the conversation's `active_leaf_id` marks the branch being shown and sent,
 and `active_path` walks from it back to the root. Assistant messages carry the settings they were
-generated with in `meta` (model, template, sampler settings, seed, finish reason, token usage).
+generated with in `meta` (model, template, sampler settings, seed, finish reason, token usage),
+and their `StepRecord`s (`save_steps`/`load_steps`: the top-N per stage the records carry, as
+zlib-compressed JSON in `message_steps`) so any token can be inspected later.
 
 Storage: the app's one SQLite file, shared with other stores; the schema and its versioned
 migrations are in `conversation_schema`, run when a store opens the file. Each writing method
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +36,7 @@ from desktop.core.conversation_schema import (
 )
 from desktop.core.sampling import SamplerSettings
 from desktop.core.sqlite_wal import enable_wal
+from desktop.core.steps import StepRecord, step_from_json
 
 __all__ = ["SCHEMA_VERSION", "Conversation", "ConversationStore", "Message", "StoreError",
            "migrate"]
@@ -326,6 +330,35 @@ class ConversationStore:
             self._conn.execute("UPDATE conversations SET active_leaf_id = ? WHERE id = ?",
                                (leaf.id, message.conversation_id))
         return self.active_path(message.conversation_id)
+
+    # ---- steps of a reply -------------------------------------------------------------------
+
+    def save_steps(self, message_id: int, records: Sequence[StepRecord]) -> None:
+        """Keep a reply's StepRecords (replacing any stored before), compressed."""
+        rows = [{**r.to_json(), "n_vocab": r.n_vocab, **({"replayed": True} if r.replayed
+                                                         else {})} for r in records]
+        blob = zlib.compress(_dumps(rows).encode("utf-8"), 6)
+        with transaction(self._conn):
+            self._conn.execute(
+                "INSERT INTO message_steps(message_id, count, blob) VALUES (?, ?, ?)"
+                " ON CONFLICT(message_id) DO UPDATE SET count = excluded.count,"
+                " blob = excluded.blob", (message_id, len(rows), blob))
+
+    def load_steps(self, message_id: int) -> list[StepRecord]:
+        """The StepRecords saved for a message, in step order; [] when none were saved."""
+        row = self._conn.execute("SELECT blob FROM message_steps WHERE message_id = ?",
+                                 (message_id,)).fetchone()
+        if row is None:
+            return []
+        try:
+            rows = json.loads(zlib.decompress(row[0]).decode("utf-8"))
+            return [step_from_json(r) for r in rows]
+        except (zlib.error, ValueError, KeyError, TypeError) as exc:
+            raise StoreError(f"the steps of message {message_id} cannot be read: {exc}") from exc
+
+    def has_steps(self, message_id: int) -> bool:
+        return self._conn.execute("SELECT 1 FROM message_steps WHERE message_id = ?",
+                                  (message_id,)).fetchone() is not None
 
     # ---- whole conversations ---------------------------------------------------------------
 

@@ -85,6 +85,31 @@ class StepRecord:
         }
 
 
+def step_from_json(data: dict[str, Any]) -> StepRecord:
+    """The StepRecord that `StepRecord.to_json` wrote (conversations store steps this way).
+
+    `pieces` is rebuilt from the stages' top lists; `n_vocab` and `replayed` are read when the
+    writer added them (to_json leaves them out).
+    """
+    stages: list[StageView] = []
+    pieces: dict[int, str] = {}
+    for s in data.get("stages", ()):
+        top = s.get("top", ())
+        for t in top:
+            pieces.setdefault(int(t["id"]), str(t.get("text", "")))
+        stages.append(StageView(name=str(s["name"]), kept=int(s["kept"]), mass=float(s["mass"]),
+                                ids=tuple(int(t["id"]) for t in top),
+                                probs=tuple(float(t["p"]) for t in top)))
+    return StepRecord(
+        step=int(data["step"]), token_id=int(data["token_id"]), text=str(data["text"]),
+        piece=str(data["piece"]), prob=float(data["prob"]), raw_prob=float(data["raw_prob"]),
+        raw_rank=int(data["raw_rank"]), entropy_raw=float(data["entropy_raw"]),
+        entropy_final=float(data["entropy_final"]), stages=tuple(stages), pieces=pieces,
+        n_vocab=int(data.get("n_vocab", 0)), position=int(data.get("position", 0)),
+        sample_ms=float(data.get("sample_ms", 0.0)), decode_ms=float(data.get("decode_ms", 0.0)),
+        replayed=bool(data.get("replayed", False)))
+
+
 @dataclass(frozen=True)
 class Usage:
     prompt_tokens: int

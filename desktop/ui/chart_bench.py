@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-    from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+    from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QApplication, QMainWindow, QWidget
 
     from desktop.core.loading import LoadSettings
@@ -63,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from desktop.core.steps import GenerationDone, StepRecord
     from desktop.ui.bridge import EngineService
     from desktop.ui.chart import ChartDock
+    from desktop.ui.heartbeat import Heartbeat
 
     app = QApplication.instance() or QApplication(sys.argv[:1])  # noqa: F841 (kept alive)
     service = EngineService()
@@ -84,17 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     service.sig_step_generated.connect(lambda _rid, _rec: arrivals.append(time.perf_counter()))
 
     # The GUI's heartbeat: a 5 ms timer whose late ticks measure event-loop stalls.
-    clock = QElapsedTimer()
-    stall = {"last": 0, "worst": 0}
-
-    def beat() -> None:
-        now = clock.elapsed()
-        stall["worst"] = max(stall["worst"], now - stall["last"])
-        stall["last"] = now
-
-    heartbeat = QTimer()
-    heartbeat.setInterval(5)
-    heartbeat.timeout.connect(beat)
+    heartbeat = Heartbeat(5)
 
     def run(chart: bool) -> dict[str, float]:
         state["done"] = None
@@ -106,8 +97,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             window.hide()
         paints_before = dock.paint_count
-        clock.start()
-        stall.update(last=0, worst=0)
         heartbeat.start()
         service.generate(((PROMPT, False),), settings)
         _wait(lambda: state["done"] is not None or state["failed"] is not None, 600)
@@ -122,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "tokens_per_second": done.timings.tokens_per_second,
             "gui_tokens_per_second": (len(arrivals) - 1) / span if span > 0 else 0.0,
             "paints": float(dock.paint_count - paints_before),
-            "longest_gui_stall_ms": float(stall["worst"]),
+            "longest_gui_stall_ms": float(round(1000 * heartbeat.worst)),
         }
 
     def _feed(_rid: int, record: StepRecord) -> None:

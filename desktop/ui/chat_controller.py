@@ -2,7 +2,11 @@
 
 send → (database thread) save the user message, read the branch, render system prompt + custom
 instructions + history through the template → `EngineService.generate(pieces)` → steps stream
-into the transcript → (database thread) save the reply with the settings it was made with.
+into the transcript → (database thread) save the reply with the settings it was made with and
+its StepRecords. Opening the Tokens view of any stored reply loads its steps (database thread) and
+`sig_steps_shown` hands them to the chart. The prompt is fitted to the context by the Template
+panel's overflow policy (core.context_policy); token counts are estimated from characters and
+calibrated by `token_scale`, the real / estimated size of the last prompt the engine took.
 Regenerate, Edit and "continue with this token" make a new version (sibling); Continue extends a
 reply in place. Stop keeps the partial reply; an engine crash keeps it too and offers Reload.
 The controller never waits: every database step is a StoreService call with a callback.
@@ -10,6 +14,7 @@ The controller never waits: every database step is a StoreService call with a ca
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +25,7 @@ from desktop.engine import protocol as P
 from desktop.ui import chat_turns as T
 from desktop.ui.bridge import EngineService
 from desktop.ui.chat_view import ChatView
-from desktop.ui.message_widget import ASSISTANT, MessageItem
+from desktop.ui.message_widget import ASSISTANT, MessageItem, MessageWidget
 from desktop.ui.store_service import StoreService
 
 PENDING_ID = "pending"  # the id of a reply while it streams (it has no database row yet)
@@ -31,6 +36,9 @@ class ChatController(QObject):
     sig_conversations_changed = Signal()  # titles or order changed: refresh the list
     sig_generation_started = Signal(int)  # engine request id
     sig_turn_failed = Signal(str)  # plain words, also shown in the transcript's notice bar
+    # A reply's token view opened: message id, its StepRecords (tuple), and whether it is the
+    # reply just generated (whose prompt tokens the window still has, so replay works).
+    sig_steps_shown = Signal(object, object, bool)
 
     def __init__(self, engine: EngineService, db: StoreService, view: ChatView,
                  context: Callable[[], T.PromptContext | None],
@@ -44,6 +52,8 @@ class ChatController(QObject):
         self.steps: list[StepRecord] = []
         self.last_prompt_tokens: tuple[int, ...] = ()
         self.last_reply_id: int | None = None  # the stored reply those steps belong to
+        self.token_scale = 1.0  # real tokens / estimated tokens of the last prompt sent
+        self._hooked: weakref.WeakSet[MessageWidget] = weakref.WeakSet()
         self._serial = 0  # drops answers for a conversation no longer shown
         self._turn_serial = 0
         self.model_loading: Callable[[], bool] = lambda: False
@@ -80,7 +90,7 @@ class ChatController(QObject):
 
         def shown(result: tuple[Any, tuple[MessageItem, ...]]) -> None:
             if serial == self._serial:
-                self.view.set_messages(result[1])
+                self._show(result[1])
                 self.sig_conversation_changed.emit(conversation_id)
 
         self.db.call(lambda s: T.load_branch(s, conversation_id), on_done=shown,
@@ -117,7 +127,8 @@ class ChatController(QObject):
                                              "sent as soon as it is ready.", kind="info")
             return
         conversation_id = self.conversation_id
-        self._begin(lambda s: T.prepare_send(s, conversation_id, text, ctx), ctx)
+        self._begin(lambda s: T.prepare_send(s, conversation_id, text, ctx), ctx,
+                    draft=text)
 
     def model_ready(self) -> None:
         """A model has loaded: send a message that was waiting for it."""
@@ -160,13 +171,14 @@ class ChatController(QObject):
 
         def shown(items: tuple[MessageItem, ...]) -> None:
             if serial == self._serial:
-                self.view.set_messages(items)
+                self._show(items)
 
         self.db.call(lambda s: T.select_sibling(s, message_id, index), on_done=shown,
                      on_error=self._fail)
 
     def _begin(self, prepare: Callable[[Any], T.Turn], ctx: T.PromptContext, *,
-               prompt_tokens: tuple[int, ...] = (), forced: tuple[int, ...] = ()) -> None:
+               prompt_tokens: tuple[int, ...] = (), forced: tuple[int, ...] = (),
+               draft: str = "") -> None:
         self.preparing = True
         self.view.notice.hide()
         self.view.set_busy(True)
@@ -181,13 +193,13 @@ class ChatController(QObject):
             self.conversation_id = turn.conversation.id
             self.turn = turn
             self._turn_serial = serial
-            self.view.set_messages(turn.items)
+            self._show(turn.items)
             if new_conversation:
                 self.sig_conversation_changed.emit(turn.conversation.id)
             self.sig_conversations_changed.emit()
             if turn.notes:
                 self.view.notice.show_notice(" ".join(turn.notes), kind="info")
-            self.steps = []
+            self.steps, self.last_reply_id = [], None
             self.request_id = self.engine.generate(
                 turn.pieces, ctx.generation_settings(), prompt_tokens=prompt_tokens,
                 forced_tokens=forced)
@@ -202,6 +214,8 @@ class ChatController(QObject):
         def failed(exc: Exception) -> None:
             self.preparing = False
             self.view.set_busy(False)
+            if draft and not self.view.input.toPlainText():
+                self.view.input.setPlainText(draft)  # not stored (e.g. over the context)
             self._fail(exc)
 
         self.db.call(prepare, on_done=prepared, on_error=failed)
@@ -222,6 +236,10 @@ class ChatController(QObject):
         if request_id != self.request_id:
             return
         self.last_prompt_tokens = tuple(prompt_tokens)
+        turn = self.turn
+        if turn is not None and turn.estimated_tokens > 0 and prompt_tokens:
+            unscaled = turn.estimated_tokens / self.token_scale
+            self.token_scale = max(0.5, min(3.0, len(prompt_tokens) / unscaled))
         self._save(done.text, {
             "finish_reason": done.finish_reason,
             "completion_tokens": done.usage.completion_tokens,
@@ -266,7 +284,8 @@ class ChatController(QObject):
             self._end(None)
             self._fail(exc)
 
-        self.db.call(lambda s: T.save_reply(s, turn, text, meta), on_done=self._end,
+        steps = tuple(self.steps)  # compressed and stored on the database thread
+        self.db.call(lambda s: T.save_reply(s, turn, text, meta, steps), on_done=self._end,
                      on_error=failed)
 
     def _end(self, items: tuple[MessageItem, ...] | None) -> None:
@@ -281,9 +300,10 @@ class ChatController(QObject):
             reply = items[-1]
             self.last_reply_id = reply.id if reply.role == ASSISTANT else None
             if not self.view.streaming:
-                self.view.set_messages(items)
+                self._show(items)
             else:
                 self.view.end_stream(reply)  # the streamed widget becomes the stored reply
+                self._hook_widgets()
             widget = self.view.widget_for(reply.id)
             if widget is not None and self.turn is not None and self.turn.continue_id is None:
                 widget.set_steps(tuple(self.steps))
@@ -291,8 +311,42 @@ class ChatController(QObject):
         else:
             # No reply to keep: show the branch as it was before the turn (the question stays).
             self.view.set_busy(False)
-            self.view.set_messages(self.turn.items if self.turn is not None else ())
+            self._show(self.turn.items if self.turn is not None else ())
         self.sig_conversations_changed.emit()
+
+    # --- stored steps ---
+
+    def _show(self, items: tuple[MessageItem, ...]) -> None:
+        self.view.set_messages(items)
+        self._hook_widgets()
+
+    def _hook_widgets(self) -> None:
+        for widget in self.view.messages:
+            if widget not in self._hooked:
+                self._hooked.add(widget)
+                widget.sig_steps_requested.connect(self._on_steps_requested)
+
+    def _on_steps_requested(self, message_id: Any) -> None:
+        """A reply's token view opened: its steps come from memory (the reply just made) or
+        from the database; the chart shows them either way."""
+        widget = self.view.widget_for(message_id)
+        if widget is not None and widget.steps:
+            latest = message_id == self.last_reply_id and widget.steps == tuple(self.steps)
+            self.sig_steps_shown.emit(message_id, tuple(widget.steps), latest)
+            return
+        if not isinstance(message_id, int):
+            return
+        serial = self._serial
+
+        def loaded(steps: tuple[StepRecord, ...]) -> None:
+            widget = self.view.widget_for(message_id)
+            if serial != self._serial or widget is None:
+                return
+            widget.set_steps(steps)
+            if steps:
+                self.sig_steps_shown.emit(message_id, steps, False)
+
+        self.db.call(lambda s: T.steps_of(s, message_id), on_done=loaded, on_error=self._fail)
 
     def _fail(self, exc: BaseException) -> None:
         message = str(exc) or type(exc).__name__

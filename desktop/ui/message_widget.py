@@ -51,6 +51,7 @@ class MessageItem:
     sibling_index: int = 0  # 0-based position among the message's siblings
     sibling_count: int = 1
     footer: str = ""  # e.g. "42 tokens · 38 tok/s · stopped"
+    has_steps: bool = False  # its StepRecords are stored: the token view can load them
 
 
 def split_code_blocks(text: str) -> list[tuple[str, str, str]]:
@@ -222,6 +223,7 @@ class MessageWidget(QFrame):
     sig_continue_requested = Signal(object)
     sig_sibling_requested = Signal(object, int)  # message id, 0-based sibling index to show
     sig_step_clicked = Signal(int)  # a token of the token view was clicked: its step
+    sig_steps_requested = Signal(object)  # the token view opened: message id (load / chart)
 
     def __init__(self, item: MessageItem, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -236,13 +238,14 @@ class MessageWidget(QFrame):
         self.body: QWidget = QWidget()
         self.stream_view: AutoHeightBrowser | None = None
         self.editor: QPlainTextEdit | None = None
-        self.steps: tuple[Any, ...] = ()  # StepRecords of this reply, when it is the latest
+        self.steps: tuple[Any, ...] = ()  # StepRecords of this reply, once known
         self.footer = QLabel(item.footer)
         self.footer.setObjectName("messageFooter")
         self.footer.setVisible(bool(item.footer))
         self._layout.addWidget(self.body)
         self._layout.addWidget(self.footer)
         self.show_text(item.text)
+        self.set_steps(())
 
     def _build_header(self, item: MessageItem) -> QHBoxLayout:
         head = QHBoxLayout()
@@ -340,14 +343,23 @@ class MessageWidget(QFrame):
         self._replace_body(MarkdownBody(text))
 
     def set_steps(self, steps: tuple[Any, ...]) -> None:
-        """Offer the token view (the window keeps the steps of the latest reply only)."""
+        """Offer the token view; steps that arrive while it waits for them are shown."""
         self.steps = steps
-        self.tokens_button.setVisible(bool(steps) and self.item.role == ASSISTANT)
+        self.tokens_button.setVisible((bool(steps) or self.item.has_steps)
+                                      and self.item.role == ASSISTANT)
+        if steps and self.tokens_button.isChecked():
+            self._show_token_view()
 
     def _show_tokens(self, on: bool) -> None:
-        if not on or not self.steps:
+        if not on:
             self.show_text(self.item.text)
             return
+        # Stored steps load on request (set_steps shows them); the chart follows this message.
+        self.sig_steps_requested.emit(self.item.id)
+        if self.steps:
+            self._show_token_view()
+
+    def _show_token_view(self) -> None:
         from desktop.ui.token_view import TokenView  # it builds on AutoHeightBrowser, above
 
         view = TokenView(self.steps)
@@ -369,6 +381,7 @@ class MessageWidget(QFrame):
         self.show_text(item.text)
         self.footer.setText(item.footer)
         self.footer.setVisible(bool(item.footer))
+        self.set_steps(self.steps)
 
     def start_edit(self) -> None:
         box = QWidget()

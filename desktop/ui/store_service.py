@@ -24,6 +24,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, Signal
 
 from desktop.core.conversations import ConversationStore
+from desktop.ui.workers import deliver
 
 log = logging.getLogger("openlid.db")
 
@@ -91,13 +92,7 @@ class StoreService(QObject):
         callbacks = self._callbacks.pop(call_id, None)
         if callbacks is None or self._stopped.is_set():
             return
-        on_done, on_error = callbacks
-        if error is None:
-            if on_done is not None:
-                on_done(result)
-        elif on_error is not None:
-            on_error(error)
-        else:
+        if not deliver(*callbacks, result, error):
             self.sig_failed.emit(str(error))
 
     def stop(self, timeout: float = 10.0) -> None:

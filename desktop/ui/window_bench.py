@@ -52,12 +52,12 @@ def run(model: str = "", tokens: int = 300, threads: int = 0) -> dict[str, Any]:
     os.environ["OPENLID_HOME"] = tempfile.mkdtemp(prefix="openlid-window-bench-")
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
     from desktop.core.loading import LoadSettings
     from desktop.core.ready_model import ready_model_path
     from desktop.core.sampling import SamplerSettings
+    from desktop.ui.heartbeat import Heartbeat
     from desktop.ui.main_window import MainWindow
     from desktop.ui.settings import AppSettings
 
@@ -77,17 +77,8 @@ def run(model: str = "", tokens: int = 300, threads: int = 0) -> dict[str, Any]:
     window.sampling_panel.set_settings(
         SamplerSettings(temperature=0.7, seed=1, max_tokens=tokens, ignore_eos=True))
 
-    stalls: list[float] = []
-    last = [time.perf_counter()]
-
-    def beat() -> None:
-        now = time.perf_counter()
-        stalls.append(now - last[0])
-        last[0] = now
-
-    heartbeat = QTimer()
-    heartbeat.timeout.connect(beat)
-    heartbeat.start(10)
+    heartbeat = Heartbeat(10)
+    heartbeat.start()
     window.chat_view.input.setPlainText(QUESTION)
     t0 = time.perf_counter()
     window.chat_view.submit()
@@ -95,6 +86,7 @@ def run(model: str = "", tokens: int = 300, threads: int = 0) -> dict[str, Any]:
     _run_until(lambda: not window.chat.busy, 600)
     elapsed = time.perf_counter() - t0
     heartbeat.stop()
+    stalls = heartbeat.gaps
     steps = len(window.chat.steps)
     report = {
         "model": path,

@@ -35,6 +35,8 @@ class WindowWiring(QObject):
         self.tokenize_id: int | None = None
         self.prompt_tokens: tuple[int, ...] = ()  # of the last finished generation (replay)
         self.token_ids: list[int] = []
+        self.chart_latest = True  # the chart shows the latest generation (False: a stored reply)
+        self.chart_message_id: Any = None  # the stored reply whose steps the chart shows
         self.last_was_chat = True
         self._want_ready_model = False
         self._restore_template = ""
@@ -58,6 +60,7 @@ class WindowWiring(QObject):
         w.chat.sig_generation_started.connect(self._on_chat_started)
         w.chat.sig_conversation_changed.connect(self._on_conversation_changed)
         w.chat.sig_conversations_changed.connect(w.conversations.refresh)
+        w.chat.sig_steps_shown.connect(self._on_steps_shown)
         w.chat.model_loading = lambda: w.models.loading
         w.conversations.sig_conversation_selected.connect(self._open_conversation)
         w.conversations.sig_new_requested.connect(w.new_chat)
@@ -268,6 +271,9 @@ class WindowWiring(QObject):
             eos=info.eos.text if info.eos else "",
             model_name=w.library.display_name(info.path),
             model_path=info.path,
+            n_ctx=info.n_ctx,
+            overflow_policy=w.template_panel.overflow_policy(),
+            token_scale=w.chat.token_scale,
         )
 
     # --- generations: chart, status bar, completion mode ---
@@ -276,6 +282,7 @@ class WindowWiring(QObject):
         self.active_id = request_id
         self.last_was_chat = chat
         self.prompt_tokens, self.token_ids = (), []
+        self.chart_latest, self.chart_message_id = True, None
         self.w.chart_dock.clear()
         self.w.chart_dock.set_sampler_settings(self.w.sampling_panel.settings())
         self.w.status.generation_started()
@@ -339,7 +346,21 @@ class WindowWiring(QObject):
         self.w.chart_dock.raise_()
         self.w.chart_dock.select_step(step)
 
+    def _on_steps_shown(self, message_id: Any, steps: Any, latest: bool) -> None:
+        """A reply's token view opened: the chart shows that reply's steps (a stored one's
+        come from the database), unless a generation is drawing on it now."""
+        if self.active_id is not None or message_id == self.chart_message_id:
+            return
+        self.chart_latest, self.chart_message_id = latest, message_id
+        chart = self.w.chart_dock
+        chart.clear()
+        for record in steps:
+            chart.add_step(record)
+
     def _replay(self, step: int, settings: Any) -> None:
+        if not self.chart_latest:
+            self.w.status.showMessage("Replay works on the reply generated last.", 4000)
+            return
         if not self.prompt_tokens or step >= len(self.token_ids):
             self.w.status.showMessage("A step can be replayed once its generation has ended.",
                                       4000)
@@ -354,6 +375,10 @@ class WindowWiring(QObject):
 
     def _continue_with_token(self, step: int, token_id: int) -> None:
         if self.active_id is not None:
+            return
+        if not self.chart_latest:
+            self.w.status.showMessage("“Continue with this token” works on the reply "
+                                      "generated last.", 4000)
             return
         if self.last_was_chat:
             self.w.tabs.setCurrentWidget(self.w.chat_view)

@@ -29,6 +29,20 @@ Callback = Callable[[Any], None]
 ErrorCallback = Callable[[Exception], None]
 
 
+def deliver(on_done: Callback | None, on_error: ErrorCallback | None, result: Any,
+            error: Exception | None) -> bool:
+    """Hand a finished call's outcome to its callback (GUI thread); False when it failed and
+    there was no `on_error` to tell."""
+    if error is None:
+        if on_done is not None:
+            on_done(result)
+        return True
+    if on_error is not None:
+        on_error(error)
+        return True
+    return False
+
+
 class _Job(QRunnable):
     def __init__(self, owner: JobService, job_id: int, fn: Callable[..., Any],
                  args: tuple[Any, ...]) -> None:
@@ -102,12 +116,7 @@ class JobService(QObject):
             self.sig_busy_changed.emit(False)
         if callbacks is None or self.cancelled.is_set():
             return
-        on_done, on_error = callbacks
-        if error is None:
-            if on_done is not None:
-                on_done(result)
-        elif on_error is not None:
-            on_error(error)
+        deliver(*callbacks, result, error)
 
     def wait_idle(self, msecs: int = -1) -> bool:
         """Tests only: wait until no job runs (blocks; never call from the app's GUI code)."""

@@ -3,7 +3,6 @@ code blocks, message actions, branch arrows, the input box and the completion ed
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ from PySide6.QtWidgets import QApplication
 
 from desktop.ui.chat_view import ChatView
 from desktop.ui.completion_view import CompletionView
+from desktop.ui.heartbeat import Heartbeat
 from desktop.ui.message_widget import (
     AutoHeightBrowser,
     CodeBlock,
@@ -69,19 +69,11 @@ def test_soak_20000_tokens_stream_exactly_through_the_coalescing_path(
     parts = tokens(20_000)
     expected = "".join(parts)
     view.begin_stream(MessageItem("pending", "assistant", "", "Gemma"))
-    stalls: list[float] = []
-    last = [time.perf_counter()]
-
-    def beat() -> None:
-        now = time.perf_counter()
-        stalls.append(now - last[0])
-        last[0] = now
-
-    heartbeat = QTimer()
-    heartbeat.timeout.connect(beat)
-    heartbeat.start(5)
+    heartbeat = Heartbeat(5)
+    heartbeat.start()
     stream(qtbot, view, parts, per_tick=10)
     heartbeat.stop()
+    stalls = heartbeat.gaps
     assert view.streamed_text() == expected
     assert max(stalls) < 2.0, f"the event loop froze for {max(stalls):.2f} s"
     assert view.messages[-1].stream_view is not None

@@ -321,8 +321,8 @@ def test_the_latest_reply_shown_token_by_token(qtbot: Any, chat: Chat) -> None:
     assert shade(0.2).startswith("rgba(255, 140, 0")
     reply.tokens_button.setChecked(False)
     assert not isinstance(reply.body, TokenView)
-    chat.send("Again")  # a new reply: only the latest keeps its steps
-    assert chat.view.messages[1].tokens_button.isHidden()
+    chat.send("Again")  # a new reply: the older one keeps its stored steps
+    assert not chat.view.messages[1].tokens_button.isHidden()
     assert not chat.view.messages[-1].tokens_button.isHidden()
 
 

@@ -4,19 +4,19 @@ persist, and a responsive event loop throughout."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 
 from desktop.core import paths
 from desktop.core.conversations import ConversationStore
 from desktop.core.loading import LoadSettings
 from desktop.core.sampling import SamplerSettings
+from desktop.ui.heartbeat import Heartbeat
 from desktop.ui.main_window import MainWindow
 from desktop.ui.settings import AppSettings
 from tests.ggufmaker import llama_kvs, raw_gguf, tensor_info
@@ -26,26 +26,6 @@ pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("no_dangling")]
 
 LOAD = LoadSettings(n_ctx=1024, n_threads=2)
 GREEDY = SamplerSettings(temperature=0.0, max_tokens=12, seed=7)
-
-
-class Heartbeat:
-    """The longest gap between 10 ms timer ticks: how long the GUI thread was ever busy."""
-
-    def __init__(self) -> None:
-        self.worst = 0.0
-        self._last = time.perf_counter()
-        self._timer = QTimer()
-        self._timer.timeout.connect(self._beat)
-        self._timer.start(10)
-
-    def _beat(self) -> None:
-        now = time.perf_counter()
-        self.worst = max(self.worst, now - self._last)
-        self._last = now
-
-    def stop(self) -> float:
-        self._timer.stop()
-        return self.worst
 
 
 def open_window(qtbot: Any, models_dir: Path, start: bool = True) -> MainWindow:
@@ -121,7 +101,8 @@ def test_first_start_loads_the_ready_model_and_chats(qtbot: Any, window: MainWin
     assert w.services.server_panel.config() is not None  # the loaded model, ready to serve
     w.sampling_panel.set_settings(GREEDY)  # the next generation must use this
     sent = spy_prompts(w)
-    beat = Heartbeat()
+    beat = Heartbeat(10)
+    beat.start()
     send(qtbot, w, "What is the capital of France?")
     qtbot.waitUntil(lambda: w.chat_view.streamed_text() != "", timeout=60_000)  # streams in
     wait_idle(qtbot, w)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import sqlite3
 import subprocess
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from desktop.core import conversation_schema
 from desktop.core.conversation_io import export_json, export_markdown, import_json
 from desktop.core.conversations import (
     SCHEMA_VERSION,
@@ -27,6 +29,7 @@ from desktop.core.conversations import (
 )
 from desktop.core.prompt import build_messages
 from desktop.core.sampling import SamplerSettings
+from desktop.core.steps import StageView, StepRecord
 
 
 @pytest.fixture
@@ -277,3 +280,78 @@ def test_kill_during_writes_leaves_a_readable_database(tmp_path: Path) -> None:
         path_now = store.active_path(c.id)
         assert len(path_now) >= committed  # every reported commit survived
         assert path_now[0].content.startswith("message 0 ")
+
+
+# ---- steps of a reply ------------------------------------------------------------------------
+
+
+def sample_steps(n: int, top_n: int = 40) -> list[StepRecord]:
+    """Steps shaped like the engine's: the same candidates recur across stages (the chain
+    narrows one list), probabilities are full-precision floats."""
+    rng = random.Random(7)
+    records = []
+    for step in range(n):
+        ids = rng.sample(range(262_144), top_n)
+        raw = sorted((rng.random() for _ in ids), reverse=True)
+        total = sum(raw)
+        stages = []
+        for k, name in enumerate(("raw", "penalties", "temperature", "top_k", "top_p", "min_p")):
+            keep = max(1, top_n - 5 * k)
+            mass = sum(raw[:keep])
+            stages.append(StageView(name, 262_144 if k == 0 else keep * 3, mass / total,
+                                    tuple(ids[:keep]), tuple(p / mass for p in raw[:keep])))
+        pieces = {i: f"tok{i % 5000}" for i in ids}
+        records.append(StepRecord(
+            step=step, token_id=ids[0], text=pieces[ids[0]], piece=pieces[ids[0]],
+            prob=stages[-1].probs[0], raw_prob=raw[0] / total, raw_rank=1,
+            entropy_raw=rng.random() * 8, entropy_final=rng.random() * 3, stages=tuple(stages),
+            pieces=pieces, n_vocab=262_144, position=100 + step, sample_ms=0.25, decode_ms=15.5,
+            replayed=step == 3))
+    return records
+
+
+def test_steps_round_trip_compressed(store: ConversationStore, tmp_path: Path) -> None:
+    c = store.create("steps")
+    reply = store.append(c.id, "assistant", "tok tok tok")
+    records = sample_steps(200)
+    assert store.load_steps(reply.id) == []
+    assert not store.has_steps(reply.id)
+    store.save_steps(reply.id, records)
+    assert store.has_steps(reply.id)
+    loaded = store.load_steps(reply.id)
+    assert loaded == records  # every field, the top-N of every stage and their pieces
+    assert loaded[0].stage("top_p") == records[0].stage("top_p")
+    raw_json = json.dumps([r.to_json() for r in records]).encode()
+    with sqlite3.connect(tmp_path / "openlid.sqlite3") as conn:
+        (size,) = conn.execute("SELECT length(blob) FROM message_steps WHERE message_id = ?",
+                               (reply.id,)).fetchone()
+    assert size < len(raw_json) / 2.5  # the per-stage top lists repeat ids and pieces
+    store.save_steps(reply.id, records[:5])  # saving again replaces (a continued reply)
+    assert store.load_steps(reply.id) == records[:5]
+    store.delete(c.id)
+    assert not store.has_steps(reply.id)  # gone with its message
+
+
+def test_migration_from_schema_1_keeps_old_data(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE openlid_schema (component TEXT PRIMARY KEY, version INTEGER)")
+    conversation_schema._v1(conn)  # exactly what schema 1 created
+    conn.execute("INSERT INTO openlid_schema VALUES ('conversations', 1)")
+    conn.execute("INSERT INTO conversations(id, title, created, updated) VALUES (1, 'old', 1, 1)")
+    conn.execute("INSERT INTO messages(id, conversation_id, parent_id, role, content, created,"
+                 " meta_json) VALUES (1, 1, NULL, 'user', 'hello', 1, NULL),"
+                 " (2, 1, 1, 'assistant', 'hi', 2, '{\"seed\": 5}')")
+    conn.execute("UPDATE conversations SET active_leaf_id = 2")
+    conn.close()
+    with ConversationStore(path) as store:
+        path_messages = store.active_path(1)
+        assert contents(path_messages) == ["hello", "hi"]
+        assert path_messages[1].meta == {"seed": 5}
+        assert store.get(1).title == "old"
+        assert store.load_steps(2) == []
+        store.save_steps(2, sample_steps(3))
+        assert len(store.load_steps(2)) == 3
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version FROM openlid_schema WHERE component = "
+                            "'conversations'").fetchone() == (SCHEMA_VERSION,) == (2,)

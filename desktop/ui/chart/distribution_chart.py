@@ -12,12 +12,11 @@ x is the bar index in raw-softmax order (rank 1 at x = 0); y is probability, lin
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, Qt, Signal
-from PySide6.QtGui import QColor, QPaintEvent, QPalette
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QWidget
 
 from desktop.core.sampling import (
@@ -36,6 +35,7 @@ from desktop.core.token_text import (
     stage_is_complete,
     token_label,
 )
+from desktop.ui.chart.paced_plot import PacedPlot
 from desktop.ui.chart.token_axis import TokenAxis
 
 LOG_FLOOR = -6.0  # log10 of the smallest probability the log axis shows
@@ -51,15 +51,16 @@ CUT_COLORS = {STAGE_TOP_K: QColor(200, 40, 40), STAGE_TOP_P: QColor(20, 140, 70)
               STAGE_MIN_P: QColor(130, 60, 180)}
 
 
-class DistributionChart(pg.PlotWidget):  # type: ignore[misc]
+class DistributionChart(PacedPlot):
     """Bars for the selected step: raw softmax (wide, light) and the selected stage (narrow)."""
+
+    _PALETTE_READY_ATTR = "legend"
 
     sig_candidate_picked = Signal(int)  # token id of the bar a person clicked
 
     def __init__(self, parent: QWidget | None = None) -> None:
         self.axis = TokenAxis()
         super().__init__(parent, axisItems={"bottom": self.axis})
-        self.paint_seconds = 0.0  # total time spent drawing (read by the dock's pacing)
         self.record: StepRecord | None = None
         self.settings: SamplerSettings | None = None
         self.stage_name: str | None = None  # None: the last stage of the chain
@@ -88,17 +89,6 @@ class DistributionChart(pg.PlotWidget):  # type: ignore[misc]
         self.message.setColor(fg)
         # Removed candidates recede into the background in light and dark themes alike.
         self.removed_bars.setOpts(brush=_mix(bg, fg, 0.2), pen=pg.mkPen(_mix(bg, fg, 0.4)))
-
-    def paintEvent(self, event: QPaintEvent) -> None:
-        started = time.perf_counter()
-        super().paintEvent(event)
-        self.paint_seconds += time.perf_counter() - started  # the dock paces paints with it
-
-    def changeEvent(self, event: QEvent) -> None:
-        super().changeEvent(event)
-        # pyqtgraph's own constructor changes the palette before our items exist.
-        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "legend"):
-            self._apply_palette()
 
     def _build(self) -> None:
         plot = self.getPlotItem()

@@ -9,15 +9,15 @@ entropy range steps up only when a value would not fit). A click selects the nea
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, Qt, Signal
-from PySide6.QtGui import QColor, QPaintEvent, QPalette
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QWidget
 
 from desktop.core.steps import StepRecord
+from desktop.ui.chart.paced_plot import PacedPlot
 
 ENTROPY_COLOR = QColor(33, 97, 196)
 PROB_COLOR = QColor(235, 120, 0)
@@ -25,12 +25,12 @@ SELECTED_COLOR = QColor(200, 0, 140)
 _ENTROPY_LADDER = (4.0, 8.0, 12.0, 18.0, 24.0)  # bits; log2(262,144) = 18
 
 
-class Timeline(pg.PlotWidget):  # type: ignore[misc]
+class Timeline(PacedPlot):
+    _PALETTE_READY_ATTR = "prob_view"
     sig_step_selected = Signal(int)  # a person clicked near this step
 
     def __init__(self, parent: QWidget | None = None, window: int = 200) -> None:
         super().__init__(parent)
-        self.paint_seconds = 0.0  # total time spent drawing (read by the dock's pacing)
         self.window = window
         self.count = 0  # steps held: 0 .. count-1
         self.selected: int | None = None
@@ -78,17 +78,6 @@ class Timeline(pg.PlotWidget):  # type: ignore[misc]
             plot.getAxis(name).setPen(fg)
             plot.getAxis(name).setTextPen(fg)
         plot.setLabel("bottom", "generated token", color=fg.name())
-
-    def paintEvent(self, event: QPaintEvent) -> None:
-        started = time.perf_counter()
-        super().paintEvent(event)
-        self.paint_seconds += time.perf_counter() - started  # the dock paces paints with it
-
-    def changeEvent(self, event: QEvent) -> None:
-        super().changeEvent(event)
-        # pyqtgraph's own constructor changes the palette before our items exist.
-        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "prob_view"):
-            self._apply_palette()
 
     def _sync_views(self) -> None:
         vb = self.getPlotItem().getViewBox()

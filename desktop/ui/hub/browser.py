@@ -14,7 +14,6 @@ The browser only asks and shows: `sig_search_requested(SearchQuery)`, `sig_more_
 from __future__ import annotations
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QModelIndex,
     QPersistentModelIndex,
     QSortFilterProxyModel,
@@ -44,6 +43,7 @@ from desktop.ui.hub.hub_format import (
     in_param_range,
     param_count,
 )
+from desktop.ui.table_model import HeaderedTableModel
 
 __all__ = ["COLUMNS", "HubBrowser", "SearchResultsModel"]
 
@@ -56,8 +56,10 @@ REPO_ROLE = Qt.ItemDataRole.UserRole
 _Index = QModelIndex | QPersistentModelIndex
 
 
-class SearchResultsModel(QAbstractTableModel):
+class SearchResultsModel(HeaderedTableModel):
     """The loaded search results, one row per repo, in the Hub's order."""
+
+    HEADERS = COLUMNS
 
     def __init__(self) -> None:
         super().__init__()
@@ -82,15 +84,6 @@ class SearchResultsModel(QAbstractTableModel):
 
     def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> object:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
-        return None
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
         if not index.isValid():

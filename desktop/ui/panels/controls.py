@@ -1,4 +1,5 @@
-"""Small editing widgets the settings panels share: a number with slider, spin box and reset.
+"""Small editing widgets the settings panels share: a number with slider, spin box and reset,
+and the preset combo box helpers.
 
 GUI thread only. `NumberField` keeps its slider and spin box in step without feedback loops and
 emits `sig_value_changed` once per user-visible change.
@@ -6,20 +7,26 @@ emits `sig_value_changed` once per user-visible change.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
+    QComboBox,
     QDoubleSpinBox,
     QHBoxLayout,
     QLabel,
+    QScrollArea,
     QSizePolicy,
     QSlider,
     QSpinBox,
     QToolButton,
+    QVBoxLayout,
     QWidget,
 )
 
 SPIN_WIDTH = 84  # fits "262144" and "0.950" with arrows in the default style
+CUSTOM = "Custom"  # the preset combo entry shown while the values match no preset
 
 
 class NumberField(QWidget):
@@ -164,3 +171,47 @@ def hint_label(text: str = "", *, warning: bool = False) -> QLabel:
         )
     label.setVisible(bool(text))
     return label
+
+
+def fill_preset_combo(combo: QComboBox, builtin: Iterable[str], saved: Iterable[str]) -> None:
+    """List the built-in presets, a separator, then the saved ones as “name (saved)”; each
+    item's data is the preset name. Signals are blocked: a refill is not a user choice."""
+    combo.blockSignals(True)
+    combo.clear()
+    for name in builtin:
+        combo.addItem(name, name)
+    saved = list(saved)
+    if saved:
+        combo.insertSeparator(combo.count())
+    for name in saved:
+        combo.addItem(f"{name} (saved)", name)
+    combo.blockSignals(False)
+
+
+def show_preset(combo: QComboBox, match: str | None) -> None:
+    """Select preset `match`, or a “Custom” entry (added on demand, removed again once a preset
+    matches) when it is None. Signals are blocked: this mirrors the values, it changes none."""
+    combo.blockSignals(True)
+    custom = combo.findData(CUSTOM)
+    if match is None:
+        if custom < 0:
+            combo.insertItem(0, CUSTOM, CUSTOM)
+            custom = 0
+        combo.setCurrentIndex(custom)
+    else:
+        if custom >= 0:
+            combo.removeItem(custom)
+        combo.setCurrentIndex(combo.findData(match))
+    combo.blockSignals(False)
+
+
+def fill_with_scroll(owner: QWidget, body: QWidget) -> QScrollArea:
+    """Make `body` the whole content of `owner`, scrolling vertically when the dock is short."""
+    scroll = QScrollArea()
+    scroll.setWidget(body)
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+    outer = QVBoxLayout(owner)
+    outer.setContentsMargins(0, 0, 0, 0)
+    outer.addWidget(scroll)
+    return scroll

@@ -32,7 +32,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -42,7 +41,7 @@ from desktop.core.gguf_check import GgufReport
 from desktop.core.hardware import HardwareInfo
 from desktop.core.loading import KV_CACHE_TYPES, LoadSettings, ModelInfo
 from desktop.core.sampling import SettingsError
-from desktop.ui.panels.controls import NumberField, hint_label
+from desktop.ui.panels.controls import NumberField, fill_with_scroll, hint_label
 
 _DEFAULTS = LoadSettings()
 _CORES = os.cpu_count() or 4
@@ -99,13 +98,7 @@ class LoadPanel(QWidget):
         self.reload_button.clicked.connect(self._on_reload)
         column.addWidget(self.reload_button)
         column.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidget(body)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
+        fill_with_scroll(self, body)
         self._show(_DEFAULTS)
         self._after_change()
 

@@ -36,12 +36,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.ui.panels.controls import hint_label
+from desktop.ui.panels.controls import CUSTOM, fill_preset_combo, hint_label, show_preset
 
 SYSTEM, INSTRUCTIONS = "system", "instructions"
 PLACEMENTS = (("system", "In the system message"),
               ("first_user", "Before the first user message"))
-CUSTOM = "Custom"
 
 BUILTIN_PRESETS: dict[str, dict[str, str]] = {
     SYSTEM: {
@@ -132,31 +131,15 @@ class _PromptField(QGroupBox):
         """Rebuild the preset list (after a save), then select the entry matching the text."""
         self._presets = self._panel.presets(self.kind)
         builtin = BUILTIN_PRESETS[self.kind]
-        self.combo.blockSignals(True)
-        self.combo.clear()
-        for name in self._presets:
-            if name not in builtin and self.combo.count() == len(builtin):
-                self.combo.insertSeparator(self.combo.count())
-            self.combo.addItem(name if name in builtin else f"{name} (saved)", name)
-        self.combo.blockSignals(False)
+        # presets() lists the built-in ones first, so this keeps the order.
+        fill_preset_combo(self.combo, [n for n in self._presets if n in builtin],
+                          [n for n in self._presets if n not in builtin])
         self.select_matching()
 
     def select_matching(self) -> None:
         """Show the preset whose text is the editor's, or “Custom”."""
         text = self.text()
-        match = next((n for n, t in self._presets.items() if t == text), None)
-        self.combo.blockSignals(True)
-        custom = self.combo.findData(CUSTOM)
-        if match is None:
-            if custom < 0:
-                self.combo.insertItem(0, CUSTOM, CUSTOM)
-                custom = 0
-            self.combo.setCurrentIndex(custom)
-        else:
-            if custom >= 0:
-                self.combo.removeItem(custom)
-            self.combo.setCurrentIndex(self.combo.findData(match))
-        self.combo.blockSignals(False)
+        show_preset(self.combo, next((n for n, t in self._presets.items() if t == text), None))
 
     def _on_activated(self, index: int) -> None:
         name = self.combo.itemData(index)

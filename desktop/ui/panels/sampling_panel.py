@@ -31,14 +31,21 @@ from PySide6.QtWidgets import (
     QLabel,
     QPlainTextEdit,
     QPushButton,
-    QScrollArea,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from desktop.core.sampling import PRESETS, SamplerSettings, SettingsError
-from desktop.ui.panels.controls import SPIN_WIDTH, NumberField, hint_label
+from desktop.ui.panels.controls import (
+    CUSTOM,
+    SPIN_WIDTH,
+    NumberField,
+    fill_preset_combo,
+    fill_with_scroll,
+    hint_label,
+    show_preset,
+)
 from desktop.ui.panels.sampling_fields import (
     FIELD_BY_NAME,
     GROUPS,
@@ -54,7 +61,6 @@ from desktop.ui.settings import AppSettings
 
 RANDOM_SEED = 0xFFFFFFFF  # llama.cpp's "pick a new seed each run"
 MAX_FIXED_SEED = RANDOM_SEED - 1
-CUSTOM = "Custom"
 _DEFAULTS = SamplerSettings()
 
 
@@ -89,13 +95,7 @@ class SamplingPanel(QWidget):
         for label in labels:
             label.setMinimumWidth(width)
 
-        scroll = QScrollArea()
-        scroll.setWidget(body)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
+        fill_with_scroll(self, body)
 
         self._show(_DEFAULTS)
         self._refresh_presets()
@@ -342,33 +342,13 @@ class SamplingPanel(QWidget):
         self.seed_lock.setChecked(True)
 
     def _refresh_presets(self) -> None:
-        self.preset_combo.blockSignals(True)
-        self.preset_combo.clear()
-        for name in PRESETS:
-            self.preset_combo.addItem(name, name)
-        user = self._user_presets()
-        if user:
-            self.preset_combo.insertSeparator(self.preset_combo.count())
-        for name in user:
-            self.preset_combo.addItem(f"{name} (saved)", name)
-        self.preset_combo.blockSignals(False)
+        fill_preset_combo(self.preset_combo, PRESETS, self._user_presets())
         self._select_matching_preset(self.settings())
 
     def _select_matching_preset(self, current: SamplerSettings) -> None:
         presets = {**PRESETS, **self._user_presets()}
-        match = next((n for n, p in presets.items() if shaping_equal(current, p)), None)
-        self.preset_combo.blockSignals(True)
-        custom_index = self.preset_combo.findData(CUSTOM)
-        if match is None:
-            if custom_index < 0:
-                self.preset_combo.insertItem(0, CUSTOM, CUSTOM)
-                custom_index = 0
-            self.preset_combo.setCurrentIndex(custom_index)
-        else:
-            if custom_index >= 0:
-                self.preset_combo.removeItem(custom_index)
-            self.preset_combo.setCurrentIndex(self.preset_combo.findData(match))
-        self.preset_combo.blockSignals(False)
+        show_preset(self.preset_combo,
+                    next((n for n, p in presets.items() if shaping_equal(current, p)), None))
 
     def _on_preset_activated(self, index: int) -> None:
         name = self.preset_combo.itemData(index)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from PySide6.QtCore import QItemSelection, Qt, Signal
+from PySide6.QtCore import QAbstractItemModel, QItemSelection, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -63,17 +63,9 @@ class RequestLogView(QWidget):
         self._shown: int | None = None  # request id whose details are on screen
 
         self.model = RequestLogModel(self)
-        self.table = QTableView()
-        self.table.setObjectName("requestTable")
-        self.table.setAccessibleName("Server requests")
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().setVisible(False)
+        self.table = _log_table(self.model, "requestTable", "Server requests", stretch=2)
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
-        _fit_columns(self.table, stretch=2)
         self.table.selectionModel().selectionChanged.connect(self._on_request_selected)
 
         self.count_label = QLabel()
@@ -98,15 +90,8 @@ class RequestLogView(QWidget):
         prompt_layout.addWidget(self.prompt_view, 1)
 
         self.steps_model = StepTableModel(self)
-        self.steps_table = QTableView()
-        self.steps_table.setObjectName("stepTable")
-        self.steps_table.setAccessibleName("Tokens of the selected request")
-        self.steps_table.setModel(self.steps_model)
-        self.steps_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.steps_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.steps_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.steps_table.verticalHeader().setVisible(False)
-        _fit_columns(self.steps_table, stretch=1)
+        self.steps_table = _log_table(self.steps_model, "stepTable",
+                                      "Tokens of the selected request", stretch=1)
         self.steps_table.selectionModel().selectionChanged.connect(self._on_step_selected)
 
         self.reply_view = _text_view("The reply, once the request is answered.")
@@ -260,6 +245,21 @@ class RequestLogView(QWidget):
         if entry.error:
             text += f"<br><span style='color:#d04040'>{_escape(entry.error)}</span>"
         self.summary.setText(text)
+
+
+def _log_table(model: QAbstractItemModel, name: str, accessible: str, stretch: int) -> QTableView:
+    """A read-only table that selects one whole row, with compact rows and column `stretch`
+    taking the spare width."""
+    table = QTableView()
+    table.setObjectName(name)
+    table.setAccessibleName(accessible)
+    table.setModel(model)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.verticalHeader().setVisible(False)
+    _fit_columns(table, stretch)
+    return table
 
 
 def _fit_columns(table: QTableView, stretch: int) -> None:

@@ -13,13 +13,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QWidget
 
 from desktop.core.steps import StepRecord
 from desktop.core.token_text import format_prob, token_label
 from desktop.server import RequestLogEntry
+from desktop.ui.table_model import HeaderedTableModel
 
 MAX_REQUESTS = 500
 _Index = QModelIndex | QPersistentModelIndex
@@ -47,7 +48,7 @@ class _Row:
         return len(self.steps)
 
 
-class RequestLogModel(QAbstractTableModel):
+class RequestLogModel(HeaderedTableModel):
     """The requests, oldest first."""
 
     HEADERS = ("Time", "Method", "Path", "Status", "Duration", "Tokens")
@@ -59,15 +60,6 @@ class RequestLogModel(QAbstractTableModel):
 
     def rowCount(self, parent: _Index = _NO_INDEX) -> int:
         return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: _Index = _NO_INDEX) -> int:
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.HEADERS[section]
-        return None
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
@@ -162,7 +154,7 @@ class RequestLogModel(QAbstractTableModel):
         self.endResetModel()
 
 
-class StepTableModel(QAbstractTableModel):
+class StepTableModel(HeaderedTableModel):
     """One request's tokens, one row per StepRecord."""
 
     HEADERS = ("#", "Token", "Probability", "Raw probability", "Raw rank", "Raw entropy")
@@ -173,15 +165,6 @@ class StepTableModel(QAbstractTableModel):
 
     def rowCount(self, parent: _Index = _NO_INDEX) -> int:
         return 0 if parent.isValid() else len(self._steps)
-
-    def columnCount(self, parent: _Index = _NO_INDEX) -> int:
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.HEADERS[section]
-        return None
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
