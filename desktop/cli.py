@@ -92,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list local models (and assemble the ready model)")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("import", help="add a GGUF file or safetensors folder, linked in place")
+    p.add_argument("path")
+    p.add_argument("--json", action="store_true")
+
     from desktop.cli_chat import add_template_parser
     from desktop.cli_doctor import add_doctor_parser
     from desktop.cli_hub import add_hub_parsers
@@ -115,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "generate": cmd_generate,
         "bench": cmd_bench,
         "models": cmd_models,
+        "import": cmd_import,
         "doctor": cmd_doctor,
         "template": cmd_template,
         "chat": cmd_chat,
@@ -314,20 +319,46 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from desktop.core import paths
+    from desktop.core import library
     from desktop.core.ready_model import ReadyModelMissing, ready_model_path
 
-    rows = []
     try:
-        rows.append({"name": "ready model", "path": str(ready_model_path())})
+        ready_model_path()  # assembled into the models folder, so the scan lists it
     except ReadyModelMissing as exc:
         print(f"openlid: {exc}", file=sys.stderr)
-    for path in sorted(paths.models_dir().rglob("*.gguf")):
-        if all(r["path"] != str(path) for r in rows):
-            rows.append({"name": path.stem, "path": str(path)})
+    models = library.scan()
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps([m.to_json() for m in models], indent=2))
+        return EXIT_OK
+    if not models:
+        print("no local models; `openlid download REPO` or `openlid import PATH` adds one")
+    for m in models:
+        print(_model_line(m))
+    return EXIT_OK
+
+
+def _model_line(m: Any) -> str:
+    if m.problem:
+        return f"{m.name:40} {m.source:13} PROBLEM: {m.problem}\n{'':40} {m.path}"
+    n = m.n_params
+    params = f"{n / 1e9:.2f}B" if n >= 1e8 else f"{n / 1e6:.1f}M" if n >= 1e5 else f"{n:,}"
+    template = "template" if m.has_template else "no template"
+    return (f"{m.name:40} {m.architecture:12} {params:>8} {m.quant:10} ctx {m.context_length:<7}"
+            f" {template:11} {m.source}\n{'':40} {m.path}")
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from desktop.core import library
+
+    try:
+        model = library.import_model(args.path)
+    except library.LibraryError as exc:
+        if args.json:
+            print(json.dumps({"imported": False, "problem": str(exc)}))
+        print(f"openlid: {args.path}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.json:
+        print(json.dumps({"imported": True, **model.to_json()}, indent=2))
     else:
-        for row in rows:
-            print(f"{row['name']:40} {row['path']}")
+        print(f"added {model.name} ({model.source}): {model.path}")
     return EXIT_OK

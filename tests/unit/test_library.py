@@ -1,0 +1,177 @@
+"""desktop.core.library: scan, import in place, discover (fake HF cache and LM Studio folders),
+remove, and the persisted library.json. Each test gets its own OPENLID_HOME."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import pytest
+
+from desktop.core import library, paths
+from tests.ggufmaker import tiny_param_count, write_tiny_gguf
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("OPENLID_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("OPENLID_MODELS_DIR", raising=False)
+    monkeypatch.setattr(library, "hf_cache_dir", lambda: tmp_path / "hf" / "hub")
+    monkeypatch.setattr(library, "lm_studio_dirs", lambda: (tmp_path / "lms" / "models",
+                                                            tmp_path / "lms-old" / "models"))
+    return tmp_path
+
+
+def _by_path(models: list[library.LocalModel]) -> dict[str, library.LocalModel]:
+    return {m.path: m for m in models}
+
+
+def test_scan_lists_models_folder_with_metadata() -> None:
+    target = paths.models_dir() / "org" / "tiny.gguf"
+    target.parent.mkdir(parents=True)
+    write_tiny_gguf(target, name="Tiny", chat_template="{{ messages }}")
+    (paths.models_dir() / "partial.gguf.part").write_bytes(b"GGUF")
+    [model] = library.scan()
+    assert model.path == str(target)
+    assert (model.name, model.architecture, model.source) == ("Tiny", "llama", "models folder")
+    assert model.n_params == tiny_param_count()
+    assert model.quant
+    assert model.context_length == 256
+    assert model.has_template
+    assert model.size_bytes == target.stat().st_size
+    assert not model.problem
+    saved = json.loads(library.library_path().read_text())
+    assert str(target) in saved["models"]
+
+
+def test_broken_file_stays_listed_with_reason() -> None:
+    (paths.models_dir() / "broken.gguf").write_bytes(b"<html>login</html>")
+    [model] = library.scan()
+    assert "HTML" in model.problem
+    assert model.architecture == ""
+
+
+def test_import_links_in_place(home: Path) -> None:
+    (home / "elsewhere").mkdir()
+    outside = write_tiny_gguf(home / "elsewhere" / "m.gguf")
+    model = library.import_model(outside)
+    assert model.source == "imported"
+    assert model.path == str(outside)
+    assert not any(paths.models_dir().rglob("*.gguf"))  # nothing copied
+    assert _by_path(library.scan())[str(outside)].architecture == "llama"
+    # Persisted: a fresh read of library.json still knows it.
+    assert str(outside) in json.loads(library.library_path().read_text())["models"]
+
+
+def test_import_refuses_bad_file_with_reason(home: Path) -> None:
+    bad = home / "bad.gguf"
+    bad.write_bytes(b"version https://git-lfs.github.com/spec/v1\n")
+    with pytest.raises(library.LibraryError, match="LFS pointer"):
+        library.import_model(bad)
+    with pytest.raises(library.LibraryError, match="does not exist"):
+        library.import_model(home / "missing.gguf")
+    assert library.scan() == []
+
+
+def _safetensors(path: Path, shapes: dict[str, list[int]]) -> None:
+    header = {k: {"dtype": "BF16", "shape": s, "data_offsets": [0, 0]} for k, s in shapes.items()}
+    raw = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw)
+
+
+def test_import_safetensors_folder(home: Path) -> None:
+    folder = home / "hf-model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(
+        {"architectures": ["Qwen2ForCausalLM"], "max_position_embeddings": 4096}))
+    (folder / "tokenizer_config.json").write_text(json.dumps({"chat_template": "{{ x }}"}))
+    _safetensors(folder / "model.safetensors", {"a": [4, 8], "b": [8]})
+    model = library.import_model(folder)
+    assert (model.format, model.architecture, model.n_params) == ("safetensors",
+                                                                  "Qwen2ForCausalLM", 40)
+    assert model.context_length == 4096
+    assert model.has_template
+    assert model.quant == "BF16"
+
+
+def test_import_refuses_pickle_only_folder(home: Path) -> None:
+    folder = home / "pickles"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "pytorch_model.bin").write_bytes(b"\x80\x04junk")
+    with pytest.raises(library.LibraryError, match="pickle"):
+        library.import_model(folder)
+    (folder / "config.json").unlink()
+    (folder / "model.safetensors").write_bytes(b"")
+    with pytest.raises(library.LibraryError, match=r"config\.json"):
+        library.import_model(folder)
+
+
+def test_discover_finds_hf_cache_and_lm_studio(home: Path) -> None:
+    snap = home / "hf" / "hub" / "models--org--repo" / "snapshots" / "abc123"
+    snap.mkdir(parents=True)
+    blob = write_tiny_gguf(home / "hf" / "hub" / "blob")
+    (snap / "repo-Q4.gguf").symlink_to(blob)
+    lms = home / "lms" / "models" / "pub" / "repo"
+    lms.mkdir(parents=True)
+    lm_file = write_tiny_gguf(lms / "model.gguf")
+    write_tiny_gguf(lms / "mmproj-model-f16.gguf")  # a vision projector, not a model
+    (lms / "junk.gguf").write_bytes(b"nope")  # broken files are not offered
+    found = _by_path(library.discover())
+    assert set(found) == {str(snap / "repo-Q4.gguf"), str(lm_file)}
+    assert found[str(lm_file)].source == "lm studio"
+    hf = found[str(snap / "repo-Q4.gguf")]
+    assert hf.source == "hf cache"
+    assert hf.size_bytes == blob.stat().st_size
+    added = library.import_model(hf.path, source=hf.source)
+    assert added.source == "hf cache"
+    assert set(_by_path(library.discover())) == {str(lm_file)}
+    assert _by_path(library.scan())[hf.path].source == "hf cache"
+
+
+def test_remove_deletes_only_inside_models_folder(home: Path) -> None:
+    inside = write_tiny_gguf(paths.models_dir() / "in.gguf")
+    outside = library.import_model(write_tiny_gguf(home / "out.gguf")).path
+    assert library.remove(outside, delete_file=True) is False
+    assert Path(outside).exists()
+    assert library.remove(inside, delete_file=True) is True
+    assert not inside.exists()
+    assert library.scan() == []
+
+
+def test_remove_without_delete_hides_models_folder_file() -> None:
+    inside = write_tiny_gguf(paths.models_dir() / "keep.gguf")
+    assert library.remove(inside) is False
+    assert inside.exists()
+    assert library.scan() == []
+    library.import_model(inside)  # adding it back un-hides it
+    assert [m.source for m in library.scan()] == ["models folder"]
+
+
+def test_metadata_cache_is_reused_and_refreshed(monkeypatch: pytest.MonkeyPatch) -> None:
+    target = write_tiny_gguf(paths.models_dir() / "c.gguf", name="First")
+    assert library.scan()[0].name == "First"
+    calls = []
+    real = library.check_gguf
+    monkeypatch.setattr(library, "check_gguf", lambda p: calls.append(p) or real(p))
+    assert library.scan()[0].name == "First"
+    assert calls == []
+    write_tiny_gguf(target, name="Second", n_blocks=2)
+    assert library.scan()[0].name == "Second"
+    assert len(calls) == 1
+
+
+def test_imported_file_that_vanished_is_reported(home: Path) -> None:
+    gone = write_tiny_gguf(home / "gone.gguf")
+    library.import_model(gone)
+    gone.unlink()
+    [model] = library.scan()
+    assert model.problem == "the file is gone"
+
+
+def test_corrupt_library_json_is_survived() -> None:
+    library.library_path().write_text("{not json")
+    write_tiny_gguf(paths.models_dir() / "a.gguf")
+    assert len(library.scan()) == 1
+    assert json.loads(library.library_path().read_text())["version"] == 1
