@@ -23,7 +23,11 @@ import transformers
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
 from desktop.core.loading import LoadSettings, ModelInfo, SpecialToken
-from desktop.engine.session_errors import ContextOverflow, LoadFailed
+from desktop.engine.session_common import (
+    LoadFailed,
+    display_pieces,
+    reusable_prefix,
+)
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
 # Special tokens that end a turn in common chat formats; llama.cpp counts them as end-of-generation.
@@ -299,11 +303,7 @@ class HfSession:
         return text
 
     def display_pieces(self, stages: Any, token: int) -> dict[int, str]:
-        """Display text of the chosen token and of every id the stages list."""
-        ids = {token}
-        for stage in stages:
-            ids.update(stage.ids)
-        return {i: self.display_piece(i) for i in ids}
+        return display_pieces(stages, token, self.display_piece)
 
     def is_end_of_generation(self, token: int) -> bool:
         return token in self._eog
@@ -312,19 +312,7 @@ class HfSession:
 
     def prepare(self, tokens: list[int]) -> int:
         """Make the cache hold `tokens` with logits for the last one; returns tokens reused."""
-        if not tokens:
-            raise ValueError("empty prompt")
-        if len(tokens) >= self.n_ctx:
-            raise ContextOverflow(
-                f"the prompt is {len(tokens)} tokens but the context holds {self.n_ctx}; "
-                "shorten the conversation or load the model with a longer context"
-            )
-        common = 0
-        for a, b in zip(self.cached, tokens, strict=False):
-            if a != b:
-                break
-            common += 1
-        common = min(common, len(tokens) - 1)  # the last token is always decoded for its logits
+        common = reusable_prefix(self.cached, tokens, self.n_ctx)
         if common < len(self.cached):
             try:
                 if common == 0:

@@ -19,7 +19,12 @@ import numpy as np
 import numpy.typing as npt
 
 from desktop.core.loading import LoadSettings, ModelInfo, SpecialToken
-from desktop.engine.session_errors import ContextOverflow, LoadFailed
+from desktop.engine.session_common import (
+    ContextOverflow,
+    LoadFailed,
+    display_pieces,
+    reusable_prefix,
+)
 
 __all__ = ["ContextOverflow", "LlamaSession", "LoadFailed"]
 
@@ -230,11 +235,7 @@ class LlamaSession:
         return text
 
     def display_pieces(self, stages: Any, token: int) -> dict[int, str]:
-        """Display text of the chosen token and of every id the stages list."""
-        ids = {token}
-        for stage in stages:
-            ids.update(stage.ids)  # stages share most ids: look each up once
-        return {i: self.display_piece(i) for i in ids}
+        return display_pieces(stages, token, self.display_piece)
 
     def is_end_of_generation(self, token: int) -> bool:
         return bool(L.llama_vocab_is_eog(self.vocab, token))
@@ -243,19 +244,7 @@ class LlamaSession:
 
     def prepare(self, tokens: list[int]) -> int:
         """Make the context hold `tokens` with logits for the last one; returns tokens reused."""
-        if not tokens:
-            raise ValueError("empty prompt")
-        if len(tokens) >= self.n_ctx:
-            raise ContextOverflow(
-                f"the prompt is {len(tokens)} tokens but the context holds {self.n_ctx}; "
-                "shorten the conversation or load the model with a longer context"
-            )
-        common = 0
-        for a, b in zip(self.cached, tokens):
-            if a != b:
-                break
-            common += 1
-        common = min(common, len(tokens) - 1)  # the last token is always decoded for its logits
+        common = reusable_prefix(self.cached, tokens, self.n_ctx)
         if common < len(self.cached) and not L.llama_memory_seq_rm(self.memory, 0, common, -1):
             L.llama_memory_clear(self.memory, True)
             common = 0

@@ -97,7 +97,7 @@ class Worker:
 
     def load(self, msg: P.LoadRequest) -> None:
         from desktop.core.gguf_check import GgufProblem, check_gguf
-        from desktop.engine.session_errors import LoadFailed
+        from desktop.engine.session_common import LoadFailed
 
         self._unload()
         session_class: Any
