@@ -95,6 +95,7 @@ def run_app(argv: Sequence[str]) -> int:
     apply_theme(app, args.theme)
     install_excepthook(app)
 
+    from desktop.ui.bridge import settle_heap
     from desktop.ui.main_window import MainWindow
     from desktop.ui.settings import AppSettings
     from desktop.ui.welcome_dialog import show_if_first_run
@@ -104,6 +105,7 @@ def run_app(argv: Sequence[str]) -> int:
     instance.sig_activation_requested.connect(lambda: bring_to_front(window))
     window.show()
     window.start(model=args.model)
+    settle_heap()  # start-up objects (modules, widgets) never need scanning again
     welcome = show_if_first_run(settings, window)
     if welcome is not None:
         welcome.sig_ready_model_requested.connect(window.load_ready_model)

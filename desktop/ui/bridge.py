@@ -8,6 +8,7 @@ widget directly.
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, Signal
@@ -18,6 +19,16 @@ from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import GenerationDone, StepRecord
 from desktop.engine import protocol as P
 from desktop.engine.host import EngineHost
+
+
+def settle_heap() -> None:
+    """Move everything alive now out of the cyclic collector's way (gc.freeze).
+
+    A finished reply's StepRecords live as long as the conversation is shown; left in the
+    collector's generations, each full collection walks all of them on the GUI thread — measured:
+    a 50 ms stall in the middle of streaming. Frozen objects are still freed by reference counting.
+    """
+    gc.freeze()
 
 
 class EngineService(QObject):
@@ -92,6 +103,7 @@ class EngineService(QObject):
         elif isinstance(event, P.Done):
             self._end_generation(event.request_id)
             self.sig_generation_finished.emit(event.request_id, event.result, event.prompt_tokens)
+            settle_heap()
         elif isinstance(event, P.Loaded):
             self.model = event.info
             self.loading_id = None

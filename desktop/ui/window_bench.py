@@ -69,6 +69,9 @@ def run(model: str = "", tokens: int = 300, threads: int = 0) -> dict[str, Any]:
     window.show()
     started = time.perf_counter()
     window.start(model=path)
+    from desktop.ui.bridge import settle_heap
+
+    settle_heap()  # as run_app does
     _run_until(lambda: window.models.info is not None or not window.models.loading, 300)
     if window.models.info is None:
         window.close()
