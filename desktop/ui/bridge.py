@@ -16,7 +16,6 @@ from PySide6.QtCore import QObject, Qt, Signal
 from desktop.core import paths
 from desktop.core.loading import LoadSettings, ModelInfo
 from desktop.core.sampling import SamplerSettings
-from desktop.core.steps import GenerationDone, StepRecord
 from desktop.engine import protocol as P
 from desktop.engine.host import EngineHost
 
@@ -131,5 +130,3 @@ class EngineService(QObject):
             self.generating_id = None
             self.sig_busy_changed.emit(False)
 
-
-__all__ = ["EngineService", "GenerationDone", "StepRecord"]

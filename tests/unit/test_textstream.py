@@ -27,3 +27,14 @@ def test_no_stops_passes_everything() -> None:
         assert not m.feed(part)
     assert m.text() == "abc"
     assert m.releasable() == "abc"
+
+
+def test_long_stream_releases_exactly_the_text_before_the_stop() -> None:
+    m = StopMatcher(("<END>", "\n\n"))
+    released = []
+    pieces = [f"w{i} " for i in range(20_000)] + ["<E", "N", "D> tail"]
+    for piece in pieces:
+        m.feed(piece)
+        released.append(m.releasable())
+    assert "".join(released) == m.text() == "".join(pieces[:-3])
+    assert m.matched == "<END>"
