@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from desktop.core.sampling import STAGE_RAW, SamplerSettings
 from desktop.core.steps import GenerationDone, StageView, StepRecord, Timings, Usage
@@ -38,6 +38,16 @@ STAGES_NOTE = (
 DEFAULT_TOP_LOGPROBS = 20  # OpenAI's maximum; llama-server and vLLM accept it too
 _ERROR_BODY_LIMIT = 64 * 1024
 _RANDOM_SEED = SamplerSettings().seed
+
+
+def public_url(url: str) -> str:
+    """The URL without user:password, query or fragment: safe to show and to log."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 class RemoteError(Exception):
@@ -60,7 +70,7 @@ class RemoteModel:
     llama_extras: bool = True  # send top_k/min_p/typical_p/repeat_penalty/mirostat too
 
     def __repr__(self) -> str:  # never show the key in logs or tracebacks
-        return f"RemoteModel(base_url={self.base_url!r}, model={self.model!r})"
+        return f"RemoteModel(base_url={public_url(self.base_url)!r}, model={self.model!r})"
 
     @property
     def display_name(self) -> str:
@@ -70,7 +80,8 @@ class RemoteModel:
         parts = urlsplit(self.base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise RemoteError(
-                f"'{self.base_url}' is not an http(s) URL such as http://host:8080/v1",
+                f"'{public_url(self.base_url)}' is not an http(s) URL such as "
+                "http://host:8080/v1",
                 kind="config",
             )
         if not self.model.strip():
@@ -227,12 +238,13 @@ class RemoteEngine:
             response = conn.getresponse()
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
-            raise RemoteError(f"cannot reach {self.model.base_url}: {exc}",
+            raise RemoteError(f"cannot reach {public_url(self.model.base_url)}: {exc}",
                               kind="connect") from exc
         if response.status != 200:
             detail = _error_message(response.read(_ERROR_BODY_LIMIT))
             conn.close()
-            raise RemoteError(f"{self.model.base_url} answered {response.status}: {detail}",
+            where = public_url(self.model.base_url)
+            raise RemoteError(f"{where} answered {response.status}: {detail}",
                               status=response.status)
         return conn, response
 
@@ -246,15 +258,20 @@ class RemoteEngine:
 
     # --- requests ---
 
-    def list_models(self) -> list[str]:
-        conn, response = self._open("GET", "/models", None, stream=False)
+    def get_json(self, endpoint: str) -> Any:
+        """GET `endpoint` (relative to the base URL) and parse the JSON it answers."""
+        conn, response = self._open("GET", endpoint, None, stream=False)
         try:
-            data = json.loads(response.read())
+            return json.loads(response.read())
         except ValueError as exc:
-            raise RemoteError("the endpoint's model list is not JSON", kind="protocol") from exc
+            raise RemoteError(f"{endpoint} did not answer JSON", kind="protocol") from exc
         finally:
             conn.close()
-        return [str(m.get("id")) for m in data.get("data", []) if isinstance(m, dict)]
+
+    def list_models(self) -> list[str]:
+        data = self.get_json("/models")
+        listed = data.get("data", []) if isinstance(data, dict) else []
+        return [str(m.get("id")) for m in listed if isinstance(m, dict)]
 
     def stream_chat(
         self,
@@ -306,7 +323,7 @@ class RemoteEngine:
                     finish = choice.get("finish_reason") or finish
         except (OSError, http.client.HTTPException) as exc:
             if not self._cancel.is_set():
-                raise RemoteError(f"the stream from {self.model.base_url} broke: {exc}",
+                raise RemoteError(f"the stream from {public_url(self.model.base_url)} broke: {exc}",
                                   kind="connect") from exc
         finally:
             with self._conn_lock:

@@ -11,8 +11,13 @@ On-disk format: `{"version": 1, "models": {path: {"source", "size", "mtime_ns", 
 mtime are unchanged, so a rescan does not re-read every header. `hidden` holds models-folder files
 the user removed from the list without deleting them (else the next scan would list them again).
 
-Pure Python; reads files, so call it off the GUI thread. Not safe against two concurrent writers
-beyond the atomic replace (the last writer wins).
+Every function takes an optional `models_dir` (default `paths.models_dir()`), so the GUI, which
+is handed its folder, and tests can point the library anywhere; library.json stays in data_dir.
+
+Pure Python; reads files, so call it off the GUI thread (any thread). Within one process a lock
+serialises each read-modify-write of library.json, so a scan and an import running on two pool
+threads never drop each other's change; across processes (GUI and CLI) only the atomic replace
+protects it, and the last writer wins.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import re
 import shutil
 import struct
 import tempfile
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,8 +38,8 @@ from desktop.core import paths
 from desktop.core.gguf_check import GgufProblem, check_gguf
 
 __all__ = [
-    "SOURCES", "LibraryError", "LocalModel", "discover", "hf_cache_dir", "import_model",
-    "library_path", "lm_studio_dirs", "remove", "scan",
+    "SOURCES", "LibraryError", "LocalModel", "discover", "discover_places", "hf_cache_dir",
+    "import_model", "library_path", "lm_studio_dirs", "remove", "scan",
 ]
 
 SOURCES = ("models folder", "imported", "hf cache", "lm studio")
@@ -41,6 +47,9 @@ _VERSION = 1
 _LATER_SHARD = re.compile(r"-(\d{5})-of-\d{5}\.gguf$")
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 _MAX_ST_HEADER = 100 << 20  # a safetensors JSON header; real ones are well under 10 MB
+# Reentrant: discover() holds it while it calls scan(). Held across header reads, which is short
+# because scan() reuses cached metadata for unchanged files.
+_LOCK = threading.RLock()
 
 
 class LibraryError(Exception):
@@ -73,16 +82,35 @@ def library_path() -> Path:
 
 
 def hf_cache_dir() -> Path:
-    """The Hugging Face hub cache, as huggingface_hub resolves it (HF_HUB_CACHE, HF_HOME)."""
-    from huggingface_hub import constants
-
-    return Path(constants.HF_HUB_CACHE)
+    """The Hugging Face hub cache, resolved like huggingface_hub does (HF_HUB_CACHE, then
+    HF_HOME/hub, then XDG_CACHE_HOME/huggingface/hub), but from the environment at call time:
+    huggingface_hub's own constant is frozen when it is first imported."""
+    env = os.environ
+    cache = env.get("HF_HUB_CACHE") or env.get("HUGGINGFACE_HUB_CACHE")
+    if cache:
+        return Path(cache).expanduser()
+    xdg = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(env.get("HF_HOME") or Path(xdg) / "huggingface").expanduser() / "hub"
 
 
 def lm_studio_dirs() -> tuple[Path, ...]:
-    """LM Studio's models folders: the current location and the pre-0.3 one."""
+    """LM Studio's models folders: the one its settings name (users can move it), the current
+    default and the pre-0.3 one. Read from HOME at call time."""
     home = Path.home()
-    return (home / ".lmstudio" / "models", home / ".cache" / "lm-studio" / "models")
+    found = [home / ".lmstudio" / "models", home / ".cache" / "lm-studio" / "models"]
+    try:
+        settings = json.loads((home / ".lmstudio" / "settings.json").read_text(encoding="utf-8"))
+        custom = settings.get("downloadsFolder") if isinstance(settings, dict) else None
+    except (OSError, ValueError):
+        custom = None
+    if isinstance(custom, str) and custom:
+        found.insert(0, Path(custom).expanduser())
+    return tuple(dict.fromkeys(found))
+
+
+def discover_places() -> tuple[Path, ...]:
+    """Where `discover()` looks, to tell the user when it finds nothing."""
+    return (hf_cache_dir(), *lm_studio_dirs())
 
 
 # --- persistence -----------------------------------------------------------------------------
@@ -250,24 +278,32 @@ def _ggufs(folder: Path, pattern: str = "*.gguf") -> list[Path]:
     return found
 
 
-def _in_models_dir(path: Path) -> bool:
-    return path.absolute().is_relative_to(paths.models_dir().absolute())
+def _root(models_dir: Path | None) -> Path:
+    return Path(models_dir) if models_dir is not None else paths.models_dir()
 
 
-def _models_folder_paths() -> list[Path]:
-    root = paths.models_dir()
+def _in_models_dir(path: Path, root: Path) -> bool:
+    return path.absolute().is_relative_to(root.absolute())
+
+
+def _models_folder_paths(root: Path) -> list[Path]:
     found = _ggufs(root, "**/*.gguf")
     found += sorted(c.parent for c in root.glob("**/config.json")
                     if any(c.parent.glob("*.safetensors")))
     return found
 
 
-def scan() -> list[LocalModel]:
+def scan(models_dir: Path | None = None) -> list[LocalModel]:
     """Every model in the library: the models folder, then imported ones; updates the cache."""
+    with _LOCK:
+        return _scan(_root(models_dir))
+
+
+def _scan(root: Path) -> list[LocalModel]:
     data = _load()
     records: dict[str, Any] = data["models"]
     hidden = set(data["hidden"])
-    wanted: dict[str, str] = {str(p): "models folder" for p in _models_folder_paths()
+    wanted: dict[str, str] = {str(p): "models folder" for p in _models_folder_paths(root)
                               if str(p) not in hidden}
     for key, rec in records.items():
         if key not in wanted and isinstance(rec, dict) and rec.get("source") != "models folder":
@@ -285,7 +321,8 @@ def scan() -> list[LocalModel]:
     return out
 
 
-def import_model(path: str | os.PathLike[str], source: str = "imported") -> LocalModel:
+def import_model(path: str | os.PathLike[str], source: str = "imported",
+                 models_dir: Path | None = None) -> LocalModel:
     """Validate `path` (a .gguf file or a safetensors folder) and list it, linked in place.
 
     Raises LibraryError with the reason when the path is not a usable model. A path inside the
@@ -300,20 +337,22 @@ def import_model(path: str | os.PathLike[str], source: str = "imported") -> Loca
         raise LibraryError(str(exc)) from exc
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}")
-    if _in_models_dir(p):
+    if _in_models_dir(p, _root(models_dir)):
         source = "models folder"
-    data = _load()
     size, mtime = _stamp(p)
-    data["models"][str(p)] = {"source": source, "size": size, "mtime_ns": mtime, "meta": meta}
-    data["hidden"] = [h for h in data["hidden"] if h != str(p)]
-    _save(data)
-    model, _ = _model(p, source, data["models"][str(p)])
+    record = {"source": source, "size": size, "mtime_ns": mtime, "meta": meta}
+    with _LOCK:
+        data = _load()
+        data["models"][str(p)] = record
+        data["hidden"] = [h for h in data["hidden"] if h != str(p)]
+        _save(data)
+    model, _ = _model(p, source, record)
     return model
 
 
-def discover() -> list[LocalModel]:
+def discover(models_dir: Path | None = None) -> list[LocalModel]:
     """Models in the Hugging Face cache and LM Studio's folders that the library lacks."""
-    listed = {m.path for m in scan()}
+    listed = {m.path for m in scan(models_dir)}
     found: list[tuple[Path, str]] = []
     cache = hf_cache_dir()
     if cache.is_dir():
@@ -331,28 +370,30 @@ def discover() -> list[LocalModel]:
     return out
 
 
-def remove(path: str | os.PathLike[str], delete_file: bool = False) -> bool:
+def remove(path: str | os.PathLike[str], delete_file: bool = False,
+           models_dir: Path | None = None) -> bool:
     """Take `path` off the list; with `delete_file`, also delete it when it lies inside the
     models folder (every shard, or the whole safetensors folder). Files elsewhere are never
     deleted, only unlisted. Returns True when something was deleted from disk."""
     p = Path(path).absolute()
     key = str(p)
-    data = _load()
-    data["models"].pop(key, None)
+    inside = _in_models_dir(p, _root(models_dir))
     deleted = False
-    inside = _in_models_dir(p)
-    if delete_file and inside and p.exists():
-        if p.is_dir():
-            shutil.rmtree(p)
-        else:
-            try:
-                shards = [Path(s) for s in check_gguf(p).shards]
-            except GgufProblem:
-                shards = [p]
-            for s in shards:
-                s.unlink(missing_ok=True)
-        deleted = True
-    elif inside and key not in data["hidden"]:
-        data["hidden"].append(key)
-    _save(data)
+    with _LOCK:
+        data = _load()
+        data["models"].pop(key, None)
+        if delete_file and inside and p.exists():
+            if p.is_dir():
+                shutil.rmtree(p)
+            else:
+                try:
+                    shards = [Path(s) for s in check_gguf(p).shards]
+                except GgufProblem:
+                    shards = [p]
+                for s in shards:
+                    s.unlink(missing_ok=True)
+            deleted = True
+        elif inside and key not in data["hidden"]:
+            data["hidden"].append(key)
+        _save(data)
     return deleted

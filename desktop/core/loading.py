@@ -84,6 +84,10 @@ class ModelInfo:
     offload_note: str = ""  # why fewer layers than asked went to the GPU, in plain words
     load_ms: float = 0.0
     system_info: str = ""
+    # Which sampler stages this engine can report (empty: all of them) and, when not all, why in
+    # plain words: a remote endpoint reports only the raw distribution.
+    available_stages: tuple[str, ...] = ()
+    stages_note: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -1,5 +1,6 @@
 """The engine worker: a child process (spawn) that owns the inference library — llama.cpp for GGUF
-files, transformers + torch for safetensors folders — and answers the host's requests.
+files, transformers + torch for safetensors folders, HTTP for a remote endpoint ("remote:<id>",
+see remote_session.py) — and answers the host's requests.
 
 Single-threaded by design: one request at a time, and during a generation the pipe is polled
 between tokens, so Cancel takes effect within one token. Anything llama.cpp prints (including a
@@ -44,7 +45,7 @@ class Worker:
     def __init__(self, conn: Connection, log_path: str) -> None:
         self.conn = conn
         self.log_path = log_path
-        self.session: Any = None  # LlamaSession once a model is loaded
+        self.session: Any = None  # LlamaSession, HfSession or RemoteSession once loaded
         self.pending: collections.deque[Any] = collections.deque()
 
     def send(self, event: Any) -> None:
@@ -65,6 +66,10 @@ class Worker:
     def handle(self, msg: Any) -> None:
         if isinstance(msg, P.LoadRequest):
             self.load(msg)
+        elif getattr(self.session, "remote", False) and self.session.answer(
+            msg, self.send, self._cancel_requested
+        ):
+            pass  # a remote endpoint streams, and refuses what needs token ids, by itself
         elif isinstance(msg, P.GenerateRequest):
             self.generate(msg)
         elif isinstance(msg, P.ReplayRequest):
@@ -98,10 +103,15 @@ class Worker:
     def load(self, msg: P.LoadRequest) -> None:
         from desktop.core.gguf_check import GgufProblem, check_gguf
         from desktop.engine.session_common import LoadFailed
+        from desktop.remote_models import is_remote_path
 
         self._unload()
         session_class: Any
-        if is_transformers_path(msg.path):
+        if is_remote_path(msg.path):  # a stored OpenAI-compatible endpoint
+            from desktop.engine.remote_session import RemoteSession
+
+            session_class = RemoteSession
+        elif is_transformers_path(msg.path):
             try:
                 from desktop.engine.hf_session import HfSession
 

@@ -1,108 +1,68 @@
-"""ModelLibraryPanel: the local models (the ready Gemma model and *.gguf files in the models
-folder), with architecture, size and quant; Load, Eject and Import GGUF…. GUI thread only.
+"""ModelLibraryPanel: the models Openlid knows — the ready Gemma model, the models folder and models
+imported in place — each with architecture, parameters, quant, context and template; Load, Eject,
+Remove…, Import…, and Find models on this computer…. GUI thread only.
 
-Everything that touches the disk runs as a `JobService` job: assembling the ready model on first
-run (it copies and hashes 253 MB), scanning the folder, `check_gguf` on each file, importing. A file
-that fails the check stays listed, marked, with the reason in plain words.
+The list comes from `desktop.core.library` (shared with `openlid models`). Everything that touches
+the disk runs as a `JobService` job (model_library_entries.py): assembling the ready model on first
+run (it copies and hashes 253 MB), scanning, importing, deleting, discovering. A file that fails
+its check stays listed, marked, with the reason in plain words. Rows are keyed by path; entries of
+another kind (e.g. "remote:…", added with `add_entry`) survive rescans.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
 from desktop.core import paths
-from desktop.core.gguf_check import GgufProblem, GgufReport, check_gguf
-from desktop.ui.status_bar import format_bytes
+from desktop.ui.library_discover_dialog import LibraryDiscoverDialog, open_discover_dialog
+from desktop.ui.model_library_entries import (
+    DELETE,
+    FILE,
+    REMOTE,
+    Discovered,
+    LibraryEntry,
+    LibraryList,
+    confirm_removal,
+    discover_models,
+    ensure_ready_model,
+    entry_from_remote,
+    import_entries,
+    import_target,
+    info_line,
+    removal_refusal,
+    remove_entry,
+    scan_entries,
+)
+from desktop.ui.remote_model_dialog import RemoteModelDialog
 from desktop.ui.workers import JobService
 
-_LATER_SHARD = re.compile(r"-(\d{5})-of-\d{5}\.gguf$")
-PATH_ROLE = Qt.ItemDataRole.UserRole
-CHECKING_ROLE = Qt.ItemDataRole.UserRole + 1
+
+def _button(text: str, name: str, slot: Callable[[], object], tip: str = "") -> QPushButton:
+    button = QPushButton(text)
+    button.setAccessibleName(name)
+    button.setToolTip(tip)
+    button.clicked.connect(slot)
+    return button
 
 
-@dataclass(frozen=True)
-class ModelEntry:
-    """One model file and what the check found (report, or the problem in plain words)."""
-
-    path: str
-    report: GgufReport | None
-    problem: str = ""
-
-
-def scan_models(folder: Path) -> tuple[str, ...]:
-    """Model files under `folder`: *.gguf, first shards only, no partial downloads. Job thread."""
-    found = []
-    for path in sorted(folder.rglob("*.gguf")):
-        shard = _LATER_SHARD.search(path.name)
-        if shard and shard.group(1) != "00001":
-            continue
-        if path.is_file():
-            found.append(str(path))
-    return tuple(found)
-
-
-def check_entry(path: str) -> ModelEntry:
-    """Job thread: the report, or the problem as a plain sentence."""
-    try:
-        return ModelEntry(path, check_gguf(path))
-    except GgufProblem as exc:
-        return ModelEntry(path, None, str(exc))
-
-
-def import_model(source: str, folder: Path) -> ModelEntry:
-    """Job thread: check, then bring every shard into `folder` (hard link, symlink, or copy)."""
-    entry = check_entry(source)
-    if entry.report is None:
-        return entry
-    target_dir = folder / "imported"
-    target_dir.mkdir(parents=True, exist_ok=True)
-    first = ""
-    for shard in entry.report.shards or (source,):
-        target = target_dir / Path(shard).name
-        if not target.exists():
-            _link_or_copy(Path(shard), target)
-        first = first or str(target)
-    return ModelEntry(first, entry.report)
-
-
-def _link_or_copy(source: Path, target: Path) -> None:
-    try:
-        os.link(source, target)  # same file system: no extra space, survives moving the source
-        return
-    except OSError:
-        pass
-    try:
-        target.symlink_to(source.resolve())
-        return
-    except OSError:
-        pass
-    partial = target.with_name(target.name + ".part")
-    shutil.copyfile(source, partial)
-    partial.replace(target)  # the final name never holds a half-copied file
-
-
-def ensure_ready_model(folder: Path) -> str:
-    """Job thread: the shipped Gemma model, assembled into `folder` the first time."""
-    from desktop.core.ready_model import ready_model_path
-
-    return str(ready_model_path(folder))
+def _label(name: str) -> QLabel:
+    label = QLabel()
+    label.setObjectName(name)
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
 
 
 class ModelLibraryPanel(QWidget):
@@ -110,58 +70,57 @@ class ModelLibraryPanel(QWidget):
     sig_eject_requested = Signal()
     sig_ready_model_found = Signal(str)  # the ready model's path (assembled or already there)
     sig_scan_finished = Signal()
+    sig_entry_removed = Signal(str)  # a row the user removed (deleted or unlisted)
 
     def __init__(self, jobs: JobService, models_dir: Path | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.jobs = jobs
         self.models_dir = models_dir or paths.models_dir()
-        self.entries: dict[str, ModelEntry] = {}
-        self.ready_path = ""
-        self.loaded_path = ""
-        self.loading_path = ""
-        self._pending_checks = 0
+        self.discover_dialog: LibraryDiscoverDialog | None = None
+        self._scan_job = 0
+        self.setAcceptDrops(True)  # files dropped on the list land here and are imported
 
-        self.list = QListWidget(self)
-        self.list.setAccessibleName("Local models")
-        self.list.setSpacing(2)
-        self.list.setWordWrap(False)
-        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
-        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list = LibraryList(self)
+        self.entries = self.list.entries  # the same dict, for callers that look entries up
         self.list.itemDoubleClicked.connect(lambda *_: self.request_load())
         self.list.currentItemChanged.connect(lambda *_: self._update_buttons())
-
-        self.load_button = QPushButton("Load")
-        self.load_button.setAccessibleName("Load selected model")
-        self.load_button.clicked.connect(self.request_load)
-        self.eject_button = QPushButton("Eject")
-        self.eject_button.setAccessibleName("Eject model")
-        self.eject_button.clicked.connect(self.sig_eject_requested)
-        self.import_button = QPushButton("Import GGUF…")
-        self.import_button.setAccessibleName("Import a GGUF file")
-        self.import_button.clicked.connect(self.choose_import)
-        self.message = QLabel()
-        self.message.setObjectName("libraryMessage")
-        self.message.setWordWrap(True)
-        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.info = _label("libraryInfo")
+        self.message = _label("libraryMessage")
         self.message.hide()
+        self.load_button = _button("Load", "Load selected model", self.request_load)
+        self.eject_button = _button("Eject", "Eject model", self.sig_eject_requested.emit)
+        self.remove_button = _button("Remove…", "Remove selected model", self.request_remove)
+        self.import_button = _button(
+            "Import…", "Import a GGUF file or a safetensors folder", self.choose_import,
+            "Add a .gguf file, or a safetensors model (pick its config.json), where it is: "
+            "nothing is copied. You can also drop files onto the list.")
+        self.find_button = _button(
+            "Find on this computer…", "Find models on this computer", self.find_models,
+            "Look in the Hugging Face cache and LM Studio's models folder")
+        self.remote_button = _button(
+            "Add remote…", "Add a remote model", self.add_remote,
+            "A model served by an OpenAI-compatible endpoint: llama-server (also with RPC "
+            "workers across machines), vLLM, Ollama, LM Studio, or another Openlid")
 
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.load_button)
-        buttons.addWidget(self.eject_button)
-        buttons.addStretch(1)
-        buttons.addWidget(self.import_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.list, 1)
+        layout.addWidget(self.info)
         layout.addWidget(self.message)
-        layout.addLayout(buttons)
+        for buttons in ((self.load_button, self.eject_button, self.remove_button),
+                        (self.import_button, self.find_button, self.remote_button)):
+            row = QHBoxLayout()
+            for button in buttons:
+                row.addWidget(button)
+            row.addStretch(1)
+            layout.addLayout(row)
         self._update_buttons()
 
-    # --- discovery (jobs) ---
+    # --- listing (jobs) ---
 
     def start(self, with_ready_model: bool = True) -> None:
-        """Find models: the ready model first (assembled if needed), then the folder."""
+        """Find models: the ready model first (assembled if needed), then the library."""
         self.show_message("Looking for models…", error=False)
         if with_ready_model:
             self.jobs.submit(ensure_ready_model, self.models_dir, on_done=self._on_ready_model,
@@ -170,7 +129,7 @@ class ModelLibraryPanel(QWidget):
             self.refresh()
 
     def _on_ready_model(self, path: str) -> None:
-        self.ready_path = path
+        self.list.ready_path = path
         self.sig_ready_model_found.emit(path)
         self.refresh()
 
@@ -179,133 +138,176 @@ class ModelLibraryPanel(QWidget):
         self.refresh()
 
     def refresh(self) -> None:
-        self.jobs.submit(scan_models, self.models_dir, on_done=self._on_scanned,
-                         on_error=lambda exc: self.show_message(f"Could not list models: {exc}"))
+        """Rescan; a scan still running is superseded (its answer could predate a change)."""
+        self.jobs.forget(self._scan_job)
+        self._scan_job = self.jobs.submit(scan_entries, self.models_dir, on_done=self._on_scanned,
+                                          on_error=self._on_scan_failed)
 
-    def _on_scanned(self, found: tuple[str, ...]) -> None:
-        for path in list(self.entries):
-            if path not in found:
-                self._remove(path)
-        new = [p for p in found if p not in self.entries]
-        for path in new:
-            self._put(ModelEntry(path, None, ""), checking=True)
-            self._pending_checks += 1
-            self.jobs.submit(check_entry, path, on_done=self._on_checked)
-        if not new:
-            self._scan_done()
+    def _on_scan_failed(self, exc: Exception) -> None:
+        self._scan_job = 0
+        self.show_message(f"Could not list models: {exc}")
 
-    def _on_checked(self, entry: ModelEntry) -> None:
-        self._put(entry)
-        self._pending_checks -= 1
-        if self._pending_checks <= 0:
-            self._scan_done()
-
-    def _scan_done(self) -> None:
-        self._pending_checks = 0
+    def _on_scanned(self, found: tuple[LibraryEntry, ...]) -> None:
+        self._scan_job = 0
+        paths_found = {e.path for e in found}
+        for path, entry in list(self.entries.items()):
+            if entry.kind in (FILE, REMOTE) and path not in paths_found:
+                self._drop(path)
+        for entry in found:
+            self.add_entry(entry)
         if self.message.property("error") is not True:
             self.message.hide()
         if not self.entries:
-            self.show_message(
-                f"No models yet. Import a GGUF file, or put one in {self.models_dir}.",
-                error=False)
+            self.show_message(f"No models yet. Import a GGUF file, find models on this computer, "
+                              f"or put one in {self.models_dir}.", error=False)
         self.sig_scan_finished.emit()
 
-    # --- import ---
+    def _after_change(self) -> None:
+        if self._scan_job:
+            self.refresh()
+
+    # --- import (file dialog, drops, discovered models) ---
 
     def choose_import(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import a GGUF model", str(Path.home()),
-                                              "GGUF models (*.gguf);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Import a model (a .gguf file, or a safetensors model's config.json)",
+            str(Path.home()), "Models (*.gguf config.json *.safetensors);;All files (*)")
         if path:
             self.import_file(path)
 
     def import_file(self, path: str) -> None:
-        self.show_message(f"Checking {Path(path).name}…", error=False)
-        self.jobs.submit(import_model, path, self.models_dir, on_done=self._on_imported,
+        """Add a .gguf file or a safetensors folder in place."""
+        self.import_paths(((import_target(path), "imported"),))
+
+    def import_paths(self, items: tuple[tuple[str, str], ...]) -> None:
+        names = ", ".join(Path(p).name for p, _ in items)
+        self.show_message(f"Checking {names}…", error=False)
+        self.jobs.submit(import_entries, items, self.models_dir, on_done=self._on_imported,
                          on_error=lambda exc: self.show_message(f"Import failed: {exc}"))
 
-    def _on_imported(self, entry: ModelEntry) -> None:
-        if entry.report is None:
-            self.show_message(f"{Path(entry.path).name} can't be used: {entry.problem}")
+    def _on_imported(self, result: tuple[tuple[LibraryEntry, ...], tuple[str, ...]]) -> None:
+        added, refused = result
+        for entry in added:
+            self.add_entry(entry)
+        if added:
+            self.select(added[-1].path)
+        if refused:
+            self.show_message("\n".join(refused))
+        else:
+            self.show_message(f"Added {len(added)} model{'s' if len(added) != 1 else ''} "
+                              "(linked in place).", error=False)
+        self._after_change()
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        files = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if files:
+            event.acceptProposedAction()
+            self.import_paths(tuple((import_target(p), "imported") for p in files))
+
+    # --- find models on this computer ---
+
+    def find_models(self) -> None:
+        self.find_button.setEnabled(False)
+        self.show_message("Looking in the Hugging Face cache and LM Studio's folders…",
+                          error=False)
+        self.jobs.submit(discover_models, self.models_dir, on_done=self._on_discovered,
+                         on_error=self._on_discover_failed)
+
+    def _on_discover_failed(self, exc: Exception) -> None:
+        self.find_button.setEnabled(True)
+        self.show_message(f"Could not look for models: {exc}")
+
+    def _on_discovered(self, found: Discovered) -> None:
+        self.find_button.setEnabled(True)
+        if not found.models:
+            self.show_message("No new models found. Looked in:\n" + "\n".join(found.places),
+                              error=False)
             return
         self.message.hide()
-        self._put(entry)
-        self.select(entry.path)
+        self.discover_dialog = open_discover_dialog(self, found.models, self.import_paths)
+        self.discover_dialog.finished.connect(lambda *_: setattr(self, "discover_dialog", None))
 
-    # --- rows: two lines each, the name, then architecture · size · quant · state ---
+    # --- remote endpoints ---
 
-    def _items(self) -> list[QListWidgetItem]:
-        items = (self.list.item(i) for i in range(self.list.count()))
-        return [item for item in items if item is not None]
+    def add_remote(self) -> None:
+        """Ask for an endpoint (the dialog checks and stores it) and list it, selected."""
+        stored = RemoteModelDialog.ask(self)
+        if stored is not None:
+            self.add_entry(entry_from_remote(stored))
+            self.select(stored.path)
+            self.show_message(f"Added {stored.display_name}; load it like any other model.",
+                              error=False)
 
-    def _item(self, path: str) -> QListWidgetItem | None:
-        return next((it for it in self._items() if it.data(PATH_ROLE) == path), None)
+    # --- remove ---
 
-    def _put(self, entry: ModelEntry, checking: bool = False) -> None:
-        self.entries[entry.path] = entry
-        item = self._item(entry.path)
-        if item is None:
-            item = QListWidgetItem()
-            item.setData(PATH_ROLE, entry.path)
-            item.setData(CHECKING_ROLE, checking)
-            self.list.addItem(item)
-            if self.list.currentItem() is None:
-                self.list.setCurrentItem(item)
-        item.setData(CHECKING_ROLE, checking)
-        problem = entry.report is None and not checking
-        tip = entry.path if not problem else f"{entry.path}\n\n{entry.problem}"
-        item.setToolTip(tip)
-        self._decorate(item)
+    def request_remove(self) -> None:
+        path = self.selected_path()
+        entry = self.entries.get(path)
+        if entry is None:
+            return
+        refusal = removal_refusal(self.list, path)
+        if refusal:
+            self.show_message(refusal)
+            return
+        choice = confirm_removal(self, entry)
+        if not choice:
+            return
+        delete = choice == DELETE
+        self.show_message(f"{'Deleting' if delete else 'Removing'} {entry.name}…", error=False)
+        self.jobs.submit(remove_entry, path, delete, self.models_dir,
+                         on_done=lambda deleted: self._on_removed(path, entry.name, deleted),
+                         on_error=lambda exc: self.show_message(
+                             f"Could not remove {entry.name}: {exc}"))
+
+    def _on_removed(self, path: str, name: str, deleted: bool) -> None:
+        self._drop(path)
+        self.sig_entry_removed.emit(path)
+        self.show_message(f"Deleted {name} from disk." if deleted
+                          else f"Removed {name} from the list.", error=False)
+        self._after_change()
+
+    # --- rows (rendered by LibraryList) ---
+
+    @property
+    def ready_path(self) -> str:
+        return self.list.ready_path
+
+    def add_entry(self, entry: LibraryEntry) -> None:
+        """List (or update) an entry of any kind; non-file kinds survive rescans."""
+        self.list.put(entry)
+        self._update_buttons()
+
+    def _drop(self, path: str) -> None:
+        self.list.drop(path)
         self._update_buttons()
 
     def details(self, path: str) -> str:
-        """The second line of a row: architecture · size · quant (or why it is unusable)."""
-        entry = self.entries.get(path)
-        item = self._item(path)
-        if entry is None or (item is not None and item.data(CHECKING_ROLE)):
-            return "checking…"
-        if entry.report is None:
-            return "⚠ unusable: " + entry.problem
-        r = entry.report
-        return " · ".join(x for x in (r.architecture, format_bytes(r.file_size), r.quant) if x)
+        """The second line of a row: architecture · parameters · quant · context · template (or
+        why it is unusable)."""
+        return self.list.details(path)
 
-    def _remove(self, path: str) -> None:
-        self.entries.pop(path, None)
-        item = self._item(path)
-        if item is not None:
-            self.list.takeItem(self.list.row(item))
-
-    def _decorate(self, item: QListWidgetItem) -> None:
-        path = str(item.data(PATH_ROLE))
-        state = ("  ● loaded" if path == self.loaded_path
-                 else "  ◌ loading…" if path == self.loading_path else "")
-        details = self.details(path)
-        if len(details) > 60:
-            details = details[:59] + "…"
-        item.setText(f"{self.display_name(path)}\n{details}{state}")
-        font = QFont(self.list.font())
-        font.setBold(path == self.loaded_path)
-        item.setFont(font)
-
-    def _redecorate(self) -> None:
-        for item in self._items():
-            self._decorate(item)
-        self._update_buttons()
+    def display_name(self, path: str) -> str:
+        return self.list.display_name(path)
 
     def select(self, path: str) -> None:
-        item = self._item(path)
-        if item is not None:
-            self.list.setCurrentItem(item)
+        self.list.select(path)
 
     def selected_path(self) -> str:
-        item = self.list.currentItem()
-        return str(item.data(PATH_ROLE)) if item is not None else ""
+        return self.list.selected_path()
 
     def _update_buttons(self) -> None:
-        path = self.selected_path()
+        path, rows = self.selected_path(), self.list
         entry = self.entries.get(path)
-        self.load_button.setEnabled(entry is not None and not self.loading_path
-                                    and path != self.loaded_path)
-        self.eject_button.setEnabled(bool(self.loaded_path) and not self.loading_path)
+        self.load_button.setEnabled(entry is not None and not rows.loading_path
+                                    and path != rows.loaded_path)
+        self.eject_button.setEnabled(bool(rows.loaded_path) and not rows.loading_path)
+        self.remove_button.setEnabled(entry is not None)
+        self.info.setText(info_line(entry) if entry is not None else "")
+        self.info.setVisible(entry is not None)
 
     # --- load state (from the main window) ---
 
@@ -314,38 +316,28 @@ class ModelLibraryPanel(QWidget):
         entry = self.entries.get(path)
         if entry is None:
             return
-        if entry.report is None and entry.problem:
-            self.show_message(f"{Path(path).name} can't be loaded: {entry.problem}")
+        if entry.problem:
+            self.show_message(f"{self.display_name(path)} can't be loaded: {entry.problem}")
             return
         self.sig_load_requested.emit(path)
 
     def set_loading(self, path: str) -> None:
-        self.loading_path = path
         self.message.hide()
-        self._redecorate()
+        self._set_state(self.list.loaded_path, path)
 
     def set_loaded(self, path: str) -> None:
-        self.loading_path = ""
-        self.loaded_path = path
-        self._redecorate()
+        self._set_state(path, "")
 
     def set_load_failed(self, path: str, reason: str) -> None:
-        self.loading_path = ""
-        self.loaded_path = ""
-        self.show_message(f"{Path(path).name} could not be loaded: {reason}")
-        self._redecorate()
+        self.show_message(f"{self.display_name(path)} could not be loaded: {reason}")
+        self._set_state("", "")
+
+    def _set_state(self, loaded: str, loading: str) -> None:
+        self.list.loaded_path, self.list.loading_path = loaded, loading
+        self.list.redecorate()
+        self._update_buttons()
 
     def show_message(self, text: str, error: bool = True) -> None:
         self.message.setProperty("error", error)
         self.message.setText(text)
         self.message.show()
-
-    def display_name(self, path: str) -> str:
-        if path == self.ready_path:
-            from desktop.core.ready_model import DISPLAY_NAME
-
-            return DISPLAY_NAME
-        entry = self.entries.get(path)
-        if entry is not None and entry.report is not None and entry.report.name:
-            return entry.report.name
-        return Path(path).name

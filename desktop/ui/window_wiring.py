@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject
 
+from desktop import remote_models
 from desktop.core import hardware
 from desktop.core.loading import LoadSettings, ModelInfo
 from desktop.core.prompt import render_completion
@@ -23,6 +24,10 @@ from desktop.ui.chat_turns import PromptContext
 
 if TYPE_CHECKING:
     from desktop.ui.main_window import MainWindow
+
+REMOTE_REPLAY_NOTE = ("Trying other settings on a step, and continuing with another token, need "
+                      "a local model: a remote endpoint reports token texts and probabilities, "
+                      "not the token ids to recompute them.")
 
 
 class WindowWiring(QObject):
@@ -136,7 +141,7 @@ class WindowWiring(QObject):
             w.models.load(model)
         elif last:
             self._restore_template = w.settings.template_id
-            w.jobs.submit(os.path.isfile, last, on_done=lambda ok: self._on_last_checked(last, ok))
+            w.jobs.submit(_still_there, last, on_done=lambda ok: self._on_last_checked(last, ok))
         else:
             self._want_ready_model = True
         self.update_preview()
@@ -190,6 +195,7 @@ class WindowWiring(QObject):
         w.status.set_model(info)
         w.load_panel.set_model_info(info, w.models.applied)
         w.template_panel.set_model(info)
+        self._show_engine_stages(info)
         if info is None:
             w.library.set_loaded("")
             w.chat_view.set_empty_text("No model loaded. Choose one under Models and press Load.")
@@ -209,6 +215,13 @@ class WindowWiring(QObject):
             f"Chatting with {name}. Type a message below to start.{hint}")
         self.update_preview()
         w.chat.model_ready()
+
+    def _show_engine_stages(self, info: ModelInfo | None) -> None:
+        """The chart offers only the stages this engine reports, and says why (remote)."""
+        remote = info is not None and info.architecture == "remote"
+        self.w.chart_dock.set_engine_stages(
+            info.available_stages if info else (), info.stages_note if info else "",
+            REMOTE_REPLAY_NOTE if remote else "")
 
     def _on_load_failed(self, path: str, reason: str) -> None:
         w = self.w
@@ -385,3 +398,15 @@ class WindowWiring(QObject):
             self.w.chat.continue_with_token(step, token_id)
         else:
             self.w.status.showMessage("“Continue with this token” works on chat replies.", 4000)
+
+
+def _still_there(path: str) -> bool:
+    """Whether the last session's model can be loaded again: the file exists, or the remote
+    entry is still stored (the endpoint itself is only contacted by the load)."""
+    if remote_models.is_remote_path(path):
+        try:
+            remote_models.resolve(path)
+        except remote_models.RemoteModelError:
+            return False
+        return True
+    return os.path.isfile(path)

@@ -329,6 +329,64 @@ def test_clear_empties_everything(qtbot: QtBot, dock: ChartDock) -> None:
     assert dock.live_button.isChecked()
 
 
+def remote_record(step: int) -> StepRecord:
+    """A step as RemoteEngine builds it from an endpoint's top_logprobs: raw stage only."""
+    from desktop.remote_engine import _Tokens
+
+    tokens = _Tokens()
+    tokens.step = step
+    top = [(" Paris", -0.2), (" the", -2.1), (" a", -3.0), (" located", -4.2)]
+    return tokens.record(" Paris", -0.2, top, None, 12.0)
+
+
+def test_a_remote_model_shows_its_note_and_offers_only_the_raw_stage(
+        qtbot: QtBot, dock: ChartDock) -> None:
+    from desktop.core.loading import ModelInfo
+    from desktop.remote_engine import AVAILABLE_STAGES, STAGES_NOTE
+    from desktop.ui.window_wiring import REMOTE_REPLAY_NOTE
+
+    info = ModelInfo(path="remote:abc", architecture="remote", name="far", n_params=0, quant="",
+                     size_bytes=0, n_vocab=0, n_ctx_train=1024, n_ctx=1024, n_layer=0,
+                     available_stages=AVAILABLE_STAGES, stages_note=STAGES_NOTE)
+    dock.set_engine_stages(info.available_stages, info.stages_note, REMOTE_REPLAY_NOTE)
+    assert dock.stages_note.isVisible()
+    assert dock.stages_note.text() == STAGES_NOTE
+    legend = [label.text for _sample, label in dock.chart.legend.items]
+    assert legend == ["raw softmax", "chosen token"]
+
+    record = remote_record(3)
+    dock.add_step(record)
+    painted(qtbot, dock, record)
+    assert [dock.stage_box.itemText(i) for i in range(dock.stage_box.count())] == [
+        "raw (final)"]
+    assert len(dock.chart.bar_ids) == 4
+    assert "needs" not in dock.header.text()
+    assert dock.inspector.status.text() == REMOTE_REPLAY_NOTE  # live: the reason, not a hint
+    dock.select_step(3)
+    assert all(not spin.isEnabled() for spin in dock.inspector.spins.values())
+    assert dock.inspector.spins["temperature"].toolTip() == REMOTE_REPLAY_NOTE
+    assert REMOTE_REPLAY_NOTE in dock.inspector.status.text()
+    click_view(qtbot, dock.chart, 1.1, 0.01)
+    assert dock.chart.candidate == record.stages[0].ids[1]
+    assert not dock.inspector.continue_button.isEnabled()
+
+    # A stored local reply shown meanwhile: the box still offers only what this engine reports.
+    local = make_record(4)
+    dock.add_step(local)
+    dock.select_step(4)
+    assert dock.stage_box.count() == 1
+    assert dock.chart.shown_stage() is local.stage("raw")
+
+    # A local model again: every stage, no note, what-ifs back on.
+    dock.set_engine_stages(())
+    assert not dock.stages_note.isVisible()
+    assert dock.stage_box.count() == len(local.stages)
+    assert dock.chart.shown_stage() is local.stages[-1]
+    assert len(dock.chart.legend.items) == 5
+    assert all(spin.isEnabled() for spin in dock.inspector.spins.values())
+    assert dock.inspector.spins["temperature"].toolTip() == ""
+
+
 @pytest.mark.engine
 def test_real_engine_live_chart_replay_and_continue(
         qtbot: QtBot, dock: ChartDock, gemma_path: Path) -> None:

@@ -12,6 +12,9 @@ import pytest
 from desktop.core import library, paths
 from tests.ggufmaker import tiny_param_count, write_tiny_gguf
 
+_REAL_HF_CACHE_DIR = library.hf_cache_dir
+_REAL_LM_STUDIO_DIRS = library.lm_studio_dirs
+
 
 @pytest.fixture(autouse=True)
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -175,3 +178,59 @@ def test_corrupt_library_json_is_survived() -> None:
     write_tiny_gguf(paths.models_dir() / "a.gguf")
     assert len(library.scan()) == 1
     assert json.loads(library.library_path().read_text())["version"] == 1
+
+
+def test_every_call_takes_a_models_dir(home: Path) -> None:
+    other = home / "other-models"
+    other.mkdir()
+    inside = write_tiny_gguf(other / "x.gguf")
+    assert library.scan() == []  # the default folder is empty
+    [model] = library.scan(other)
+    assert (model.path, model.source) == (str(inside), "models folder")
+    again = library.import_model(inside, models_dir=other)
+    assert again.source == "models folder"  # inside that folder, whatever the default says
+    assert library.remove(inside, delete_file=True) is False  # outside the default folder
+    assert inside.exists()
+    library.import_model(inside, models_dir=other)
+    assert library.remove(inside, delete_file=True, models_dir=other) is True
+    assert not inside.exists()
+    assert library.scan(other) == []
+
+
+def test_search_places_follow_the_environment_at_call_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(library, "hf_cache_dir", _REAL_HF_CACHE_DIR)  # not the fixture's fakes
+    monkeypatch.setattr(library, "lm_studio_dirs", _REAL_LM_STUDIO_DIRS)
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    assert library.hf_cache_dir() == tmp_path / "cache"
+    monkeypatch.delenv("HF_HUB_CACHE")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hfhome"))
+    assert library.hf_cache_dir() == tmp_path / "hfhome" / "hub"
+    default = tmp_path / "user" / ".lmstudio" / "models"
+    assert library.lm_studio_dirs()[0] == default
+    settings = tmp_path / "user" / ".lmstudio" / "settings.json"
+    settings.parent.mkdir(parents=True)
+    settings.write_text(json.dumps({"downloadsFolder": str(tmp_path / "moved")}))
+    assert library.lm_studio_dirs()[:2] == (tmp_path / "moved", default)
+    settings.write_text("{broken")
+    assert library.lm_studio_dirs()[0] == default
+    assert library.discover_places() == (tmp_path / "hfhome" / "hub", *library.lm_studio_dirs())
+
+
+def test_concurrent_scan_and_import_keep_both_changes(home: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    for i in range(6):
+        write_tiny_gguf(paths.models_dir() / f"m{i}.gguf")
+    (home / "ext").mkdir()
+    outside = [write_tiny_gguf(home / "ext" / f"e{i}.gguf") for i in range(6)]
+    with ThreadPoolExecutor(4) as pool:
+        scans = [pool.submit(library.scan) for _ in range(6)]
+        imports = [pool.submit(library.import_model, p) for p in outside]
+        for f in scans + imports:
+            f.result()
+    listed = {m.path for m in library.scan()}
+    assert {str(p) for p in outside} <= listed
+    assert len(listed) == 12

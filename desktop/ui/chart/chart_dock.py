@@ -81,7 +81,8 @@ class ChartDock(QDockWidget):
         self._rendered_s = 0.0
         self._timeline_at = 0.0
         self._history: OrderedDict[int, StepRecord] = OrderedDict()
-        self._stage_names: tuple[str, ...] = ()
+        self._stage_names: tuple[str, ...] = ()  # the shown record's stages
+        self.available_stages: tuple[str, ...] = ()  # what the engine reports; () = all
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(PAINT_INTERVAL_MS)
@@ -112,6 +113,11 @@ class ChartDock(QDockWidget):
         self.live_button.setChecked(True)
         self.live_button.setToolTip("Follow the newest token; off while a past step is selected")
         self.live_button.toggled.connect(self.set_live)
+        # Why some stages are missing (a remote engine reports only the raw distribution).
+        self.stages_note = QLabel("")
+        self.stages_note.setObjectName("stagesNote")
+        self.stages_note.setWordWrap(True)
+        self.stages_note.setVisible(False)
         controls = QHBoxLayout()
         controls.addWidget(QLabel("Stage:"))
         controls.addWidget(self.stage_box)
@@ -139,6 +145,7 @@ class ChartDock(QDockWidget):
         layout = QVBoxLayout(body)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(controls)
+        layout.addWidget(self.stages_note)
         layout.addWidget(self.header)
         layout.addWidget(splitter, 1)
         layout.addWidget(self.inspector)
@@ -202,6 +209,20 @@ class ChartDock(QDockWidget):
         """The settings the current generation samples with (reference lines, what-if base)."""
         self.settings = settings
         self.inspector.set_base_settings(settings)
+
+    def set_engine_stages(self, available: tuple[str, ...], note: str = "",
+                          replay_note: str = "") -> None:
+        """What the loaded engine can report (`ModelInfo.available_stages`, empty: all), the
+        words saying why not all (`stages_note`), and why replay is unavailable ("" = it is)."""
+        self.available_stages = available
+        self.stages_note.setText(note)
+        self.stages_note.setVisible(bool(note))
+        self.inspector.set_replay_unavailable(replay_note)
+        if not available:
+            self.chart.stage_name = None  # back to "final" for a chain that has every stage
+        if self._stage_names:
+            self._fill_stage_box(self._stage_names)
+        self.chart.set_available_stages(available)  # redraws with the stage just chosen
 
     @Slot(bool)
     def set_live(self, on: bool) -> None:
@@ -282,6 +303,8 @@ class ChartDock(QDockWidget):
     def _fill_stage_box(self, names: tuple[str, ...]) -> None:
         wanted = self.chart.stage_name
         self._stage_names = names
+        if self.available_stages:  # offer only what the engine reports
+            names = tuple(n for n in names if n in self.available_stages)
         self.stage_box.blockSignals(True)  # refilling is not a choice
         self.stage_box.clear()
         for k, name in enumerate(names):
@@ -289,6 +312,9 @@ class ChartDock(QDockWidget):
         index = names.index(wanted) if wanted in names else len(names) - 1
         self.stage_box.setCurrentIndex(index)
         self.stage_box.blockSignals(False)
+        if self.available_stages and names:
+            # By name: the record (a stored local reply, say) may carry stages left out here.
+            self.chart.stage_name = names[index]
 
     def _set_live_button(self, on: bool) -> None:
         self.live_button.blockSignals(True)
@@ -301,7 +327,8 @@ class ChartDock(QDockWidget):
         if index < 0:
             return
         name = self.stage_box.itemData(index)
-        self.chart.set_stage(None if index == self.stage_box.count() - 1 else name)
+        final = index == self.stage_box.count() - 1 and not self.available_stages
+        self.chart.set_stage(None if final else name)
 
     def _on_log_toggled(self, on: bool) -> None:
         self.chart.set_log_scale(on)

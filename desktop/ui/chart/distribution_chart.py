@@ -119,11 +119,8 @@ class DistributionChart(PacedPlot):
                                   pg.mkPen(CANDIDATE_COLOR, width=2, style=Qt.PenStyle.DashLine))
         self.cumulative = pg.PlotCurveItem(pen=pg.mkPen(CUT_COLORS[STAGE_TOP_P], width=1.5))
         plot.addItem(self.cumulative)
-        self.legend.addItem(self.raw_bars, "raw softmax")
-        self.legend.addItem(self.stage_bars, "after stage")
-        self.legend.addItem(self.removed_bars, "removed by the chain")
-        self.legend.addItem(self.chosen_bar, "chosen token")
-        self.legend.addItem(self.cumulative, "cumulative (top-p input)")
+        self.available_stages: tuple[str, ...] = ()  # what the engine reports; () = all
+        self._fill_legend()
         self.cut_lines: dict[str, pg.InfiniteLine] = {}
         for name, title in ((STAGE_TOP_K, "top-k"), (STAGE_TOP_P, "top-p"),
                             (STAGE_MIN_P, "min-p")):
@@ -168,6 +165,28 @@ class DistributionChart(PacedPlot):
             if view is not None:
                 return view
         return record.stages[-1]
+
+    def set_available_stages(self, names: tuple[str, ...]) -> None:
+        """What the loaded engine can report (empty: all); the legend lists only that."""
+        if names != self.available_stages:
+            self.available_stages = names
+            self._fill_legend()
+            self._apply_palette()  # new labels take the theme's colour
+            self._redraw()
+
+    def _fill_legend(self) -> None:
+        names = self.available_stages
+        chain = not names or any(n != STAGE_RAW for n in names)  # False: raw only (remote)
+        self.legend.clear()
+        for item, text, shown in (
+            (self.raw_bars, "raw softmax", chain),
+            (self.stage_bars, "after stage" if chain else "raw softmax", True),
+            (self.removed_bars, "removed by the chain", chain),
+            (self.chosen_bar, "chosen token", True),
+            (self.cumulative, "cumulative (top-p input)", not names or STAGE_TOP_P in names),
+        ):
+            if shown:
+                self.legend.addItem(item, text)
 
     def set_stage(self, name: str | None) -> None:
         self.stage_name = name

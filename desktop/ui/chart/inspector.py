@@ -52,6 +52,7 @@ class StepInspector(QWidget):
         self.base = SamplerSettings()
         self.record: StepRecord | None = None  # the original step (never a replay)
         self.candidate: int | None = None
+        self.replay_note = ""  # why what-ifs cannot run on this engine ("" = they can)
         self.spins: dict[str, QSpinBox | QDoubleSpinBox] = {}
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
@@ -142,17 +143,18 @@ class StepInspector(QWidget):
         self.record = record
         if live and record is not None and record.stages:
             self._debounce.stop()
-            self.status.setText(LIVE_TEXT)  # QLabel ignores the same text: free after once
+            # QLabel ignores the same text: free after once.
+            self.status.setText(self.replay_note or LIVE_TEXT)
             if changed and self.candidate is not None:
                 self.set_candidate(None)
             for spin in self.spins.values():
-                spin.setEnabled(True)
+                spin.setEnabled(not self.replay_note)
             for button in (*self.export_buttons.values(), self.original_button):
                 button.setEnabled(True)
             return
         self._debounce.stop()
         for spin in self.spins.values():
-            spin.setEnabled(record is not None and bool(record.stages))
+            spin.setEnabled(record is not None and bool(record.stages) and not self.replay_note)
         for button in self.export_buttons.values():
             button.setEnabled(record is not None)
         self.original_button.setEnabled(record is not None)
@@ -170,7 +172,17 @@ class StepInspector(QWidget):
             self.status.setText(
                 f"Step {record.step}: ‘{token_label(record.piece)}’ at "
                 f"{format_prob(record.prob)} (raw rank {record.raw_rank}). "
-                "Change a setting to recompute this step's distribution.")
+                + (self.replay_note or "Change a setting to recompute this step's "
+                   "distribution."))
+
+    def set_replay_unavailable(self, reason: str) -> None:
+        """Turn the what-ifs and "continue with" off, saying why (a remote engine cannot
+        recompute a step); "" turns them back on."""
+        self.replay_note = reason
+        for widget in (*self.spins.values(), self.continue_button):
+            widget.setToolTip(reason)
+        record, self.record = self.record, None  # set_step redoes the enabled state and words
+        self.set_step(record)
 
     def set_candidate(self, token_id: int | None) -> None:
         self.candidate = token_id
@@ -184,7 +196,7 @@ class StepInspector(QWidget):
         text = token_label(record.pieces.get(token_id, ""))
         self.candidate_label.setText(
             f"Picked ‘{text}’ (id {token_id}" + (f", raw {format_prob(p)})" if p else ")"))
-        self.continue_button.setEnabled(True)
+        self.continue_button.setEnabled(not self.replay_note)
 
     def show_replay(self, replayed: StepRecord) -> None:
         """Say what the replay changed against the original step."""
