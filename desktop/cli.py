@@ -80,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also: tokens/s with the live chart vs hidden (a Qt run, offscreen)")
     p.add_argument("--ui", action="store_true",
                    help="also: the longest GUI stall while a reply streams (a Qt run, offscreen)")
+    p.add_argument("--download", action="store_true",
+                   help="instead: Openlid's download path vs a plain HTTP GET of the same file "
+                   "from a local server (no model needed)")
+    p.add_argument("--size", type=int, default=256, help="with --download: file size in MiB")
+    p.add_argument("--rate", type=float, default=0.0,
+                   help="with --download: pace the server to this many MB/s (0 = loopback)")
 
     p = sub.add_parser("chat", help="chat with a model in the terminal (history sent every turn)")
     _add_model_args(p)
@@ -263,6 +269,8 @@ def _report_failure(event: object) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.download:
+        return _download_bench(args)
     from desktop.engine.bench import format_report, run_bench
 
     model = str(_model_path(args))
@@ -280,6 +288,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for key, _, _ in qt_runs:
         if key in report:
             print(f"{key}: {json.dumps(report[key])}")
+    return EXIT_OK
+
+
+def _download_bench(args: argparse.Namespace) -> int:
+    from desktop.core.download_bench import format_download_report, run_download_bench
+
+    try:
+        report = run_download_bench(args.size, max(3, args.repeat), args.rate)
+    except ValueError as exc:
+        print(f"openlid: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(json.dumps(report, indent=2) if args.json else format_download_report(report))
     return EXIT_OK
 
 

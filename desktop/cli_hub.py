@@ -16,6 +16,7 @@ import json
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -29,8 +30,10 @@ from desktop.core.hub import (
     HubError,
     ModelUnit,
     RepoDetails,
+    SearchPage,
     SearchQuery,
 )
+from desktop.core.hub_filters import parse_params, parse_size
 from desktop.core.quant import KIND_OTHER, KIND_PROJECTOR
 
 __all__ = ["HUB_HANDLERS", "add_hub_parsers", "choose_units", "main"]
@@ -48,8 +51,21 @@ def add_hub_parsers(sub: Any) -> None:
     p.add_argument("query", nargs="?", default="", help="words in the model name")
     p.add_argument("--format", dest="fmt", choices=FORMATS, help="only models in this format")
     p.add_argument("--author", help="only models by this user or organisation")
+    p.add_argument("--min-params", type=_arg(parse_params), metavar="N",
+                   help="at least this many parameters, e.g. 1B (the Hub filters)")
+    p.add_argument("--max-params", type=_arg(parse_params), metavar="N",
+                   help="at most this many parameters, e.g. 8B (the Hub filters)")
+    p.add_argument("--quant", help="only repos offering this quant, e.g. Q4_K_M "
+                   "(filtered on each page here)")
+    p.add_argument("--min-size", type=_arg(parse_size), metavar="SIZE",
+                   help="a model file of at least this size, e.g. 500MB (filtered on each page)")
+    p.add_argument("--max-size", type=_arg(parse_size), metavar="SIZE",
+                   help="a model file of at most this size, e.g. 5GB (filtered on each page)")
     p.add_argument("--sort", choices=tuple(SORTS), default="downloads")
-    p.add_argument("--limit", type=int, default=20, help="results to show (default 20)")
+    p.add_argument("--limit", type=int, default=20, help="results per page (default 20)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--page", type=int, default=1, help="page number, from 1")
+    where.add_argument("--cursor", help="the next-page cursor a previous search printed")
     p.add_argument("--json", action="store_true")
     _common(p)
 
@@ -67,6 +83,18 @@ def add_hub_parsers(sub: Any) -> None:
     _common(p)
 
 
+def _arg(parse: Callable[[str], int]) -> Callable[[str], int]:
+    """An argparse type from a parser that raises ValueError with a readable message."""
+
+    def convert(text: str) -> int:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--endpoint", default=None, help="Hub URL (default: HF_ENDPOINT or the Hub)")
     p.add_argument("--revision", default=None, help="branch, tag or commit (default: main)")
@@ -77,24 +105,79 @@ def _fail(message: str, code: int = EXIT_FAIL) -> int:
     return code
 
 
+def _search_query(args: argparse.Namespace) -> SearchQuery:
+    return SearchQuery(
+        args.query, args.fmt, args.author, args.sort, max(1, args.limit),
+        min_params=args.min_params, max_params=args.max_params, quant=args.quant,
+        min_size=args.min_size, max_size=args.max_size,
+    )
+
+
+def _fetch_page(client: HubClient, query: SearchQuery, args: argparse.Namespace) -> SearchPage:
+    if args.cursor:
+        return client.search(query, cursor=args.cursor)
+    if args.page < 1:
+        raise ValueError("--page counts from 1")
+    if args.page == 1:
+        return client.search(query)
+    # Earlier pages only lead the way: the Hub pages by cursor, and their results are not
+    # shown, so the page filters (which may cost a request per repo) are left off for them.
+    page = client.search(replace(query, quant=None, min_size=None, max_size=None))
+    for _ in range(args.page - 2):
+        if page.next_url is None:
+            return SearchPage((), None)
+        page = client.next_page(page.next_url)
+    return client.next_page(page.next_url, query) if page.next_url else SearchPage((), None)
+
+
+def _filter_note(page: SearchPage) -> str:
+    if not page.filtered:
+        return ""
+    return (f"{len(page.models)} of {page.scanned} results on this page match the "
+            f"{' and '.join(page.filtered)} filter (filtered on this page, not by the Hub)")
+
+
 def cmd_search(args: argparse.Namespace) -> int:
-    query = SearchQuery(args.query, args.fmt, args.author, args.sort, max(1, args.limit))
+    try:
+        query = _search_query(args)
+        query.params()  # refuse a bad range before the network
+    except ValueError as exc:
+        return _fail(str(exc), EXIT_BAD_INPUT)
     with HubClient(args.endpoint) as client:
         try:
-            page = client.search(query)
+            page = _fetch_page(client, query, args)
         except HubError as exc:
             return _fail(exc.message)
+        except ValueError as exc:
+            return _fail(str(exc), EXIT_BAD_INPUT)
     if args.json:
-        print(json.dumps([m.to_json() for m in page.models], indent=2))
+        print(json.dumps({
+            "models": [m.to_json() for m in page.models],
+            "next_cursor": page.cursor,
+            "scanned": page.scanned,
+            "filtered_on_page": list(page.filtered),
+        }, indent=2))
         return EXIT_OK
     if not page.models:
         print("no models found")
     for m in page.models:
         flags = " gated" if m.gated else ""
         updated = (m.updated or "")[:10]
-        print(f"{m.repo_id:50} {m.downloads or 0:>10,} dl {m.likes or 0:>6,} likes  "
-              f"{updated}  {m.license or '-'}{flags}")
+        params = _params_text(m.params)
+        size = f" {format_size(m.size)}" if m.size is not None else ""
+        print(f"{m.repo_id:50} {params:>7}{size} {m.downloads or 0:>10,} dl "
+              f"{m.likes or 0:>6,} likes  {updated}  {m.license or '-'}{flags}")
+    if note := _filter_note(page):
+        print(note, file=sys.stderr)
+    if page.cursor:
+        print(f"more: --cursor {page.cursor}", file=sys.stderr)
     return EXIT_OK
+
+
+def _params_text(n: int | None) -> str:
+    if n is None:
+        return "-"
+    return f"{n / 1e9:.3g}B" if n >= 1e9 else f"{n / 1e6:.3g}M" if n >= 1e6 else f"{n:,}"
 
 
 def _unit_line(u: ModelUnit) -> str:

@@ -1,7 +1,8 @@
 """Find models on the Hugging Face Hub and list what a repo offers, as plain values.
 
 `HubClient.search` pages through the model list with filters (free text, GGUF/safetensors,
-author) and a sort; `HubClient.repo` lists a repo's files with size, LFS sha256 and the quant
+author and parameter count on the Hub; quant offered and file size on each page here, see
+hub_filters) and a sort; `HubClient.repo` lists a repo's files with size, LFS sha256 and the quant
 label from the name, grouped into downloadable models (a split GGUF is one model; a safetensors
 repo is one unit of config, tokenizer and all weight shards); `HubClient.model_card` fetches the
 README. Failures arrive as `HubError` with a message in plain words (gated, private, offline …).
@@ -19,15 +20,18 @@ may serve several threads (httpx2 clients and HfApi are thread-safe).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 from huggingface_hub import HfApi, ModelInfo, hf_raise_for_status
 from huggingface_hub.errors import RemoteEntryNotFoundError
 
 from desktop.core import quant
+from desktop.core.hub_filters import PageFilter, num_parameters_param, param_count, quants_of
 from desktop.core.hub_http import (
     HUB_FAILURES,
     HubError,
@@ -65,8 +69,11 @@ SORTS = {
 # leaves out lastModified and gated.
 _EXPAND = (
     "author", "downloads", "likes", "trendingScore", "lastModified", "gated", "private", "tags",
-    "pipeline_tag", "library_name",
+    "pipeline_tag", "library_name", "gguf", "safetensors",
 )
+# Asked for only when a page filter needs them: file names (quants) and the repo's storage.
+_EXPAND_FILES = ("siblings", "usedStorage")
+_SIZE_WORKERS = 4  # repos whose file sizes are fetched at once for a size filter
 _MAX_CARD_BYTES = 1 << 20  # a model card is text; anything larger is not shown in full
 _Params = list[tuple[str, str | int | float | bool | None]]
 
@@ -77,13 +84,25 @@ class SearchQuery:
     fmt: str | None = None  # one of FORMATS, or None for any
     author: str | None = None
     sort: str = "downloads"  # one of SORTS
-    limit: int = 30  # results per page
+    limit: int = 30  # results per page (asked of the Hub; page filters may leave fewer)
+    min_params: int | None = None  # the Hub filters these (num_parameters)
+    max_params: int | None = None
+    quant: str | None = None  # these are applied to each page here (hub_filters)
+    min_size: int | None = None  # bytes, of one model (unit) in the repo
+    max_size: int | None = None
 
-    def params(self) -> _Params:
+    def page_filter(self) -> PageFilter:
+        return PageFilter(self.quant or None, self.min_size, self.max_size)
+
+    def params(self, cursor: str | None = None) -> _Params:
         if self.fmt is not None and self.fmt not in FORMATS:
             raise ValueError(f"format must be one of {', '.join(FORMATS)}")
         if self.sort not in SORTS:
             raise ValueError(f"sort must be one of {', '.join(SORTS)}")
+        for low, high, what in ((self.min_params, self.max_params, "parameter count"),
+                                (self.min_size, self.max_size, "size")):
+            if low is not None and high is not None and low > high:
+                raise ValueError(f"the smallest {what} is above the largest")
         params: _Params = []
         if self.text.strip():
             params.append(("search", self.text.strip()))
@@ -91,8 +110,13 @@ class SearchQuery:
             params.append(("author", self.author))
         if self.fmt:
             params.append(("filter", self.fmt))
+        if (num := num_parameters_param(self.min_params, self.max_params)) is not None:
+            params.append(("num_parameters", num))
         params += [("sort", SORTS[self.sort]), ("limit", max(1, min(self.limit, 1000)))]
-        params += [("expand", prop) for prop in _EXPAND]
+        expand = _EXPAND + (_EXPAND_FILES if self.page_filter().active else ())
+        params += [("expand", prop) for prop in expand]
+        if cursor:
+            params.append(("cursor", cursor))
         return params
 
 
@@ -112,6 +136,10 @@ class ModelSummary:
     pipeline_tag: str | None = None
     library: str | None = None
     tags: tuple[str, ...] = ()
+    params: int | None = None  # parameter count the Hub gives (safetensors or GGUF metadata)
+    quants: tuple[str, ...] = ()  # quant labels of its model files (when the list named them)
+    used_storage: int | None = None  # bytes the repo takes on the Hub, all files
+    size: int | None = None  # bytes of its smallest model matching a size filter
 
     @classmethod
     def from_info(cls, info: ModelInfo) -> ModelSummary:
@@ -133,6 +161,9 @@ class ModelSummary:
             pipeline_tag=info.pipeline_tag,
             library=info.library_name,
             tags=tags,
+            params=param_count(info),
+            quants=quants_of(info),
+            used_storage=info.used_storage,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -143,6 +174,15 @@ class ModelSummary:
 class SearchPage:
     models: tuple[ModelSummary, ...]
     next_url: str | None  # give to HubClient.next_page; None on the last page
+    scanned: int = 0  # models the Hub sent for this page, before the page filters
+    filtered: tuple[str, ...] = ()  # page filters applied here ("quant", "size")
+
+    @property
+    def cursor(self) -> str | None:
+        """The Hub's cursor for the next page (for `HubClient.search(query, cursor)`)."""
+        if self.next_url is None:
+            return None
+        return parse_qs(urlsplit(self.next_url).query).get("cursor", [None])[0]
 
 
 @dataclass(frozen=True)
@@ -248,15 +288,16 @@ class HubClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def search(self, query: SearchQuery) -> SearchPage:
-        """The first page of models matching `query`."""
-        return self._search_page(f"{self.endpoint}/api/models", query.params())
+    def search(self, query: SearchQuery, cursor: str | None = None) -> SearchPage:
+        """The first page of models matching `query` (or the page at the Hub's `cursor`)."""
+        params = query.params(cursor)
+        return self._search_page(f"{self.endpoint}/api/models", params, query.page_filter())
 
-    def next_page(self, next_url: str) -> SearchPage:
-        """The page after one already fetched (its `next_url`)."""
-        return self._search_page(next_url, None)
+    def next_page(self, next_url: str, query: SearchQuery | None = None) -> SearchPage:
+        """The page after one already fetched (its `next_url`), with `query`'s page filters."""
+        return self._search_page(next_url, None, query.page_filter() if query else PageFilter())
 
-    def _search_page(self, url: str, params: _Params | None) -> SearchPage:
+    def _search_page(self, url: str, params: _Params | None, flt: PageFilter) -> SearchPage:
         ensure_online()
         try:
             response = self._http.get(url, params=params, headers=hub_headers(self._token))
@@ -267,7 +308,39 @@ class HubClient:
             next_url = response.links.get("next", {}).get("url")
         except HUB_FAILURES as exc:
             raise explain(exc, what="the model search", endpoint=self.endpoint) from exc
-        return SearchPage(models, next_url)
+        if not flt.active:
+            return SearchPage(models, next_url, len(models))
+        return SearchPage(self._filter_page(models, flt), next_url, len(models), flt.names())
+
+    def _filter_page(self, models: Sequence[ModelSummary],
+                     flt: PageFilter) -> tuple[ModelSummary, ...]:
+        keep = [m for m in models
+                if flt.quant_ok(m.quants) and not flt.storage_rules_out(m.used_storage)]
+        if not flt.needs_sizes or not keep:
+            return tuple(keep)
+        # One model-info request per candidate: the list has no file sizes.
+        with ThreadPoolExecutor(min(_SIZE_WORKERS, len(keep)),
+                                thread_name_prefix="openlid-hub-size") as pool:
+            sizes = list(pool.map(lambda m: self._matching_size(m.repo_id, flt), keep))
+        return tuple(replace(m, size=size) for m, size in zip(keep, sizes, strict=True)
+                     if size is not None)
+
+    def _matching_size(self, repo_id: str, flt: PageFilter) -> int | None:
+        """The smallest complete model in the repo (of the filter's quant) within the size
+        range, or None. A repo the Hub will not describe is left out, not an error."""
+        try:
+            details = self.repo(repo_id)
+        except HubError as exc:
+            if exc.permanent:
+                return None
+            raise
+        sizes = [
+            u.size for u in details.units
+            if u.kind in (quant.KIND_GGUF, quant.KIND_SAFETENSORS) and u.complete
+            and u.size is not None and flt.quant_ok((u.quant,) if u.quant else ())
+            and flt.size_ok(u.size)
+        ]
+        return min(sizes) if sizes else None
 
     def repo(self, repo_id: str, revision: str | None = None) -> RepoDetails:
         """A repo's files with sizes and hashes, grouped into downloadable models."""
@@ -284,7 +357,7 @@ class HubClient:
                 size=s.lfs.size if s.lfs is not None else s.size,
                 sha256=s.lfs.sha256 if s.lfs is not None else None,
                 blob_id=s.blob_id,
-                quant=quant.quant_label(s.rfilename) if _is_weights(s.rfilename) else None,
+                quant=quant.quant_label(s.rfilename) if quant.is_weights(s.rfilename) else None,
             )
             for s in info.siblings or ()
         )
@@ -316,5 +389,3 @@ class HubClient:
         return resolve_url(self.endpoint, repo_id, path, revision)
 
 
-def _is_weights(path: str) -> bool:
-    return path.lower().endswith((".gguf", ".safetensors", ".bin", ".pt", ".pth"))

@@ -21,6 +21,7 @@ __all__ = [
     "ShardName",
     "group_files",
     "is_projector",
+    "is_weights",
     "quant_label",
     "shard_name",
 ]
@@ -112,6 +113,11 @@ def quant_label(path: str) -> str | None:
     if not found:
         return None
     return _ALIASES.get(found[-1], found[-1])
+
+
+def is_weights(path: str) -> bool:
+    """A file that holds model weights, by its extension."""
+    return path.lower().endswith((".gguf", ".safetensors", ".bin", ".pt", ".pth"))
 
 
 def is_projector(path: str) -> bool:

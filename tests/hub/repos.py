@@ -64,6 +64,7 @@ class FakeRepo:
     library_name: str | None = "gguf"
     license: str = "mit"
     gguf: dict[str, Any] | None = None
+    safetensors: dict[str, Any] | None = None  # {"parameters": {dtype: n}, "total": n}
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -85,6 +86,32 @@ class FakeRepo:
             "library_name": self.library_name,
         }
 
+    @property
+    def params(self) -> int | None:
+        """The count the Hub shows and filters on: safetensors metadata, else GGUF's."""
+        for meta in (self.safetensors, self.gguf):
+            if meta and meta.get("total"):
+                return int(meta["total"])
+        return None
+
+    def expanded(self, props: list[str]) -> dict[str, Any]:
+        """An item of GET /api/models with `expand=<props>` beyond the summary: the Hub adds
+        gguf / safetensors only for repos that have them, siblings with names only."""
+        out = self.summary()
+        if "gguf" in props and self.gguf is not None:
+            out["gguf"] = self.gguf
+        if "safetensors" in props and self.safetensors is not None:
+            out["safetensors"] = self.safetensors
+        if "siblings" in props:
+            out["siblings"] = [{"rfilename": f.path} for f in self.files.values()]
+        if "usedStorage" in props:
+            out["usedStorage"] = self.used_storage
+        return out
+
+    @property
+    def used_storage(self) -> int:
+        return sum(len(f.data) for f in self.files.values())
+
     def sibling(self, f: RepoFileData, blobs: bool) -> dict[str, Any]:
         if not blobs:
             return {"rfilename": f.path}
@@ -99,11 +126,13 @@ class FakeRepo:
             **self.summary(), "sha": self.sha, "disabled": False,
             "cardData": {"license": self.license, "tags": self.tags},
             "siblings": [self.sibling(f, blobs) for f in self.files.values()],
-            "spaces": [], "usedStorage": sum(len(f.data) for f in self.files.values()),
+            "spaces": [], "usedStorage": self.used_storage,
             **self.extra,
         }
         if self.gguf is not None:
             data["gguf"] = self.gguf
+        if self.safetensors is not None:
+            data["safetensors"] = self.safetensors
         return data
 
     def entry(self, path: str) -> dict[str, Any]:
@@ -208,37 +237,45 @@ def build_repos(root: Path) -> list[FakeRepo]:
     for n_blocks, q in enumerate(("Q4_K_M", "Q8_0", "F16"), start=1):
         write_tiny_gguf(d / f"tiny-{q}.gguf", n_blocks=n_blocks)
     write_tiny_gguf(d / "mmproj-tiny-F16.gguf", name="Tiny Projector")
-    gguf_meta = {"total": 136, "architecture": "llama", "context_length": 256}
+    def gguf_meta(total: int) -> dict[str, Any]:
+        # "total" is the parameter count the Hub reads from the GGUF; these differ per repo
+        # (as real repos do) so that the num_parameters filter has something to choose.
+        return {"total": total, "architecture": "llama", "context_length": 256}
+
     repo("openlid-test/tiny-gguf",
          ["tiny-Q4_K_M.gguf", "tiny-Q8_0.gguf", "tiny-F16.gguf", "mmproj-tiny-F16.gguf"],
          ["gguf", "llama", "text-generation"], downloads=900, likes=40, trending=7, month=3,
-         gguf=gguf_meta)
+         gguf=gguf_meta(270_000_000))
 
     d = folder("openlid-test/big-gguf")
     _big_gguf(d / "big-Q4_K_M.gguf", rows=32768)  # 1 MiB of tensor data
     repo("openlid-test/big-gguf", ["big-Q4_K_M.gguf"], ["gguf", "llama"],
-         downloads=500, likes=90, trending=3, month=5, gguf=gguf_meta)
+         downloads=500, likes=90, trending=3, month=5, gguf=gguf_meta(1_100_000_000))
 
     d = folder("openlid-test/split-gguf")
     shards = write_split_gguf(d, 3, stem="tiny-Q8_0")
     write_tiny_gguf(d / "tiny-Q4_K_M.gguf")
     repo("openlid-test/split-gguf", [p.name for p in shards] + ["tiny-Q4_K_M.gguf"],
-         ["gguf", "llama"], downloads=300, likes=5, trending=20, month=2, gguf=gguf_meta)
+         ["gguf", "llama"], downloads=300, likes=5, trending=20, month=2,
+         gguf=gguf_meta(7_000_000_000))
 
     d = folder("openlid-test/tiny-safetensors")
     repo("openlid-test/tiny-safetensors", _safetensors(d),
          ["transformers", "safetensors", "llama", "text-generation"], downloads=700, likes=10,
-         trending=1, month=4, library_name="transformers")
+         trending=1, month=4, library_name="transformers",
+         safetensors={"parameters": {"F32": 256}, "total": 256})
 
     d = folder("other-org/tiny-llama-gguf")
     write_tiny_gguf(d / "tiny-llama.Q4_0.gguf")
     repo("other-org/tiny-llama-gguf", ["tiny-llama.Q4_0.gguf"], ["gguf", "llama"],
-         downloads=100, likes=2, trending=0, month=6, license="apache-2.0", gguf=gguf_meta)
+         downloads=100, likes=2, trending=0, month=6, license="apache-2.0",
+         gguf=gguf_meta(1_100_000_000))
 
     d = folder("openlid-gated/tiny-gated")
     write_tiny_gguf(d / "gated-Q4_K_M.gguf")
     repo("openlid-gated/tiny-gated", ["gated-Q4_K_M.gguf"], ["gguf", "llama"],
-         downloads=50, likes=1, gated="manual", license="llama3", gguf=gguf_meta)
+         downloads=50, likes=1, gated="manual", license="llama3",
+         gguf=gguf_meta(8_000_000_000))
 
     d = folder("openlid-private/secret")
     write_tiny_gguf(d / "secret-Q4_K_M.gguf")

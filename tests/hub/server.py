@@ -3,7 +3,8 @@
 Two ThreadingHTTPServers on 127.0.0.1: the Hub (`url`) and a "CDN" (`cdn_url`, another port, so
 another origin as on the real Hub) that LFS files redirect to with a signed URL. Routes:
 
-    GET  /api/models?search=&author=&filter=&sort=&limit=&cursor=   list, Link: rel="next" paging
+    GET  /api/models?search=&author=&filter=&num_parameters=&sort=&limit=&expand=&cursor=
+                                             list, Link: rel="next" paging
     GET  /api/models/{repo}[/revision/{rev}][?blobs=true]          model info with siblings
     GET  /api/models/{repo}/tree/{rev}[/{path}]                     list_repo_tree
     POST /api/models/{repo}/paths-info/{rev}                        get_paths_info
@@ -108,6 +109,9 @@ class _Handler(BaseHandler):
             repos = [r for r in repos if r.author == author]
         for tag in query.get("filter", []):
             repos = [r for r in repos if tag in r.tags]
+        if num := query.get("num_parameters", [""])[0]:
+            low, high = _param_range(num)
+            repos = [r for r in repos if r.params is not None and low <= r.params <= high]
         sort = query.get("sort", ["trendingScore"])[0]
         repos.sort(key=lambda r: (r.summary().get(sort) or 0, r.repo_id), reverse=True)
         limit = min(int(query.get("limit", [str(self.state.page_size)])[0]),
@@ -119,7 +123,8 @@ class _Handler(BaseHandler):
             flat = [(k, v) for k, vs in query.items() if k != "cursor" for v in vs]
             nxt = urlencode([*flat, ("cursor", str(start + limit))])
             headers["Link"] = f'<http://{self._host()}/api/models?{nxt}>; rel="next"'
-        self._json(200, [r.summary() for r in page], headers)
+        expand = query.get("expand", [])
+        self._json(200, [r.expanded(expand) for r in page], headers)
 
     def _host(self) -> str:
         return f"127.0.0.1:{self.server.server_address[1]}"  # type: ignore[index]
@@ -174,6 +179,17 @@ class _Handler(BaseHandler):
             }, content_type="text/plain")
             return
         self._file(data, {**common, "ETag": f'"{data.blob_sha1}"'})
+
+def _param_range(text: str) -> tuple[float, float]:
+    """The Hub's `num_parameters` syntax: "min:1B,max:8B", "min:6B", "max:500M"."""
+    units = {"": 1, "K": 1e3, "M": 1e6, "B": 1e9, "T": 1e12}
+    bounds = {"min": 0.0, "max": float("inf")}
+    for part in text.split(","):
+        key, _, value = part.partition(":")
+        number = value.rstrip("KMBTkmbt")
+        bounds[key.strip()] = float(number) * units[value[len(number):].upper()]
+    return bounds["min"], bounds["max"]
+
 
 class _CdnHandler(_Handler):
     server_name_tag = "cdn"

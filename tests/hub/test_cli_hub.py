@@ -31,7 +31,7 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 def test_search_json_and_text(hub: HubServer, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(capsys, "search", "tiny", "--format", "gguf", "--json")
     assert code == 0
-    rows = json.loads(out)
+    rows = json.loads(out)["models"]
     assert rows[0]["repo_id"] == "openlid-test/tiny-gguf"
     assert "openlid-test/tiny-safetensors" not in {r["repo_id"] for r in rows}
     code, out, _ = _run(capsys, "search", "--author", "openlid-gated")

@@ -115,19 +115,42 @@ def test_more_results_pages_through_the_search(qtbot: Any, window: HubWindow,
     assert "more on the Hub" not in window.browser.status.text()
 
 
-def test_size_filter_uses_the_size_in_the_name(qtbot: Any) -> None:
+def test_size_column_shows_the_hubs_parameter_count(qtbot: Any) -> None:
     browser = HubBrowser()
     qtbot.addWidget(browser)
-    models = tuple(ModelSummary(repo_id) for repo_id in (
-        "meta/Llama-3.1-8B-Instruct", "google/gemma-3-270m-it", "x/tiny-gguf",
-        "mistral/Mixtral-8x7B-v0.1"))
+    models = (ModelSummary("meta/Llama-3.1-8B-Instruct"), ModelSummary("x/tiny", params=136),
+              ModelSummary("x/tiny-gguf"), ModelSummary("x/small", params=270_000_000,
+                                                        size=1 << 30))
     browser.results.set_models(models)
-    assert [r[1] for r in table(browser)] == ["8B", "270M", "", "56B"]
-    browser.size_box.setCurrentText("4B – 9B")
-    assert names(browser) == ["Llama-3.1-8B-Instruct"]
-    assert "models whose name gives no size are hidden" in browser.status.text()
-    browser.size_box.setCurrentText("Any size")
-    assert len(names(browser)) == 4
+    assert [r[1] for r in table(browser)] == ["8B", "0.000136M", "", "270M · 1.0 GiB"]
+
+
+def test_params_go_to_the_hub_and_quant_and_file_size_filter_each_page(
+        qtbot: Any, window: HubWindow, hub: HubServer) -> None:
+    search(qtbot, window, "")
+    assert len(names(window.browser)) == 5  # every GGUF repo the client can see
+    with qtbot.waitSignal(window.hub.sig_search_finished):
+        window.browser.size_box.setCurrentText("4B – 9B")
+    assert names(window.browser) == ["split-gguf", "tiny-gated"]
+    asked = [r.path for r in hub.requests if r.path.startswith("/api/models?")][-1]
+    assert "num_parameters=min%3A4500M%2Cmax%3A9500M" in asked
+    assert "filtered on this page" not in window.browser.status.text()
+
+    with qtbot.waitSignal(window.hub.sig_search_finished):
+        window.browser.size_box.setCurrentText("Any size")
+    window.browser.quant_box.setCurrentText("q8_0")
+    with qtbot.waitSignal(window.hub.sig_search_finished):
+        window.browser.search()
+    assert names(window.browser) == ["tiny-gguf", "split-gguf"]
+    assert "filtered on this page by quant: 2 of the 5 the Hub sent matched" in \
+        window.browser.status.text()
+
+    with qtbot.waitSignal(window.hub.sig_search_finished):
+        window.browser.file_size_box.setCurrentText("Files up to 1 GB")
+    rows = table(window.browser)
+    assert [r[0] for r in rows] == ["tiny-gguf", "split-gguf"]
+    assert all(" · " in r[1] and r[1].endswith("KiB") for r in rows)  # the Q8_0 file's size
+    assert "by quant and size" in window.browser.status.text()
 
 
 def test_hub_format_helpers() -> None:
@@ -295,8 +318,8 @@ def test_offline_hub_is_explained_and_the_window_keeps_working(
     assert page.retry_button.isVisibleTo(page)
     with qtbot.waitSignal(window.hub.sig_hub_failed):
         page.retry_button.click()  # trying again fails the same way, and nothing breaks
-    window.browser.size_box.setCurrentText("Under 1B")  # the widgets still answer
-    window.browser.size_box.setCurrentText("Any size")
+    with qtbot.waitSignal(window.hub.sig_hub_failed):
+        window.browser.size_box.setCurrentText("Under 1B")  # the widgets still answer
     assert len(names(window.browser)) == 3
 
 

@@ -1,10 +1,11 @@
 """HubBrowser: search the Hugging Face Hub and pick a model. GUI thread only.
 
-Free text, format (GGUF / safetensors / any), author and sort go to the Hub with the search; the
-parameter-count range is applied here to the results already loaded, from the size written in
-each repo's name (the search results carry no size; see hub_format). Results: name, size,
-author, downloads, likes, updated, licence and access. "More results" fetches the next page of
-the same search.
+Free text, format (GGUF / safetensors / any), author, parameter-count range and sort go to the
+Hub with the search; the quant a repo must offer and the largest model file size are applied by
+the core to each page the Hub returns (see desktop.core.hub_filters), and the status line then
+says "filtered on this page", since a page may hold fewer models than asked for. Results: name,
+parameters (file size when a size filter is on), author, downloads, likes, updated, licence and
+access. "More results" fetches the next page of the same search, with the same filters.
 
 The browser only asks and shows: `sig_search_requested(SearchQuery)`, `sig_more_requested()` and
 `sig_repo_selected(repo_id)` go out; `show_results`, `append_results` and `show_failure` come in
@@ -13,13 +14,7 @@ The browser only asks and shows: `sig_search_requested(SearchQuery)`, `sig_more_
 
 from __future__ import annotations
 
-from PySide6.QtCore import (
-    QModelIndex,
-    QPersistentModelIndex,
-    QSortFilterProxyModel,
-    Qt,
-    Signal,
-)
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -33,15 +28,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.core.download_progress import format_size
 from desktop.core.hub import ModelSummary, SearchPage, SearchQuery
 from desktop.ui.hub.hub_format import (
+    FILE_SIZES,
     PARAM_RANGES,
+    QUANT_CHOICES,
     access_text,
     format_count,
     format_params,
     format_updated,
-    in_param_range,
     param_count,
+    param_limits,
 )
 from desktop.ui.table_model import HeaderedTableModel
 
@@ -103,9 +101,12 @@ class SearchResultsModel(HeaderedTableModel):
     @staticmethod
     def _text(m: ModelSummary, col: int) -> str:
         name = m.repo_id.split("/", 1)[-1]
+        size = format_params(m.params or param_count(m.repo_id))
+        if m.size is not None:
+            size = f"{size} · {format_size(m.size)}" if size else format_size(m.size)
         return (
             name,
-            format_params(param_count(m.repo_id)),
+            size,
             m.author or "",
             format_count(m.downloads),
             format_count(m.likes),
@@ -118,36 +119,17 @@ class SearchResultsModel(HeaderedTableModel):
         if col == 0:
             return m.repo_id
         if col == 1:
-            return "Parameters, as written in the model's name"
+            source = "the Hub's metadata" if m.params else "the model's name"
+            tip = f"Parameters, from {source}"
+            if m.size is not None:
+                tip += "; then the smallest model file that matches the size filter"
+            return tip
         if col == 5 and m.updated:
             return m.updated
         if col == 6 and m.gated:
             return ("Gated: the authors ask you to accept their terms on the Hub (and log in "
                     "with a token) before you can download it.")
         return None
-
-
-class _SizeFilter(QSortFilterProxyModel):
-    """Hides rows outside the chosen parameter range (and, with a range chosen, rows whose name
-    says no size)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.range_label = "Any size"
-
-    def set_range(self, label: str) -> None:
-        if hasattr(self, "beginFilterChange"):  # Qt ≥ 6.10, where invalidateFilter is deprecated
-            self.beginFilterChange()
-            self.range_label = label
-            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
-        else:
-            self.range_label = label
-            self.invalidateRowsFilter()
-
-    def filterAcceptsRow(self, source_row: int, source_parent: _Index) -> bool:
-        source = self.sourceModel()
-        assert isinstance(source, SearchResultsModel)
-        return bool(in_param_range(source.summary(source_row).repo_id, self.range_label))
 
 
 class HubBrowser(QWidget):
@@ -159,9 +141,7 @@ class HubBrowser(QWidget):
         super().__init__(parent)
         self.setObjectName("hubBrowser")
         self.results = SearchResultsModel()
-        self.proxy = _SizeFilter()
-        self.proxy.setSourceModel(self.results)
-        self._searching = False
+        self._filtered_note = ""
 
         self.search_edit = QLineEdit()
         self.search_edit.setPlaceholderText("Search models on Hugging Face (e.g. llama 8b)")
@@ -172,8 +152,19 @@ class HubBrowser(QWidget):
         self.search_button.clicked.connect(self.search)
         self.format_box = self._combo(tuple(_FORMATS), "Format")
         self.sort_box = self._combo(tuple(_SORTS), "Sort order")
-        self.size_box = self._combo(tuple(PARAM_RANGES), "Parameters (from the model's name)")
-        self.size_box.currentTextChanged.connect(self._apply_size)
+        self.size_box = self._combo(tuple(PARAM_RANGES), "Parameters (the Hub filters)")
+        self.file_size_box = self._combo(
+            tuple(FILE_SIZES), "Largest model file (checked on each page of results)")
+        self.quant_box = self._combo(
+            QUANT_CHOICES, "Only repos offering this quant (checked on each page of results)")
+        self.quant_box.setEditable(True)  # any label, e.g. IQ3_XXS
+        self.quant_box.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        quant_edit = self.quant_box.lineEdit()
+        assert quant_edit is not None  # editable
+        quant_edit.returnPressed.connect(self.search)
+        for combo in (self.size_box, self.file_size_box):
+            combo.currentIndexChanged.connect(self.search)
+        self.quant_box.activated.connect(self.search)
         self.author_edit = QLineEdit()
         self.author_edit.setPlaceholderText("Author")
         self.author_edit.setToolTip("Only models by this user or organisation")
@@ -184,7 +175,7 @@ class HubBrowser(QWidget):
 
         self.table = QTableView()
         self.table.setObjectName("hubResults")
-        self.table.setModel(self.proxy)
+        self.table.setModel(self.results)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -211,7 +202,8 @@ class HubBrowser(QWidget):
         top.addWidget(self.search_edit, 1)
         top.addWidget(self.search_button)
         filters = QHBoxLayout()
-        for box in (self.format_box, self.author_edit, self.size_box, self.sort_box):
+        for box in (self.format_box, self.author_edit, self.size_box, self.quant_box,
+                    self.file_size_box, self.sort_box):
             filters.addWidget(box)
         filters.addStretch(1)
         bottom = QHBoxLayout()
@@ -234,16 +226,21 @@ class HubBrowser(QWidget):
     # --- asking -----------------------------------------------------------------------------
 
     def query(self) -> SearchQuery:
+        low, high = param_limits(self.size_box.currentText())
+        quant = self.quant_box.currentText().strip()
         return SearchQuery(
             text=self.search_edit.text().strip(),
             fmt=_FORMATS[self.format_box.currentText()],
             author=self.author_edit.text().strip() or None,
             sort=_SORTS[self.sort_box.currentText()],
             limit=50,
+            min_params=low,
+            max_params=high,
+            quant=None if quant in ("", QUANT_CHOICES[0]) else quant.upper(),
+            max_size=FILE_SIZES.get(self.file_size_box.currentText()),
         )
 
     def search(self) -> None:
-        self._searching = True
         self.more_button.setEnabled(False)
         self._set_status("Searching…")
         self.sig_search_requested.emit(self.query())
@@ -257,15 +254,9 @@ class HubBrowser(QWidget):
         if current.isValid():
             self.sig_repo_selected.emit(str(current.data(REPO_ROLE)))
 
-    def _apply_size(self, label: str) -> None:
-        self.proxy.set_range(label)
-        if not self._searching:
-            self._summarise(None)
-
     # --- answers ----------------------------------------------------------------------------
 
     def show_results(self, page: SearchPage) -> None:
-        self._searching = False
         self.results.set_models(page.models)
         self._summarise(page)
 
@@ -275,24 +266,33 @@ class HubBrowser(QWidget):
 
     def show_failure(self, kind: str, message: str) -> None:
         """A failed search (or page): the reason, in the status line; results stay."""
-        self._searching = False
         self._set_status(message, error=True)
         self.more_button.setEnabled(False)
 
     def set_more_available(self, available: bool) -> None:
         self.more_button.setEnabled(available)
 
-    def _summarise(self, page: SearchPage | None) -> None:
-        loaded, shown = self.results.rowCount(), self.proxy.rowCount()
-        if page is not None:
-            self.more_button.setEnabled(page.next_url is not None)
+    def _summarise(self, page: SearchPage) -> None:
+        loaded = self.results.rowCount()
+        self.more_button.setEnabled(page.next_url is not None)
+        if page.filtered:
+            kept = len(page.models)
+            self._filtered_note = (
+                f"filtered on this page by {' and '.join(page.filtered)}: {kept} of the "
+                f"{page.scanned} the Hub sent matched")
+        else:
+            self._filtered_note = ""
         if loaded == 0:
-            self._set_status("No models match this search.")
+            text = "No models match this search."
+            if self._filtered_note:
+                text += f" ({self._filtered_note})"
+            if self.more_button.isEnabled():
+                text += " · more on the Hub"
+            self._set_status(text)
             return
         text = f"{loaded} models" if loaded != 1 else "1 model"
-        if shown != loaded:
-            text = (f"{shown} of {text} in {self.proxy.range_label.lower()}; models whose name "
-                    "gives no size are hidden")
+        if self._filtered_note:
+            text += f" · {self._filtered_note}"
         if self.more_button.isEnabled():
             text += " · more on the Hub"
         self._set_status(text)
@@ -305,10 +305,10 @@ class HubBrowser(QWidget):
 
     def select_row(self, row: int) -> None:
         """Select a (visible) result row, which opens its repo."""
-        self.table.setCurrentIndex(self.proxy.index(row, 0))
+        self.table.setCurrentIndex(self.results.index(row, 0))
 
     def row_of(self, repo_id: str) -> int:
-        for row in range(self.proxy.rowCount()):
-            if self.proxy.index(row, 0).data(REPO_ROLE) == repo_id:
+        for row in range(self.results.rowCount()):
+            if self.results.index(row, 0).data(REPO_ROLE) == repo_id:
                 return row
         return -1

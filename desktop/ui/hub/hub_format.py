@@ -2,8 +2,8 @@
 licence and access, a model unit's description, and the fit verdict for a unit.
 
 Plain functions without Qt, so they are cheap to test; any thread (the widgets call them on the
-GUI thread). The parameter count comes from the name because the search results carry no size:
-the Hub's list only says what the core asks for (see desktop.core.hub._EXPAND).
+GUI thread). The parameter count shown is the Hub's (safetensors or GGUF metadata); for repos
+the Hub has none for, the size written in the name stands in.
 """
 
 from __future__ import annotations
@@ -17,13 +17,15 @@ from desktop.core.hub import ModelSummary, ModelUnit
 from desktop.core.loading import LoadSettings
 
 __all__ = [
+    "FILE_SIZES",
     "PARAM_RANGES",
+    "QUANT_CHOICES",
     "access_text",
     "format_count",
     "format_params",
     "format_updated",
-    "in_param_range",
     "param_count",
+    "param_limits",
     "unit_fit",
     "unit_kind_text",
 ]
@@ -35,7 +37,7 @@ _PARAMS = re.compile(
 )
 _UNIT = {"b": 1e9, "m": 1e6}
 
-# The choices of the browser's "Parameters" filter: label → [low, high) in parameters.
+# The choices of the browser's "Parameters" filter (the Hub applies it): label → low, high.
 PARAM_RANGES: dict[str, tuple[float, float]] = {
     "Any size": (0.0, float("inf")),
     "Under 1B": (0.0, 1e9),
@@ -45,6 +47,20 @@ PARAM_RANGES: dict[str, tuple[float, float]] = {
     "15B – 35B": (15.5e9, 35.5e9),
     "Over 35B": (35.5e9, float("inf")),
 }
+
+
+# The browser's "largest file" filter (applied to each page by the core): label → bytes.
+FILE_SIZES: dict[str, int | None] = {
+    "Any file size": None,
+    "Files up to 1 GB": 10**9,
+    "Files up to 2 GB": 2 * 10**9,
+    "Files up to 5 GB": 5 * 10**9,
+    "Files up to 10 GB": 10**10,
+    "Files up to 20 GB": 2 * 10**10,
+    "Files up to 50 GB": 5 * 10**10,
+}
+# Offered in the quant box (which also takes any label typed in).
+QUANT_CHOICES = ("Any quant", "Q4_K_M", "Q4_K_S", "Q5_K_M", "Q6_K", "Q8_0", "IQ4_XS", "F16")
 
 
 def param_count(repo_id: str) -> float | None:
@@ -60,13 +76,10 @@ def param_count(repo_id: str) -> float | None:
     return max(found) if found else None
 
 
-def in_param_range(repo_id: str, label: str) -> bool | None:
-    """Whether the repo's size is in the range named `label` (None: the name says no size)."""
+def param_limits(label: str) -> tuple[int | None, int | None]:
+    """The range named `label` as SearchQuery's min_params / max_params (None: no bound)."""
     low, high = PARAM_RANGES.get(label, PARAM_RANGES["Any size"])
-    if low == 0.0 and high == float("inf"):
-        return True
-    n = param_count(repo_id)
-    return None if n is None else low <= n < high
+    return (int(low) or None, None if high == float("inf") else int(high))
 
 
 def format_params(n: float | None) -> str:

@@ -127,6 +127,7 @@ class HubService(QObject):
         self._tickets: dict[str, int] = {}
         self._next_url: str | None = None
         self._more_pending = False
+        self._query: SearchQuery | None = None
         self._repo_id = ""
         self._sig_done.connect(self._on_done, Qt.ConnectionType.QueuedConnection)
 
@@ -145,6 +146,7 @@ class HubService(QObject):
         """Start a search; any answer to an older search or its pages is dropped."""
         self._next_url = None
         self._more_pending = False
+        self._query = query  # its page filters apply to the next pages too
         client = self._client
         self._start(REQUEST_SEARCH, lambda: client.search(query))
 
@@ -159,8 +161,9 @@ class HubService(QObject):
         if url is None or self._more_pending:
             return False
         self._more_pending = True
-        client = self._client
-        self._start(REQUEST_MORE, lambda: client.next_page(url), same_ticket=REQUEST_SEARCH)
+        client, query = self._client, self._query
+        self._start(REQUEST_MORE, lambda: client.next_page(url, query),
+                    same_ticket=REQUEST_SEARCH)
         return True
 
     def open_repo(self, repo_id: str) -> None:
