@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list local models (and assemble the ready model)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--folder", metavar="DIR",
+                   help="make DIR the models folder (downloads and scans; the app uses it too); "
+                        "'default' goes back to the default")
 
     p = sub.add_parser("import", help="add a GGUF file or safetensors folder, linked in place")
     p.add_argument("path")
@@ -339,9 +342,19 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from desktop.core import library
+    from desktop.core import library, paths
     from desktop.core.ready_model import ReadyModelMissing, ready_model_path
 
+    if args.folder:
+        try:
+            folder = paths.set_models_dir(None if args.folder == "default" else args.folder)
+        except OSError as exc:
+            print(f"openlid: can't use {args.folder} as the models folder: {exc}",
+                  file=sys.stderr)
+            return EXIT_BAD_INPUT
+        print(f"models folder: {folder}")
+        if paths.models_dir_from_env():
+            print("note: OPENLID_MODELS_DIR is set and wins while it is", file=sys.stderr)
     try:
         ready_model_path()  # assembled into the models folder, so the scan lists it
     except ReadyModelMissing as exc:

@@ -1,10 +1,18 @@
 """Where Openlid keeps things: platformdirs folders, overridable with OPENLID_HOME (tests, portable
-installs). Pure; any thread."""
+installs). Pure; any thread.
+
+The models folder is the one folder a person chooses: `set_models_dir` records the choice in
+`data_dir()/settings.json` (shared by the GUI and the CLI); OPENLID_MODELS_DIR overrides it.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -23,10 +31,61 @@ def data_dir() -> Path:
     return path
 
 
+def default_models_dir() -> Path:
+    return data_dir() / "models"
+
+
+def models_dir_from_env() -> bool:
+    """True when OPENLID_MODELS_DIR decides the folder (a choice made in the app cannot)."""
+    return bool(os.environ.get("OPENLID_MODELS_DIR"))
+
+
 def models_dir() -> Path:
-    path = Path(os.environ.get("OPENLID_MODELS_DIR") or data_dir() / "models")
+    chosen = os.environ.get("OPENLID_MODELS_DIR") or _settings().get("models_dir")
+    path = Path(chosen) if isinstance(chosen, str) and chosen else default_models_dir()
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def set_models_dir(path: str | os.PathLike[str] | None) -> Path:
+    """Make `path` the models folder (None: back to the default); returns the folder in use.
+    Raises OSError, in words, when the folder cannot be created or written to."""
+    settings = _settings()
+    if path is None or Path(path) == default_models_dir():
+        settings.pop("models_dir", None)
+    else:
+        folder = Path(path).expanduser().resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise PermissionError(f"{folder} is not writable")
+        settings["models_dir"] = str(folder)
+    _write_settings(settings)
+    return models_dir()
+
+
+def _settings_path() -> Path:
+    return data_dir() / "settings.json"
+
+
+def _settings() -> dict[str, Any]:
+    try:
+        data = json.loads(_settings_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # missing or damaged: the defaults hold
+    return data if isinstance(data, dict) else {}
+
+
+def _write_settings(settings: dict[str, Any]) -> None:
+    folder = data_dir()
+    fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".json", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(settings, out, indent=2)
+        os.replace(tmp, _settings_path())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def log_dir() -> Path:

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -71,6 +72,7 @@ class ModelLibraryPanel(QWidget):
     sig_ready_model_found = Signal(str)  # the ready model's path (assembled or already there)
     sig_scan_finished = Signal()
     sig_entry_removed = Signal(str)  # a row the user removed (deleted or unlisted)
+    sig_models_dir_changed = Signal(str)  # the folder downloads and scans now use
 
     def __init__(self, jobs: JobService, models_dir: Path | None = None,
                  parent: QWidget | None = None) -> None:
@@ -103,8 +105,21 @@ class ModelLibraryPanel(QWidget):
             "A model served by an OpenAI-compatible endpoint: llama-server (also with RPC "
             "workers across machines), vLLM, Ollama, LM Studio, or another Openlid")
 
+        self.folder_label = _label("modelsFolder")
+        self.folder_label.setWordWrap(False)  # a long path is cut, never widens the dock
+        self.folder_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.folder_button = _button(
+            "Change…", "Change the models folder", self.choose_models_dir,
+            "Where downloads go and which folder is scanned for models (shared with the "
+            "openlid command line)")
+        self._show_folder()
+
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
+        folder_row = QHBoxLayout()
+        folder_row.addWidget(self.folder_label, 1)
+        folder_row.addWidget(self.folder_button)
+        layout.addLayout(folder_row)
         layout.addWidget(self.list, 1)
         layout.addWidget(self.info)
         layout.addWidget(self.message)
@@ -230,6 +245,36 @@ class ModelLibraryPanel(QWidget):
         self.message.hide()
         self.discover_dialog = open_discover_dialog(self, found.models, self.import_paths)
         self.discover_dialog.finished.connect(lambda *_: setattr(self, "discover_dialog", None))
+
+    # --- the models folder ---
+
+    def choose_models_dir(self) -> None:
+        if paths.models_dir_from_env():
+            self.show_message("The models folder is set by OPENLID_MODELS_DIR; unset it to "
+                              "choose one here.")
+            return
+        folder = QFileDialog.getExistingDirectory(self, "Models folder", str(self.models_dir))
+        if folder:
+            self.set_models_dir(folder)
+
+    def set_models_dir(self, folder: str) -> None:
+        """Use `folder` from now on (recorded for the next start and for the CLI); off-thread,
+        since it creates the folder and checks it is writable."""
+        self.jobs.submit(paths.set_models_dir, folder, on_done=self._on_models_dir,
+                         on_error=lambda exc: self.show_message(
+                             f"Can't use {folder} as the models folder: {exc}"))
+
+    def _on_models_dir(self, folder: Path) -> None:
+        self.models_dir = folder
+        self._show_folder()
+        self.sig_models_dir_changed.emit(str(folder))
+        self.show_message(f"Models folder: {folder}. Downloads go there now; models in the old "
+                          "folder stay on disk (import them to keep them listed).", error=False)
+        self.refresh()
+
+    def _show_folder(self) -> None:
+        self.folder_label.setText(f"Folder: {self.models_dir}")
+        self.folder_label.setToolTip(str(self.models_dir))
 
     # --- remote endpoints ---
 

@@ -48,6 +48,7 @@ class WindowServices(QObject):
         w.chart_dock.raise_()
 
         self.hub.sig_model_downloaded.connect(self._on_downloaded)
+        w.library.sig_models_dir_changed.connect(self._on_models_dir_changed)
         w.load_panel.sig_settings_changed.connect(self._on_load_settings)
         w.sampling_panel.sig_settings_changed.connect(self.server_panel.set_sampler_defaults)
         w.models.sig_model_changed.connect(self._on_model_changed)
@@ -62,6 +63,9 @@ class WindowServices(QObject):
         self.hub_frame.show()
         self.hub_frame.raise_()
         self.hub_frame.activateWindow()
+
+    def _on_models_dir_changed(self, folder: str) -> None:
+        self.hub.download_dir = Path(folder)  # downloads already queued keep their folder
 
     def _on_downloaded(self, path: str) -> None:
         self.w.library.refresh()

@@ -18,6 +18,7 @@ from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QMessageBox
 
 from desktop import remote_models
+from desktop.core import paths
 from desktop.remote_engine import RemoteModel
 from desktop.ui.model_library import ModelLibraryPanel
 from desktop.ui.remote_model_dialog import RemoteModelDialog
@@ -299,3 +300,34 @@ def test_an_added_remote_model_is_stored_listed_loadable_and_removable(
     assert remote_models.list_entries() == []
     scan(qtbot, panel)
     assert stored.path not in panel.entries
+
+
+def test_changing_the_models_folder_rescans_it_and_is_remembered_for_the_cli(
+        qtbot: Any, panel: ModelLibraryPanel, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENLID_MODELS_DIR", raising=False)
+    old = write_tiny_gguf(panel.models_dir / "old.gguf", name="Old")
+    scan(qtbot, panel)
+    assert str(old) in panel.entries
+    other = tmp_path / "big disk" / "models"
+    new = write_tiny_gguf(other / "org" / "new.gguf", name="New")
+    with qtbot.waitSignal(panel.sig_models_dir_changed) as changed, \
+            qtbot.waitSignal(panel.sig_scan_finished, timeout=10_000):
+        panel.set_models_dir(str(other))
+    assert changed.args == [str(other)]
+    assert panel.models_dir == other
+    assert str(other) in panel.folder_label.text()
+    assert str(new) in panel.entries
+    assert str(old) not in panel.entries
+    assert old.exists()  # the old folder's models stay on disk
+    assert paths.models_dir() == other  # what `openlid models` and downloads use next
+
+
+def test_an_unusable_models_folder_is_refused_in_words(
+        qtbot: Any, panel: ModelLibraryPanel, tmp_path: Path) -> None:
+    blocker = tmp_path / "a file"
+    blocker.write_text("not a folder")
+    before = panel.models_dir
+    panel.set_models_dir(str(blocker / "models"))
+    wait_message(qtbot, panel, "Can't use")
+    assert panel.models_dir == before

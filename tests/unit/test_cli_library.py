@@ -89,3 +89,22 @@ def test_models_plain_text_lists_metadata(env: dict[str, str], tmp_path: Path) -
     assert "ctx 256" in line
     assert "imported" in line
     assert str(model) in out.stdout
+
+
+def test_models_folder_is_chosen_from_the_cli_and_scanned(tmp_path: Path) -> None:
+    env = {**os.environ, "OPENLID_HOME": str(tmp_path / "home")}
+    env.pop("OPENLID_MODELS_DIR", None)
+    folder = tmp_path / "disk" / "models"
+    (folder / "org").mkdir(parents=True)
+    mine = write_tiny_gguf(folder / "org" / "mine.gguf", name="Mine")
+    out = _run(env, "models", "--folder", str(folder))
+    assert out.returncode == 0, out.stderr
+    assert f"models folder: {folder}" in out.stdout
+    rows = {r["path"]: r for r in _models(env)}
+    assert rows[str(mine)]["source"] == "models folder"
+    out = _run(env, "models", "--folder", "default", "--json")
+    assert out.returncode == 0, out.stderr
+    assert str(mine) not in {r["path"] for r in _models(env)}
+    bad = _run(env, "models", "--folder", str(mine / "sub"))
+    assert bad.returncode != 0
+    assert "can't use" in bad.stderr
