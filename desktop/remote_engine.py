@@ -2,33 +2,34 @@
 own server) streamed through the same `StepRecord` path as the local engine.
 
 A `RemoteModel` is a model entry (URL, model name, key). `RemoteEngine` streams a chat or a text
-completion with `logprobs`/`top_logprobs` and turns every reported token into a StepRecord whose
-only stage is "raw": an endpoint reports the model's log-probabilities (llama-server,
-llama-cpp-python and vLLM in its default `raw_logprobs` mode all report the distribution before
-sampling), never what its sampler chain did, so `available_stages` says so and the chart shows
-just that stage. Token ids are unknown over this API: each distinct token text gets a negative
-synthetic id (stable within one generation) and its text goes into `pieces`.
+completion with `logprobs`/`top_logprobs` (the request plumbing and the server-sent events are in
+`remote_http`) and turns every reported token into a StepRecord whose only stage is "raw" (see
+`remote_steps`): an endpoint reports the model's log-probabilities, never what its sampler chain
+did, so `available_stages` says so and the chart shows just that stage.
 
-Standard library HTTP (`http.client`), so no extra dependency. Blocking: run it on a worker
-thread; `cancel()` may be called from any thread and ends the stream within one token.
+Blocking: run it on a worker thread; `cancel()` may be called from any thread and ends the stream
+within one token.
 """
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import http.client
 import json
-import math
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from desktop.core.sampling import STAGE_RAW, SamplerSettings
-from desktop.core.steps import GenerationDone, StageView, StepRecord, Timings, Usage
+from desktop.core.steps import GenerationDone, StepRecord
+from desktop.remote_http import RemoteError, error_message, open_request, public_url, sse_events
+from desktop.remote_steps import StepBuilder, choice_text, generation_done, step_records
+
+__all__ = ["AVAILABLE_STAGES", "DEFAULT_TOP_LOGPROBS", "STAGES_NOTE", "RemoteEngine",
+           "RemoteError", "RemoteModel", "request_body"]
 
 AVAILABLE_STAGES: tuple[str, ...] = (STAGE_RAW,)
 STAGES_NOTE = (
@@ -36,27 +37,7 @@ STAGES_NOTE = (
     "candidates only); what its sampler did after that is not available."
 )
 DEFAULT_TOP_LOGPROBS = 20  # OpenAI's maximum; llama-server and vLLM accept it too
-_ERROR_BODY_LIMIT = 64 * 1024
 _RANDOM_SEED = SamplerSettings().seed
-
-
-def public_url(url: str) -> str:
-    """The URL without user:password, query or fragment: safe to show and to log."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"  # IPv6
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-class RemoteError(Exception):
-    """The endpoint could not be reached or refused the request; `str()` says why in words."""
-
-    def __init__(self, message: str, *, kind: str = "http", status: int = 0) -> None:
-        super().__init__(message)
-        self.kind = kind  # "config", "connect", "http", "protocol"
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -144,58 +125,6 @@ def request_body(
     return body
 
 
-def _entropy_bits_lower_bound(probs: Sequence[float]) -> float:
-    """Entropy of the listed candidates plus the unlisted mass taken as one outcome: merging
-    outcomes never raises entropy, so this is a lower bound of the true raw entropy."""
-    rest = max(0.0, 1.0 - sum(probs))
-    return -sum(p * math.log2(p) for p in (*probs, rest) if p > 0)
-
-
-class _Tokens:
-    """Turns reported tokens into StepRecords: synthetic ids, text decoding, raw stage."""
-
-    def __init__(self) -> None:
-        self.ids: dict[str, int] = {}
-        self.utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self.step = 0
-
-    def id_of(self, text: str) -> int:
-        return self.ids.setdefault(text, -1 - len(self.ids))
-
-    def record(
-        self,
-        token: str,
-        logprob: float | None,
-        top: Sequence[tuple[str, float]],
-        raw_bytes: Sequence[int] | None,
-        elapsed_ms: float,
-    ) -> StepRecord:
-        text = self.utf8.decode(bytes(raw_bytes)) if raw_bytes is not None else token
-        ranked: dict[str, float] = {}
-        for candidate, lp in sorted(top, key=lambda t: -t[1]):
-            ranked.setdefault(candidate, lp)
-        ids = tuple(self.id_of(t) for t in ranked)
-        probs = tuple(math.exp(lp) for lp in ranked.values())
-        token_id = self.id_of(token)
-        prob = math.exp(logprob) if logprob is not None else 0.0
-        entropy = _entropy_bits_lower_bound(probs)
-        stages = (
-            (StageView(STAGE_RAW, kept=len(ids), mass=sum(probs), ids=ids, probs=probs),)
-            if ids or logprob is not None
-            else ()
-        )
-        rank = ids.index(token_id) + 1 if token_id in ids else 0  # 0: not among those listed
-        pieces = {self.ids[t]: t for t in ranked}
-        pieces[token_id] = token
-        record = StepRecord(
-            step=self.step, token_id=token_id, text=text, piece=token, prob=prob,
-            raw_prob=prob, raw_rank=rank, entropy_raw=entropy, entropy_final=entropy,
-            stages=stages, pieces=pieces, sample_ms=0.0, decode_ms=elapsed_ms,
-        )
-        self.step += 1
-        return record
-
-
 class RemoteEngine:
     """Streams generations from one remote model. One generation at a time per instance."""
 
@@ -209,44 +138,10 @@ class RemoteEngine:
         self._conn: http.client.HTTPConnection | None = None
         self._conn_lock = threading.Lock()
 
-    # --- plumbing ---
-
-    def _connect(self) -> http.client.HTTPConnection:
-        parts = urlsplit(self.model.base_url)
-        host = parts.hostname or ""
-        if parts.scheme == "https":
-            return http.client.HTTPSConnection(host, parts.port, timeout=self.timeout)
-        return http.client.HTTPConnection(host, parts.port, timeout=self.timeout)
-
-    def _url_path(self, endpoint: str) -> str:
-        return urlsplit(self.model.base_url).path.rstrip("/") + endpoint
-
-    def _headers(self, stream: bool) -> dict[str, str]:
-        headers = {"Content-Type": "application/json",
-                   "Accept": "text/event-stream" if stream else "application/json"}
-        if self.model.api_key:
-            headers["Authorization"] = f"Bearer {self.model.api_key}"
-        return headers
-
     def _open(self, method: str, endpoint: str, body: dict[str, Any] | None,
               stream: bool) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
-        conn = self._connect()
-        data = json.dumps(body).encode("utf-8") if body is not None else None
-        try:
-            conn.request(method, self._url_path(endpoint), body=data,
-                         headers=self._headers(stream))
-            response = conn.getresponse()
-        except (OSError, http.client.HTTPException) as exc:
-            conn.close()
-            raise RemoteError(f"cannot reach {public_url(self.model.base_url)}: {exc}",
-                              kind="connect") from exc
-        if response.status != 200:
-            detail = _error_message(response.read(_ERROR_BODY_LIMIT))
-            conn.close()
-            where = public_url(self.model.base_url)
-            raise RemoteError(f"{where} answered {response.status}: {detail}",
-                              status=response.status)
-        return conn, response
+        return open_request(self.model.base_url, self.model.api_key, self.timeout, method,
+                            endpoint, body, stream=stream)
 
     def cancel(self) -> None:
         """End the running stream (any thread); the generation finishes as "cancelled"."""
@@ -299,27 +194,27 @@ class RemoteEngine:
         conn, response = self._open("POST", endpoint, body, stream=True)
         with self._conn_lock:
             self._conn = conn
-        tokens = _Tokens()
+        tokens = StepBuilder()
         texts: list[str] = []
         finish, usage = "stop", None
         first_at = last_at = 0.0
         try:
-            for event in _sse_events(response):
+            for event in sse_events(response):
                 if self._cancel.is_set():
                     finish = "cancelled"
                     break
                 if "error" in event:
                     raise RemoteError(f"the endpoint failed mid-stream: "
-                                      f"{_error_message(json.dumps(event).encode())}")
+                                      f"{error_message(json.dumps(event).encode())}")
                 usage = event.get("usage") or usage
                 for choice in event.get("choices") or ():
                     now = time.perf_counter()
                     elapsed = (now - (last_at or started)) * 1000
-                    for record in _records(tokens, choice, chat, elapsed):
+                    for record in step_records(tokens, choice, chat, elapsed):
                         first_at = first_at or now
                         last_at = now
                         yield record
-                    texts.append(_choice_text(choice, chat))
+                    texts.append(choice_text(choice, chat))
                     finish = choice.get("finish_reason") or finish
         except (OSError, http.client.HTTPException) as exc:
             if not self._cancel.is_set():
@@ -331,96 +226,4 @@ class RemoteEngine:
             conn.close()
         if self._cancel.is_set():  # a shut-down socket may also read as a clean end
             finish = "cancelled"
-        yield _done(texts, finish, usage, tokens.step, started, first_at, last_at)
-
-
-def _records(tokens: _Tokens, choice: Mapping[str, Any], chat: bool,
-             elapsed_ms: float) -> Iterator[StepRecord]:
-    logprobs = choice.get("logprobs")
-    if chat:
-        for entry in (logprobs or {}).get("content") or ():
-            top = [(t["token"], float(t["logprob"])) for t in entry.get("top_logprobs") or ()]
-            yield tokens.record(str(entry["token"]), float(entry["logprob"]), top,
-                                entry.get("bytes"), elapsed_ms)
-        if not logprobs and _choice_text(choice, chat):
-            # No logprobs from this endpoint: one record per chunk, without stages.
-            yield tokens.record(_choice_text(choice, chat), None, (), None, elapsed_ms)
-        return
-    if not logprobs:
-        if _choice_text(choice, chat):
-            yield tokens.record(_choice_text(choice, chat), None, (), None, elapsed_ms)
-        return
-    tops = logprobs.get("top_logprobs") or []
-    for i, token in enumerate(logprobs.get("tokens") or ()):
-        lp = (logprobs.get("token_logprobs") or [])[i]
-        top = tops[i] if i < len(tops) and tops[i] else {}
-        yield tokens.record(str(token), None if lp is None else float(lp),
-                            [(t, float(v)) for t, v in top.items()], None, elapsed_ms)
-
-
-def _choice_text(choice: Mapping[str, Any], chat: bool) -> str:
-    if chat:
-        return str((choice.get("delta") or {}).get("content") or "")
-    return str(choice.get("text") or "")
-
-
-def _done(texts: list[str], finish: str, usage: Mapping[str, Any] | None, n_tokens: int,
-          started: float, first_at: float, last_at: float) -> GenerationDone:
-    ended = time.perf_counter()
-    gen_s = max(last_at - first_at, 1e-9) if first_at else 0.0
-    prompt = int((usage or {}).get("prompt_tokens") or 0)
-    completion = int((usage or {}).get("completion_tokens") or n_tokens)
-    return GenerationDone(
-        finish_reason=finish if finish in ("stop", "length", "cancelled") else "stop",
-        text="".join(texts),
-        usage=Usage(prompt, completion),
-        timings=Timings(
-            prompt_ms=((first_at or ended) - started) * 1000,
-            first_token_ms=((first_at or ended) - started) * 1000,
-            generate_ms=gen_s * 1000,
-            tokens_per_second=(n_tokens - 1) / gen_s if n_tokens > 1 and gen_s > 0 else 0.0,
-        ),
-    )
-
-
-def _sse_events(response: http.client.HTTPResponse) -> Iterator[dict[str, Any]]:
-    """JSON objects of a server-sent event stream, until `data: [DONE]` or the end."""
-    data: list[str] = []
-    while True:
-        raw = response.readline()
-        if not raw:
-            break
-        line = raw.decode("utf-8", "replace").rstrip("\r\n")
-        if line.startswith("data:"):
-            data.append(line[5:].removeprefix(" "))
-            continue
-        if line or not data:
-            continue  # comments (":"), "event:"/"id:" fields, stray blank lines
-        payload, data = "\n".join(data), []
-        if payload.strip() == "[DONE]":
-            return
-        try:
-            event = json.loads(payload)
-        except ValueError as exc:
-            raise RemoteError(f"the endpoint sent a chunk that is not JSON: {payload[:200]!r}",
-                              kind="protocol") from exc
-        if isinstance(event, dict):
-            yield event
-
-
-def _error_message(body: bytes) -> str:
-    """The message of an error body in OpenAI's shape (or FastAPI's "detail"), else the text."""
-    text = body.decode("utf-8", "replace").strip()
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return text[:500] or "(no details)"
-    if isinstance(data, dict):
-        error = data.get("error")
-        if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])
-        if isinstance(error, str):
-            return error
-        if data.get("detail"):
-            return str(data["detail"])[:500]
-    return text[:500]
+        yield generation_done(texts, finish, usage, tokens.step, started, first_at, last_at)

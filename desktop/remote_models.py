@@ -28,7 +28,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from desktop.core import paths
-from desktop.remote_engine import RemoteModel, public_url
+from desktop.remote_engine import RemoteModel
+from desktop.remote_http import public_url
 
 __all__ = [
     "REMOTE_PREFIX", "RemoteEntry", "RemoteModelError", "add", "get", "is_remote_path",

@@ -1,37 +1,32 @@
 """The HTTP side of OpenlidServer: routing, limits, keys, JSON and server-sent events.
 
 Standard library only. Each connection runs on its own handler thread (ThreadingHTTPServer);
-a handler waits for the engine through `OpenlidServer.engine_turn()`, then streams chunks as the
-engine's StepRecords arrive. Every failure becomes an OpenAI-style error object with the right
-status, and the server keeps serving: bodies over the limit are drained (up to a bound) before
-the 413 so the client can read it, and anything unexpected is a 500, never a dead server.
+a generation request, once routed and checked, is answered by `server_generation` on that same
+thread (it waits for the engine, then streams chunks as the StepRecords arrive). Every failure
+becomes an OpenAI-style error object with the right status, and the server keeps serving: bodies
+over the limit are drained (up to a bound) before the 413 so the client can read it, and anything
+unexpected is a 500, never a dead server.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hmac
-import itertools
 import json
 import logging
 import socket
 import socketserver
 import threading
-import time
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
 from desktop import __version__
 from desktop.core import openai_stream as S
-from desktop.core.openai_api import ApiError, ApiRequest, parse_chat_request
+from desktop.core.openai_api import ApiError, parse_chat_request
 from desktop.core.openai_api import parse_completion_request as parse_completion
-from desktop.core.sampling import SamplerSettings
-from desktop.core.steps import GenerationDone, StepRecord
-from desktop.server import FINGERPRINT, OpenlidServer, RequestLogEntry, chat_prompt
+from desktop.server import OpenlidServer, chat_prompt
+from desktop.server_generation import Exchange, GenerationReply
 
 log = logging.getLogger("openlid.server")
 
@@ -43,26 +38,6 @@ _ROUTES = {
     "/v1/completions": ("POST",),
 }
 _DISCONNECTED = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
-
-
-@dataclass
-class _Exchange:
-    """What one request did, filled in as it goes; becomes a RequestLogEntry at the end."""
-
-    request_id: int
-    method: str
-    path: str
-    client: str
-    started: float = field(default_factory=time.time)
-    clock: float = field(default_factory=time.perf_counter)
-    status: int = 0
-    body: str = ""
-    prompt: str = ""
-    pieces: tuple[tuple[str, bool], ...] = ()
-    steps: list[StepRecord] = field(default_factory=list)
-    done: GenerationDone | None = None
-    stream: bool = False
-    error: str = ""
 
 
 class _HttpServer(ThreadingHTTPServer):
@@ -134,7 +109,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         app = self.server.app
         path = urlsplit(self.path).path.rstrip("/") or "/"
-        ex = _Exchange(app.next_request_id(), self.command, path,
+        ex = Exchange(app.next_request_id(), self.command, path,
                        f"{self.client_address[0]}:{self.client_address[1]}")
         try:
             body = self._read_body()
@@ -152,9 +127,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._fail(ex, ApiError(f"Internal server error: {exc}", status=500,
                                     type_="server_error"))
         finally:
-            app.report(_entry(ex))
+            app.report(ex.to_entry())
 
-    def _fail(self, ex: _Exchange, exc: ApiError) -> None:
+    def _fail(self, ex: Exchange, exc: ApiError) -> None:
         ex.error = exc.message
         if ex.status == 200:  # headers already went out (a stream): nothing more to say
             return
@@ -216,7 +191,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not hmac.compare_digest(token.strip().encode(), key.encode()):
             raise ApiError("Incorrect API key provided.", status=401, code="invalid_api_key")
 
-    def _route(self, ex: _Exchange, path: str, body: bytes) -> None:
+    def _route(self, ex: Exchange, path: str, body: bytes) -> None:
         app = self.server.app
         method = self.command
         if path.startswith("/v1/models/") and method == "GET":
@@ -251,9 +226,9 @@ class _Handler(BaseHTTPRequestHandler):
             settings, text_offset = request.settings, len(request.prompt)
         ex.prompt = "".join(text for text, _ in ex.pieces)
         ex.stream = request.stream
-        self._generate(ex, request, settings, text_offset)
+        GenerationReply(self, app, ex, self._reply).run(request, settings, text_offset)
 
-    def _reply(self, ex: _Exchange, obj: dict[str, Any]) -> None:
+    def _reply(self, ex: Exchange, obj: dict[str, Any]) -> None:
         ex.status = 200
         self._send_json(200, obj)
 
@@ -270,126 +245,6 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
 
-    # --- generation ---
-
-    def _generate(
-        self, ex: _Exchange, request: ApiRequest, settings: SamplerSettings, text_offset: int
-    ) -> None:
-        app = self.server.app
-        with app.engine_turn() as engine:
-            events = engine.generate(ex.pieces, request.prompt_tokens, settings)
-            with contextlib.closing(events):
-                first = next(events)  # an engine error raises here, before any header
-                items = itertools.chain([first], events)
-                ids = _Ids(request.kind, app.model_id)
-                if request.stream:
-                    self._stream(ex, request, settings, items, ids, text_offset)
-                else:
-                    self._collect(ex, request, settings, items, ids, text_offset)
-
-    def _take(self, ex: _Exchange, item: StepRecord) -> None:
-        ex.steps.append(item)
-        self.server.app.report_step(ex.request_id, item)
-
-    def _collect(self, ex: _Exchange, request: ApiRequest, settings: SamplerSettings,
-                 items: Iterator[StepRecord | GenerationDone], ids: _Ids,
-                 text_offset: int) -> None:
-        release = S.TextRelease(settings.stop)
-        tokens: list[tuple[int, StepRecord]] = []
-        for item in items:
-            if isinstance(item, StepRecord):
-                self._take(ex, item)
-                tokens += release.feed(item)[1]
-            else:
-                ex.done = item
-                tokens += release.finish(item)[1]
-        if ex.done is None:
-            raise ApiError("The engine ended without finishing.", status=500,
-                           type_="server_error")
-        common: dict[str, Any] = dict(
-            response_id=ids.response_id, created=ids.created, model=ids.model, done=ex.done,
-            tokens=tokens, logprobs=request.logprobs, top=request.top_logprobs,
-            fingerprint=FINGERPRINT,
-        )
-        if request.kind == "chat":
-            self._reply(ex, S.chat_response(**common))
-        else:
-            self._reply(ex, S.completion_response(**common, text_offset=text_offset))
-
-    def _stream(self, ex: _Exchange, request: ApiRequest, settings: SamplerSettings,
-                items: Iterator[StepRecord | GenerationDone], ids: _Ids,
-                text_offset: int) -> None:
-        chat = request.kind == "chat"
-        usage = request.include_usage
-        base: dict[str, Any] = dict(response_id=ids.response_id, created=ids.created,
-                                    model=ids.model, fingerprint=FINGERPRINT,
-                                    include_usage=usage)
-
-        def chunk(text: str, tokens: list[tuple[int, StepRecord]] | None,
-                  finish: str | None = None) -> dict[str, Any]:
-            logged = tokens if request.logprobs and finish is None else None
-            if chat:
-                delta = {} if finish else {"content": text}
-                return S.chat_chunk(**base, delta=delta, tokens=logged,
-                                    top=request.top_logprobs, finish=finish)
-            return S.completion_chunk(**base, text=text, tokens=logged, top=request.top_logprobs,
-                                      text_offset=text_offset, finish=finish)
-
-        self._start_stream()
-        ex.status = 200
-        if chat:
-            self._event(S.chat_chunk(**base, delta={"role": "assistant", "content": ""},
-                                     tokens=[] if request.logprobs else None))
-        release = S.TextRelease(settings.stop)
-        try:
-            for item in items:
-                if isinstance(item, StepRecord):
-                    self._take(ex, item)
-                    text, tokens = release.feed(item)
-                else:
-                    ex.done = item
-                    text, tokens = release.finish(item)
-                if text or tokens:
-                    self._event(chunk(text, tokens))
-        except ApiError as exc:  # the engine failed mid-stream: say so in the stream, as OpenAI
-            ex.error = exc.message
-            self._event(exc.to_json())
-        if ex.done is not None:
-            self._event(chunk("", None, S.finish_reason(ex.done)))
-            if usage:
-                obj = "chat.completion.chunk" if chat else "text_completion"
-                self._event(S.usage_chunk(response_id=ids.response_id, created=ids.created,
-                                          model=ids.model, obj=obj, usage=ex.done.usage,
-                                          fingerprint=FINGERPRINT))
-        self._chunk(b"data: [DONE]\n\n")
-        self.wfile.write(b"0\r\n\r\n")
-
-    def _start_stream(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-
-    def _event(self, obj: dict[str, Any]) -> None:
-        self._chunk(b"data: " + json.dumps(obj, ensure_ascii=False).encode("utf-8") + b"\n\n")
-
-    def _chunk(self, data: bytes) -> None:
-        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-
-
-@dataclass(frozen=True)
-class _Ids:
-    kind: str
-    model: str
-    response_id: str = ""
-    created: int = 0
-
-    def __post_init__(self) -> None:
-        prefix = "chatcmpl" if self.kind == "chat" else "cmpl"
-        object.__setattr__(self, "response_id", f"{prefix}-{uuid.uuid4().hex[:24]}")
-        object.__setattr__(self, "created", int(time.time()))
-
 
 def _parse_json(body: bytes) -> Any:
     if not body.strip():
@@ -401,15 +256,3 @@ def _parse_json(body: bytes) -> Any:
             "We could not parse the JSON body of your request. The body must be valid JSON "
             "(https://www.json.org).", code="invalid_json",
         ) from None
-
-
-def _entry(ex: _Exchange) -> RequestLogEntry:
-    return RequestLogEntry(
-        request_id=ex.request_id, started=ex.started, method=ex.method, path=ex.path,
-        client=ex.client, status=ex.status,
-        duration_ms=(time.perf_counter() - ex.clock) * 1000, body=ex.body, prompt=ex.prompt,
-        prompt_pieces=ex.pieces, steps=tuple(ex.steps), done=ex.done, stream=ex.stream,
-        error=ex.error,
-    )
-
-

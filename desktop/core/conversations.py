@@ -5,7 +5,8 @@ every version is kept; the conversation's `active_leaf_id` marks the branch bein
 and `active_path` walks from it back to the root. Assistant messages carry the settings they were
 generated with in `meta` (model, template, sampler settings, seed, finish reason, token usage),
 and their `StepRecord`s (`save_steps`/`load_steps`: the top-N per stage the records carry, as
-zlib-compressed JSON in `message_steps`) so any token can be inspected later.
+zlib-compressed JSON in `message_steps`) so any token can be inspected later. The values and
+their encodings are in `conversation_records`; this module is the SQL.
 
 Storage: the app's one SQLite file, shared with other stores; the schema and its versioned
 migrations are in `conversation_schema`, run when a store opens the file. Each writing method
@@ -19,15 +20,25 @@ readers proceed during a write, and a second writer waits up to `busy_timeout` i
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
-import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from desktop.core.conversation_records import (
+    MODES,
+    ROLES,
+    Conversation,
+    Message,
+    Mode,
+    Role,
+    conversation_from_row,
+    decode_steps,
+    dumps,
+    encode_steps,
+    message_from_row,
+)
 from desktop.core.conversation_schema import (
     SCHEMA_VERSION,
     StoreError,
@@ -36,58 +47,10 @@ from desktop.core.conversation_schema import (
 )
 from desktop.core.sampling import SamplerSettings
 from desktop.core.sqlite_wal import enable_wal
-from desktop.core.steps import StepRecord, step_from_json
+from desktop.core.steps import StepRecord
 
 __all__ = ["SCHEMA_VERSION", "Conversation", "ConversationStore", "Message", "StoreError",
            "migrate"]
-
-Role = Literal["system", "user", "assistant"]
-Mode = Literal["chat", "completion"]
-_ROLES = ("system", "user", "assistant")
-_MODES = ("chat", "completion")
-
-
-@dataclass(frozen=True)
-class Conversation:
-    id: int
-    title: str
-    created: float  # seconds since the epoch
-    updated: float
-    model_path: str = ""
-    system_prompt: str = ""
-    custom_instructions: str = ""
-    template_id: str = ""
-    sampler: SamplerSettings = field(default_factory=SamplerSettings)
-    mode: Mode = "chat"
-    active_leaf_id: int | None = None
-
-
-@dataclass(frozen=True)
-class Message:
-    id: int
-    conversation_id: int
-    parent_id: int | None  # None: a first message (a conversation may have several roots)
-    role: Role
-    content: str
-    created: float
-    meta: dict[str, Any] | None = None  # generation metadata, for assistant messages
-
-    def to_chat(self) -> dict[str, str]:
-        return {"role": self.role, "content": self.content}
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _loads_dict(text: str | None) -> dict[str, Any] | None:
-    if not text:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _like(text: str) -> str:
@@ -124,21 +87,11 @@ class ConversationStore:
 
     # ---- conversations ---------------------------------------------------------------------
 
-    def _conversation(self, row: sqlite3.Row) -> Conversation:
-        sampler = _loads_dict(row["sampler_json"]) or {}
-        return Conversation(
-            id=row["id"], title=row["title"], created=row["created"], updated=row["updated"],
-            model_path=row["model_path"], system_prompt=row["system_prompt"],
-            custom_instructions=row["custom_instructions"], template_id=row["template_id"],
-            sampler=SamplerSettings.from_json(sampler), mode=row["mode"],
-            active_leaf_id=row["active_leaf_id"],
-        )
-
     def create(self, title: str = "New conversation", *, model_path: str = "",
                system_prompt: str = "", custom_instructions: str = "", template_id: str = "",
                sampler: SamplerSettings | None = None, mode: Mode = "chat") -> Conversation:
-        if mode not in _MODES:
-            raise ValueError(f"mode must be one of {_MODES}")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}")
         now = time.time()
         with transaction(self._conn):
             cur = self._conn.execute(
@@ -146,7 +99,7 @@ class ConversationStore:
                 " custom_instructions, template_id, sampler_json, mode)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (title, now, now, model_path, system_prompt, custom_instructions, template_id,
-                 _dumps((sampler or SamplerSettings()).to_json()), mode))
+                 dumps((sampler or SamplerSettings()).to_json()), mode))
         return self.get(int(cur.lastrowid or 0))
 
     def get(self, conversation_id: int) -> Conversation:
@@ -154,13 +107,13 @@ class ConversationStore:
                                  (conversation_id,)).fetchone()
         if row is None:
             raise KeyError(f"no conversation {conversation_id}")
-        return self._conversation(row)
+        return conversation_from_row(row)
 
     def list_conversations(self, limit: int = 1000) -> list[Conversation]:
         """Most recently updated first."""
         rows = self._conn.execute(
             "SELECT * FROM conversations ORDER BY updated DESC, id DESC LIMIT ?", (limit,))
-        return [self._conversation(r) for r in rows]
+        return [conversation_from_row(r) for r in rows]
 
     def search(self, text: str, limit: int = 200) -> list[Conversation]:
         """Conversations whose title or any message contains `text` (case-insensitive for
@@ -171,7 +124,7 @@ class ConversationStore:
             " SELECT 1 FROM messages m WHERE m.conversation_id = c.id"
             " AND m.content LIKE ?1 ESCAPE '\\') ORDER BY c.updated DESC, c.id DESC LIMIT ?2",
             (pattern, limit))
-        return [self._conversation(r) for r in rows]
+        return [conversation_from_row(r) for r in rows]
 
     def update(self, conversation_id: int, **changes: Any) -> Conversation:
         """Change title, model_path, system_prompt, custom_instructions, template_id, sampler
@@ -181,11 +134,11 @@ class ConversationStore:
         unknown = set(changes) - columns
         if unknown:
             raise ValueError(f"cannot update {sorted(unknown)}")
-        if "mode" in changes and changes["mode"] not in _MODES:
-            raise ValueError(f"mode must be one of {_MODES}")
+        if "mode" in changes and changes["mode"] not in MODES:
+            raise ValueError(f"mode must be one of {MODES}")
         values = dict(changes)
         if "sampler" in values:
-            values["sampler_json"] = _dumps(values.pop("sampler").to_json())
+            values["sampler_json"] = dumps(values.pop("sampler").to_json())
         if values:
             sets = ", ".join(f"{k} = ?" for k in values)
             with transaction(self._conn):
@@ -209,21 +162,16 @@ class ConversationStore:
 
     # ---- messages --------------------------------------------------------------------------
 
-    def _message(self, row: sqlite3.Row) -> Message:
-        return Message(id=row["id"], conversation_id=row["conversation_id"],
-                       parent_id=row["parent_id"], role=row["role"], content=row["content"],
-                       created=row["created"], meta=_loads_dict(row["meta_json"]))
-
     def message(self, message_id: int) -> Message:
         row = self._conn.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
         if row is None:
             raise KeyError(f"no message {message_id}")
-        return self._message(row)
+        return message_from_row(row)
 
     def _insert(self, conversation_id: int, parent_id: int | None, role: str, content: str,
                 meta: Mapping[str, Any] | None) -> int:
-        if role not in _ROLES:
-            raise ValueError(f"role must be one of {_ROLES}")
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}")
         if parent_id is not None:
             parent = self.message(parent_id)
             if parent.conversation_id != conversation_id:
@@ -233,7 +181,7 @@ class ConversationStore:
             "INSERT INTO messages(conversation_id, parent_id, role, content, created, meta_json)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             (conversation_id, parent_id, role, content, now,
-             _dumps(dict(meta)) if meta is not None else None))
+             dumps(dict(meta)) if meta is not None else None))
         message_id = int(cur.lastrowid or 0)
         cur = self._conn.execute(
             "UPDATE conversations SET active_leaf_id = ?, updated = ? WHERE id = ?",
@@ -277,7 +225,7 @@ class ConversationStore:
                                    (content, message_id))
             if meta is not None:
                 self._conn.execute("UPDATE messages SET meta_json = ? WHERE id = ?",
-                                   (_dumps(dict(meta)), message_id))
+                                   (dumps(dict(meta)), message_id))
             self._conn.execute(
                 "UPDATE conversations SET updated = ? WHERE id ="
                 " (SELECT conversation_id FROM messages WHERE id = ?)", (time.time(), message_id))
@@ -287,13 +235,13 @@ class ConversationStore:
         """Every message of every branch, oldest first."""
         rows = self._conn.execute(
             "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", (conversation_id,))
-        return [self._message(r) for r in rows]
+        return [message_from_row(r) for r in rows]
 
     def children(self, message_id: int | None, conversation_id: int) -> list[Message]:
         rows = self._conn.execute(
             "SELECT * FROM messages WHERE conversation_id = ? AND parent_id IS ? ORDER BY id",
             (conversation_id, message_id))
-        return [self._message(r) for r in rows]
+        return [message_from_row(r) for r in rows]
 
     def siblings(self, message_id: int) -> list[Message]:
         """The message and the other versions beside it (same parent), oldest first."""
@@ -335,14 +283,12 @@ class ConversationStore:
 
     def save_steps(self, message_id: int, records: Sequence[StepRecord]) -> None:
         """Keep a reply's StepRecords (replacing any stored before), compressed."""
-        rows = [{**r.to_json(), "n_vocab": r.n_vocab, **({"replayed": True} if r.replayed
-                                                         else {})} for r in records]
-        blob = zlib.compress(_dumps(rows).encode("utf-8"), 6)
+        blob = encode_steps(records)
         with transaction(self._conn):
             self._conn.execute(
                 "INSERT INTO message_steps(message_id, count, blob) VALUES (?, ?, ?)"
                 " ON CONFLICT(message_id) DO UPDATE SET count = excluded.count,"
-                " blob = excluded.blob", (message_id, len(rows), blob))
+                " blob = excluded.blob", (message_id, len(records), blob))
 
     def load_steps(self, message_id: int) -> list[StepRecord]:
         """The StepRecords saved for a message, in step order; [] when none were saved."""
@@ -350,11 +296,7 @@ class ConversationStore:
                                  (message_id,)).fetchone()
         if row is None:
             return []
-        try:
-            rows = json.loads(zlib.decompress(row[0]).decode("utf-8"))
-            return [step_from_json(r) for r in rows]
-        except (zlib.error, ValueError, KeyError, TypeError) as exc:
-            raise StoreError(f"the steps of message {message_id} cannot be read: {exc}") from exc
+        return decode_steps(row[0], message_id)
 
     def has_steps(self, message_id: int) -> bool:
         return self._conn.execute("SELECT 1 FROM message_steps WHERE message_id = ?",
@@ -368,7 +310,7 @@ class ConversationStore:
         (import uses this). Message ids and parent ids are only used to rebuild the tree;
         parents may come after their children in `messages`. ValueError if the tree is broken.
         """
-        if conversation.mode not in _MODES:
+        if conversation.mode not in MODES:
             raise ValueError(f"unknown mode {conversation.mode!r}")
         if len({m.id for m in messages}) != len(messages):
             raise ValueError("two messages share an id")
@@ -381,21 +323,21 @@ class ConversationStore:
                 " custom_instructions, template_id, sampler_json, mode)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (c.title, c.created, c.updated, c.model_path, c.system_prompt,
-                 c.custom_instructions, c.template_id, _dumps(c.sampler.to_json()), c.mode))
+                 c.custom_instructions, c.template_id, dumps(c.sampler.to_json()), c.mode))
             conversation_id = int(cur.lastrowid or 0)
             while pending:
                 ready = [m for m in pending if m.parent_id is None or m.parent_id in new_ids]
                 if not ready:
                     raise ValueError("some messages have a parent that is not in the file")
                 for m in ready:
-                    if m.role not in _ROLES:
+                    if m.role not in ROLES:
                         raise ValueError(f"unknown role {m.role!r}")
                     cur = self._conn.execute(
                         "INSERT INTO messages(conversation_id, parent_id, role, content, created,"
                         " meta_json) VALUES (?, ?, ?, ?, ?, ?)",
                         (conversation_id,
                          None if m.parent_id is None else new_ids[m.parent_id], m.role,
-                         m.content, m.created, _dumps(m.meta) if m.meta is not None else None))
+                         m.content, m.created, dumps(m.meta) if m.meta is not None else None))
                     new_ids[m.id] = int(cur.lastrowid or 0)
                 pending = [m for m in pending if m.id not in new_ids]
             leaf = c.active_leaf_id

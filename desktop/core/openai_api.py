@@ -1,9 +1,10 @@
 """OpenAI-compatible request validation: JSON bodies of /v1/chat/completions and /v1/completions.
 
-Pure (no I/O); runs on the server's request threads. Every field is typed and range-checked, and
-anything wrong (unknown fields included) becomes an `ApiError` that serialises to OpenAI's error
-object `{"error": {"message", "type", "param", "code"}}`, so a client library reports it the way it
-reports OpenAI's own. Valid requests become an `ApiRequest` holding `SamplerSettings`.
+Pure (no I/O); runs on the server's request threads. Every field is typed and range-checked (the
+checkers and the table of fields per endpoint are in `openai_fields`), and anything wrong (unknown
+fields included) becomes an `ApiError` that serialises to OpenAI's error object, so a client
+library reports it the way it reports OpenAI's own. Valid requests become an `ApiRequest` holding
+`SamplerSettings`.
 
 Defaults follow llama.cpp's server, not OpenAI's: a field the client leaves out keeps
 `SamplerSettings`' default (temperature 0.8, top-k 40, top-p 0.95, min-p 0.05), and `max_tokens`
@@ -15,51 +16,28 @@ as aliases). Responses are built in `openai_stream`.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from desktop.core.sampling import ORDERABLE_STAGES, SamplerSettings, SettingsError
+from desktop.core.openai_fields import (
+    CHAT_FIELDS,
+    COMPLETION_FIELDS,
+    SAMPLER_FIELDS,
+    ApiError,
+    Checker,
+    boolean,
+    range_error,
+    string,
+    type_error,
+)
+from desktop.core.sampling import SamplerSettings, SettingsError
 
-MAX_TOP_LOGPROBS = 20
-MAX_STOP_STRINGS = 16
-MAX_STOP_CHARS = 1024
+__all__ = ["ApiError", "ApiRequest", "parse_chat_request", "parse_completion_request"]
+
 MAX_MESSAGES = 4096
-_RANDOM_SEED = SamplerSettings().seed
 # Chat content parts a text model can take; images and audio are refused with a clear message.
 _TEXT_PART_TYPES = ("text", "input_text")
 _ROLES = ("system", "developer", "user", "assistant")
-
-
-class ApiError(Exception):
-    """A request the server refuses; `to_json()` is OpenAI's error object."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        param: str | None = None,
-        code: str | None = None,
-        status: int = 400,
-        type_: str = "invalid_request_error",
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.param = param
-        self.code = code
-        self.status = status
-        self.type = type_
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "error": {
-                "message": self.message,
-                "type": self.type,
-                "param": self.param,
-                "code": self.code,
-            }
-        }
 
 
 @dataclass(frozen=True)
@@ -76,190 +54,6 @@ class ApiRequest:
     include_usage: bool = False  # stream_options.include_usage
     logprobs: bool = False
     top_logprobs: int = 0
-
-
-# --- field checkers: each takes (name, value) and returns the checked value or raises ---
-
-Checker = Callable[[str, Any], Any]
-
-
-def _type_error(name: str, expected: str) -> ApiError:
-    return ApiError(f"'{name}' must be {expected}.", param=name, code="invalid_type")
-
-
-def _range_error(name: str, what: str) -> ApiError:
-    return ApiError(f"'{name}' must be {what}.", param=name, code="invalid_value")
-
-
-def number(lo: float, hi: float, *, lo_open: bool = False) -> Checker:
-    def check(name: str, value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _type_error(name, "a number")
-        result = float(value)
-        too_low = result <= lo if lo_open else result < lo
-        if not math.isfinite(result) or too_low or result > hi:
-            low = f"> {lo:g}" if lo_open else f"≥ {lo:g}"
-            raise _range_error(name, f"{low} and ≤ {hi:g}")
-        return result
-
-    return check
-
-
-def integer(lo: int, hi: int) -> Checker:
-    def check(name: str, value: Any) -> int:
-        # 3.0 is an integer to JavaScript clients; 3.5 is not.
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _type_error(name, "an integer")
-        if not lo <= value <= hi:
-            raise _range_error(name, f"between {lo} and {hi}")
-        return value
-
-    return check
-
-
-def boolean(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise _type_error(name, "a boolean")
-    return value
-
-
-def string(name: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise _type_error(name, "a string")
-    return value
-
-
-def stop_strings(name: str, value: Any) -> tuple[str, ...]:
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list) or not all(isinstance(s, str) for s in items):
-        raise _type_error(name, "a string or an array of strings")
-    if len(items) > MAX_STOP_STRINGS:
-        raise _range_error(name, f"at most {MAX_STOP_STRINGS} strings")
-    if any(not s or len(s) > MAX_STOP_CHARS for s in items):
-        raise _range_error(name, f"non-empty strings of at most {MAX_STOP_CHARS} characters")
-    return tuple(items)
-
-
-def seed(name: str, value: Any) -> int:
-    checked: int = integer(-1, _RANDOM_SEED - 1)(name, value)
-    return _RANDOM_SEED if checked == -1 else checked  # -1: llama.cpp's "random"
-
-
-def sampler_order(name: str, value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
-        raise _type_error(name, "an array of stage names")
-    if sorted(value) != sorted(ORDERABLE_STAGES):
-        raise _range_error(name, f"each of {', '.join(ORDERABLE_STAGES)} exactly once")
-    return tuple(value)
-
-
-def only(allowed: Any, what: str) -> Checker:
-    """A field accepted only at its neutral value (n=1, echo=false…): anything else is refused."""
-
-    def check(name: str, value: Any) -> Any:
-        if value != allowed or type(value) is not type(allowed):
-            raise ApiError(
-                f"'{name}' is not supported by this server: {what}.",
-                param=name, code="unsupported_value",
-            )
-        return value
-
-    return check
-
-
-def ignored(name: str, value: Any) -> Any:
-    return value
-
-
-def empty_or_none(what: str) -> Checker:
-    def check(name: str, value: Any) -> Any:
-        if value:
-            raise ApiError(
-                f"'{name}' is not supported by this server: {what}.",
-                param=name, code="unsupported_value",
-            )
-        return value
-
-    return check
-
-
-# Fields shared by both endpoints: OpenAI's, then llama.cpp's sampler extras.
-_COMMON: dict[str, Checker] = {
-    "model": string,
-    "stream": boolean,
-    "stream_options": ignored,  # checked below: an object with include_usage
-    "temperature": number(0, 2),
-    "top_p": number(0, 1),
-    "max_tokens": integer(1, 1_000_000),
-    "stop": stop_strings,
-    "seed": seed,
-    "presence_penalty": number(-2, 2),
-    "frequency_penalty": number(-2, 2),
-    "n": only(1, "one choice per request (n=1)"),
-    "logit_bias": empty_or_none("logit_bias is not implemented"),
-    "user": string,
-    "top_k": integer(0, 1_000_000),
-    "min_p": number(0, 1),
-    "typical_p": number(0, 1, lo_open=True),
-    "repeat_penalty": number(0, 10, lo_open=True),
-    "repetition_penalty": number(0, 10, lo_open=True),  # vLLM's name for the same field
-    "repeat_last_n": integer(-1, 1_000_000),
-    "mirostat": integer(0, 2),
-    "mirostat_mode": integer(0, 2),  # llama-cpp-python's name for the same field
-    "mirostat_tau": number(0, 100, lo_open=True),
-    "mirostat_eta": number(0, 1, lo_open=True),
-    "ignore_eos": boolean,
-    "samplers": sampler_order,
-}
-
-_CHAT: dict[str, Checker] = {
-    **_COMMON,
-    "messages": ignored,  # checked by _messages
-    "logprobs": boolean,
-    "top_logprobs": integer(0, MAX_TOP_LOGPROBS),
-    "max_completion_tokens": integer(1, 1_000_000),
-    "response_format": ignored,  # checked below: only {"type": "text"}
-    "tools": empty_or_none("tool calling is not implemented"),
-    "tool_choice": only("none", "tool calling is not implemented"),
-    "parallel_tool_calls": boolean,
-    "store": only(False, "completions are not stored"),
-    "metadata": ignored,
-}
-
-_COMPLETION: dict[str, Checker] = {
-    **_COMMON,
-    "prompt": ignored,  # checked by _prompt
-    "logprobs": integer(0, MAX_TOP_LOGPROBS),
-    "echo": only(False, "echo=true is not implemented"),
-    "suffix": empty_or_none("suffix (fill-in-the-middle) is not implemented"),
-    "best_of": only(1, "best_of must be 1"),
-}
-
-# OpenAI name → SamplerSettings field.
-_SAMPLER_FIELDS = {
-    "temperature": "temperature",
-    "top_p": "top_p",
-    "max_tokens": "max_tokens",
-    "max_completion_tokens": "max_tokens",
-    "stop": "stop",
-    "seed": "seed",
-    "presence_penalty": "presence_penalty",
-    "frequency_penalty": "frequency_penalty",
-    "top_k": "top_k",
-    "min_p": "min_p",
-    "typical_p": "typical_p",
-    "repetition_penalty": "repeat_penalty",
-    "repeat_penalty": "repeat_penalty",
-    "repeat_last_n": "repeat_last_n",
-    "mirostat_mode": "mirostat",
-    "mirostat": "mirostat",
-    "mirostat_tau": "mirostat_tau",
-    "mirostat_eta": "mirostat_eta",
-    "ignore_eos": "ignore_eos",
-    "samplers": "order",
-}
 
 
 def _check_fields(body: Any, spec: dict[str, Checker]) -> dict[str, Any]:
@@ -283,7 +77,7 @@ def _settings(
 ) -> SamplerSettings:
     # Every StepRecord must list at least as many raw candidates as top_logprobs asks for.
     changes: dict[str, Any] = {"max_tokens": max_tokens, "top_n": max(base.top_n, top_logprobs)}
-    for name, field_name in _SAMPLER_FIELDS.items():
+    for name, field_name in SAMPLER_FIELDS.items():
         if name in values:
             changes[field_name] = values[name]
     try:
@@ -314,11 +108,11 @@ def _content_text(index: int, content: Any) -> str:
     if isinstance(content, str):
         return content
     if not isinstance(content, list):
-        raise _type_error(name, "a string or an array of content parts")
+        raise type_error(name, "a string or an array of content parts")
     texts: list[str] = []
     for j, part in enumerate(content):
         if not isinstance(part, dict) or not isinstance(part.get("type"), str):
-            raise _type_error(f"{name}[{j}]", "an object with a 'type'")
+            raise type_error(f"{name}[{j}]", "an object with a 'type'")
         if part["type"] not in _TEXT_PART_TYPES:
             raise ApiError(
                 f"'{name}[{j}]' is of type '{part['type']}'; this model takes text only.",
@@ -334,11 +128,11 @@ def _messages(value: Any) -> tuple[tuple[str, str], ...]:
             "'messages' must be a non-empty array.", param="messages", code="invalid_value"
         )
     if len(value) > MAX_MESSAGES:
-        raise _range_error("messages", f"at most {MAX_MESSAGES} messages")
+        raise range_error("messages", f"at most {MAX_MESSAGES} messages")
     out: list[tuple[str, str]] = []
     for i, message in enumerate(value):
         if not isinstance(message, dict):
-            raise _type_error(f"messages[{i}]", "an object")
+            raise type_error(f"messages[{i}]", "an object")
         unknown = set(message) - {"role", "content", "name"}
         if unknown:
             name = sorted(unknown)[0]
@@ -369,7 +163,7 @@ def parse_chat_request(
     body: Any, *, max_tokens: int, base: SamplerSettings | None = None
 ) -> ApiRequest:
     """Check a /v1/chat/completions body; `max_tokens` is the default when none is given."""
-    values = _check_fields(body, _CHAT)
+    values = _check_fields(body, CHAT_FIELDS)
     messages = _messages(values.get("messages"))
     response_format = values.get("response_format")
     if response_format is not None and response_format != {"type": "text"}:
@@ -412,14 +206,14 @@ def _prompt(value: Any) -> tuple[str, tuple[int, ...]]:
             "'prompt' with several prompts is not supported: send one request per prompt.",
             param="prompt", code="unsupported_value",
         )
-    raise _type_error("prompt", "a string or an array of token ids")
+    raise type_error("prompt", "a string or an array of token ids")
 
 
 def parse_completion_request(
     body: Any, *, max_tokens: int, base: SamplerSettings | None = None
 ) -> ApiRequest:
     """Check a /v1/completions body; `max_tokens` is the default when none is given."""
-    values = _check_fields(body, _COMPLETION)
+    values = _check_fields(body, COMPLETION_FIELDS)
     if "prompt" not in values:
         raise ApiError("You must provide a prompt parameter.", param="prompt", code="missing")
     prompt, tokens = _prompt(values["prompt"])

@@ -18,7 +18,7 @@ from PySide6.QtGui import QCursor
 from PySide6.QtWidgets import QToolTip, QWidget
 
 from desktop.core.steps import StepRecord
-from desktop.ui.message_widget import AutoHeightBrowser
+from desktop.ui.markdown_body import AutoHeightBrowser
 
 SCHEME = "step"
 TOP_SHOWN = 5

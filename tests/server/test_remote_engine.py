@@ -28,10 +28,10 @@ from desktop.remote_engine import (
     RemoteEngine,
     RemoteError,
     RemoteModel,
-    _sse_events,
-    _Tokens,
     request_body,
 )
+from desktop.remote_http import sse_events
+from desktop.remote_steps import StepBuilder
 from tests.server.conftest import API_KEY, LoggedServer
 
 GREEDY = SamplerSettings(temperature=0.0, max_tokens=4)
@@ -230,7 +230,7 @@ def test_key_stays_out_of_repr_and_json() -> None:
 
 
 class _Lines(io.BytesIO):
-    """Stands in for an HTTPResponse: readline() is all _sse_events uses."""
+    """Stands in for an HTTPResponse: readline() is all sse_events uses."""
 
 
 def test_sse_parsing_handles_comments_multiline_data_and_done() -> None:
@@ -241,13 +241,13 @@ def test_sse_parsing_handles_comments_multiline_data_and_done() -> None:
         b"data: [DONE]\n\n"
         b"data: {\"c\": 3}\n\n"
     )
-    assert list(_sse_events(stream)) == [{"a": 1}, {"b": 2}]  # type: ignore[arg-type]
+    assert list(sse_events(stream)) == [{"a": 1}, {"b": 2}]  # type: ignore[arg-type]
     with pytest.raises(RemoteError):
-        list(_sse_events(_Lines(b"data: {oops\n\n")))  # type: ignore[arg-type]
+        list(sse_events(_Lines(b"data: {oops\n\n")))  # type: ignore[arg-type]
 
 
 def test_tokens_get_stable_synthetic_ids_and_split_characters_join() -> None:
-    tokens = _Tokens()
+    tokens = StepBuilder()
     first = tokens.record("\\xe2", math.log(0.5), [("\\xe2", math.log(0.5)), ("a", -2.0)],
                           [0xE2], 1.0)
     second = tokens.record("\\x82\\xac", math.log(0.9), [("\\x82\\xac", math.log(0.9))],

@@ -331,9 +331,9 @@ def test_clear_empties_everything(qtbot: QtBot, dock: ChartDock) -> None:
 
 def remote_record(step: int) -> StepRecord:
     """A step as RemoteEngine builds it from an endpoint's top_logprobs: raw stage only."""
-    from desktop.remote_engine import _Tokens
+    from desktop.remote_steps import StepBuilder
 
-    tokens = _Tokens()
+    tokens = StepBuilder()
     tokens.step = step
     top = [(" Paris", -0.2), (" the", -2.1), (" a", -3.0), (" located", -4.2)]
     return tokens.record(" Paris", -0.2, top, None, 12.0)

@@ -13,14 +13,14 @@ from PySide6.QtWidgets import QApplication
 from desktop.ui.chat_view import ChatView
 from desktop.ui.completion_view import CompletionView
 from desktop.ui.heartbeat import Heartbeat
-from desktop.ui.message_widget import (
+from desktop.ui.markdown_body import (
     AutoHeightBrowser,
     CodeBlock,
     MarkdownBody,
-    MessageItem,
     hard_breaks,
     split_code_blocks,
 )
+from desktop.ui.message_widget import MessageItem
 from desktop.ui.stream_buffer import StreamBuffer
 
 pytestmark = pytest.mark.usefixtures("no_dangling")

@@ -16,7 +16,7 @@ from pathlib import Path
 import gguf
 import pytest
 
-from desktop.core import gguf_check
+from desktop.core import gguf_reader
 from desktop.core.gguf_check import GgufProblem, GgufReport, check_gguf, known_architectures
 from tests.ggufmaker import (
     gguf_str,
@@ -163,7 +163,7 @@ def test_unreadable(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*_args: object, **_kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(gguf_check, "open", refuse, raising=False)
+    monkeypatch.setattr(gguf_reader, "open", refuse, raising=False)
     assert "permission denied" in problem_of(tiny)
 
 

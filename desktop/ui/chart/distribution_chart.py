@@ -1,10 +1,11 @@
 """DistributionChart: the top-N candidates of one step as bars, stage by stage. GUI thread only.
 
-Everything drawn comes from one `StepRecord` (and, for the min-p and top-p reference lines, the
-settings it was sampled with): the chart multiplies and sums reported numbers for display but
-never computes a probability of its own. Items are created once and updated in place with
-`setOpts`/`setData`; axis ranges are fixed per mode so a redraw never triggers autorange; token
-labels are redrawn only when they change (FACTS.md: per-token item churn froze the GUI).
+Everything drawn comes from one `StepRecord` (and, for the min-p and top-p reference lines drawn
+by `cut_markers`, the settings it was sampled with): the chart multiplies and sums reported
+numbers for display but never computes a probability of its own. Items are created once and
+updated in place with `setOpts`/`setData`; axis ranges are fixed per mode so a redraw never
+triggers autorange; token labels are redrawn only when they change (FACTS.md: per-token item
+churn froze the GUI).
 
 x is the bar index in raw-softmax order (rank 1 at x = 0); y is probability, linear or log10.
 """
@@ -19,36 +20,21 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QWidget
 
-from desktop.core.sampling import (
-    STAGE_MIN_P,
-    STAGE_RAW,
-    STAGE_TOP_K,
-    STAGE_TOP_P,
-    STAGE_TYPICAL,
-    SamplerSettings,
-)
+from desktop.core.sampling import STAGE_MIN_P, STAGE_RAW, STAGE_TOP_K, STAGE_TOP_P, SamplerSettings
 from desktop.core.steps import StageView, StepRecord
-from desktop.core.token_text import (
-    feeding_stage,
-    format_prob,
-    stage_changed,
-    stage_is_complete,
-    token_label,
-)
+from desktop.core.token_text import format_prob, stage_is_complete, token_label
+from desktop.ui.chart.cut_markers import CutMarkers
 from desktop.ui.chart.paced_plot import PacedPlot
 from desktop.ui.chart.token_axis import TokenAxis
 
 LOG_FLOOR = -6.0  # log10 of the smallest probability the log axis shows
 MIN_BARS, MAX_BARS = 10, 200
 CUT_STAGES = (STAGE_TOP_K, STAGE_TOP_P, STAGE_MIN_P)
-_TRUNCATIONS = {STAGE_TOP_K, STAGE_TYPICAL, STAGE_TOP_P, STAGE_MIN_P}  # keep ratios, only cut
 
 RAW_COLOR = QColor(150, 176, 214)
 STAGE_COLOR = QColor(33, 97, 196)
 CHOSEN_COLOR = QColor(235, 120, 0)
 CANDIDATE_COLOR = QColor(200, 0, 140)
-CUT_COLORS = {STAGE_TOP_K: QColor(200, 40, 40), STAGE_TOP_P: QColor(20, 140, 70),
-              STAGE_MIN_P: QColor(130, 60, 180)}
 
 
 class DistributionChart(PacedPlot):
@@ -117,27 +103,13 @@ class DistributionChart(PacedPlot):
         self.chosen_bar = bars(QColor(0, 0, 0, 0), 0.96, pg.mkPen(CHOSEN_COLOR, width=3))
         self.candidate_bar = bars(QColor(0, 0, 0, 0), 1.04,
                                   pg.mkPen(CANDIDATE_COLOR, width=2, style=Qt.PenStyle.DashLine))
-        self.cumulative = pg.PlotCurveItem(pen=pg.mkPen(CUT_COLORS[STAGE_TOP_P], width=1.5))
-        plot.addItem(self.cumulative)
+        # Cut lines and levels sit above the bars; the legend lists the cumulative curve.
+        self.cuts = CutMarkers(plot)
+        self.cumulative = self.cuts.cumulative
+        self.cut_lines = self.cuts.cut_lines
+        self.min_p_line, self.top_p_line = self.cuts.min_p_line, self.cuts.top_p_line
         self.available_stages: tuple[str, ...] = ()  # what the engine reports; () = all
         self._fill_legend()
-        self.cut_lines: dict[str, pg.InfiniteLine] = {}
-        for name, title in ((STAGE_TOP_K, "top-k"), (STAGE_TOP_P, "top-p"),
-                            (STAGE_MIN_P, "min-p")):
-            line = pg.InfiniteLine(
-                angle=90, pen=pg.mkPen(CUT_COLORS[name], width=1.5, style=Qt.PenStyle.DashLine),
-                label=title, labelOpts={"position": 0.8, "color": CUT_COLORS[name],
-                                        "anchors": [(1, 0), (1, 0)]})
-            self.cut_lines[name] = line
-            plot.addItem(line)
-        self.min_p_line = pg.InfiniteLine(
-            angle=0, pen=pg.mkPen(CUT_COLORS[STAGE_MIN_P], width=1, style=Qt.PenStyle.DotLine),
-            label="min-p", labelOpts={"position": 0.98, "color": CUT_COLORS[STAGE_MIN_P],
-                                      "anchors": [(1, 1), (1, 1)]})
-        self.top_p_line = pg.InfiniteLine(
-            angle=0, pen=pg.mkPen(CUT_COLORS[STAGE_TOP_P], width=1, style=Qt.PenStyle.DotLine))
-        for line in (self.min_p_line, self.top_p_line):
-            plot.addItem(line)
         self.chosen_text = pg.TextItem(color=CHOSEN_COLOR, anchor=(0.5, 1.0))
         plot.addItem(self.chosen_text)
         self.message = pg.TextItem(anchor=(0.5, 0.5))
@@ -248,9 +220,7 @@ class DistributionChart(PacedPlot):
         for item in (self.raw_bars, self.removed_bars, self.stage_bars, self.chosen_bar,
                      self.candidate_bar):
             self._bars(item, empty, empty)
-        self.cumulative.setData([], [])
-        for line in (*self.cut_lines.values(), self.min_p_line, self.top_p_line):
-            line.setVisible(False)
+        self.cuts.clear()
         self.chosen_text.setText("")
         self.bar_ids = ()
         self.axis.set_labels(())
@@ -280,7 +250,7 @@ class DistributionChart(PacedPlot):
                            else f"after {stage.name}")
         self._draw_chosen(record, pos, raw_p, stage_p)
         self._draw_candidate(pos, raw_p, stage_p)
-        self._draw_cuts(record, pos, len(ids))
+        self.cuts.draw(record, self.settings, pos, len(ids), self.y_of, stage)
         self.axis.set_labels(tuple(token_label(record.pieces.get(t, "")) for t in ids))
 
     def _legend_label(self, item: object, text: str) -> None:
@@ -309,50 +279,6 @@ class DistributionChart(PacedPlot):
             self._bars(self.candidate_bar, np.array([float(i)]),
                        np.array([max(raw_p[i], stage_p[i])]))
 
-    def _draw_cuts(self, record: StepRecord, pos: dict[int, int], n: int) -> None:
-        for name, line in self.cut_lines.items():
-            view, feed = record.stage(name), feeding_stage(record, name)
-            at = None
-            if view is not None and feed is not None and stage_changed(feed, view):
-                at = _boundary(view, pos, n)
-            _place(line, at)
-            if at is not None:
-                title = {STAGE_TOP_K: "top-k", STAGE_TOP_P: "top-p", STAGE_MIN_P: "min-p"}[name]
-                _set_label(line, f"{title} keeps {view.kept if view else 0}")
-        self._draw_top_p(record, pos)
-        self._draw_min_p(record)
-
-    def _draw_top_p(self, record: StepRecord, pos: dict[int, int]) -> None:
-        view, feed = record.stage(STAGE_TOP_P), feeding_stage(record, STAGE_TOP_P)
-        if view is None or feed is None or not stage_changed(feed, view):
-            self.cumulative.setData([], [])
-            _place(self.top_p_line, None)
-            return
-        # Display arithmetic on reported numbers: top-p keeps the shortest head of its input
-        # whose listed probabilities add up to p.
-        total = np.cumsum(np.asarray(feed.probs, dtype=float))
-        xs = [(pos[t], total[k]) for k, t in enumerate(feed.ids) if t in pos]
-        self.cumulative.setData([a for a, _ in xs], [self.y_of(b) for _, b in xs])
-        _place(self.top_p_line,
-               self.y_of(self.settings.top_p) if self.settings is not None else None)
-
-    def _draw_min_p(self, record: StepRecord) -> None:
-        line, threshold = self.min_p_line, None
-        view, feed = record.stage(STAGE_MIN_P), feeding_stage(record, STAGE_MIN_P)
-        if (self.settings is not None and view is not None and feed is not None
-                and feed.ids and stage_changed(feed, view)):
-            m = self.settings.min_p
-            if _ratios_kept_before(record, STAGE_MIN_P):
-                # Truncations only renormalise, so min-p's cut is the same line on raw bars.
-                raw = record.stage(STAGE_RAW)
-                top_raw = raw.prob_of(feed.ids[0]) if raw is not None else None
-                threshold = m * top_raw if top_raw is not None else None
-            elif self.shown_stage() is feed:
-                threshold = m * feed.probs[0]
-        _place(line, self.y_of(threshold) if threshold is not None else None)
-        if threshold is not None:
-            _set_label(line, f"min-p {self.settings.min_p:g} × top")  # type: ignore[union-attr]
-
     def _on_clicked(self, event: object) -> None:
         if event.isAccepted():  # type: ignore[attr-defined]
             return  # a legend entry took the click (it toggles its item)
@@ -365,45 +291,6 @@ class DistributionChart(PacedPlot):
             token = self.bar_ids[i]
             self.set_candidate(token)
             self.sig_candidate_picked.emit(token)
-
-
-def _boundary(view: StageView, pos: dict[int, int], n: int) -> float | None:
-    """x of the line after the last survivor of a stage, or None when it falls off the chart."""
-    if stage_is_complete(view):
-        places = [pos.get(t) for t in view.ids]
-        if not places or any(p is None for p in places):
-            return None
-        at = max(p for p in places if p is not None) + 0.5
-    else:
-        at = view.kept - 0.5
-    return at if at < n - 0.5 else None
-
-
-def _ratios_kept_before(record: StepRecord, name: str) -> bool:
-    """True when every stage that changed anything before `name` only truncated."""
-    for before, after in zip(record.stages, record.stages[1:]):
-        if after.name == name:
-            return True
-        if after.name not in _TRUNCATIONS and stage_changed(before, after):
-            return False
-    return True
-
-
-def _set_label(line: pg.InfiniteLine, text: str) -> None:
-    if line.label.format != text:  # re-laying out the text item costs more than comparing
-        line.label.setFormat(text)
-
-
-def _place(line: pg.InfiniteLine, at: float | None) -> None:
-    """Show a line at `at` (hide it for None), touching it only when something changed."""
-    if at is None:
-        if line.isVisible():
-            line.setVisible(False)
-        return
-    if line.value() != at:
-        line.setPos(at)
-    if not line.isVisible():
-        line.setVisible(True)
 
 
 def _mix(a: QColor, b: QColor, t: float) -> QColor:

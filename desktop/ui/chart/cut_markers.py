@@ -1,0 +1,149 @@
+"""Where the sampler chain cut, drawn over the distribution chart's bars. GUI thread only.
+
+A vertical line after the last survivor of top-k, top-p and min-p (each only when that stage
+removed something), the cumulative curve top-p read and its p as a level, and min-p's threshold
+as a level on the bars. Everything is placed from one `StepRecord` and the settings it was
+sampled with; the only arithmetic is display arithmetic on reported numbers (a running sum, a
+product), never a probability of its own. Items are created once and touched only when their
+position or label changes: re-laying out pyqtgraph text costs more than comparing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
+
+from desktop.core.sampling import (
+    STAGE_MIN_P,
+    STAGE_RAW,
+    STAGE_TOP_K,
+    STAGE_TOP_P,
+    STAGE_TYPICAL,
+    SamplerSettings,
+)
+from desktop.core.steps import StageView, StepRecord
+from desktop.core.token_text import feeding_stage, stage_changed, stage_is_complete
+
+CUT_COLORS = {STAGE_TOP_K: QColor(200, 40, 40), STAGE_TOP_P: QColor(20, 140, 70),
+              STAGE_MIN_P: QColor(130, 60, 180)}
+_TITLES = {STAGE_TOP_K: "top-k", STAGE_TOP_P: "top-p", STAGE_MIN_P: "min-p"}
+_TRUNCATIONS = {STAGE_TOP_K, STAGE_TYPICAL, STAGE_TOP_P, STAGE_MIN_P}  # keep ratios, only cut
+
+
+class CutMarkers:
+    """The cut lines, the cumulative curve and the min-p/top-p levels of one chart."""
+
+    def __init__(self, plot: pg.PlotItem) -> None:
+        self.cumulative = pg.PlotCurveItem(pen=pg.mkPen(CUT_COLORS[STAGE_TOP_P], width=1.5))
+        plot.addItem(self.cumulative)
+        self.cut_lines: dict[str, pg.InfiniteLine] = {}
+        for name, title in _TITLES.items():
+            line = pg.InfiniteLine(
+                angle=90, pen=pg.mkPen(CUT_COLORS[name], width=1.5, style=Qt.PenStyle.DashLine),
+                label=title, labelOpts={"position": 0.8, "color": CUT_COLORS[name],
+                                        "anchors": [(1, 0), (1, 0)]})
+            self.cut_lines[name] = line
+            plot.addItem(line)
+        self.min_p_line = pg.InfiniteLine(
+            angle=0, pen=pg.mkPen(CUT_COLORS[STAGE_MIN_P], width=1, style=Qt.PenStyle.DotLine),
+            label="min-p", labelOpts={"position": 0.98, "color": CUT_COLORS[STAGE_MIN_P],
+                                      "anchors": [(1, 1), (1, 1)]})
+        self.top_p_line = pg.InfiniteLine(
+            angle=0, pen=pg.mkPen(CUT_COLORS[STAGE_TOP_P], width=1, style=Qt.PenStyle.DotLine))
+        for line in (self.min_p_line, self.top_p_line):
+            plot.addItem(line)
+
+    def clear(self) -> None:
+        self.cumulative.setData([], [])
+        for line in (*self.cut_lines.values(), self.min_p_line, self.top_p_line):
+            line.setVisible(False)
+
+    def draw(self, record: StepRecord, settings: SamplerSettings | None, pos: dict[int, int],
+             n: int, y_of: Callable[[float], float], shown: StageView | None) -> None:
+        """Place everything for `record`: `pos` maps token id → bar index, `n` bars are shown,
+        `y_of` maps a probability onto the y axis, `shown` is the stage drawn as bars."""
+        for name, line in self.cut_lines.items():
+            view, feed = record.stage(name), feeding_stage(record, name)
+            at = None
+            if view is not None and feed is not None and stage_changed(feed, view):
+                at = _boundary(view, pos, n)
+            _place(line, at)
+            if at is not None:
+                _set_label(line, f"{_TITLES[name]} keeps {view.kept if view else 0}")
+        self._draw_top_p(record, settings, pos, y_of)
+        self._draw_min_p(record, settings, y_of, shown)
+
+    def _draw_top_p(self, record: StepRecord, settings: SamplerSettings | None,
+                    pos: dict[int, int], y_of: Callable[[float], float]) -> None:
+        view, feed = record.stage(STAGE_TOP_P), feeding_stage(record, STAGE_TOP_P)
+        if view is None or feed is None or not stage_changed(feed, view):
+            self.cumulative.setData([], [])
+            _place(self.top_p_line, None)
+            return
+        # Display arithmetic on reported numbers: top-p keeps the shortest head of its input
+        # whose listed probabilities add up to p.
+        total = np.cumsum(np.asarray(feed.probs, dtype=float))
+        xs = [(pos[t], total[k]) for k, t in enumerate(feed.ids) if t in pos]
+        self.cumulative.setData([a for a, _ in xs], [y_of(b) for _, b in xs])
+        _place(self.top_p_line, y_of(settings.top_p) if settings is not None else None)
+
+    def _draw_min_p(self, record: StepRecord, settings: SamplerSettings | None,
+                    y_of: Callable[[float], float], shown: StageView | None) -> None:
+        line, threshold = self.min_p_line, None
+        view, feed = record.stage(STAGE_MIN_P), feeding_stage(record, STAGE_MIN_P)
+        if (settings is not None and view is not None and feed is not None
+                and feed.ids and stage_changed(feed, view)):
+            m = settings.min_p
+            if _ratios_kept_before(record, STAGE_MIN_P):
+                # Truncations only renormalise, so min-p's cut is the same line on raw bars.
+                raw = record.stage(STAGE_RAW)
+                top_raw = raw.prob_of(feed.ids[0]) if raw is not None else None
+                threshold = m * top_raw if top_raw is not None else None
+            elif shown is feed:
+                threshold = m * feed.probs[0]
+        _place(line, y_of(threshold) if threshold is not None else None)
+        if threshold is not None:
+            _set_label(line, f"min-p {settings.min_p:g} × top")  # type: ignore[union-attr]
+
+
+def _boundary(view: StageView, pos: dict[int, int], n: int) -> float | None:
+    """x of the line after the last survivor of a stage, or None when it falls off the chart."""
+    if stage_is_complete(view):
+        places = [pos.get(t) for t in view.ids]
+        if not places or any(p is None for p in places):
+            return None
+        at = max(p for p in places if p is not None) + 0.5
+    else:
+        at = view.kept - 0.5
+    return at if at < n - 0.5 else None
+
+
+def _ratios_kept_before(record: StepRecord, name: str) -> bool:
+    """True when every stage that changed anything before `name` only truncated."""
+    for before, after in zip(record.stages, record.stages[1:]):
+        if after.name == name:
+            return True
+        if after.name not in _TRUNCATIONS and stage_changed(before, after):
+            return False
+    return True
+
+
+def _set_label(line: pg.InfiniteLine, text: str) -> None:
+    if line.label.format != text:  # re-laying out the text item costs more than comparing
+        line.label.setFormat(text)
+
+
+def _place(line: pg.InfiniteLine, at: float | None) -> None:
+    """Show a line at `at` (hide it for None), touching it only when something changed."""
+    if at is None:
+        if line.isVisible():
+            line.setVisible(False)
+        return
+    if line.value() != at:
+        line.setPos(at)
+    if not line.isVisible():
+        line.setVisible(True)
