@@ -360,6 +360,7 @@ def test_a_remote_model_shows_its_note_and_offers_only_the_raw_stage(
     assert [dock.stage_box.itemText(i) for i in range(dock.stage_box.count())] == [
         "raw (final)"]
     assert len(dock.chart.bar_ids) == 4
+    assert "4 shown of the endpoint's top 4" in dock.header.text()  # no "of ? tokens"
     assert "needs" not in dock.header.text()
     assert dock.inspector.status.text() == REMOTE_REPLAY_NOTE  # live: the reason, not a hint
     dock.select_step(3)

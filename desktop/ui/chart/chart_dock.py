@@ -380,10 +380,11 @@ class ChartDock(QDockWidget):
 def _header(record: StepRecord, n_bars: int) -> str:
     kind = "Replay of step" if record.replayed else "Step"
     listed = len(record.stages[0].ids) if record.stages else 0
-    vocab = f"{record.n_vocab:,}" if record.n_vocab else "?"
+    shown = (f"{min(n_bars, listed)} of {record.n_vocab:,} tokens shown" if record.n_vocab
+             else f"{min(n_bars, listed)} shown of the endpoint's top {listed}")  # a remote engine: vocabulary unknown
     return (
         f"{kind} {record.step} · ‘{token_label(record.piece)}’ · p {format_prob(record.prob)} "
         f"(raw {format_prob(record.raw_prob)}, rank {record.raw_rank}) · entropy "
         f"{format_bits(record.entropy_raw)} → {format_bits(record.entropy_final)} · "
-        f"{min(n_bars, listed)} of {vocab} tokens shown"
+        f"{shown}"
     )

@@ -268,7 +268,14 @@ class DistributionChart(PacedPlot):
         top = max(raw_p[i], stage_p[i])
         self._bars(self.chosen_bar, np.array([float(i)]), np.array([top]))
         self.chosen_text.setText(f"{format_prob(record.prob)} · #{record.raw_rank}")
-        self.chosen_text.setPos(float(i), self.y_of(top) + (0.012 if not self.log_scale else 0.05))
+        # Centred over its bar, except at either end, where half the label would be cut off.
+        x, anchor = float(i), (0.5, 1.0)
+        if i == 0:
+            x, anchor = i - 0.4, (0.0, 1.0)
+        elif i == len(raw_p) - 1:
+            x, anchor = i + 0.4, (1.0, 1.0)
+        self.chosen_text.setAnchor(anchor)
+        self.chosen_text.setPos(x, self.y_of(top) + (0.012 if not self.log_scale else 0.05))
 
     def _draw_candidate(self, pos: dict[int, int], raw_p: np.ndarray,
                         stage_p: np.ndarray) -> None:
