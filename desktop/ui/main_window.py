@@ -199,7 +199,7 @@ class MainWindow(QMainWindow):
             # Dock sizes only stick once the window has its real size: first show only.
             self.resizeDocks([self.library_dock, self.chart_dock], [270, 560],
                              Qt.Orientation.Horizontal)
-            self.resizeDocks([self.library_dock, self.conversations_dock], [220, 600],
+            self.resizeDocks([self.library_dock, self.conversations_dock], [400, 420],
                              Qt.Orientation.Vertical)
         self._shown_once = True
 
