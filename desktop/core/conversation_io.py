@@ -7,9 +7,12 @@ The JSON format, version 1::
      "conversation": {"title", "created", "updated", "model_path", "system_prompt",
                       "custom_instructions", "template_id", "sampler": {...}, "mode",
                       "active_leaf_id"},
-     "messages": [{"id", "parent_id", "role", "content", "created", "meta"}, ...]}
+     "messages": [{"id", "parent_id", "role", "content", "created", "meta",
+                   "steps": [StepRecord rows, as `openlid generate --jsonl` prints them]}, ...]}
 
-Ids are only meaningful inside the file; import gives everything new ids. Runs on whichever
+"steps" (optional) holds what the engine recorded for a reply, so an imported conversation can
+be inspected token by token like the original; an export without them is smaller. Ids are only
+meaningful inside the file; import gives everything new ids. Runs on whichever
 thread owns the `ConversationStore` passed in.
 """
 
@@ -19,6 +22,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from desktop.core.conversation_records import step_rows, steps_from_rows
 from desktop.core.conversations import Conversation, ConversationStore, Message, StoreError
 from desktop.core.sampling import SamplerSettings
 
@@ -26,9 +30,19 @@ EXPORT_FORMAT = "openlid-conversation"
 EXPORT_VERSION = 1
 
 
-def export_json(store: ConversationStore, conversation_id: int) -> dict[str, Any]:
-    """The whole conversation (all branches) as a JSON-ready dict."""
+def export_json(store: ConversationStore, conversation_id: int,
+                include_steps: bool = True) -> dict[str, Any]:
+    """The whole conversation (all branches) as a JSON-ready dict, with each reply's recorded
+    steps unless `include_steps` is False."""
     c = store.get(conversation_id)
+
+    def message(m: Message) -> dict[str, Any]:
+        row: dict[str, Any] = {"id": m.id, "parent_id": m.parent_id, "role": m.role,
+                               "content": m.content, "created": m.created, "meta": m.meta}
+        if include_steps and m.role == "assistant" and store.has_steps(m.id):
+            row["steps"] = step_rows(store.load_steps(m.id))
+        return row
+
     return {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
@@ -44,11 +58,7 @@ def export_json(store: ConversationStore, conversation_id: int) -> dict[str, Any
             "mode": c.mode,
             "active_leaf_id": c.active_leaf_id,
         },
-        "messages": [
-            {"id": m.id, "parent_id": m.parent_id, "role": m.role, "content": m.content,
-             "created": m.created, "meta": m.meta}
-            for m in store.messages(conversation_id)
-        ],
+        "messages": [message(m) for m in store.messages(conversation_id)],
     }
 
 
@@ -90,7 +100,8 @@ def import_json(store: ConversationStore, data: Any) -> Conversation:
             )
             for m in raw
         ]
-        return store.insert_conversation(conversation, messages)
+        steps = {int(m["id"]): steps_from_rows(m["steps"]) for m in raw if m.get("steps")}
+        return store.insert_conversation(conversation, messages, steps)
     except StoreError:
         raise
     except (KeyError, TypeError, ValueError) as exc:

@@ -99,17 +99,27 @@ def message_from_row(row: sqlite3.Row) -> Message:
                    created=row["created"], meta=loads_dict(row["meta_json"]))
 
 
+def step_rows(records: Sequence[StepRecord]) -> list[dict[str, Any]]:
+    """StepRecords as JSON-ready rows (n_vocab and the replayed flag included)."""
+    return [{**r.to_json(), "n_vocab": r.n_vocab, **({"replayed": True} if r.replayed else {})}
+            for r in records]
+
+
+def steps_from_rows(rows: Any) -> list[StepRecord]:
+    """The StepRecords of `step_rows`; KeyError/TypeError/ValueError when damaged."""
+    if not isinstance(rows, list):
+        raise TypeError("steps are not a list")
+    return [step_from_json(r) for r in rows]
+
+
 def encode_steps(records: Sequence[StepRecord]) -> bytes:
-    """A reply's StepRecords as one compressed blob (n_vocab and the replayed flag included)."""
-    rows = [{**r.to_json(), "n_vocab": r.n_vocab, **({"replayed": True} if r.replayed
-                                                     else {})} for r in records]
-    return zlib.compress(dumps(rows).encode("utf-8"), 6)
+    """A reply's StepRecords as one compressed blob."""
+    return zlib.compress(dumps(step_rows(records)).encode("utf-8"), 6)
 
 
 def decode_steps(blob: bytes, message_id: int) -> list[StepRecord]:
     """The StepRecords of `encode_steps`; StoreError (naming the message) if unreadable."""
     try:
-        rows = json.loads(zlib.decompress(blob).decode("utf-8"))
-        return [step_from_json(r) for r in rows]
+        return steps_from_rows(json.loads(zlib.decompress(blob).decode("utf-8")))
     except (zlib.error, ValueError, KeyError, TypeError) as exc:
         raise StoreError(f"the steps of message {message_id} cannot be read: {exc}") from exc

@@ -304,11 +304,13 @@ class ConversationStore:
 
     # ---- whole conversations ---------------------------------------------------------------
 
-    def insert_conversation(self, conversation: Conversation,
-                            messages: Sequence[Message]) -> Conversation:
+    def insert_conversation(self, conversation: Conversation, messages: Sequence[Message],
+                            steps: Mapping[int, Sequence[StepRecord]] | None = None
+                            ) -> Conversation:
         """Add a copy of a conversation and its messages under new ids, in one transaction
         (import uses this). Message ids and parent ids are only used to rebuild the tree;
-        parents may come after their children in `messages`. ValueError if the tree is broken.
+        parents may come after their children in `messages`. `steps` maps a message id of
+        `messages` to its StepRecords. ValueError if the tree is broken.
         """
         if conversation.mode not in MODES:
             raise ValueError(f"unknown mode {conversation.mode!r}")
@@ -340,6 +342,12 @@ class ConversationStore:
                          m.content, m.created, dumps(m.meta) if m.meta is not None else None))
                     new_ids[m.id] = int(cur.lastrowid or 0)
                 pending = [m for m in pending if m.id not in new_ids]
+            for old_id, records in (steps or {}).items():
+                if old_id not in new_ids:
+                    raise ValueError(f"steps for message {old_id}, which is not in the file")
+                self._conn.execute(
+                    "INSERT INTO message_steps(message_id, count, blob) VALUES (?, ?, ?)",
+                    (new_ids[old_id], len(records), encode_steps(records)))
             leaf = c.active_leaf_id
             self._conn.execute("UPDATE conversations SET active_leaf_id = ? WHERE id = ?",
                                (new_ids.get(leaf) if leaf is not None else None,

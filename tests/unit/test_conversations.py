@@ -355,3 +355,31 @@ def test_migration_from_schema_1_keeps_old_data(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT version FROM openlid_schema WHERE component = "
                             "'conversations'").fetchone() == (SCHEMA_VERSION,) == (2,)
+
+
+def test_export_carries_each_replys_steps_and_import_restores_them(
+        store: ConversationStore, tmp_path: Path) -> None:
+    c = store.create("with steps")
+    u = store.append(c.id, "user", "Hi")
+    first = store.append(c.id, "assistant", "one")
+    second = store.add_message(c.id, "assistant", "two", parent_id=u.id)
+    store.save_steps(first.id, sample_steps(6))
+    store.save_steps(second.id, sample_steps(4))
+    data = json.loads(json.dumps(export_json(store, c.id)))  # through real JSON text
+    assert [len(m.get("steps", [])) for m in data["messages"]] == [0, 6, 4]
+    assert "steps" not in export_json(store, c.id, include_steps=False)["messages"][1]
+
+    with ConversationStore(tmp_path / "other.sqlite3") as other:
+        copy = import_json(other, data)
+        replies = [m for m in other.messages(copy.id) if m.role == "assistant"]
+        assert [len(other.load_steps(m.id)) for m in replies] == [6, 4]
+        assert other.load_steps(replies[0].id) == sample_steps(6)  # every field survives
+
+
+def test_import_with_damaged_steps_writes_nothing(store: ConversationStore) -> None:
+    data = {"format": "openlid-conversation", "version": 1, "conversation": {"title": "t"},
+            "messages": [{"id": 1, "parent_id": None, "role": "assistant", "content": "x",
+                          "steps": [{"step": 0}]}]}
+    with pytest.raises(StoreError, match="damaged"):
+        import_json(store, data)
+    assert store.list_conversations() == []
