@@ -6,18 +6,24 @@ It is a benchmark fixture, not a Hub: no API, no redirects, no auth. The body is
 `socket.sendfile` (zero copy from the page cache), so the server costs as little CPU as it can
 and the clients' own work is what the benchmark compares.
 
-Threads: `BenchFileServer` starts a `ThreadingHTTPServer` on its own thread
-("openlid-bench-server"); each connection gets a handler thread of the server's. `stop()` ends
-them. Standard library only; no Qt.
+Processes and threads: `BenchFileServer` starts a child process (multiprocessing, spawn
+context) that runs a `ThreadingHTTPServer`, each connection on a handler thread of its own.
+The server must not share the measuring process: threads in one process share its GIL, and a
+server thread holding it while it sends would slow whichever client is being timed (and skew
+every experiment about the client's threads). `stop()` ends the child. A spawned child imports
+the parent's `__main__` again, so entry points that start a server need the usual
+`if __name__ == "__main__"` guard (`openlid`'s console script and `python -m` have one).
+Standard library only; no Qt.
 """
 
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
-import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -96,34 +102,62 @@ class _Handler(BaseHTTPRequestHandler):
                         time.sleep(ahead)
 
 
+def _serve(path: str, url_path: str, sha256: str, rate: float,
+           ready: Connection) -> None:
+    """The child process: serve until the parent closes its end of `ready` (or dies)."""
+    import threading
+
+    handler = type("BoundBenchHandler", (_Handler,), {
+        "file_path": Path(path), "url_path": url_path, "sha256": sha256, "rate": rate,
+    })
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                     name="openlid-bench-server", daemon=True).start()
+    ready.send(server.server_address[1])
+    with contextlib.suppress(EOFError, OSError):
+        ready.recv()  # anything, or EOF when the parent closes the pipe or exits
+    server.shutdown()
+    server.server_close()
+
+
 class BenchFileServer:
-    """Serves `path` (whose sha256 is `sha256`) until `stop()`, at most `rate` bytes/s per
-    response when `rate` > 0 (a network link's speed). `url` is the Hub-like endpoint;
-    `file_url` the file's resolve URL under it."""
+    """Serves `path` (whose sha256 is `sha256`) from a child process until `stop()`, at most
+    `rate` bytes/s per response when `rate` > 0 (a network link's speed). `url` is the Hub-like
+    endpoint; `file_url` the file's resolve URL under it. Blocks until the server listens."""
 
     def __init__(self, path: Path, sha256: str, rate: float = 0.0) -> None:
         name = path.name
         url_path = f"/{BENCH_REPO}/resolve/{BENCH_REVISION}/{name}"
-        handler = type("BoundBenchHandler", (_Handler,), {
-            "file_path": path, "url_path": url_path, "sha256": sha256, "rate": rate,
-        })
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        ctx = multiprocessing.get_context("spawn")  # no fork: the caller may hold threads
+        self._pipe, child_end = ctx.Pipe()
+        self._process = ctx.Process(
+            target=_serve, args=(str(path), url_path, sha256, rate, child_end),
+            name="openlid-bench-server", daemon=True,
+        )
+        self._process.start()
+        child_end.close()
+        try:
+            if not self._pipe.poll(60):
+                raise EOFError
+            port = self._pipe.recv()
+        except EOFError:  # the child died (or hung) before it listened
+            self.stop()
+            raise RuntimeError("the benchmark's file server did not start") from None
+        self.url = f"http://127.0.0.1:{port}"
         self.repo_id = BENCH_REPO
         self.revision = BENCH_REVISION
         self.file_name = name
         self.file_url = self.url + quote(url_path)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-            name="openlid-bench-server", daemon=True,
-        )
-        self._thread.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        with contextlib.suppress(OSError):
+            self._pipe.send(None)
+        self._pipe.close()
+        self._process.join(timeout=5)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(timeout=5)
 
     def __enter__(self) -> BenchFileServer:
         return self

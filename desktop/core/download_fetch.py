@@ -9,8 +9,17 @@ Invariants, relied on by resume after pause, a dropped connection, a quit or a S
 - a `.part` is locked (flock, POSIX) while an attempt writes it, so a second Openlid process
   (the CLI beside the app) cannot interleave writes; the lock dies with its process.
 
-Runs on a download worker thread owned by `DownloadManager`; the only shared object is the
-httpx2 client, which is thread-safe. Stopping is cooperative: `stop` is checked between chunks.
+Threads: an attempt runs on a download worker thread owned by `DownloadManager`, which reads
+the network; the bytes it receives are written on one thread of the attempt's own and hashed on
+another ("openlid-download-writer", "-hasher"; joined before the attempt returns), each fed
+through a bounded queue of a few chunks, so network reads, writes and the hash overlap (file
+writes and hashlib release the GIL for large buffers). The only shared object is the httpx2
+client, which is thread-safe. Stopping is cooperative: `stop` is checked between network reads.
+
+The bytes travel over `http.client` (`download_direct`), which reads up to 1 MiB per call;
+httpx2 reads 64 KiB per call and copies each piece several times, which cost more than the hash
+on loopback. httpx2 (through `hub_http.stream_resolved`) still carries a download when a proxy
+is configured (http.client knows none), and a body that arrives content-encoded.
 """
 
 from __future__ import annotations
@@ -18,9 +27,11 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import queue
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +39,7 @@ from typing import BinaryIO, Protocol
 
 import httpx2
 
+from desktop.core.download_direct import Body, direct_get
 from desktop.core.hub_http import hub_headers, resolve_url, stream_resolved
 
 __all__ = [
@@ -42,6 +54,9 @@ __all__ = [
 ]
 
 _READ_BLOCK = 1 << 20  # hashing an existing .part
+# Buffers between the reading and the writing thread: enough to ride out an fdatasync, few
+# enough that a SIGKILL loses little that was received (at most this many reads).
+_QUEUE_DEPTH = 4
 # `on_offset` runs per network read otherwise (~4,000 times for 256 MiB): the queue's lock and
 # speed meter then cost more than the bytes. Progress is shown at ~1 Hz anyway.
 _REPORT_BYTES = 4 << 20
@@ -189,9 +204,10 @@ def fetch_file(
 
 
 class _PartState:
-    """The open `.part`, its length and the running hash of its bytes. The hash is updated
-    on this thread as bytes arrive; a hashing thread was tried and measured no faster on a
-    2-core machine (hashlib releases the GIL, but there was no idle core to use)."""
+    """The open `.part`, its length and the running hash of its bytes. Before the body starts
+    the attempt's thread owns it; while it streams, the writer stage owns the file and `offset`
+    and the hasher stage owns `hasher` (the reading thread just reads `offset`, an int, to
+    report progress)."""
 
     def __init__(self, f: BinaryIO, target: FetchTarget) -> None:
         self.f = f
@@ -212,18 +228,17 @@ class _PartState:
         if self.hasher is not None:
             _hash_prefix(self.f, self.offset, self.hasher, stop)
 
-    def sync_some(self) -> None:
-        """Write what is buffered through to the disk (the data only: fdatasync)."""
-        self.f.flush()
-        sync = getattr(os, "fdatasync", os.fsync)  # fdatasync is not on macOS/Windows
-        sync(self.f.fileno())
-        self.synced = self.offset
-
-    def append(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes) -> None:
         _write(self.f, chunk)
+        self.offset += len(chunk)
+        if self.offset >= self.synced + _SYNC_BYTES:
+            self.f.flush()
+            getattr(os, "fdatasync", os.fsync)(self.f.fileno())  # fdatasync: not on macOS
+            self.synced = self.offset
+
+    def hash(self, chunk: bytes) -> None:
         if self.hasher is not None:
             self.hasher.update(chunk)
-        self.offset += len(chunk)
 
     def finish(self, part: Path, stop: threading.Event) -> None:
         size = self.target.size
@@ -265,6 +280,50 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+class _Stage:
+    """One step of the byte pipeline on a thread of its own: `work` runs on each chunk in
+    order, then the chunk goes on to the next stage. `put` blocks while the queue is full, which
+    paces the reader to the slowest stage. An error (a full disk) is kept and raised to the
+    reader at its next `put` or at `close`; the thread then only drains its queue, so `put`
+    never blocks on a dead stage."""
+
+    def __init__(self, name: str, work: Callable[[bytes], None],
+                 then: _Stage | None = None) -> None:
+        self._work = work
+        self._then = then
+        self._queue: queue.Queue[bytes | None] = queue.Queue(_QUEUE_DEPTH)
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self._work(chunk)
+                    if self._then is not None:
+                        self._then.put(chunk)
+                except BaseException as exc:  # handed to the reader, which raises it
+                    self.error = exc
+
+    def put(self, chunk: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        self._queue.put(chunk)
+
+    def close(self) -> None:
+        """Finish what is queued (received bytes are never dropped), stop this stage and the
+        ones after it, and raise the first stage's error if there was one."""
+        self._queue.put(None)
+        self._thread.join()
+        try:
+            if self._then is not None:
+                self._then.close()
+        finally:
+            if self.error is not None:
+                raise self.error
+
+
 def _stream(
     client: httpx2.Client,
     endpoint: str,
@@ -280,35 +339,51 @@ def _stream(
         headers["Range"] = f"bytes={state.offset}-"
     url = resolve_url(endpoint, target.repo_id, target.path, target.revision)
     what = f"{target.repo_id}/{target.path}"
+    if not urllib.request.getproxies():  # http.client knows no proxies; httpx2 does
+        with direct_get(client, url, headers, endpoint, what, target.repo_id) as body:
+            if body is not None:
+                _receive(body, state, stop, on_offset)
+                return
     with stream_resolved(client, url, headers, endpoint=endpoint, what=what,
                          repo_id=target.repo_id) as response:
-        if response.status_code == 416:
-            state.restart()
-            on_offset(0)
-            raise TransientFetchError("the server refused to resume; starting the file over")
         encoded = response.headers.get("Content-Encoding", "identity") != "identity"
-        if response.status_code == 206 and not encoded:
-            if _content_range_start(response.headers.get("Content-Range")) != state.offset:
-                raise TransientFetchError("the server sent a different part of the file")
-        elif state.offset:  # a 200 (Range ignored) or an encoded body: the whole file again
-            state.restart()
-            on_offset(0)
-        state.f.seek(0, os.SEEK_END)
-        # Whatever the socket delivers, written at once: a cut connection loses no received
-        # bytes, and a stop request is seen within one network read. The offset is reported
-        # every few MiB or 50 ms, and once more however the loop ends.
-        reported, reported_at = state.offset, time.monotonic()
+        _receive(Body(response.status_code, response.headers.get, response.iter_bytes()),
+                 state, stop, on_offset, encoded)
+
+
+def _receive(body: Body, state: _PartState, stop: threading.Event,
+             on_offset: Callable[[int], None], encoded: bool = False) -> None:
+    if body.status == 416:
+        state.restart()
+        on_offset(0)
+        raise TransientFetchError("the server refused to resume; starting the file over")
+    if body.status == 206 and not encoded:
+        if _content_range_start(body.header("Content-Range")) != state.offset:
+            raise TransientFetchError("the server sent a different part of the file")
+    elif state.offset:  # a 200 (Range ignored) or an encoded body: the whole file again
+        state.restart()
+        on_offset(0)
+    state.f.seek(0, os.SEEK_END)
+    # Whatever the socket delivers goes to the writer at once: a cut connection loses no
+    # received bytes, and a stop request is seen within one network read. The offset written
+    # so far is reported every few MiB or 50 ms, and once more however the loop ends.
+    reported, reported_at = state.offset, time.monotonic()
+    # Write and hash on two threads: the hash (sha256, ~1.2 GB/s on one core) is the slowest
+    # step, and the fdatasyncs wait on the disk; neither then holds up the other or the reads.
+    hasher = _Stage("openlid-download-hasher", state.hash) if state.hasher else None
+    writer = _Stage("openlid-download-writer", state.write, hasher)
+    try:
+        for chunk in body.chunks:
+            if stop.is_set():
+                raise Stopped
+            writer.put(chunk)
+            if state.offset - reported >= _REPORT_BYTES \
+                    or time.monotonic() - reported_at >= _REPORT_SECONDS:
+                reported, reported_at = state.offset, time.monotonic()
+                on_offset(reported)
+    finally:
         try:
-            for chunk in response.iter_bytes():
-                if stop.is_set():
-                    raise Stopped
-                state.append(chunk)
-                if state.offset >= state.synced + _SYNC_BYTES:
-                    state.sync_some()
-                if state.offset - reported >= _REPORT_BYTES \
-                        or time.monotonic() - reported_at >= _REPORT_SECONDS:
-                    reported, reported_at = state.offset, time.monotonic()
-                    on_offset(reported)
+            writer.close()
         finally:
             if state.offset != reported:
                 on_offset(state.offset)

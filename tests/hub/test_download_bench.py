@@ -32,10 +32,17 @@ def test_bench_report_shape_and_verification(tmp_path: Path) -> None:
     assert report["verified"] is True
     assert len(report["sha256"]) == 64
     assert report["targets"] == {"ratio_download_vs_plain": ">= 0.9"}
+    assert 0 < report["bound_ratio"] <= 1
+    paced = report["paced"]  # an unpaced run also compares over a paced "link"
+    assert paced["server_rate_mb_per_s"] == 200
+    assert paced["verified"] is True
+    assert paced["ratio_download_vs_plain"] > 0
     assert not list(tmp_path.iterdir())  # the work folder is gone
     text = format_download_report(report)
     assert "ratio_download_vs_plain" in text
     assert "sha256 matched every round" in text
+    assert "CPU-bound" in text
+    assert "paced to 200 MB/s" in text
     assert not [t for t in threading.enumerate()
                 if t.name.startswith(("openlid-download-", "openlid-bench-"))]
 
@@ -46,6 +53,7 @@ def test_cli_bench_download_json(capsys: pytest.CaptureFixture[str]) -> None:
     report = json.loads(capsys.readouterr().out)
     assert report["verified"] is True
     assert report["server_rate_mb_per_s"] == 50
+    assert "paced" not in report  # a paced run is the paced figure itself
     assert main(["bench", "--download", "--size", "0"]) == 2
 
 
@@ -54,6 +62,7 @@ def test_bench_server_speaks_range(tmp_path: Path) -> None:
     sha = write_random_file(source, 100_000)
     data = source.read_bytes()
     assert hashlib.sha256(data).hexdigest() == sha
+    # The server is a child process of its own; it serves until stopped, then is gone.
     with BenchFileServer(source, sha) as server, httpx2.Client() as client:
         whole = client.get(server.file_url)
         assert whole.status_code == 200
@@ -65,3 +74,5 @@ def test_bench_server_speaks_range(tmp_path: Path) -> None:
         assert client.get(server.file_url, headers={"Range": "bytes=100000-"}).status_code \
             == 416
         assert client.get(server.url + "/nope").status_code == 404
+    with pytest.raises(httpx2.ConnectError), httpx2.Client() as client:
+        client.get(server.file_url)

@@ -338,3 +338,32 @@ def test_a_failing_listener_does_not_fail_the_download(managers: Managers, detai
     assert manager.wait(manager.enqueue(BIG_REPO, files, tmp_path, repo.commit), 10).state \
         == JOB_DONE
     assert "download listener failed" in caplog.text
+
+
+@pytest.mark.parametrize("proxied", [False, True], ids=["direct", "proxy"])
+def test_both_byte_paths_resume_and_verify(
+    managers: Managers, details: Details, hub: HubServer, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, proxied: bool,
+) -> None:
+    # http.client knows no proxies, so with one configured the fast byte path steps aside for
+    # httpx2, which honours it (here a proxy bypassed for 127.0.0.1, so the Hub is reached).
+    if proxied:
+        monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+        monkeypatch.setenv("no_proxy", "127.0.0.1")
+    direct: list[str] = []
+    real_direct = download_fetch.direct_get
+
+    def spy(*args: Any, **kw: Any) -> Any:
+        direct.append(args[1])
+        return real_direct(*args, **kw)
+
+    monkeypatch.setattr(download_fetch, "direct_get", spy)
+    repo, files, _ = _big(details)
+    hub.faults.drop_after, hub.faults.drop_times = 300_000, 1
+    hub.faults.corrupt_times, hub.faults.corrupt_offset = 1, 700_000
+    manager = _start(managers)
+    job_id = manager.enqueue(BIG_REPO, files, tmp_path, repo.commit)
+    assert manager.wait(job_id, 10).state == JOB_DONE
+    assert bool(direct) is not proxied
+    assert cdn_ranges(hub, BIG_FILE)[:2] == [None, "bytes=300000-"]
+    assert _verified(tmp_path / BIG_FILE, files)
