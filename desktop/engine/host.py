@@ -172,7 +172,11 @@ class EngineHost:
                 event = conn.recv()
             except (EOFError, OSError):
                 break
-            self._dispatch(event)
+            if isinstance(event, P.Steps):
+                for record in event.records:
+                    self._dispatch(P.Step(event.request_id, record))
+            else:
+                self._dispatch(event)
         if self._stopping:
             return
         process.join(timeout=5)

@@ -88,6 +88,17 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Steps:
+    """Several consecutive Steps in one message (the wire form only: the host hands them on as
+    single `Step` events). Each message wakes the host's threads, and on a machine whose cores
+    all run llama.cpp every wake-up stalls a decode, so the worker sends the steps of ~40 ms at
+    a time; the first step of a reply always goes at once."""
+
+    request_id: int
+    records: tuple[StepRecord, ...]
+
+
+@dataclass(frozen=True)
 class Done:
     request_id: int
     result: GenerationDone

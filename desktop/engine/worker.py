@@ -184,53 +184,58 @@ class Worker:
     ) -> None:
         from desktop.core.steps import GenerationDone, StepRecord, Timings, Usage
         from desktop.core.textstream import StopMatcher
+        from desktop.engine.step_batch import StepBatcher
 
         settings = msg.settings
         utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         stops = StopMatcher(settings.stop)
         finish, first_token_at = "length", 0.0
         n_generated = 0
-        for step in range(settings.max_tokens):
-            if self._cancel_requested():
-                finish = "cancelled"
-                break
-            logits = session.logits()
-            forced = msg.forced_tokens[step] if step < len(msg.forced_tokens) else None
-            if msg.capture or forced is not None:
-                token, fields = sampler.sample_captured(logits, forced)
-            else:
-                token, fields = sampler.sample_fast(logits), None
-            n_generated += 1
-            if step == 0:
-                first_token_at = time.perf_counter()
-            eog = session.is_end_of_generation(token) and not settings.ignore_eos
-            text = "" if eog else utf8.decode(session.piece_bytes(token))
-            if fields is not None:
-                pieces = session.display_pieces(fields["stages"], token)
-                record = StepRecord(
-                    step=step, text=text, piece=session.display_piece(token), pieces=pieces,
-                    n_vocab=session.n_vocab, position=len(session.cached),
-                    decode_ms=decode_ms, **fields,
-                )
-            else:
-                record = StepRecord(
-                    step=step, token_id=token, text=text, piece=session.display_piece(token),
-                    prob=0.0, raw_prob=0.0, raw_rank=0, entropy_raw=0.0, entropy_final=0.0,
-                    stages=(), n_vocab=session.n_vocab, position=len(session.cached),
-                )
-            self.send(P.Step(msg.request_id, record))
-            if eog:
-                finish = "stop"
-                break
-            if stops.feed(text):
-                finish = "stop"
-                break
-            if len(session.cached) + 1 >= session.n_ctx:
-                finish = "context"
-                break
-            t0 = time.perf_counter()
-            session.decode([token])
-            decode_ms = (time.perf_counter() - t0) * 1000
+        steps = StepBatcher(self.send, msg.request_id)
+        try:
+            for step in range(settings.max_tokens):
+                if self._cancel_requested():
+                    finish = "cancelled"
+                    break
+                logits = session.logits()
+                forced = msg.forced_tokens[step] if step < len(msg.forced_tokens) else None
+                if msg.capture or forced is not None:
+                    token, fields = sampler.sample_captured(logits, forced)
+                else:
+                    token, fields = sampler.sample_fast(logits), None
+                n_generated += 1
+                if step == 0:
+                    first_token_at = time.perf_counter()
+                eog = session.is_end_of_generation(token) and not settings.ignore_eos
+                text = "" if eog else utf8.decode(session.piece_bytes(token))
+                if fields is not None:
+                    pieces = session.display_pieces(fields["stages"], token)
+                    record = StepRecord(
+                        step=step, text=text, piece=session.display_piece(token), pieces=pieces,
+                        n_vocab=session.n_vocab, position=len(session.cached),
+                        decode_ms=decode_ms, **fields,
+                    )
+                else:
+                    record = StepRecord(
+                        step=step, token_id=token, text=text, piece=session.display_piece(token),
+                        prob=0.0, raw_prob=0.0, raw_rank=0, entropy_raw=0.0, entropy_final=0.0,
+                        stages=(), n_vocab=session.n_vocab, position=len(session.cached),
+                    )
+                steps.add(record)
+                if eog:
+                    finish = "stop"
+                    break
+                if stops.feed(text):
+                    finish = "stop"
+                    break
+                if len(session.cached) + 1 >= session.n_ctx:
+                    finish = "context"
+                    break
+                t0 = time.perf_counter()
+                session.decode([token])
+                decode_ms = (time.perf_counter() - t0) * 1000
+        finally:
+            steps.flush()  # before Done, or before the error an exception becomes
         ended = time.perf_counter()
         gen_s = max(ended - first_token_at, 1e-9) if first_token_at else 0.0
         done = GenerationDone(
