@@ -137,7 +137,7 @@ def test_params_go_to_the_hub_and_quant_and_file_size_filter_each_page(
     assert "filtered on this page" not in window.browser.status.text()
 
     with qtbot.waitSignal(window.hub.sig_search_finished):
-        window.browser.size_box.setCurrentText("Any size")
+        window.browser.size_box.setCurrentText("Any parameter count")
     window.browser.quant_box.setCurrentText("q8_0")
     with qtbot.waitSignal(window.hub.sig_search_finished):
         window.browser.search()

@@ -39,7 +39,7 @@ _UNIT = {"b": 1e9, "m": 1e6}
 
 # The choices of the browser's "Parameters" filter (the Hub applies it): label → low, high.
 PARAM_RANGES: dict[str, tuple[float, float]] = {
-    "Any size": (0.0, float("inf")),
+    "Any parameter count": (0.0, float("inf")),
     "Under 1B": (0.0, 1e9),
     "1B – 4B": (1e9, 4.5e9),
     "4B – 9B": (4.5e9, 9.5e9),
@@ -78,7 +78,7 @@ def param_count(repo_id: str) -> float | None:
 
 def param_limits(label: str) -> tuple[int | None, int | None]:
     """The range named `label` as SearchQuery's min_params / max_params (None: no bound)."""
-    low, high = PARAM_RANGES.get(label, PARAM_RANGES["Any size"])
+    low, high = PARAM_RANGES.get(label, PARAM_RANGES["Any parameter count"])
     return (int(low) or None, None if high == float("inf") else int(high))
 
 
