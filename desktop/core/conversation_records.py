@@ -113,13 +113,23 @@ def steps_from_rows(rows: Any) -> list[StepRecord]:
 
 
 def encode_steps(records: Sequence[StepRecord]) -> bytes:
-    """A reply's StepRecords as one compressed blob."""
-    return zlib.compress(dumps(step_rows(records)).encode("utf-8"), 6)
+    """A reply's StepRecords as one compressed blob: one JSON row per line.
+
+    Row by row, not one `json.dumps` of the whole list: the C encoder holds the GIL for the
+    whole call (~55 ms for a 200-token reply, 2.3 MB of JSON), and this runs on the store's
+    thread while the GUI thread waits for the GIL; per row, the GIL changes hands between rows.
+    zlib releases the GIL while it compresses."""
+    text = "\n".join(dumps(row) for row in step_rows(records))
+    return zlib.compress(text.encode("utf-8"), 6)
 
 
 def decode_steps(blob: bytes, message_id: int) -> list[StepRecord]:
-    """The StepRecords of `encode_steps`; StoreError (naming the message) if unreadable."""
+    """The StepRecords of `encode_steps` (also the single-array form written before rows were
+    one per line); StoreError (naming the message) if unreadable."""
     try:
-        return steps_from_rows(json.loads(zlib.decompress(blob).decode("utf-8")))
+        text = zlib.decompress(blob).decode("utf-8")
+        if text.startswith("["):
+            return steps_from_rows(json.loads(text))
+        return [step_from_json(json.loads(line)) for line in text.splitlines() if line]
     except (zlib.error, ValueError, KeyError, TypeError) as exc:
         raise StoreError(f"the steps of message {message_id} cannot be read: {exc}") from exc

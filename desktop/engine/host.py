@@ -30,8 +30,11 @@ EventCallback = Callable[[P.EngineEvent], None]
 
 
 class EngineHost:
-    def __init__(self, on_event: EventCallback | None = None, log_dir: str | Path | None = None):
+    def __init__(self, on_event: EventCallback | None = None, log_dir: str | Path | None = None,
+                 nice: int = 0):
+        """`nice` > 0 lowers the worker's CPU priority (the GUI passes one: see worker.main)."""
         self.on_event = on_event
+        self.nice = nice
         self.events: queue.Queue[P.EngineEvent] = queue.Queue()
         self.log_dir = Path(log_dir) if log_dir else Path(tempfile.gettempdir()) / "openlid-logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -65,7 +68,8 @@ class EngineHost:
         from desktop.engine import worker
 
         process = ctx.Process(
-            target=worker.main, args=(child, self.log_path), name="openlid-engine", daemon=True
+            target=worker.main, args=(child, self.log_path, self.nice), name="openlid-engine",
+            daemon=True,
         )
         process.start()
         child.close()  # only the worker holds that end: its death gives us EOF

@@ -23,9 +23,18 @@ from typing import Any
 from desktop.engine import protocol as P
 
 
-def main(conn: Connection, log_path: str) -> None:
-    """Entry point of the child process."""
+def main(conn: Connection, log_path: str, nice: int = 0) -> None:
+    """Entry point of the child process.
+
+    `nice` > 0: run below the parent's priority. Before any llama.cpp thread exists, so its
+    threads inherit it. The window passes one: when llama.cpp's threads fill every core, the GUI
+    thread would otherwise wait its turn behind them and a 10 ms repaint could take 60 ms; with
+    the engine niced the GUI runs first, and the engine loses only the time the GUI really uses.
+    """
     _redirect_output(log_path)
+    if nice > 0:
+        with contextlib.suppress(OSError):
+            os.nice(nice)
     # EOF or a broken pipe: the host went away and there is nothing left to answer.
     with contextlib.suppress(EOFError, BrokenPipeError, KeyboardInterrupt):
         Worker(conn, log_path).serve()
