@@ -10,8 +10,9 @@ Openlid. Runs on the thread that owns the connection.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+
+from desktop.core.sqlite_wal import transaction
 
 SCHEMA_VERSION = 2
 COMPONENT = "conversations"
@@ -63,19 +64,6 @@ def _v2(conn: sqlite3.Connection) -> None:
 
 # _MIGRATIONS[n] takes the schema from version n to n + 1; append, never edit, released steps.
 _MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2)
-
-
-@contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    # IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout instead of
-    # one failing half-way with "database is locked".
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 def migrate(conn: sqlite3.Connection) -> int:

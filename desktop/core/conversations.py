@@ -39,14 +39,9 @@ from desktop.core.conversation_records import (
     encode_steps,
     message_from_row,
 )
-from desktop.core.conversation_schema import (
-    SCHEMA_VERSION,
-    StoreError,
-    migrate,
-    transaction,
-)
+from desktop.core.conversation_schema import SCHEMA_VERSION, StoreError, migrate
 from desktop.core.sampling import SamplerSettings
-from desktop.core.sqlite_wal import enable_wal
+from desktop.core.sqlite_wal import enable_wal, transaction
 from desktop.core.steps import StepRecord
 
 __all__ = ["SCHEMA_VERSION", "Conversation", "ConversationStore", "Message", "StoreError",

@@ -2,22 +2,23 @@
 
 Two kinds of entry: files found by scanning the models folder (`paths.models_dir()`), and models
 imported from elsewhere on disk, linked in place (never copied). `discover()` offers models that
-already sit in the Hugging Face cache or LM Studio's models folder. The list persists in
-`paths.data_dir()/library.json`, written atomically (temp file + `os.replace`), so a crash never
-leaves half a file and the GUI and the CLI can share it.
+already sit in the Hugging Face cache or LM Studio's models folder.
 
-On-disk format: `{"version": 1, "models": {path: {"source", "size", "mtime_ns", "meta"}},
-"hidden": [path, ...]}`. `meta` caches what was read from the file; it is reused while size and
-mtime are unchanged, so a rescan does not re-read every header. `hidden` holds models-folder files
-the user removed from the list without deleting them (else the next scan would list them again).
+The records live in the app's one SQLite file (`paths.database_path()`, beside conversations
+and download jobs), in the tables of `desktop.core.library_store`: per path its source, the
+file's size and mtime, and the metadata read from it, reused while size and mtime are unchanged
+so a rescan does not re-read every header; and the models-folder files the user removed from
+the list without deleting them (else the next scan would list them again). The first call after
+an upgrade imports the old `data_dir()/library.json` there and renames it.
 
 Every function takes an optional `models_dir` (default `paths.models_dir()`), so the GUI, which
-is handed its folder, and tests can point the library anywhere; library.json stays in data_dir.
+is handed its folder, and tests can point the library anywhere; the database stays in data_dir.
 
-Pure Python; reads files, so call it off the GUI thread (any thread). Within one process a lock
-serialises each read-modify-write of library.json, so a scan and an import running on two pool
-threads never drop each other's change; across processes (GUI and CLI) only the atomic replace
-protects it, and the last writer wins.
+Pure Python; reads files, so call it off the GUI thread (any thread). Each call opens its own
+connection, so calls on several threads and in several processes (the GUI's scan, import and
+remove jobs on pool threads, `openlid models`) are safe together: every write is one
+transaction, and a scan, which reads headers outside any transaction, writes back only the rows
+nobody changed meanwhile, so it never drops a concurrent import or removal.
 """
 
 from __future__ import annotations
@@ -28,33 +29,23 @@ import os
 import re
 import shutil
 import struct
-import tempfile
-import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from desktop.core import paths
 from desktop.core.gguf_check import GgufProblem, check_gguf
+from desktop.core.library_store import LibraryError, LibraryStore, ModelRecord
 
 __all__ = [
     "SOURCES", "LibraryError", "LocalModel", "discover", "discover_places", "hf_cache_dir",
-    "import_model", "library_path", "lm_studio_dirs", "remove", "scan",
+    "import_model", "lm_studio_dirs", "remove", "scan",
 ]
 
 SOURCES = ("models folder", "imported", "hf cache", "lm studio")
-_VERSION = 1
 _LATER_SHARD = re.compile(r"-(\d{5})-of-\d{5}\.gguf$")
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 _MAX_ST_HEADER = 100 << 20  # a safetensors JSON header; real ones are well under 10 MB
-# Reentrant: discover() holds it while it calls scan(). Held across header reads, which is short
-# because scan() reuses cached metadata for unchanged files.
-_LOCK = threading.RLock()
-
-
-class LibraryError(Exception):
-    """A path cannot be added to the library; `str()` says why, in plain words."""
-
 
 @dataclass(frozen=True)
 class LocalModel:
@@ -75,10 +66,6 @@ class LocalModel:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def library_path() -> Path:
-    return paths.data_dir() / "library.json"
 
 
 def hf_cache_dir() -> Path:
@@ -115,32 +102,10 @@ def discover_places() -> tuple[Path, ...]:
 
 # --- persistence -----------------------------------------------------------------------------
 
-def _load() -> dict[str, Any]:
-    try:
-        data = json.loads(library_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        data = {}
-    if not isinstance(data, dict) or data.get("version") != _VERSION:
-        data = {}
-    models = data.get("models")
-    hidden = data.get("hidden")
-    return {"version": _VERSION, "models": models if isinstance(models, dict) else {},
-            "hidden": [h for h in hidden if isinstance(h, str)] if isinstance(hidden, list)
-            else []}
-
-
-def _save(data: dict[str, Any]) -> None:
-    target = library_path()
-    fd, tmp = tempfile.mkstemp(prefix=".library-", suffix=".json", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _store() -> LibraryStore:
+    """A connection for one call; `paths` are read now, so OPENLID_HOME may change between
+    calls (tests)."""
+    return LibraryStore(paths.database_path(), legacy_json=paths.data_dir() / "library.json")
 
 
 # --- reading one model -----------------------------------------------------------------------
@@ -239,19 +204,16 @@ def _read_meta(path: Path) -> dict[str, Any]:
     return _gguf_meta(path)
 
 
-def _model(
-    path: Path, source: str, record: dict[str, Any] | None
-) -> tuple[LocalModel, dict[str, Any]]:
+def _model(path: Path, source: str, record: ModelRecord | None) -> tuple[LocalModel, ModelRecord]:
     """The LocalModel for `path`, reusing `record`'s cached metadata while the file is unchanged."""
     try:
         size, mtime = _stamp(path)
     except OSError as exc:
         problem = "the file is gone" if not path.exists() else f"unreadable: {exc.strerror}"
         blank = LocalModel(str(path), path.name, "", 0, "", 0, False, 0, source, problem=problem)
-        return blank, {"source": source}
-    if record and record.get("size") == size and record.get("mtime_ns") == mtime and isinstance(
-            record.get("meta"), dict):
-        meta: dict[str, Any] = record["meta"]
+        return blank, ModelRecord(source)
+    if record and record.size == size and record.mtime_ns == mtime and record.meta:
+        meta = dict(record.meta)
     else:
         try:
             meta = _read_meta(path)
@@ -261,7 +223,7 @@ def _model(
     defaults: dict[str, Any] = {"name": path.name, "architecture": "", "n_params": 0, "quant": "",
                                 "context_length": 0, "has_template": False, "size_bytes": size}
     model = LocalModel(**{**defaults, **fields, "path": str(path), "source": source})
-    return model, {"source": source, "size": size, "mtime_ns": mtime, "meta": meta}
+    return model, ModelRecord(source, size, mtime, meta)
 
 
 # --- finding models --------------------------------------------------------------------------
@@ -295,29 +257,23 @@ def _models_folder_paths(root: Path) -> list[Path]:
 
 def scan(models_dir: Path | None = None) -> list[LocalModel]:
     """Every model in the library: the models folder, then imported ones; updates the cache."""
-    with _LOCK:
-        return _scan(_root(models_dir))
-
-
-def _scan(root: Path) -> list[LocalModel]:
-    data = _load()
-    records: dict[str, Any] = data["models"]
-    hidden = set(data["hidden"])
-    wanted: dict[str, str] = {str(p): "models folder" for p in _models_folder_paths(root)
-                              if str(p) not in hidden}
-    for key, rec in records.items():
-        if key not in wanted and isinstance(rec, dict) and rec.get("source") != "models folder":
-            wanted[key] = str(rec.get("source", "imported"))
-    out, new_records = [], {}
-    for key, source in wanted.items():
-        rec = records.get(key)
-        model, new_records[key] = _model(Path(key), source, rec if isinstance(rec, dict) else None)
-        out.append(model)
-    # Forget hidden files that are gone, so a new download under the same name is listed.
-    data["hidden"] = sorted(h for h in hidden if Path(h).exists())
-    if new_records != records or data["hidden"] != sorted(hidden):
-        data["models"] = new_records
-        _save(data)
+    root = _root(models_dir)
+    with _store() as store:
+        records, hidden = store.records(), store.hidden()
+        # Header reads happen here, outside any transaction: the connection holds no lock
+        # between statements, and commit_scan keeps what others wrote meanwhile.
+        wanted: dict[str, str] = {str(p): "models folder" for p in _models_folder_paths(root)
+                                  if str(p) not in hidden}
+        for key, rec in records.items():
+            if key not in wanted and rec.source != "models folder":
+                wanted[key] = rec.source if rec.source in SOURCES else "imported"
+        out, found = [], {}
+        for key, source in wanted.items():
+            model, found[key] = _model(Path(key), source, records.get(key))
+            out.append(model)
+        # Forget hidden files that are gone, so a new download under the same name is listed.
+        gone = frozenset(h for h in hidden if not Path(h).exists())
+        store.commit_scan(records, found, unhide=gone)
     return out
 
 
@@ -340,12 +296,9 @@ def import_model(path: str | os.PathLike[str], source: str = "imported",
     if _in_models_dir(p, _root(models_dir)):
         source = "models folder"
     size, mtime = _stamp(p)
-    record = {"source": source, "size": size, "mtime_ns": mtime, "meta": meta}
-    with _LOCK:
-        data = _load()
-        data["models"][str(p)] = record
-        data["hidden"] = [h for h in data["hidden"] if h != str(p)]
-        _save(data)
+    record = ModelRecord(source, size, mtime, meta)
+    with _store() as store:
+        store.put(str(p), record)
     model, _ = _model(p, source, record)
     return model
 
@@ -379,21 +332,18 @@ def remove(path: str | os.PathLike[str], delete_file: bool = False,
     key = str(p)
     inside = _in_models_dir(p, _root(models_dir))
     deleted = False
-    with _LOCK:
-        data = _load()
-        data["models"].pop(key, None)
-        if delete_file and inside and p.exists():
-            if p.is_dir():
-                shutil.rmtree(p)
-            else:
-                try:
-                    shards = [Path(s) for s in check_gguf(p).shards]
-                except GgufProblem:
-                    shards = [p]
-                for s in shards:
-                    s.unlink(missing_ok=True)
-            deleted = True
-        elif inside and key not in data["hidden"]:
-            data["hidden"].append(key)
-        _save(data)
+    # The files go first: if deleting fails, the row stays and the error reaches the caller.
+    if delete_file and inside and p.exists():
+        if p.is_dir():
+            shutil.rmtree(p)
+        else:
+            try:
+                shards = [Path(s) for s in check_gguf(p).shards]
+            except GgufProblem:
+                shards = [p]
+            for s in shards:
+                s.unlink(missing_ok=True)
+        deleted = True
+    with _store() as store:
+        store.forget(key, hide=inside and not deleted)
     return deleted

@@ -108,3 +108,31 @@ def test_models_folder_is_chosen_from_the_cli_and_scanned(tmp_path: Path) -> Non
     bad = _run(env, "models", "--folder", str(mine / "sub"))
     assert bad.returncode != 0
     assert "can't use" in bad.stderr
+
+
+def test_models_imports_an_old_library_json(tmp_path: Path) -> None:
+    env = {**os.environ, "OPENLID_HOME": str(tmp_path / "home")}
+    env.pop("OPENLID_MODELS_DIR", None)
+    data = tmp_path / "home" / "data"
+    data.mkdir(parents=True)
+    model = write_tiny_gguf(tmp_path / "kept.gguf", name="Kept From JSON")
+    (data / "library.json").write_text(json.dumps(
+        {"version": 1, "models": {str(model): {"source": "imported", "meta": {}}}, "hidden": []}))
+    rows = {r["path"]: r for r in _models(env)}
+    assert rows[str(model)]["name"] == "Kept From JSON"  # metadata read again (none was cached)
+    assert (data / "library.json.migrated").is_file()
+    assert not (data / "library.json").exists()
+    assert (data / "openlid.sqlite3").is_file()
+
+
+def test_imports_from_several_processes_at_once_are_all_kept(
+        env: dict[str, str], tmp_path: Path) -> None:
+    # With the old library.json the last writer won; in SQLite each import is a transaction.
+    files = [write_tiny_gguf(tmp_path / f"p{i}.gguf") for i in range(4)]
+    procs = [subprocess.Popen([sys.executable, "-m", "desktop", "import", str(f)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+             for f in files]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    assert {str(f) for f in files} <= {r["path"] for r in _models(env)}

@@ -1,5 +1,7 @@
 """desktop.core.library: scan, import in place, discover (fake HF cache and LM Studio folders),
-remove, and the persisted library.json. Each test gets its own OPENLID_HOME."""
+remove, and the records persisted in the app's SQLite file (the one-time import of the old
+library.json, concurrent writers, the other stores' tables beside it). Each test gets its own
+OPENLID_HOME."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from desktop.core import library, paths
+from desktop.core.library_store import LibraryStore, ModelRecord
 from tests.ggufmaker import tiny_param_count, write_tiny_gguf
 
 _REAL_HF_CACHE_DIR = library.hf_cache_dir
@@ -24,6 +27,12 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(library, "lm_studio_dirs", lambda: (tmp_path / "lms" / "models",
                                                             tmp_path / "lms-old" / "models"))
     return tmp_path
+
+
+def _saved() -> dict[str, ModelRecord]:
+    """What a fresh connection reads from the database: what another process would see."""
+    with LibraryStore(paths.database_path()) as store:
+        return store.records()
 
 
 def _by_path(models: list[library.LocalModel]) -> dict[str, library.LocalModel]:
@@ -44,8 +53,9 @@ def test_scan_lists_models_folder_with_metadata() -> None:
     assert model.has_template
     assert model.size_bytes == target.stat().st_size
     assert not model.problem
-    saved = json.loads(library.library_path().read_text())
-    assert str(target) in saved["models"]
+    saved = _saved()[str(target)]
+    assert (saved.source, saved.size) == ("models folder", target.stat().st_size)
+    assert saved.meta["name"] == "Tiny"
 
 
 def test_broken_file_stays_listed_with_reason() -> None:
@@ -63,8 +73,8 @@ def test_import_links_in_place(home: Path) -> None:
     assert model.path == str(outside)
     assert not any(paths.models_dir().rglob("*.gguf"))  # nothing copied
     assert _by_path(library.scan())[str(outside)].architecture == "llama"
-    # Persisted: a fresh read of library.json still knows it.
-    assert str(outside) in json.loads(library.library_path().read_text())["models"]
+    # Persisted: a fresh connection to the database still knows it.
+    assert _saved()[str(outside)].source == "imported"
 
 
 def test_import_refuses_bad_file_with_reason(home: Path) -> None:
@@ -173,13 +183,6 @@ def test_imported_file_that_vanished_is_reported(home: Path) -> None:
     assert model.problem == "the file is gone"
 
 
-def test_corrupt_library_json_is_survived() -> None:
-    library.library_path().write_text("{not json")
-    write_tiny_gguf(paths.models_dir() / "a.gguf")
-    assert len(library.scan()) == 1
-    assert json.loads(library.library_path().read_text())["version"] == 1
-
-
 def test_every_call_takes_a_models_dir(home: Path) -> None:
     other = home / "other-models"
     other.mkdir()
@@ -234,3 +237,105 @@ def test_concurrent_scan_and_import_keep_both_changes(home: Path) -> None:
     listed = {m.path for m in library.scan()}
     assert {str(p) for p in outside} <= listed
     assert len(listed) == 12
+
+
+def test_concurrent_scan_never_undoes_a_remove(home: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = [write_tiny_gguf(paths.models_dir() / f"r{i}.gguf") for i in range(6)]
+    with ThreadPoolExecutor(4) as pool:
+        scans = [pool.submit(library.scan) for _ in range(6)]
+        removals = [pool.submit(library.remove, p) for p in files[:3]]
+        for f in scans + removals:
+            f.result()
+    assert {m.path for m in library.scan()} == {str(p) for p in files[3:]}
+
+
+def test_commit_scan_keeps_what_others_wrote_meanwhile() -> None:
+    db = paths.database_path()
+    with LibraryStore(db) as store:
+        store.put("/a.gguf", ModelRecord("imported", 1, 1, {"name": "old"}))
+        before = store.records()
+        # Meanwhile another thread re-imports /a.gguf and hides /new.gguf.
+        with LibraryStore(db) as other:
+            other.put("/a.gguf", ModelRecord("hf cache", 2, 2, {"name": "theirs"}))
+            other.forget("/new.gguf", hide=True)
+        after = {"/a.gguf": ModelRecord("imported", 3, 3, {"name": "mine"}),
+                 "/new.gguf": ModelRecord("models folder", 4, 4, {})}
+        assert store.commit_scan(before, after) == 0
+        assert store.records() == {"/a.gguf": ModelRecord("hf cache", 2, 2, {"name": "theirs"})}
+        assert store.commit_scan(store.records(), store.records()) == 0  # no change, no write
+
+
+def _legacy_json(home: Path, models: dict[str, object], hidden: list[object]) -> Path:
+    legacy = paths.data_dir() / "library.json"
+    legacy.write_text(json.dumps({"version": 1, "models": models, "hidden": hidden}))
+    return legacy
+
+
+def test_library_json_is_imported_once_and_renamed(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (home / "ext").mkdir()
+    outside = write_tiny_gguf(home / "ext" / "old.gguf", name="Real name")
+    inside = write_tiny_gguf(paths.models_dir() / "hidden.gguf")
+    st = outside.stat()
+    cached = {"name": "Cached name", "architecture": "llama", "format": "gguf"}
+    legacy = _legacy_json(home, {
+        str(outside): {"source": "hf cache", "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                       "meta": cached},
+        "/broken/entry.gguf": "not a record",
+        "/no/source.gguf": {"size": 3},
+    }, [str(inside), 7])
+    calls: list[object] = []
+    monkeypatch.setattr(library, "check_gguf", lambda p: calls.append(p))
+    [model] = library.scan()
+    # The json's cached metadata was kept (the file is unchanged), so no header was read.
+    assert (model.path, model.name, model.source) == (str(outside), "Cached name", "hf cache")
+    assert calls == []
+    assert not legacy.exists()
+    assert legacy.with_name("library.json.migrated").is_file()
+    assert set(_saved()) == {str(outside)}
+    # An old Openlid writing library.json again later does not overwrite the database.
+    _legacy_json(home, {"/other.gguf": {"source": "imported", "meta": {}}}, [])
+    assert [m.path for m in library.scan()] == [str(outside)]
+    assert legacy.exists()
+
+
+def test_unreadable_library_json_is_set_aside(home: Path) -> None:
+    legacy = paths.data_dir() / "library.json"
+    for text in ("{not json", json.dumps({"version": 99, "models": {}})):
+        legacy.write_text(text)
+        write_tiny_gguf(paths.models_dir() / "a.gguf")
+        assert len(library.scan()) == 1
+        assert not legacy.exists()
+        assert legacy.with_name("library.json.unreadable").read_text() == text
+
+
+def test_library_shares_the_database_with_the_other_stores(home: Path) -> None:
+    from desktop.core.conversations import ConversationStore
+    from desktop.core.download_store import JobStore
+
+    db = paths.database_path()
+    with ConversationStore(db) as conversations:
+        conversations.create("kept")
+    jobs = JobStore(db)
+    jobs.insert("org/repo", "main", str(home), [])
+    model = library.import_model(write_tiny_gguf(home / "m.gguf"))
+    assert [m.path for m in library.scan()] == [model.path]
+    with ConversationStore(db) as conversations:
+        assert [c.title for c in conversations.list_conversations()] == ["kept"]
+    assert len(jobs.load()) == 1
+    jobs.close()
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    try:
+        rows = dict(conn.execute("SELECT component, version FROM openlid_schema").fetchall())
+        conn.execute("UPDATE openlid_schema SET version = 99 WHERE component = 'library'")
+        conn.commit()
+    finally:
+        conn.close()
+    assert rows["library"] == 1
+    assert "conversations" in rows
+    with pytest.raises(library.LibraryError, match="newer Openlid"):
+        library.scan()
