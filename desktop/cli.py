@@ -24,7 +24,7 @@ EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=False, help="GGUF file (default: the ready Gemma model)")
+    p.add_argument("--model", help="GGUF file or remote:<id> (default: the ready Gemma model)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
     p.add_argument("--ctx", type=int, default=4096, help="context length in tokens")
     p.add_argument("--gpu-layers", type=int, default=0, help="layers to offload (-1 = all)")
@@ -95,33 +95,30 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the exact rendered prompt before each reply")
     _add_sampler_args(p)
 
-    p = sub.add_parser("models", help="list local models (and assemble the ready model)")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--folder", metavar="DIR",
-                   help="make DIR the models folder (downloads and scans; the app uses it too); "
-                        "'default' goes back to the default")
-
-    p = sub.add_parser("import", help="add a GGUF file or safetensors folder, linked in place")
-    p.add_argument("path")
-    p.add_argument("--json", action="store_true")
-
     from desktop.cli_chat import add_template_parser
     from desktop.cli_doctor import add_doctor_parser
     from desktop.cli_hub import add_hub_parsers
+    from desktop.cli_library import add_library_parsers
+    from desktop.cli_remote import add_remote_parser
     from desktop.cli_serve import add_serve_parser
 
+    add_library_parsers(sub)
     add_doctor_parser(sub)
     add_template_parser(sub)
     add_hub_parsers(sub)
     add_serve_parser(sub)
+    add_remote_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from desktop.cli_hub import HUB_HANDLERS
+    from desktop.cli_remote import cmd_remote, local_only
     from desktop.cli_serve import cmd_serve
 
     args = build_parser().parse_args(argv)
+    if (refused := local_only(args)) is not None:
+        return refused
     handler = {
         **HUB_HANDLERS,
         "inspect": cmd_inspect,
@@ -133,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "template": cmd_template,
         "chat": cmd_chat,
         "serve": cmd_serve,
+        "remote": cmd_remote,
     }[args.verb]
     try:
         return handler(args)
@@ -342,56 +340,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from desktop.core import library, paths
-    from desktop.core.ready_model import ReadyModelMissing, ready_model_path
+    from desktop.cli_library import cmd_models as models
 
-    if args.folder:
-        try:
-            folder = paths.set_models_dir(None if args.folder == "default" else args.folder)
-        except OSError as exc:
-            print(f"openlid: can't use {args.folder} as the models folder: {exc}",
-                  file=sys.stderr)
-            return EXIT_BAD_INPUT
-        print(f"models folder: {folder}")
-        if paths.models_dir_from_env():
-            print("note: OPENLID_MODELS_DIR is set and wins while it is", file=sys.stderr)
-    try:
-        ready_model_path()  # assembled into the models folder, so the scan lists it
-    except ReadyModelMissing as exc:
-        print(f"openlid: {exc}", file=sys.stderr)
-    models = library.scan()
-    if args.json:
-        print(json.dumps([m.to_json() for m in models], indent=2))
-        return EXIT_OK
-    if not models:
-        print("no local models; `openlid download REPO` or `openlid import PATH` adds one")
-    for m in models:
-        print(_model_line(m))
-    return EXIT_OK
-
-
-def _model_line(m: Any) -> str:
-    if m.problem:
-        return f"{m.name:40} {m.source:13} PROBLEM: {m.problem}\n{'':40} {m.path}"
-    n = m.n_params
-    params = f"{n / 1e9:.2f}B" if n >= 1e8 else f"{n / 1e6:.1f}M" if n >= 1e5 else f"{n:,}"
-    template = "template" if m.has_template else "no template"
-    return (f"{m.name:40} {m.architecture:12} {params:>8} {m.quant:10} ctx {m.context_length:<7}"
-            f" {template:11} {m.source}\n{'':40} {m.path}")
+    return models(args)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from desktop.core import library
+    from desktop.cli_library import cmd_import as import_
 
-    try:
-        model = library.import_model(args.path)
-    except library.LibraryError as exc:
-        if args.json:
-            print(json.dumps({"imported": False, "problem": str(exc)}))
-        print(f"openlid: {args.path}: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    if args.json:
-        print(json.dumps({"imported": True, **model.to_json()}, indent=2))
-    else:
-        print(f"added {model.name} ({model.source}): {model.path}")
-    return EXIT_OK
+    return import_(args)

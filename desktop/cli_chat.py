@@ -29,6 +29,7 @@ from desktop.core.prompt import (
     render_prompt,
 )
 from desktop.core.template_store import TemplateStore
+from desktop.remote_models import is_remote_path
 
 PromptPieces = tuple[tuple[str, bool], ...]
 EXIT_BAD_INPUT = 2
@@ -161,6 +162,9 @@ def cmd_template(args: argparse.Namespace, load_settings: Callable[[], LoadSetti
 
 def _cmd_list(args: argparse.Namespace) -> int:
     rows: list[PromptTemplate] = []
+    if args.model and is_remote_path(args.model):
+        return _fail(f"{args.model} is a remote endpoint: it carries no template of its own "
+                     "(Openlid renders with a preset; `template list` without --model lists them)")
     if args.model:
         from desktop.core.gguf_check import GgufProblem, check_gguf
 
@@ -198,6 +202,10 @@ def read_messages(path: str) -> list[dict[str, str]]:
 def _cmd_render(args: argparse.Namespace, load_settings: Callable[[], LoadSettings]) -> int:
     if not args.model and not args.template:
         return _fail("template render needs --model PATH or --template NAME|FILE")
+    if args.model and is_remote_path(args.model):
+        # The token count needs token ids, which an OpenAI-compatible endpoint never gives.
+        return _fail(f"{args.model} is a remote endpoint: token counts need a local model file; "
+                     "`--template NAME` without --model shows the exact prompt text")
     try:
         history = read_messages(args.messages)
     except (OSError, ValueError) as exc:

@@ -29,11 +29,12 @@ from urllib.parse import urlsplit
 
 from desktop.core import paths
 from desktop.remote_engine import RemoteModel
-from desktop.remote_http import public_url
+from desktop.remote_http import RemoteError, public_url
 
 __all__ = [
-    "REMOTE_PREFIX", "RemoteEntry", "RemoteModelError", "add", "get", "is_remote_path",
-    "list_entries", "public_url", "redact", "remove", "resolve", "store_path", "update",
+    "REMOTE_PREFIX", "RemoteEntry", "RemoteModelError", "add", "explain", "get", "is_remote_path",
+    "list_entries", "not_served", "public_url", "redact", "remove", "resolve", "store_path",
+    "update",
 ]
 
 REMOTE_PREFIX = "remote:"
@@ -99,6 +100,29 @@ def redact(text: str, model: RemoteModel) -> str:
 
 
 # --- reading and writing ---
+
+
+def explain(exc: RemoteError, model: RemoteModel, key_hint: str) -> str:
+    """A failed request to `model`'s endpoint in words that say what to change (`key_hint`:
+    where this caller changes a key). Never holds the key or the URL's credentials."""
+    url = public_url(model.base_url)
+    detail = redact(str(exc), model)
+    if exc.kind == "connect":
+        return f"{detail} (is the server running and the address right?)"
+    if exc.status in (401, 403):
+        what = "the API key was refused" if model.api_key else "the endpoint needs an API key"
+        return f"{url} answered {exc.status}: {what}; {key_hint}"
+    if exc.status == 404:
+        return (f"{url} has no /models: is the URL the API's base (usually ending in /v1)? "
+                f"({detail})")
+    return detail
+
+
+def not_served(model: RemoteModel, names: list[str]) -> str:
+    """Why a model the endpoint does not list cannot be used (its list, shortened)."""
+    listed = ", ".join(names[:8]) + (" …" if len(names) > 8 else "") or "none"
+    return (f"{public_url(model.base_url)} answers, but serves no model named '{model.model}' "
+            f"(it lists: {listed})")
 
 
 def _read() -> list[RemoteEntry]:

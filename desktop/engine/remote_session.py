@@ -39,7 +39,14 @@ from desktop.remote_engine import (
     RemoteError,
     RemoteModel,
 )
-from desktop.remote_models import RemoteModelError, public_url, redact, resolve
+from desktop.remote_models import (
+    RemoteModelError,
+    explain,
+    not_served,
+    public_url,
+    redact,
+    resolve,
+)
 
 CHECK_TIMEOUT_S = 10.0  # the load check: an endpoint that cannot list its models in 10 s is down
 STREAM_TIMEOUT_S = 600.0  # silence allowed mid-stream (a big model's long prompt on RPC workers)
@@ -67,12 +74,10 @@ class RemoteSession:
         try:
             entries = _model_entries(RemoteEngine(self.model, timeout=CHECK_TIMEOUT_S))
         except RemoteError as exc:
-            raise LoadFailed(_load_message(exc, self.model, self.url)) from None
+            raise LoadFailed(_load_message(exc, self.model)) from None
         ids = [str(e.get("id")) for e in entries]
         if self.model.model not in ids:
-            listed = ", ".join(ids[:8]) + (" …" if len(ids) > 8 else "") or "none"
-            raise LoadFailed(f"{self.url} does not serve a model named '{self.model.model}' "
-                             f"(it lists: {listed}); edit the remote model's name")
+            raise LoadFailed(f"{not_served(self.model, ids)}; edit the remote model's name")
         entry = entries[ids.index(self.model.model)]
         n_ctx_train, n_ctx = _context_of(entry, self.model)
         self.n_ctx = n_ctx or settings.n_ctx or n_ctx_train
@@ -224,17 +229,8 @@ def _props_n_ctx(model: RemoteModel) -> int:
     return _int(nested) or _int(data.get("n_ctx"))
 
 
-def _load_message(exc: RemoteError, model: RemoteModel, url: str) -> str:
+def _load_message(exc: RemoteError, model: RemoteModel) -> str:
     """The load check's failure, in words that say what to change."""
     if exc.kind == "config":
         return redact(str(exc), model)
-    if exc.kind == "connect":
-        return (f"cannot reach {url}: is the server running and the address right? "
-                f"({redact(str(exc), model)})")
-    if exc.status in (401, 403):
-        what = "the API key was refused" if model.api_key else "the endpoint needs an API key"
-        return f"{url} answered {exc.status}: {what}; edit the remote model's key"
-    if exc.status == 404:
-        return (f"{url} has no /models: is the URL the API's base (usually ending in /v1)? "
-                f"({redact(str(exc), model)})")
-    return redact(str(exc), model)
+    return explain(exc, model, "edit the remote model's key")

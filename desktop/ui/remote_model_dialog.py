@@ -45,9 +45,7 @@ def check_connection(model: RemoteModel) -> str:
     """What "Test connection" says when all is well (pool thread). Raises RemoteError."""
     names = list_models(model)
     if model.model not in names:
-        listed = ", ".join(names[:8]) or "none"
-        raise RemoteError(f"the endpoint answers, but serves no model named '{model.model}' "
-                          f"(it lists: {listed})", kind="config")
+        raise RemoteError(remote_models.not_served(model, list(names)), kind="config")
     return f"Connected: {remote_models.public_url(model.base_url)} serves '{model.model}'."
 
 

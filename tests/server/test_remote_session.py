@@ -123,7 +123,7 @@ def test_wrong_key_unknown_model_and_unreachable_url_fail_in_words(
 
     unknown = load(host, RemoteModel(llama_server, "no-such-model"))
     assert isinstance(unknown, P.EngineError)
-    assert "does not serve a model named 'no-such-model'" in unknown.message
+    assert "serves no model named 'no-such-model'" in unknown.message
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
