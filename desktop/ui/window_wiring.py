@@ -10,17 +10,16 @@ Gemma model, so a first start is one click (or none) from chatting.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject
 
-from desktop import remote_models
 from desktop.core import hardware
 from desktop.core.loading import LoadSettings, ModelInfo
 from desktop.core.prompt import render_completion
 from desktop.core.steps import GenerationDone, StepRecord
 from desktop.ui.chat_turns import PromptContext
+from desktop.ui.window_settings import restore_panels, save_panels, still_there
 
 if TYPE_CHECKING:
     from desktop.ui.main_window import MainWindow
@@ -45,7 +44,7 @@ class WindowWiring(QObject):
         self.last_was_chat = True
         self._want_ready_model = False
         self._restore_template = ""
-        self._restore_panels()
+        restore_panels(window)
 
         w.library.sig_load_requested.connect(w.models.load)
         w.library.sig_eject_requested.connect(w.models.eject)
@@ -91,23 +90,8 @@ class WindowWiring(QObject):
 
     # --- settings in and out ---
 
-    def _restore_panels(self) -> None:
-        w, s = self.w, self.w.settings
-        w.sampling_panel.set_settings(s.sampler_settings)
-        w.load_panel.set_settings(s.load_settings)
-        w.prompt_panel.set_system_prompt(s.system_prompt)
-        w.prompt_panel.set_instructions(s.custom_instructions)
-        w.prompt_panel.set_placement(s.instructions_placement)
-        w.chart_dock.set_bar_count(s.chart_top_n)
-        w.chart_dock.set_sampler_settings(w.sampling_panel.settings())
-
     def save_settings(self) -> None:
-        w, s = self.w, self.w.settings
-        s.sampler_settings = w.sampling_panel.settings()
-        s.load_settings = w.load_panel.settings()
-        s.system_prompt = w.prompt_panel.system_prompt()
-        s.custom_instructions = w.prompt_panel.instructions()
-        s.instructions_placement = w.prompt_panel.placement()
+        save_panels(self.w)
 
     def _on_sampler_changed(self, settings: Any) -> None:
         self.w.settings.sampler_settings = settings
@@ -141,7 +125,7 @@ class WindowWiring(QObject):
             w.models.load(model)
         elif last:
             self._restore_template = w.settings.template_id
-            w.jobs.submit(_still_there, last, on_done=lambda ok: self._on_last_checked(last, ok))
+            w.jobs.submit(still_there, last, on_done=lambda ok: self._on_last_checked(last, ok))
         else:
             self._want_ready_model = True
         self.update_preview()
@@ -399,14 +383,3 @@ class WindowWiring(QObject):
         else:
             self.w.status.showMessage("“Continue with this token” works on chat replies.", 4000)
 
-
-def _still_there(path: str) -> bool:
-    """Whether the last session's model can be loaded again: the file exists, or the remote
-    entry is still stored (the endpoint itself is only contacted by the load)."""
-    if remote_models.is_remote_path(path):
-        try:
-            remote_models.resolve(path)
-        except remote_models.RemoteModelError:
-            return False
-        return True
-    return os.path.isfile(path)
