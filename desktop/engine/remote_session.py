@@ -82,7 +82,9 @@ class RemoteSession:
         n_ctx_train, n_ctx = _context_of(entry, self.model)
         self.n_ctx = n_ctx or settings.n_ctx or n_ctx_train
         self.info = ModelInfo(
-            path=path, architecture="remote", name=self.model.display_name, n_params=0,
+            # The endpoint's model id, not the display name: a model without a template of its
+            # own gets the preset its id names ("…Llama-3.1-70B-Instruct" → Llama 3).
+            path=path, architecture="remote", name=self.model.model, n_params=0,
             quant="", size_bytes=0, n_vocab=0, n_ctx_train=n_ctx_train or self.n_ctx,
             n_ctx=self.n_ctx, n_layer=0, add_bos=False, backend=f"remote: {self.url}",
             load_ms=(time.perf_counter() - started) * 1000,

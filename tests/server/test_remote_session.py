@@ -67,7 +67,7 @@ def test_load_and_generate_streams_raw_only_steps(
     assert isinstance(loaded, P.Loaded), loaded
     info = loaded.info
     assert info.architecture == "remote"
-    assert info.name == "Gemma far away"
+    assert info.name == llama_model_id  # the id picks a template preset; the library shows the name
     assert info.backend == f"remote: {llama_server}"
     assert info.available_stages == ("raw",)
     assert info.stages_note == STAGES_NOTE
@@ -214,3 +214,13 @@ def test_keys_never_reach_the_engine_log(host: EngineHost) -> None:
     log = Path(host.log_path).read_text(encoding="utf-8", errors="replace")
     assert SECRET not in log
     assert API_KEY not in log
+
+
+def test_a_remote_model_gets_the_template_its_id_names() -> None:
+    from desktop.core.prompt import choose_template
+
+    for model_id, preset in (("meta-llama/Llama-3.1-70B-Instruct", "llama"),
+                             ("Qwen/Qwen2.5-72B-Instruct", "qwen"),
+                             ("google/gemma-3-27b-it", "gemma")):
+        chosen = choose_template({}, "remote", model_id)
+        assert preset in chosen.id.lower(), (model_id, chosen.id)
