@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from desktop import remote_models
 from desktop.cli_chat import pick_template, pieces, render_for
 from desktop.core import paths
 from desktop.core.conversation_io import export_json, export_markdown
@@ -170,7 +171,7 @@ def run_chat(args: argparse.Namespace, model_path: Path, load: LoadSettings,
         with ConversationStore(paths.database_path()) as store:
             chat = TerminalChat(host, info, store, template, settings, args.system or "", out,
                                 show_prompt=args.show_prompt)
-            chat.say(f"[{info.name or model_path.name}, template {template.name}; {HELP}]")
+            chat.say(f"[{_model_label(info, str(model_path))}, template {template.name}; {HELP}]")
             return _loop(chat, stdin)
     finally:
         host.shutdown()
@@ -197,3 +198,13 @@ def _loop(chat: TerminalChat, stdin: TextIO) -> int:
                 return 0
         else:
             chat.turn(line)
+
+
+def _model_label(info: ModelInfo, path: str) -> str:
+    """What the chat's first line calls the model: a remote entry by the name it was given."""
+    if remote_models.is_remote_path(path):
+        try:
+            return remote_models.resolve(path).display_name
+        except remote_models.RemoteModelError:
+            pass  # removed meanwhile: its id will do
+    return info.name or Path(path).name

@@ -85,7 +85,8 @@ class StatusBar(QStatusBar):
         self.model_label.setText(f"Loading {name}…")
         self.backend_label.setText("")
 
-    def set_model(self, info: ModelInfo | None) -> None:
+    def set_model(self, info: ModelInfo | None, name: str = "") -> None:
+        """Show the loaded model (`name`, when given, instead of the one in its metadata)."""
         if info is None:
             self.model_label.setText("No model loaded")
             self.backend_label.setText("")
@@ -93,7 +94,7 @@ class StatusBar(QStatusBar):
             self._n_ctx = 0
             return
         quant = f" · {info.quant}" if info.quant else ""
-        self.model_label.setText(f"{info.name or info.architecture}{quant}")
+        self.model_label.setText(f"{name or info.name or info.architecture}{quant}")
         if info.n_layers_offloaded:
             layers = f" · {info.n_layers_offloaded}/{info.n_layer} layers on GPU"
         elif info.gpu_offload_supported:

@@ -49,6 +49,7 @@ class WindowWiring(QObject):
         w.library.sig_load_requested.connect(w.models.load)
         w.library.sig_eject_requested.connect(w.models.eject)
         w.library.sig_ready_model_found.connect(self._on_ready_model)
+        w.library.sig_scan_finished.connect(self._show_model_name)
         w.library.list.currentItemChanged.connect(lambda *_: self._show_selected_file())
         w.models.sig_loading_started.connect(self._on_loading)
         w.models.sig_model_changed.connect(self._on_model_changed)
@@ -176,7 +177,7 @@ class WindowWiring(QObject):
 
     def _on_model_changed(self, info: ModelInfo | None) -> None:
         w = self.w
-        w.status.set_model(info)
+        self._show_model_name()
         w.load_panel.set_model_info(info, w.models.applied)
         w.template_panel.set_model(info)
         self._show_engine_stages(info)
@@ -199,6 +200,15 @@ class WindowWiring(QObject):
             f"Chatting with {name}. Type a message below to start.{hint}")
         self.update_preview()
         w.chat.model_ready()
+
+    def _show_model_name(self) -> None:
+        """The status bar names a remote model as the library does (ModelInfo.name holds the
+        endpoint's id); called again when a scan lists the entry after the load."""
+        info, library = self.w.models.info, self.w.library
+        name = ""
+        if info is not None and info.architecture == "remote" and info.path in library.entries:
+            name = library.display_name(info.path)
+        self.w.status.set_model(info, name=name)
 
     def _show_engine_stages(self, info: ModelInfo | None) -> None:
         """The chart offers only the stages this engine reports, and says why (remote)."""

@@ -176,6 +176,9 @@ def test_the_main_window_loads_a_remote_entry_and_the_chart_says_what_it_shows(
                         timeout=60_000)
         assert w.models.info is not None
         assert w.models.info.backend == f"remote: {llama_server}"
+        # Named as in the library (ModelInfo.name is the endpoint's id), once the scan lists it.
+        qtbot.waitUntil(lambda: "Gemma on loopback" in w.status.model_label.text(),
+                        timeout=10_000)
         chart = w.chart_dock
         assert chart.stages_note.text() == STAGES_NOTE
         assert chart.inspector.replay_note == REMOTE_REPLAY_NOTE
