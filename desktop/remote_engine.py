@@ -7,6 +7,12 @@ completion with `logprobs`/`top_logprobs` (the request plumbing and the server-s
 `remote_steps`): an endpoint reports the model's log-probabilities, never what its sampler chain
 did, so `available_stages` says so and the chart shows just that stage.
 
+Another Openlid is the exception: its `/v1/models` entries say `"owned_by": "openlid"`, and asked
+for `openlid_steps` it sends every StepRecord whole (all stages, real token ids and pieces), so
+`available_stages` is () (all) for it. The engine finds out from `/v1/models` on its first stream
+(or is told, `openlid=`, by a caller that already read the list), and falls back to plain logprobs
+if an older Openlid refuses the field.
+
 Blocking: run it on a worker thread; `cancel()` may be called from any thread and ends the stream
 within one token.
 """
@@ -26,10 +32,10 @@ from urllib.parse import urlsplit
 from desktop.core.sampling import STAGE_RAW, SamplerSettings
 from desktop.core.steps import GenerationDone, StepRecord
 from desktop.remote_http import RemoteError, error_message, open_request, public_url, sse_events
-from desktop.remote_steps import StepBuilder, choice_text, generation_done, step_records
+from desktop.remote_steps import StepBuilder, choice_records, choice_text, generation_done
 
 __all__ = ["AVAILABLE_STAGES", "DEFAULT_TOP_LOGPROBS", "STAGES_NOTE", "RemoteEngine",
-           "RemoteError", "RemoteModel", "request_body"]
+           "RemoteError", "RemoteModel", "is_openlid_entry", "model_entries", "request_body"]
 
 AVAILABLE_STAGES: tuple[str, ...] = (STAGE_RAW,)
 STAGES_NOTE = (
@@ -87,10 +93,26 @@ class RemoteModel:
         )
 
 
+def model_entries(data: Any) -> list[dict[str, Any]]:
+    """The model entries of a GET /v1/models answer: ids plus whatever it says about each."""
+    listed = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(listed, list):
+        # Ollama's /api/tags has "models"; a bare list also occurs in the wild.
+        listed = data.get("models") if isinstance(data, dict) else data
+    return [m for m in listed or () if isinstance(m, dict)]
+
+
+def is_openlid_entry(entry: Mapping[str, Any]) -> bool:
+    """True when a /v1/models entry is served by Openlid (which can send every stage)."""
+    return entry.get("owned_by") == "openlid"
+
+
 def request_body(
-    kind: str, model: RemoteModel, settings: SamplerSettings, top_logprobs: int
+    kind: str, model: RemoteModel, settings: SamplerSettings, top_logprobs: int,
+    *, openlid: bool = False,
 ) -> dict[str, Any]:
-    """The JSON body for a streamed chat ("chat") or text completion ("completion")."""
+    """The JSON body for a streamed chat ("chat") or text completion ("completion"); `openlid`
+    asks another Openlid for every StepRecord and sends the settings only Openlid takes."""
     s = settings
     body: dict[str, Any] = {
         "model": model.model,
@@ -122,18 +144,23 @@ def request_body(
         if s.mirostat:
             body.update(mirostat=s.mirostat, mirostat_mode=s.mirostat,
                         mirostat_tau=s.mirostat_tau, mirostat_eta=s.mirostat_eta)
+    if openlid:
+        # Openlid takes every field above, and its chain order and ignore_eos too, so the far
+        # chain is the one the person set up.
+        body.update(openlid_steps=True, samplers=list(s.order), ignore_eos=s.ignore_eos)
     return body
 
 
 class RemoteEngine:
-    """Streams generations from one remote model. One generation at a time per instance."""
+    """Streams generations from one remote model. One generation at a time per instance.
 
-    available_stages = AVAILABLE_STAGES
-    stages_note = STAGES_NOTE
+    `openlid`: whether the endpoint is another Openlid; None finds out on the first stream."""
 
-    def __init__(self, model: RemoteModel, timeout: float = 120.0) -> None:
+    def __init__(self, model: RemoteModel, timeout: float = 120.0, *,
+                 openlid: bool | None = None) -> None:
         self.model = model.validated()
         self.timeout = timeout
+        self.openlid = openlid
         self._cancel = threading.Event()
         self._conn: http.client.HTTPConnection | None = None
         self._conn_lock = threading.Lock()
@@ -150,6 +177,27 @@ class RemoteEngine:
             if self._conn is not None and self._conn.sock is not None:
                 with contextlib.suppress(OSError):
                     self._conn.sock.shutdown(2)  # wakes a read blocked on the socket
+
+    @property
+    def available_stages(self) -> tuple[str, ...]:
+        """The stages its StepRecords carry: () (all) from another Openlid, else raw only.
+        Known once `detect_openlid()` (or the first stream) has run."""
+        return () if self.openlid else AVAILABLE_STAGES
+
+    @property
+    def stages_note(self) -> str:
+        return "" if self.openlid else STAGES_NOTE
+
+    def detect_openlid(self) -> bool:
+        """Whether the endpoint serves this model from an Openlid (GET /models, once)."""
+        if self.openlid is None:
+            try:
+                entries = model_entries(self.get_json("/models"))
+            except RemoteError:
+                entries = []  # the stream itself will say what is wrong with the endpoint
+            self.openlid = any(e.get("id") == self.model.model and is_openlid_entry(e)
+                               for e in entries)
+        return self.openlid
 
     # --- requests ---
 
@@ -176,22 +224,37 @@ class RemoteEngine:
         top_logprobs: int = DEFAULT_TOP_LOGPROBS,
     ) -> Iterator[StepRecord | GenerationDone]:
         """Yield a StepRecord per token, then GenerationDone. Raises RemoteError."""
-        body = request_body("chat", self.model, settings, top_logprobs)
-        body["messages"] = [dict(m) for m in messages]
-        return self._stream("/chat/completions", body, chat=True)
+        extra = {"messages": [dict(m) for m in messages]}
+        return self._stream("/chat/completions", settings, top_logprobs, extra, chat=True)
 
     def stream_completion(
         self, prompt: str, settings: SamplerSettings, *, top_logprobs: int = DEFAULT_TOP_LOGPROBS
     ) -> Iterator[StepRecord | GenerationDone]:
-        body = request_body("completion", self.model, settings, top_logprobs)
-        body["prompt"] = prompt
-        return self._stream("/completions", body, chat=False)
+        extra = {"prompt": prompt}
+        return self._stream("/completions", settings, top_logprobs, extra, chat=False)
 
-    def _stream(self, endpoint: str, body: dict[str, Any],
-                chat: bool) -> Iterator[StepRecord | GenerationDone]:
+    def _open_stream(self, endpoint: str, settings: SamplerSettings, top_logprobs: int,
+                     extra: dict[str, Any], chat: bool,
+                     ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        kind = "chat" if chat else "completion"
+        openlid = self.detect_openlid()
+        body = {**request_body(kind, self.model, settings, top_logprobs, openlid=openlid),
+                **extra}
+        try:
+            return self._open("POST", endpoint, body, stream=True)
+        except RemoteError as exc:
+            # An Openlid from before the extension refuses the unknown field: ask it plainly.
+            if not (openlid and exc.status == 400 and "openlid_steps" in str(exc)):
+                raise
+        self.openlid = False
+        body = {**request_body(kind, self.model, settings, top_logprobs), **extra}
+        return self._open("POST", endpoint, body, stream=True)
+
+    def _stream(self, endpoint: str, settings: SamplerSettings, top_logprobs: int,
+                extra: dict[str, Any], chat: bool) -> Iterator[StepRecord | GenerationDone]:
         self._cancel.clear()
         started = time.perf_counter()
-        conn, response = self._open("POST", endpoint, body, stream=True)
+        conn, response = self._open_stream(endpoint, settings, top_logprobs, extra, chat)
         with self._conn_lock:
             self._conn = conn
         tokens = StepBuilder()
@@ -210,7 +273,7 @@ class RemoteEngine:
                 for choice in event.get("choices") or ():
                     now = time.perf_counter()
                     elapsed = (now - (last_at or started)) * 1000
-                    for record in step_records(tokens, choice, chat, elapsed):
+                    for record in choice_records(tokens, choice, chat, elapsed):
                         first_at = first_at or now
                         last_at = now
                         yield record

@@ -6,6 +6,11 @@ sampler chain did, so every record's only stage is "raw". Token ids are unknown 
 each distinct token text gets a negative synthetic id (stable within one generation) and its
 text goes into `pieces`. A chunk without logprobs still becomes a record, without stages.
 
+Another Openlid (`openlid serve`, asked for `openlid_steps`) sends each token's whole StepRecord
+as a row in the chunk (`openlid_step`): that record is used as sent, with every stage, real
+token ids and pieces. Once a stream has carried rows, its chunks without one add only text (the
+finish chunk, text held back for a stop string); a stream without rows takes the logprobs path.
+
 Pure (no I/O); runs on the thread that streams, one `StepBuilder` per generation.
 """
 
@@ -18,9 +23,18 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from desktop.core.sampling import STAGE_RAW
-from desktop.core.steps import GenerationDone, StageView, StepRecord, Timings, Usage
+from desktop.core.steps import (
+    GenerationDone,
+    StageView,
+    StepRecord,
+    Timings,
+    Usage,
+    step_from_json,
+)
+from desktop.remote_http import RemoteError
 
-__all__ = ["StepBuilder", "choice_text", "generation_done", "step_records"]
+__all__ = ["StepBuilder", "choice_records", "choice_text", "generation_done", "row_record",
+           "step_records"]
 
 
 def _entropy_bits_lower_bound(probs: Sequence[float]) -> float:
@@ -37,6 +51,7 @@ class StepBuilder:
         self.ids: dict[str, int] = {}
         self.utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.step = 0
+        self.rows = False  # this stream carries Openlid's StepRecord rows
 
     def id_of(self, text: str) -> int:
         return self.ids.setdefault(text, -1 - len(self.ids))
@@ -73,6 +88,34 @@ class StepBuilder:
         )
         self.step += 1
         return record
+
+
+def row_record(row: Any) -> StepRecord:
+    """The StepRecord of one `openlid_step` row; RemoteError when the row is damaged."""
+    try:
+        if not isinstance(row, dict):
+            raise TypeError("not an object")
+        record = step_from_json(row)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RemoteError(f"the endpoint sent a step Openlid cannot read ({exc})",
+                          kind="protocol") from exc
+    if record.token_id not in record.pieces:  # the chosen token need not be listed in a stage
+        record.pieces[record.token_id] = record.piece
+    return record
+
+
+def choice_records(tokens: StepBuilder, choice: Mapping[str, Any], chat: bool,
+                   elapsed_ms: float) -> Iterator[StepRecord]:
+    """The records of one streamed choice: its Openlid row when it has one, else (in a stream
+    without rows) what its logprobs say."""
+    row = choice.get("openlid_step")
+    if row is not None:
+        record = row_record(row)
+        tokens.rows = True
+        tokens.step = record.step + 1
+        yield record
+    elif not tokens.rows:
+        yield from step_records(tokens, choice, chat, elapsed_ms)
 
 
 def step_records(tokens: StepBuilder, choice: Mapping[str, Any], chat: bool,

@@ -5,7 +5,8 @@ response or a stream of server-sent events, and the request's record for the log
 request's handler thread (one per connection, ThreadingHTTPServer), which waits for the engine
 through `OpenlidServer.engine_turn()` and writes chunks as the engine's StepRecords arrive. An
 engine error before the first token raises before any header is sent (so the caller answers it
-as an error object); one mid-stream is written into the stream, as OpenAI does.
+as an error object); one mid-stream is written into the stream, as OpenAI does. A request with
+Openlid's `openlid_steps` also gets every StepRecord as a JSON row (see `openai_stream`).
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ class GenerationReply:
             response_id=ids.response_id, created=ids.created, model=ids.model, done=ex.done,
             tokens=tokens, logprobs=request.logprobs, top=request.top_logprobs,
             fingerprint=FINGERPRINT,
+            steps=[S.step_row(r) for r in ex.steps] if request.openlid_steps else None,
         )
         if request.kind == "chat":
             self._reply(ex, S.chat_response(**common))
@@ -125,14 +127,15 @@ class GenerationReply:
                                     include_usage=usage)
 
         def chunk(text: str, tokens: list[tuple[int, StepRecord]] | None,
-                  finish: str | None = None) -> dict[str, Any]:
+                  finish: str | None = None, step: StepRecord | None = None) -> dict[str, Any]:
             logged = tokens if request.logprobs and finish is None else None
+            row = S.step_row(step) if step is not None else None
             if chat:
                 delta = {} if finish else {"content": text}
                 return S.chat_chunk(**base, delta=delta, tokens=logged,
-                                    top=request.top_logprobs, finish=finish)
+                                    top=request.top_logprobs, finish=finish, step=row)
             return S.completion_chunk(**base, text=text, tokens=logged, top=request.top_logprobs,
-                                      text_offset=text_offset, finish=finish)
+                                      text_offset=text_offset, finish=finish, step=row)
 
         self._start_stream()
         ex.status = 200
@@ -142,14 +145,18 @@ class GenerationReply:
         release = S.TextRelease(settings.stop)
         try:
             for item in items:
+                # openlid_steps: one chunk per generated token, carrying its row, even while
+                # its text is held back (a possible stop string) or is never shown (EOS).
+                step = None
                 if isinstance(item, StepRecord):
                     self._take(ex, item)
                     text, tokens = release.feed(item)
+                    step = item if request.openlid_steps else None
                 else:
                     ex.done = item
                     text, tokens = release.finish(item)
-                if text or tokens:
-                    self._event(chunk(text, tokens))
+                if text or tokens or step is not None:
+                    self._event(chunk(text, tokens, step=step))
         except ApiError as exc:  # the engine failed mid-stream: say so in the stream, as OpenAI
             ex.error = exc.message
             self._event(exc.to_json())

@@ -11,7 +11,8 @@ Defaults follow llama.cpp's server, not OpenAI's: a field the client leaves out 
 defaults to the rest of the context window. Besides OpenAI's fields, llama.cpp's sampler extras
 are accepted (top_k, min_p, typical_p, repeat_penalty, repeat_last_n, mirostat, mirostat_tau,
 mirostat_eta, ignore_eos, samplers; vLLM's repetition_penalty and llama-cpp-python's mirostat_mode
-as aliases). Responses are built in `openai_stream`.
+as aliases), and Openlid's own `openlid_steps` (another Openlid asks for every sampler stage).
+Responses are built in `openai_stream`.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class ApiRequest:
     include_usage: bool = False  # stream_options.include_usage
     logprobs: bool = False
     top_logprobs: int = 0
+    openlid_steps: bool = False  # Openlid's extension: carry each StepRecord as a JSON row
 
 
 def _check_fields(body: Any, spec: dict[str, Checker]) -> dict[str, Any]:
@@ -188,6 +190,7 @@ def parse_chat_request(
         include_usage=_stream_options(values),
         logprobs=logprobs,
         top_logprobs=top,
+        openlid_steps=bool(values.get("openlid_steps", False)),
     )
 
 
@@ -232,4 +235,5 @@ def parse_completion_request(
         include_usage=_stream_options(values),
         logprobs=top is not None,
         top_logprobs=int(top or 0),
+        openlid_steps=bool(values.get("openlid_steps", False)),
     )

@@ -6,7 +6,8 @@ or raises `ApiError`, which serialises to OpenAI's error object `{"error": {"mes
 "param", "code"}}`, so a client library reports it the way it reports OpenAI's own. Fields the
 server cannot honour are accepted only at their neutral value (`only`, `empty_or_none`), never
 silently ignored. Besides OpenAI's fields, llama.cpp's sampler extras are listed, with vLLM's and
-llama-cpp-python's aliases; `SAMPLER_FIELDS` maps each to its `SamplerSettings` field.
+llama-cpp-python's aliases; `SAMPLER_FIELDS` maps each to its `SamplerSettings` field. One field
+is Openlid's own: `openlid_steps` (true: the response carries every StepRecord as a JSON row).
 
 Pure (no I/O, no state); runs on the server's request threads.
 """
@@ -191,6 +192,9 @@ COMMON_FIELDS: dict[str, Checker] = {
     "mirostat_eta": number(0, 1, lo_open=True),
     "ignore_eos": boolean,
     "samplers": sampler_order,
+    # Openlid's own extension: every chunk also carries the engine's StepRecord row, all stages
+    # included, so a remote Openlid shows what a local model shows (see openai_stream).
+    "openlid_steps": boolean,
 }
 
 CHAT_FIELDS: dict[str, Checker] = {

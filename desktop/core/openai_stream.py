@@ -9,6 +9,14 @@ candidates, and the chosen token's `logprob` is ln(`raw_prob`) even when it is n
 `TextRelease` decides which text and which tokens a client may see: text that could still turn
 out to be the start of a stop string is held back, and tokens that end up inside a matched stop
 string or are end-of-generation tokens are never reported (as OpenAI does).
+
+Openlid's extension `openlid_steps`: when a request sets it, every StepRecord the engine made
+also travels whole, as the JSON row `openlid generate --jsonl` prints (`step_rows`: every stage,
+real token ids and pieces, n_vocab). A streamed choice carries one row as `openlid_step` (one
+chunk per generated token, its text possibly empty while a stop string is held back); a whole
+response's choice carries them all as `openlid_steps`. Unlike logprobs, rows are not filtered
+by `TextRelease`: the tokens of a matched stop string and the end-of-generation token are there
+too, exactly as a local model's transcript records them. Without the field nothing is added.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import re
 from collections import deque
 from typing import Any
 
+from desktop.core.conversation_records import step_rows
 from desktop.core.sampling import STAGE_RAW
 from desktop.core.steps import GenerationDone, StepRecord, Usage
 from desktop.core.textstream import StopMatcher
@@ -44,6 +53,11 @@ def token_bytes(piece: str) -> list[int]:
         pos = match.end()
     out += piece[pos:].encode("utf-8")
     return list(out)
+
+
+def step_row(record: StepRecord) -> dict[str, Any]:
+    """The `openlid_step` row of one record: the same row `openlid generate --jsonl` prints."""
+    return step_rows([record])[0]
 
 
 def finish_reason(done: GenerationDone) -> str:
@@ -146,8 +160,10 @@ def chat_response(
     logprobs: bool,
     top: int,
     fingerprint: str,
+    steps: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    return {
+    """A whole chat response; `steps` (rows, `openlid_steps` asked for) goes into the choice."""
+    response: dict[str, Any] = {
         "id": response_id,
         "object": "chat.completion",
         "created": created,
@@ -167,6 +183,7 @@ def chat_response(
         ],
         "usage": usage_json(done.usage),
     }
+    return _with_rows(response, "openlid_steps", steps)
 
 
 def completion_response(
@@ -180,8 +197,9 @@ def completion_response(
     top: int,
     text_offset: int,
     fingerprint: str,
+    steps: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    return {
+    response: dict[str, Any] = {
         "id": response_id,
         "object": "text_completion",
         "created": created,
@@ -197,6 +215,14 @@ def completion_response(
         ],
         "usage": usage_json(done.usage),
     }
+    return _with_rows(response, "openlid_steps", steps)
+
+
+def _with_rows(obj: dict[str, Any], key: str, rows: Any) -> dict[str, Any]:
+    """`obj` with `rows` in its choice under `key`; unchanged when rows is None (not asked)."""
+    if rows is not None:
+        obj["choices"][0][key] = rows
+    return obj
 
 
 # --- streamed chunks ---
@@ -213,8 +239,10 @@ def chat_chunk(
     finish: str | None = None,
     fingerprint: str,
     include_usage: bool = False,
+    step: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One `chat.completion.chunk`; `tokens` is None when logprobs were not asked for."""
+    """One `chat.completion.chunk`; `tokens` is None when logprobs were not asked for, `step`
+    is the chunk's `openlid_step` row (None: none)."""
     chunk: dict[str, Any] = {
         "id": response_id,
         "object": "chat.completion.chunk",
@@ -236,7 +264,7 @@ def chat_chunk(
     }
     if include_usage:
         chunk["usage"] = None  # every chunk but the last carries a null usage (OpenAI's shape)
-    return chunk
+    return _with_rows(chunk, "openlid_step", step)
 
 
 def completion_chunk(
@@ -251,6 +279,7 @@ def completion_chunk(
     finish: str | None = None,
     fingerprint: str,
     include_usage: bool = False,
+    step: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     chunk: dict[str, Any] = {
         "id": response_id,
@@ -271,7 +300,7 @@ def completion_chunk(
     }
     if include_usage:
         chunk["usage"] = None
-    return chunk
+    return _with_rows(chunk, "openlid_step", step)
 
 
 def usage_chunk(

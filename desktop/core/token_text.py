@@ -67,8 +67,9 @@ def format_prob(p: float) -> str:
 
 
 def format_bits(bits: float) -> str:
-    # A one-token distribution can come out as -1e-9 in float arithmetic: show 0.00, not -0.00.
-    return f"{max(bits, 0.0):.2f} bits"
+    # A one-token distribution can come out as -1e-9 or -0.0 in float arithmetic: show 0.00, not
+    # -0.00 (max(-0.0, 0.0) is -0.0, so compare instead).
+    return f"{bits if bits > 0.0 else 0.0:.2f} bits"
 
 
 # --- stages ---

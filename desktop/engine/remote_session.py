@@ -4,7 +4,9 @@ Ollama, LM Studio, another Openlid) stored as a remote entry and loaded by its p
 Runs in the engine worker process, on its main thread, beside LlamaSession and HfSession: the
 worker hands it the requests it answers itself (`answer`). Loading checks the endpoint
 (GET /v1/models: reachable, key accepted, model listed) and describes it in a `ModelInfo` whose
-`available_stages`/`stages_note` say that only the raw distribution exists. Generating sends the
+`available_stages`/`stages_note` say that only the raw distribution exists, except for another
+Openlid (its entry says `"owned_by": "openlid"`), which sends every StepRecord whole: there
+`available_stages` is () and the chart shows every stage. Generating sends the
 prompt pieces, rendered by Openlid's own template, as one text completion, so what the person
 sees in the template panel is exactly what is sent, and streams the endpoint's `top_logprobs` as
 StepRecords through `desktop.remote_engine`.
@@ -13,8 +15,9 @@ The HTTP stream runs on a helper thread ("openlid-remote-stream") feeding a queu
 thread keeps polling the pipe while the endpoint is silent (a long prompt on a big model): Stop
 takes effect within one token, or within ~50 ms before the first. Each generation uses its own
 RemoteEngine, so an abandoned stream can never cancel or feed the next one. Replay, tokenize and
-"continue with a token" need token ids that an OpenAI-compatible API does not give: they fail with
-a clear "needs a local model" message and the session stays usable.
+"continue with a token" need token ids that an OpenAI-compatible API does not give (and an Openlid
+server does not replay either): they fail with a clear "needs a local model" message and the
+session stays usable.
 
 Keys: never in the ModelInfo, never in a message (`remote_models.redact`), never logged.
 """
@@ -38,6 +41,8 @@ from desktop.remote_engine import (
     RemoteEngine,
     RemoteError,
     RemoteModel,
+    is_openlid_entry,
+    model_entries,
 )
 from desktop.remote_models import (
     RemoteModelError,
@@ -81,6 +86,9 @@ class RemoteSession:
         entry = entries[ids.index(self.model.model)]
         n_ctx_train, n_ctx = _context_of(entry, self.model)
         self.n_ctx = n_ctx or settings.n_ctx or n_ctx_train
+        # Another Openlid sends whole StepRecords (every stage); n_vocab arrives in each of
+        # them, not in the model list, so ModelInfo says 0 (unknown) as for any endpoint.
+        self.openlid = is_openlid_entry(entry)
         self.info = ModelInfo(
             # The endpoint's model id, not the display name: a model without a template of its
             # own gets the preset its id names ("…Llama-3.1-70B-Instruct" → Llama 3).
@@ -88,7 +96,8 @@ class RemoteSession:
             quant="", size_bytes=0, n_vocab=0, n_ctx_train=n_ctx_train or self.n_ctx,
             n_ctx=self.n_ctx, n_layer=0, add_bos=False, backend=f"remote: {self.url}",
             load_ms=(time.perf_counter() - started) * 1000,
-            available_stages=AVAILABLE_STAGES, stages_note=STAGES_NOTE,
+            available_stages=() if self.openlid else AVAILABLE_STAGES,
+            stages_note="" if self.openlid else STAGES_NOTE,
         )
 
     def close(self) -> None:
@@ -119,7 +128,7 @@ class RemoteSession:
         if not prompt:
             send(P.EngineError(msg.request_id, "bad_request", "the prompt is empty"))
             return
-        engine = RemoteEngine(self.model, timeout=STREAM_TIMEOUT_S)
+        engine = RemoteEngine(self.model, timeout=STREAM_TIMEOUT_S, openlid=self.openlid)
         items: queue.Queue[object] = queue.Queue()
         stop = threading.Event()
         started = time.perf_counter()
@@ -186,12 +195,7 @@ def _cancelled_done(steps: int, started: float) -> GenerationDone:
 
 def _model_entries(engine: RemoteEngine) -> list[dict[str, Any]]:
     """GET /v1/models as the endpoint sends it: ids plus whatever it says about each model."""
-    data = engine.get_json("/models")
-    listed = data.get("data") if isinstance(data, dict) else None
-    if not isinstance(listed, list):
-        # Ollama's /api/tags has "models"; a bare list also occurs in the wild.
-        listed = data.get("models") if isinstance(data, dict) else data
-    return [m for m in listed or () if isinstance(m, dict)]
+    return model_entries(engine.get_json("/models"))
 
 
 def _int(value: Any) -> int:

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from desktop.ui.main_window import MainWindow
 
 REMOTE_REPLAY_NOTE = ("Trying other settings on a step, and continuing with another token, need "
-                      "a local model: a remote endpoint reports token texts and probabilities, "
-                      "not the token ids to recompute them.")
+                      "a local model: they recompute the step with the model's weights, and a "
+                      "remote endpoint only streams what it computed.")
 
 
 class WindowWiring(QObject):

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from desktop.core.loading import LoadSettings
+from desktop.core.steps import GenerationDone, StepRecord
+from desktop.engine.host import EngineHost
 from desktop.server import OpenlidServer, RequestLogEntry
 
 LOAD = LoadSettings(n_ctx=1024, n_threads=2)
@@ -73,3 +75,28 @@ def raw_request(
         return response.status, json.loads(data) if data else None
     finally:
         conn.close()
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineHost]:
+    """An engine process for a test module (remote entries load in it like local models)."""
+    engine = EngineHost(log_dir=tmp_path_factory.mktemp("engine-logs"))
+    try:
+        yield engine
+    finally:
+        engine.shutdown()
+
+
+def collect(
+    items: Iterator[StepRecord | GenerationDone],
+) -> tuple[list[StepRecord], GenerationDone]:
+    """A remote stream's StepRecords and its GenerationDone (which must come)."""
+    steps: list[StepRecord] = []
+    done = None
+    for item in items:
+        if isinstance(item, StepRecord):
+            steps.append(item)
+        else:
+            done = item
+    assert done is not None
+    return steps, done

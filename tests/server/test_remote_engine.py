@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from desktop.core.sampling import SamplerSettings
-from desktop.core.steps import GenerationDone, StepRecord
+from desktop.core.steps import StepRecord
 from desktop.remote_engine import (
     AVAILABLE_STAGES,
     RemoteEngine,
@@ -32,7 +32,7 @@ from desktop.remote_engine import (
 )
 from desktop.remote_http import sse_events
 from desktop.remote_steps import StepBuilder
-from tests.server.conftest import API_KEY, LoggedServer
+from tests.server.conftest import API_KEY, LoggedServer, collect
 
 GREEDY = SamplerSettings(temperature=0.0, max_tokens=4)
 PROMPT = "The capital of France is"
@@ -81,18 +81,6 @@ def llama_server(gemma_path: Path, tmp_path_factory: pytest.TempPathFactory) -> 
                 proc.wait(10)
 
 
-def _run(items: Iterator[StepRecord | GenerationDone]) -> tuple[list[StepRecord], GenerationDone]:
-    steps: list[StepRecord] = []
-    done = None
-    for item in items:
-        if isinstance(item, StepRecord):
-            steps.append(item)
-        else:
-            done = item
-    assert done is not None
-    return steps, done
-
-
 def _check_raw_only(steps: list[StepRecord], top: int) -> None:
     for i, record in enumerate(steps):
         assert record.step == i
@@ -114,7 +102,7 @@ def _check_raw_only(steps: list[StepRecord], top: int) -> None:
 def test_completion_streams_step_records(llama_server: str) -> None:
     engine = RemoteEngine(RemoteModel(llama_server, "gemma"))
     assert engine.list_models()
-    steps, done = _run(engine.stream_completion(PROMPT, GREEDY, top_logprobs=5))
+    steps, done = collect(engine.stream_completion(PROMPT, GREEDY, top_logprobs=5))
     assert len(steps) == 4
     _check_raw_only(steps, 5)
     assert all(r.raw_rank == 1 for r in steps)  # greedy picks the most probable token
@@ -125,7 +113,7 @@ def test_completion_streams_step_records(llama_server: str) -> None:
 
 def test_chat_streams_step_records(llama_server: str) -> None:
     engine = RemoteEngine(RemoteModel(llama_server, "gemma"))
-    steps, done = _run(engine.stream_chat(
+    steps, done = collect(engine.stream_chat(
         [{"role": "user", "content": "Say hi."}], GREEDY.replace(max_tokens=3), top_logprobs=3))
     assert 1 <= len(steps) <= 3
     _check_raw_only(steps, 3)
@@ -137,9 +125,9 @@ def test_both_servers_report_the_same_raw_distribution(
 ) -> None:
     """llama-cpp-python and Openlid both report the model's own softmax: they must agree."""
     settings = GREEDY.replace(max_tokens=1)
-    theirs, _ = _run(RemoteEngine(RemoteModel(llama_server, "gemma")).stream_completion(
+    theirs, _ = collect(RemoteEngine(RemoteModel(llama_server, "gemma")).stream_completion(
         PROMPT, settings, top_logprobs=5))
-    ours, _ = _run(RemoteEngine(RemoteModel(server.base_url, "x", API_KEY)).stream_completion(
+    ours, _ = collect(RemoteEngine(RemoteModel(server.base_url, "x", API_KEY)).stream_completion(
         PROMPT, settings, top_logprobs=5))
     a, b = theirs[0], ours[0]
     assert a.piece == b.piece
@@ -175,12 +163,12 @@ def test_cancel_ends_the_stream(server: LoggedServer) -> None:
 def test_errors_are_reported_in_words(server: LoggedServer) -> None:
     wrong_key = RemoteEngine(RemoteModel(server.base_url, "x", "not-the-key"))
     with pytest.raises(RemoteError) as info:
-        _run(wrong_key.stream_completion(PROMPT, GREEDY))
+        collect(wrong_key.stream_completion(PROMPT, GREEDY))
     assert info.value.status == 401
     assert "API key" in str(info.value)
     unknown = RemoteEngine(RemoteModel(server.base_url, "x", API_KEY))
     with pytest.raises(RemoteError) as info:
-        _run(unknown.stream_completion("", GREEDY))
+        collect(unknown.stream_completion("", GREEDY))
     assert info.value.status == 400
     assert "prompt" in str(info.value)
     nobody = RemoteEngine(RemoteModel(f"http://127.0.0.1:{_free_port()}/v1", "x"), timeout=5)

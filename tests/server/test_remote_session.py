@@ -13,7 +13,6 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,15 +32,6 @@ LOAD = LoadSettings(n_ctx=1024, n_threads=2)
 GREEDY = SamplerSettings(temperature=0.0, max_tokens=4)
 PROMPT: P.PromptPieces = (("The capital of France is", False),)
 SECRET = "sk-never-shown-0123456789"
-
-
-@pytest.fixture(scope="module")
-def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineHost]:
-    engine = EngineHost(log_dir=tmp_path_factory.mktemp("engine-logs"))
-    try:
-        yield engine
-    finally:
-        engine.shutdown()
 
 
 @pytest.fixture(scope="module")

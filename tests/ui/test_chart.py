@@ -24,7 +24,12 @@ from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import StageView, StepRecord
 from desktop.core.token_text import token_label
 from desktop.ui.chart import ChartDock
-from desktop.ui.chart.distribution_chart import LOG_FLOOR
+from desktop.ui.chart.distribution_chart import (
+    LEGEND_COLUMNS,
+    LEGEND_ONE_ROW_WIDTH,
+    LOG_FLOOR,
+    DistributionChart,
+)
 
 pytestmark = [
     # The offscreen platform says this whenever a window's minimum size changes; not ours.
@@ -475,3 +480,24 @@ def test_chart_bench_runs_and_reports_a_ratio(
     assert report["tokens"] == 8
     assert report["tokens_per_second_chart_on"] > 0
     assert report["ratio_chart_on_vs_off"] > 0  # timings are reported, never asserted
+
+
+
+def test_the_legend_takes_two_rows_in_a_narrow_chart_and_the_bars_make_room(
+        qtbot: QtBot) -> None:
+    chart = DistributionChart()
+    qtbot.addWidget(chart)
+    chart.show()
+    qtbot.waitExposed(chart)
+
+    def top() -> float:
+        return float(chart.getPlotItem().viewRange()[1][1])
+
+    chart.resize(LEGEND_ONE_ROW_WIDTH + 100, 400)
+    qtbot.waitUntil(lambda: chart.legend.columnCount == LEGEND_COLUMNS)
+    assert top() == pytest.approx(1.2)
+    chart.resize(LEGEND_ONE_ROW_WIDTH - 200, 400)
+    qtbot.waitUntil(lambda: chart.legend.columnCount < LEGEND_COLUMNS)
+    assert top() == pytest.approx(1.4)  # a taller band above 100% for the second row
+    chart.set_log_scale(True)
+    assert top() == pytest.approx(1.6)

@@ -13,6 +13,7 @@ from desktop.core.token_text import (
     compare_steps,
     describe_comparison,
     feeding_stage,
+    format_bits,
     format_prob,
     stage_changed,
     stage_is_complete,
@@ -124,3 +125,8 @@ def test_step_rows_csv_and_json() -> None:
     assert data["token_id"] == 7
     assert data["stages"][1]["top"][0] == {"id": 5, "text": " the", "p": 0.5 / 0.95}
     assert data["replayed"] is False
+
+
+@pytest.mark.parametrize("bits", [-0.0, -1e-9, 0.0])
+def test_entropy_of_a_one_token_distribution_reads_zero_never_minus_zero(bits: float) -> None:
+    assert format_bits(bits) == "0.00 bits"

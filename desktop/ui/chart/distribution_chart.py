@@ -17,7 +17,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QColor, QPalette, QResizeEvent
 from PySide6.QtWidgets import QWidget
 
 from desktop.core.sampling import STAGE_MIN_P, STAGE_RAW, STAGE_TOP_K, STAGE_TOP_P, SamplerSettings
@@ -35,6 +35,10 @@ RAW_COLOR = QColor(150, 176, 214)
 STAGE_COLOR = QColor(33, 97, 196)
 CHOSEN_COLOR = QColor(235, 120, 0)
 CANDIDATE_COLOR = QColor(200, 0, 140)
+
+
+LEGEND_COLUMNS = 5  # every entry in one row ...
+LEGEND_ONE_ROW_WIDTH = 760  # ... when the chart is at least this wide (pixels), else two rows
 
 
 class DistributionChart(PacedPlot):
@@ -92,7 +96,8 @@ class DistributionChart(PacedPlot):
             plot.addItem(item)
             return item
 
-        # One row across the top band that the fixed y ranges keep free of bars.
+        # Across the top band that the fixed y ranges keep free of bars: one row when the chart
+        # is wide enough, two (and a taller band) when it is not (see resizeEvent).
         self.legend = plot.addLegend(offset=(-4, 2), colCount=5, horSpacing=14,
                                      labelTextSize="8pt")
         self.raw_bars = bars(RAW_COLOR, 0.84)
@@ -181,6 +186,14 @@ class DistributionChart(PacedPlot):
         self.candidate = token_id
         self._redraw()
 
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        legend = getattr(self, "legend", None)  # a resize can come while __init__ runs
+        columns = LEGEND_COLUMNS if self.width() >= LEGEND_ONE_ROW_WIDTH else 3
+        if legend is not None and columns != legend.columnCount:
+            self.legend.setColumnCount(columns)
+            self._apply_ranges()
+
     def y_of(self, p: float) -> float:
         """Where probability `p` sits on the current axis."""
         if not self.log_scale:
@@ -193,11 +206,12 @@ class DistributionChart(PacedPlot):
         plot = self.getPlotItem()
         plot.setXRange(-0.6, self.bar_count - 0.4, padding=0)
         left = plot.getAxis("left")
+        two_rows = self.legend.columnCount < LEGEND_COLUMNS
         if self.log_scale:
-            plot.setYRange(LOG_FLOOR, 0.9, padding=0)
+            plot.setYRange(LOG_FLOOR, 1.6 if two_rows else 0.9, padding=0)
             ticks = [(float(e), "1" if e == 0 else f"1e{e}") for e in range(int(LOG_FLOOR), 1)]
         else:
-            plot.setYRange(0.0, 1.2, padding=0)
+            plot.setYRange(0.0, 1.4 if two_rows else 1.2, padding=0)
             ticks = [(v / 4, f"{v * 25}%") for v in range(5)]
         left.setTicks([ticks])
         right = self.bar_count + 1.0
