@@ -131,6 +131,10 @@ def test_bars_labels_cut_lines_and_chosen_token_follow_the_record(
     if min_p.kept != top_p.kept:
         assert chart.cut_lines["min_p"].value() == pytest.approx(min_p.kept - 0.5)
         assert chart.min_p_line.value() == pytest.approx(SETTINGS.min_p * raw.probs[0])
+    # A cut label sits left of its line, or right of it near the left edge (inside the plot).
+    for name, view in (("top_k", top_k), ("top_p", top_p)):
+        label_x = chart.cut_lines[name].label.anchor.x()
+        assert label_x == (0.0 if view.kept - 0.5 < 4 else 1.0), (name, view.kept)
     # Cumulative curve: the running sum of the probabilities top-p received.
     cx, cy = chart.cumulative.getData()
     assert list(cy) == pytest.approx(list(np.cumsum(record.stage("typical").probs)))
@@ -501,3 +505,15 @@ def test_the_legend_takes_two_rows_in_a_narrow_chart_and_the_bars_make_room(
     assert top() == pytest.approx(1.4)  # a taller band above 100% for the second row
     chart.set_log_scale(True)
     assert top() == pytest.approx(1.6)
+
+
+def test_a_cut_near_the_left_edge_labels_to_its_right(qtbot: QtBot, dock: ChartDock) -> None:
+    record = make_record(5, settings=SETTINGS.replace(top_p=0.2))
+    top_p = record.stage("top_p")
+    assert top_p is not None
+    assert top_p.kept <= 3  # the test's premise: top-p keeps only the first bars
+    dock.set_sampler_settings(SETTINGS.replace(top_p=0.2))
+    dock.add_step(record)
+    painted(qtbot, dock, record)
+    assert tuple(dock.chart.cut_lines["top_p"].label.anchor) == (0.0, 0.0)
+    assert tuple(dock.chart.cut_lines["top_k"].label.anchor) == (1.0, 0.0)

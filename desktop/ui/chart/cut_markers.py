@@ -74,6 +74,9 @@ class CutMarkers:
             _place(line, at)
             if at is not None:
                 _set_label(line, f"{_TITLES[name]} keeps {view.kept if view else 0}")
+                # Left of its line, except near the left edge, where it would leave the plot
+                # and cover the chosen token's label: then right of it.
+                _anchor(line, (0.0, 0.0) if at < min(4.0, n / 4) else (1.0, 0.0))
         self._draw_top_p(record, settings, pos, y_of)
         self._draw_min_p(record, settings, y_of, shown)
 
@@ -135,6 +138,13 @@ def _ratios_kept_before(record: StepRecord, name: str) -> bool:
 def _set_label(line: pg.InfiniteLine, text: str) -> None:
     if line.label.format != text:  # re-laying out the text item costs more than comparing
         line.label.setFormat(text)
+
+
+def _anchor(line: pg.InfiniteLine, anchor: tuple[float, float]) -> None:
+    label = line.label
+    if tuple(label.anchor) != anchor:
+        label.anchors = [anchor, anchor]
+        label.setAnchor(anchor)
 
 
 def _place(line: pg.InfiniteLine, at: float | None) -> None:
