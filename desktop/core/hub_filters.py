@@ -43,22 +43,22 @@ _PARAM_UNITS = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "t": 10**12}
 def parse_size(text: str) -> int:
     """'500MB' → 500_000_000, '5GB' → 5e9, '1.5GiB' → 1.5 × 2**30, '4096' → bytes.
     Raises ValueError with a sentence saying what is accepted."""
-    m = _NUMBER.match(text)
-    unit = m["unit"].lower() if m else ""
-    if m is None or unit not in _SIZE_UNITS:
-        raise ValueError(f"cannot read {text!r} as a file size: write a number with a unit, "
-                         "like 500MB, 5GB or 1.5GiB (MB and GB are powers of 1000)")
-    return int(float(m["n"]) * _SIZE_UNITS[unit])
+    return _parse(text, _SIZE_UNITS, "a file size: write a number with a unit, like 500MB, 5GB "
+                  "or 1.5GiB (MB and GB are powers of 1000)")
 
 
 def parse_params(text: str) -> int:
     """'270M' → 270_000_000, '7B' → 7e9, '1.5B', '500K'. Raises ValueError."""
+    return _parse(text, _PARAM_UNITS, "a parameter count: write a number with K, M, B or T, "
+                  "like 270M, 7B or 1.5B")
+
+
+def _parse(text: str, units: dict[str, int], what: str) -> int:
     m = _NUMBER.match(text)
     unit = m["unit"].lower() if m else ""
-    if m is None or unit not in _PARAM_UNITS:
-        raise ValueError(f"cannot read {text!r} as a parameter count: write a number with K, "
-                         "M, B or T, like 270M, 7B or 1.5B")
-    return int(float(m["n"]) * _PARAM_UNITS[unit])
+    if m is None or unit not in units:
+        raise ValueError(f"cannot read {text!r} as {what}")
+    return int(float(m["n"]) * units[unit])
 
 
 def format_hub_count(n: int) -> str:
