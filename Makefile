@@ -1,16 +1,23 @@
 # Openlid: `make run` installs everything into .venv and starts the app with the ready model;
-# `make test` does the same set-up and runs the whole test suite.
+# `make test` does the same set-up and runs the whole test suite (what CI runs).
 #
-# llama-cpp-python builds from source (about 8 minutes on 2 cores) and pip caches the wheel.
-# Backend: CUDA when nvcc is found and nvidia-smi sees a GPU (a CUDA build for a machine without
-# one only costs build time), Metal on macOS (llama.cpp's default), otherwise CPU.
-# Force one with `make run BACKEND=cpu` (or cuda / metal / vulkan). After changing the backend,
-# run `make clean-llama` once so pip rebuilds instead of reusing its cached wheel.
+# Every package comes from uv.lock (exact versions and hashes, every supported Python and
+# platform): `uv sync --locked` fails instead of resolving anew when pyproject.toml and the lock
+# disagree. `make lock` upgrades the lock; the tests decide whether the upgrade lands.
+# uv itself is bootstrapped from PyPI into .tools/ at the version below.
+#
+# llama-cpp-python (pinned by the lock) builds from source (about 8 minutes on 2 cores) and uv
+# caches the built wheel. Backend: CUDA when nvcc is found and nvidia-smi sees a GPU (a CUDA
+# build for a machine without one only costs build time), Metal on macOS (llama.cpp's default),
+# otherwise CPU. Force one with `make run BACKEND=cpu` (or cuda / metal / vulkan); a change of
+# backend drops the cached wheel so llama.cpp is rebuilt.
 
 PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS  := .tools
+UV     := $(TOOLS)/bin/uv
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.openlid-installed
 
 UNAME_S := $(shell uname -s)
 UNAME_M := $(shell uname -m)
@@ -42,18 +49,32 @@ ifeq ($(UNAME_S)-$(UNAME_M),Linux-x86_64)
   LLAMA_CFLAGS := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
 endif
 
-# torch for safetensors models: the release the tests ran with (a CPU build where pip finds one);
-# `make test TORCH_SPEC=torch` takes the newest instead.
-TORCH_SPEC ?= torch==2.13.0
+# torch (safetensors models) is locked like everything else, but on Linux its PyPI wheel is a
+# CUDA build that pulls several GB of nvidia-*/cuda-*/triton wheels. uv installs everything
+# else; pip then installs the locked torch version, which takes a CPU wheel where pip's
+# configuration offers one (PyPI's wheel otherwise). `make test TORCH_SPEC=torch` takes the newest.
+TORCH_VERSION := $(shell sed -n '/^name = "torch"$$/{n;s/^version = "\(.*\)"$$/\1/p;q;}' uv.lock)
+TORCH_SPEC ?= torch==$(TORCH_VERSION)
+CUDA_WHEELS := $(shell sed -n 's/^name = "\(nvidia-[^"]*\|cuda-[^"]*\|triton\)"$$/\1/p' uv.lock | sort -u)
+SYNC_ARGS := --locked --all-extras --group package --no-install-package torch \
+	$(foreach p,$(CUDA_WHEELS),--no-install-package $(p))
 
-.PHONY: run test install bench package clean-llama lint
+STAMP := $(VENV)/.openlid-installed-$(BACKEND)
 
-$(STAMP): pyproject.toml Makefile
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install "$(TORCH_SPEC)"
+.PHONY: run test install lock check-layers typecheck bench package clean-llama
+
+$(UV):
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(STAMP): pyproject.toml uv.lock Makefile | $(UV)
+	@# A venv built for another backend: drop uv's cached llama-cpp-python wheel so it rebuilds.
+	@if ls $(VENV)/.openlid-installed-* >/dev/null 2>&1 && [ ! -e $(STAMP) ]; then \
+		$(UV) cache clean llama-cpp-python; rm -f $(VENV)/.openlid-installed-*; fi
+	test -x $(BIN)/python || $(UV) venv --seed --python $(PYTHON) $(VENV)
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CFLAGS="$(LLAMA_CFLAGS)" CXXFLAGS="$(LLAMA_CFLAGS)" \
-		$(BIN)/python -m pip install -e ".[dev,demo,safetensors]"
+		$(UV) sync $(SYNC_ARGS)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH_SPEC)"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -61,20 +82,27 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/openlid
 
-test: $(STAMP)
+check-layers: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/ruff check desktop tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: check-layers typecheck
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+
+# Upgrade every locked package to the newest release the ranges in pyproject.toml allow.
+lock: | $(UV)
+	$(UV) lock --upgrade
 
 bench: $(STAMP)
 	$(BIN)/openlid bench --threads 2
 
 # The double-click app (PyInstaller one-folder bundle in dist/), then a check that starts it.
 package: $(STAMP)
-	$(BIN)/python -m pip install pyinstaller
 	packaging/build.sh --check
 
-clean-llama:
-	$(BIN)/python -m pip cache remove llama_cpp_python || true
-	$(BIN)/python -m pip uninstall -y llama-cpp-python || true
-	rm -f $(STAMP)
+clean-llama: | $(UV)
+	$(UV) cache clean llama-cpp-python
+	rm -f $(VENV)/.openlid-installed-*

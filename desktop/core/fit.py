@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import gguf
 
-from desktop.core.loading import KV_CACHE_TYPES, LoadSettings
+from desktop.core.model_info import KV_CACHE_TYPES, LoadSettings
 
 __all__ = [
     "FIT_FITS",

@@ -10,6 +10,7 @@ refused, never unpickled.
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import time
@@ -22,8 +23,8 @@ import torch
 import transformers
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
-from desktop.core.loading import LoadSettings, ModelInfo, SpecialToken
-from desktop.engine.session_common import (
+from desktop.core.model_info import LoadSettings, ModelInfo, SpecialToken
+from desktop.engine.session import (
     LoadFailed,
     display_pieces,
     reusable_prefix,
@@ -121,6 +122,12 @@ class HfSession:
         self.n_batch = settings.n_batch
         self.cached: list[int] = []  # tokens whose keys/values the cache holds, in order
         self.cache: Any = None
+        # transformers 5.2x renamed forward's `past_key_values` to `cache` (the old name warns and
+        # goes in 5.40); older 5.x releases only know `past_key_values`. The output field follows.
+        self._cache_arg = (
+            "cache" if "cache" in inspect.signature(self.model.forward).parameters
+            else "past_key_values"
+        )
         self._logits: npt.NDArray[np.float32] = np.zeros(self.n_vocab, dtype=np.float32)
         self._display: dict[int, str] = {}
         self._bytes: dict[int, bytes] = {}
@@ -333,13 +340,13 @@ class HfSession:
         try:
             with torch.inference_mode():
                 out = self.model(
-                    input_ids=ids, past_key_values=self.cache, use_cache=True, logits_to_keep=1
+                    input_ids=ids, **{self._cache_arg: self.cache}, use_cache=True, logits_to_keep=1
                 )
         except Exception:
             # The cache may hold part of the batch now; forget it so the next prepare redoes it.
             self.cache, self.cached = None, []
             raise
-        self.cache = out.past_key_values
+        self.cache = getattr(out, self._cache_arg)
         self._logits = out.logits[0, -1].float().cpu().numpy()
         self.cached.extend(tokens)
 

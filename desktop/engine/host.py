@@ -2,9 +2,10 @@
 
 Runs in the app or the CLI; never imports llama_cpp. Calls come from one owner thread (the GUI
 thread or the CLI's main thread); one named reader thread ("openlid-engine-reader") receives
-events and hands them to `on_event` on that reader thread — the Qt bridge re-emits them as queued
-signals, the CLI reads them from `events`. When the worker dies the reader emits `Crashed` with
-the exit status in words and the telling line of the worker's log; nothing restarts by itself.
+events and hands them to `on_event` on that reader thread — the GUI's `EngineService` re-emits
+them as queued signals, the CLI reads them from `events`. When the worker dies the reader emits
+`Crashed` with the exit status in words and the telling line of the worker's log; nothing
+restarts by itself.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from desktop.core.loading import LoadSettings
+from desktop.core.model_info import LoadSettings
 from desktop.core.sampling import SamplerSettings
 from desktop.engine import protocol as P
 from desktop.engine.crash import describe_exit, read_log_tail, telling_line

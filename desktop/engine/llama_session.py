@@ -18,8 +18,8 @@ import llama_cpp as L
 import numpy as np
 import numpy.typing as npt
 
-from desktop.core.loading import LoadSettings, ModelInfo, SpecialToken
-from desktop.engine.session_common import (
+from desktop.core.model_info import LoadSettings, ModelInfo, SpecialToken
+from desktop.engine.session import (
     ContextOverflow,
     LoadFailed,
     display_pieces,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from desktop.core.loading import LoadSettings, ModelInfo
+from desktop.core.model_info import LoadSettings, ModelInfo
 from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import GenerationDone, StepRecord
 

@@ -9,7 +9,7 @@ Openlid (its entry says `"owned_by": "openlid"`), which sends every StepRecord w
 `available_stages` is () and the chart shows every stage. Generating sends the
 prompt pieces, rendered by Openlid's own template, as one text completion, so what the person
 sees in the template panel is exactly what is sent, and streams the endpoint's `top_logprobs` as
-StepRecords through `desktop.remote_engine`.
+StepRecords through `desktop.remote.client`.
 
 The HTTP stream runs on a helper thread ("openlid-remote-stream") feeding a queue, so the main
 thread keeps polling the pipe while the endpoint is silent (a long prompt on a big model): Stop
@@ -19,7 +19,7 @@ RemoteEngine, so an abandoned stream can never cancel or feed the next one. Repl
 server does not replay either): they fail with a clear "needs a local model" message and the
 session stays usable.
 
-Keys: never in the ModelInfo, never in a message (`remote_models.redact`), never logged.
+Keys: never in the ModelInfo, never in a message (`remote.entries.redact`), never logged.
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from desktop.core.loading import LoadSettings, ModelInfo
+from desktop.core.model_info import LoadSettings, ModelInfo
 from desktop.core.steps import GenerationDone, StepRecord, Timings, Usage
 from desktop.engine import protocol as P
-from desktop.engine.session_common import LoadFailed
-from desktop.remote_engine import (
+from desktop.engine.session import LoadFailed
+from desktop.remote.client import (
     AVAILABLE_STAGES,
     STAGES_NOTE,
     RemoteEngine,
@@ -44,7 +44,7 @@ from desktop.remote_engine import (
     is_openlid_entry,
     model_entries,
 )
-from desktop.remote_models import (
+from desktop.remote.entries import (
     RemoteModelError,
     explain,
     not_served,

@@ -18,9 +18,14 @@ import sys
 import time
 import traceback
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING
 
+from desktop.core.sampling import SamplerSettings
 from desktop.engine import protocol as P
+from desktop.engine.session import MessageSession, Session, SessionFactory, TokenSession
+
+if TYPE_CHECKING:  # the sampler imports llama_cpp: the worker does so only when it generates
+    from desktop.engine.step_sampler import StepSampler
 
 
 def main(conn: Connection, log_path: str, nice: int = 0) -> None:
@@ -54,10 +59,10 @@ class Worker:
     def __init__(self, conn: Connection, log_path: str) -> None:
         self.conn = conn
         self.log_path = log_path
-        self.session: Any = None  # LlamaSession, HfSession or RemoteSession once loaded
-        self.pending: collections.deque[Any] = collections.deque()
+        self.session: Session | None = None  # LlamaSession, HfSession or RemoteSession
+        self.pending: collections.deque[object] = collections.deque()
 
-    def send(self, event: Any) -> None:
+    def send(self, event: object) -> None:
         self.conn.send(event)
 
     def serve(self) -> None:
@@ -72,10 +77,10 @@ class Worker:
                 print(traceback.format_exc(), file=sys.stderr, flush=True)
                 self.send(P.EngineError(getattr(msg, "request_id", 0), "internal", str(exc)))
 
-    def handle(self, msg: Any) -> None:
+    def handle(self, msg: object) -> None:
         if isinstance(msg, P.LoadRequest):
             self.load(msg)
-        elif getattr(self.session, "remote", False) and self.session.answer(
+        elif isinstance(self.session, MessageSession) and self.session.answer(
             msg, self.send, self._cancel_requested
         ):
             pass  # a remote endpoint streams, and refuses what needs token ids, by itself
@@ -97,10 +102,16 @@ class Worker:
         else:
             self.send(P.EngineError(0, "bad_request", f"unknown request {type(msg).__name__}"))
 
-    def _require(self, request_id: int) -> Any:
-        if self.session is None:
+    def _require(self, request_id: int) -> TokenSession | None:
+        """The loaded model for a token-level request, or None once the host is told why not."""
+        session = self.session
+        if session is None:
             self.send(P.EngineError(request_id, "bad_request", "no model is loaded"))
-        return self.session
+            return None
+        if isinstance(session, MessageSession):  # answered by the session unless it declined
+            self.send(P.EngineError(request_id, "unsupported", "the loaded model cannot do this"))
+            return None
+        return session
 
     def _unload(self) -> None:
         if self.session is not None:
@@ -110,12 +121,12 @@ class Worker:
     # --- load ---
 
     def load(self, msg: P.LoadRequest) -> None:
-        from desktop.core.gguf_check import GgufProblem, check_gguf
-        from desktop.engine.session_common import LoadFailed
-        from desktop.remote_models import is_remote_path
+        from desktop.core.gguf_file.check import GgufProblem, check_gguf
+        from desktop.engine.session import LoadFailed
+        from desktop.remote.entries import is_remote_path
 
         self._unload()
-        session_class: Any
+        session_class: SessionFactory
         if is_remote_path(msg.path):  # a stored OpenAI-compatible endpoint
             from desktop.engine.remote_session import RemoteSession
 
@@ -152,7 +163,7 @@ class Worker:
     # --- generate ---
 
     def generate(self, msg: P.GenerateRequest) -> None:
-        from desktop.engine.llama_session import ContextOverflow
+        from desktop.engine.session import ContextOverflow
         from desktop.engine.step_sampler import StepSampler
 
         session = self._require(msg.request_id)
@@ -183,8 +194,8 @@ class Worker:
     def _decode_loop(
         self,
         msg: P.GenerateRequest,
-        session: Any,
-        sampler: Any,
+        session: TokenSession,
+        sampler: StepSampler,
         prompt: list[int],
         reused: int,
         started: float,
@@ -192,7 +203,7 @@ class Worker:
         decode_ms: float,
     ) -> None:
         from desktop.core.steps import GenerationDone, StepRecord, Timings, Usage
-        from desktop.core.textstream import StopMatcher
+        from desktop.core.stop_matcher import StopMatcher
         from desktop.engine.step_batch import StepBatcher
 
         settings = msg.settings
@@ -278,7 +289,7 @@ class Worker:
 
     def replay(self, msg: P.ReplayRequest) -> None:
         from desktop.core.steps import StepRecord
-        from desktop.engine.llama_session import ContextOverflow
+        from desktop.engine.session import ContextOverflow
         from desktop.engine.step_sampler import StepSampler
 
         session = self._require(msg.request_id)
@@ -315,7 +326,7 @@ def is_transformers_path(path: str) -> bool:
     return name == "config.json" or name.endswith(".safetensors")
 
 
-def last_n(tokens: list[int], settings: Any, n_ctx: int) -> list[int]:
+def last_n(tokens: list[int], settings: SamplerSettings, n_ctx: int) -> list[int]:
     """The past tokens the penalty sampler must see: its last-n window (-1 = whole context)."""
     if not settings.penalties_active:
         return []

@@ -75,12 +75,18 @@ def apply_theme(app: QApplication, theme: str = "system") -> None:
 
 def run_app(argv: Sequence[str]) -> int:
     from desktop.core.logs import setup_logging, shutdown_logging
-    from desktop.ui.about_dialog import app_icon
-    from desktop.ui.crash_dialog import install_excepthook
+    from desktop.ui.platform_check import check_platform
     from desktop.ui.single_instance import SingleInstance, bring_to_front
+    from desktop.ui.window.about_dialog import app_icon
+    from desktop.ui.window.crash_dialog import install_excepthook
 
     args, qt_args = parse_args(argv)
     setup_logging()
+    problem = check_platform() if QApplication.instance() is None else None
+    if problem is not None:  # Qt would abort with a message few people can act on
+        print(problem, file=sys.stderr)
+        shutdown_logging()
+        return 1
     QApplication.setApplicationName(APP_NAME)
     QApplication.setOrganizationName(APP_NAME)
     QApplication.setApplicationDisplayName(APP_NAME)
@@ -95,10 +101,10 @@ def run_app(argv: Sequence[str]) -> int:
     apply_theme(app, args.theme)
     install_excepthook(app)
 
-    from desktop.ui.bridge import settle_heap
-    from desktop.ui.main_window import MainWindow
+    from desktop.ui.engine_service import settle_heap
     from desktop.ui.settings import AppSettings
-    from desktop.ui.welcome_dialog import show_if_first_run
+    from desktop.ui.window.main_window import MainWindow
+    from desktop.ui.window.welcome_dialog import show_if_first_run
 
     settings = AppSettings()
     window = MainWindow(settings)

@@ -12,7 +12,7 @@ from typing import Any
 from PySide6.QtCore import QByteArray, QSettings
 
 from desktop.core import paths
-from desktop.core.loading import LoadSettings
+from desktop.core.model_info import LoadSettings
 from desktop.core.sampling import SamplerSettings
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from desktop.core.loading import LoadSettings
+from desktop.core.model_info import LoadSettings
 from desktop.core.steps import GenerationDone, StepRecord
 from desktop.engine import protocol as P
 from desktop.engine.host import EngineHost

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from desktop.core.prompt import build_messages, choose_template, render_prompt
+from desktop.core.templates.prompt import build_messages, choose_template, render_prompt
 from desktop.engine import protocol as P
 from desktop.engine.host import EngineHost
 

@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("torch", reason="the safetensors extra is not installed")
 pytest.importorskip("transformers", reason="the safetensors extra is not installed")
 
-from desktop.core.loading import LoadSettings
+from desktop.core.model_info import LoadSettings
 from desktop.core.sampling import SamplerSettings
 from desktop.engine import protocol as P
 from desktop.engine.host import EngineHost

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from desktop.core.downloads import DownloadManager, RetryPolicy
-from desktop.core.hub import HubClient, ModelFile, RepoDetails
+from desktop.core.downloads.manager import DownloadManager, RetryPolicy
+from desktop.core.hub.client import HubClient, ModelFile, RepoDetails
 from tests.hub.repos import FakeRepo, build_repos
 from tests.hub.server import HubServer
 

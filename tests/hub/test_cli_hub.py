@@ -1,4 +1,4 @@
-"""`openlid search | files | download` against the local Hub (desktop.cli_hub)."""
+"""`openlid search | files | download` against the local Hub (desktop.cli.hub)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from desktop.cli_hub import HUB_HANDLERS, add_hub_parsers, choose_units, main
-from desktop.core.hub import HubClient
+from desktop.cli.hub import HUB_HANDLERS, add_hub_parsers, choose_units, main
+from desktop.core.hub.client import HubClient
 from tests.hub.conftest import BIG_FILE, BIG_REPO, repo_by_id
 from tests.hub.repos import FakeRepo
 from tests.hub.server import HubServer

@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from desktop.cli import main
-from desktop.core.download_bench import format_download_report, run_download_bench
-from desktop.core.download_bench_server import BenchFileServer, write_random_file
+from desktop.bench.download import format_download_report, run_download_bench
+from desktop.bench.download_server import BenchFileServer, write_random_file
+from desktop.cli.main import main
 
 
 @pytest.fixture(autouse=True)

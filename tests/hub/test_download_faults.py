@@ -15,10 +15,15 @@ from typing import Any, BinaryIO
 
 import pytest
 
-from desktop.core import download_attempts, download_fetch
-from desktop.core.download_store import JOB_DONE, JOB_FAILED, JOB_PAUSED
-from desktop.core.downloads import DiskSpaceError, DownloadError, DownloadManager, RetryPolicy
-from desktop.core.hub import ModelFile, RepoDetails
+from desktop.core.downloads import attempts, fetch
+from desktop.core.downloads.manager import (
+    DiskSpaceError,
+    DownloadError,
+    DownloadManager,
+    RetryPolicy,
+)
+from desktop.core.downloads.store import JOB_DONE, JOB_FAILED, JOB_PAUSED
+from desktop.core.hub.client import ModelFile, RepoDetails
 from tests.hub.conftest import (
     BIG_FILE,
     BIG_REPO,
@@ -148,7 +153,7 @@ def test_a_refused_range_is_handled(managers: Managers, details: Details, hub: H
 def test_disk_filling_up_pauses_the_job(managers: Managers, details: Details, hub: HubServer,
                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     repo, files, _ = _big(details)
-    real_write = download_fetch._write
+    real_write = fetch._write
 
     class FullDisk:
         def write(self, data: bytes) -> int:
@@ -157,7 +162,7 @@ def test_disk_filling_up_pauses_the_job(managers: Managers, details: Details, hu
     def filling(f: BinaryIO, data: bytes) -> None:
         real_write(FullDisk() if f.tell() + len(data) > 400_000 else f, data)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(download_fetch, "_write", filling)
+    monkeypatch.setattr(fetch, "_write", filling)
     manager = _start(managers)
     job_id = manager.enqueue(BIG_REPO, files, tmp_path, repo.commit)
     job = manager.wait(job_id, 10)
@@ -166,7 +171,7 @@ def test_disk_filling_up_pauses_the_job(managers: Managers, details: Details, hu
     assert "resume" in job.message
     kept = (tmp_path / f"{BIG_FILE}.part").stat().st_size
     assert 0 < kept <= 400_000
-    monkeypatch.setattr(download_fetch, "_write", real_write)
+    monkeypatch.setattr(fetch, "_write", real_write)
     manager.resume(job_id)
     assert manager.wait(job_id, 10).state == JOB_DONE
     assert cdn_ranges(hub, BIG_FILE)[-1] == f"bytes={kept}-"
@@ -184,7 +189,7 @@ class _FakeShutil:
 def _free(monkeypatch: pytest.MonkeyPatch, free: int) -> None:
     usage = shutil.disk_usage("/")
     fake = type(usage)(usage.total, usage.total - free, free)
-    monkeypatch.setattr(download_attempts, "shutil", _FakeShutil(fake))
+    monkeypatch.setattr(attempts, "shutil", _FakeShutil(fake))
 
 
 def test_disk_space_is_checked_before_starting(managers: Managers, details: Details,
@@ -351,13 +356,13 @@ def test_both_byte_paths_resume_and_verify(
         monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
         monkeypatch.setenv("no_proxy", "127.0.0.1")
     direct: list[str] = []
-    real_direct = download_fetch.direct_get
+    real_direct = fetch.direct_get
 
     def spy(*args: Any, **kw: Any) -> Any:
         direct.append(args[1])
         return real_direct(*args, **kw)
 
-    monkeypatch.setattr(download_fetch, "direct_get", spy)
+    monkeypatch.setattr(fetch, "direct_get", spy)
     repo, files, _ = _big(details)
     hub.faults.drop_after, hub.faults.drop_times = 300_000, 1
     hub.faults.corrupt_times, hub.faults.corrupt_offset = 1, 700_000

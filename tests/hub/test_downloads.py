@@ -14,16 +14,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from desktop.core.download_progress import DownloadsSnapshot
-from desktop.core.download_store import (
+from desktop.core.downloads.manager import DownloadManager
+from desktop.core.downloads.progress import DownloadsSnapshot
+from desktop.core.downloads.store import (
     JOB_CANCELLED,
     JOB_DONE,
     JOB_DOWNLOADING,
     JOB_PAUSED,
     JOB_QUEUED,
 )
-from desktop.core.downloads import DownloadManager
-from desktop.core.hub import RepoDetails
+from desktop.core.hub.client import RepoDetails
 from tests.hub.conftest import BIG_FILE, BIG_REPO, repo_by_id, unit_files
 from tests.hub.repos import FakeRepo
 from tests.hub.server import HubServer, wait_until
@@ -153,7 +153,7 @@ def test_restart_brings_the_queue_back(managers: Managers, details: Details, hub
 def _cli_download(hub: HubServer, home: Path, dest: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "OPENLID_HOME": str(home), "HF_ENDPOINT": hub.url,
            "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "desktop.cli_hub", "download", BIG_REPO, "--quant", "Q4_K_M",
+    cmd = [sys.executable, "-m", "desktop.cli.hub", "download", BIG_REPO, "--quant", "Q4_K_M",
            "--dest", str(dest)]
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from huggingface_hub import HfApi, RepoFile, hf_hub_download
 
-from desktop.core.hub import HubClient, HubError, SearchQuery, card_body
-from desktop.core.hub_http import KIND_GATED, KIND_NOT_FOUND, KIND_OFFLINE
-from desktop.core.quant import KIND_GGUF, KIND_PROJECTOR, KIND_SAFETENSORS
+from desktop.core.hub.client import HubClient, HubError, SearchQuery, card_body
+from desktop.core.hub.http import KIND_GATED, KIND_NOT_FOUND, KIND_OFFLINE
+from desktop.core.hub.quant import KIND_GGUF, KIND_PROJECTOR, KIND_SAFETENSORS
 from tests.hub.conftest import DENIED, GRANTED, repo_by_id
 from tests.hub.repos import FakeRepo, RepoFileData
 from tests.hub.server import HubServer

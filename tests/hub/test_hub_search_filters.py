@@ -1,6 +1,6 @@
 """Search filters beyond text, format and author: the parameter-count range the Hub applies
 (`num_parameters`), and the quant and file-size filters applied to each page here
-(desktop.core.hub_filters), through huggingface_hub, HubClient and `openlid search`."""
+(desktop.core.hub.filters), through huggingface_hub, HubClient and `openlid search`."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from huggingface_hub import HfApi
 
-from desktop.cli_hub import main
-from desktop.core.hub import HubClient, SearchQuery
-from desktop.core.hub_filters import (
+from desktop.cli.hub import main
+from desktop.core.hub.client import HubClient, SearchQuery
+from desktop.core.hub.filters import (
     format_hub_count,
     num_parameters_param,
     parse_params,

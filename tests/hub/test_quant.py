@@ -1,10 +1,10 @@
-"""Quant labels, shard names and model grouping, from file names alone (desktop.core.quant)."""
+"""Quant labels, shard names and model grouping, from file names alone (desktop.core.hub.quant)."""
 
 from __future__ import annotations
 
 import pytest
 
-from desktop.core.quant import (
+from desktop.core.hub.quant import (
     KIND_GGUF,
     KIND_PROJECTOR,
     KIND_SAFETENSORS,

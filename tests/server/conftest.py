@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from desktop.core.loading import LoadSettings
+from desktop.core.model_info import LoadSettings
 from desktop.core.steps import GenerationDone, StepRecord
 from desktop.engine.host import EngineHost
-from desktop.server import OpenlidServer, RequestLogEntry
+from desktop.server.openlid_server import OpenlidServer, RequestLogEntry
 
 LOAD = LoadSettings(n_ctx=1024, n_threads=2)
 API_KEY = "sk-openlid-test"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from desktop.remote_engine import RemoteEngine, RemoteModel
+from desktop.remote.client import RemoteEngine, RemoteModel
 from tests.server.conftest import API_KEY, LoggedServer
 from tests.server.test_remote_engine import llama_server
 

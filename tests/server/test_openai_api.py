@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from desktop.core import openai_stream as S
-from desktop.core.openai_api import (
+from desktop.core.openai import responses as S
+from desktop.core.openai.requests import (
     ApiError,
     parse_chat_request,
     parse_completion_request,

@@ -23,15 +23,15 @@ import pytest
 
 from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import StepRecord
-from desktop.remote_engine import (
+from desktop.remote.client import (
     AVAILABLE_STAGES,
     RemoteEngine,
     RemoteError,
     RemoteModel,
     request_body,
 )
-from desktop.remote_http import sse_events
-from desktop.remote_steps import StepBuilder
+from desktop.remote.http import sse_events
+from desktop.remote.steps import StepBuilder
 from tests.server.conftest import API_KEY, LoggedServer, collect
 
 GREEDY = SamplerSettings(temperature=0.0, max_tokens=4)

@@ -17,15 +17,15 @@ from typing import Any, ClassVar
 
 import pytest
 
-from desktop import remote_models
-from desktop.core.conversation_records import step_rows
-from desktop.core.loading import LoadSettings
+from desktop.core.conversations.records import step_rows
+from desktop.core.model_info import LoadSettings
 from desktop.core.sampling import STAGE_RAW, SamplerSettings
 from desktop.core.steps import StepRecord, step_from_json
 from desktop.engine import protocol as P
 from desktop.engine.host import EngineHost
-from desktop.remote_engine import AVAILABLE_STAGES, RemoteEngine, RemoteModel, request_body
-from desktop.remote_steps import StepBuilder, choice_records
+from desktop.remote import entries as remote_models
+from desktop.remote.client import AVAILABLE_STAGES, RemoteEngine, RemoteModel, request_body
+from desktop.remote.steps import StepBuilder, choice_records
 from tests.server.conftest import API_KEY, LoggedServer, collect, raw_request, settle
 
 LOAD = LoadSettings(n_ctx=1024, n_threads=2)

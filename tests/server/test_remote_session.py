@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from desktop import remote_models
-from desktop.core.loading import LoadSettings
+from desktop.core.model_info import LoadSettings
 from desktop.core.sampling import SamplerSettings
 from desktop.engine import protocol as P
 from desktop.engine.host import EngineHost
-from desktop.remote_engine import STAGES_NOTE, RemoteEngine, RemoteModel
+from desktop.remote import entries as remote_models
+from desktop.remote.client import STAGES_NOTE, RemoteEngine, RemoteModel
 from tests.server.conftest import API_KEY, LoggedServer
 from tests.server.test_remote_engine import llama_server
 
@@ -207,7 +207,7 @@ def test_keys_never_reach_the_engine_log(host: EngineHost) -> None:
 
 
 def test_a_remote_model_gets_the_template_its_id_names() -> None:
-    from desktop.core.prompt import choose_template
+    from desktop.core.templates.prompt import choose_template
 
     for model_id, preset in (("meta-llama/Llama-3.1-70B-Instruct", "llama"),
                              ("Qwen/Qwen2.5-72B-Instruct", "qwen"),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from desktop.server import OpenlidServer, ServerConfigError
+from desktop.server.openlid_server import OpenlidServer, ServerConfigError
 from tests.server.conftest import API_KEY, LOAD, LoggedServer, raw_request, settle
 
 openai = pytest.importorskip("openai")
@@ -295,7 +295,7 @@ def test_non_loopback_bind_needs_a_key(gemma_path: Path) -> None:
 
 _SERVE = (
     "import argparse, sys\n"
-    "from desktop.cli_serve import add_serve_parser, cmd_serve\n"
+    "from desktop.cli.serve import add_serve_parser, cmd_serve\n"
     "parser = argparse.ArgumentParser()\n"
     "add_serve_parser(parser.add_subparsers())\n"
     "sys.exit(cmd_serve(parser.parse_args(sys.argv[1:])))\n"

@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 from PySide6.QtCore import QTimer
 
-from desktop.core.loading import LoadSettings, ModelInfo, SpecialToken
+from desktop.core.model_info import LoadSettings, ModelInfo, SpecialToken
 from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import GenerationDone, StageView, StepRecord, Timings, Usage
 from desktop.engine import protocol as P
-from desktop.ui.bridge import EngineService
+from desktop.ui.engine_service import EngineService
 
 LOAD = LoadSettings(n_ctx=1024, n_threads=2)
 

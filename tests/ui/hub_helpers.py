@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from huggingface_hub import constants
 
-from desktop.core.downloads import RetryPolicy
+from desktop.core.downloads.manager import RetryPolicy
 from desktop.ui.hub import HubWindow
 from tests.hub.conftest import GRANTED, _hub_env, fake_repos, hub  # noqa: F401 - fixtures
 from tests.hub.server import HubServer

@@ -14,14 +14,19 @@ from PySide6.QtWidgets import QApplication, QWidget
 
 from desktop import __version__
 from desktop.core import paths
-from desktop.core.loading import ModelInfo
 from desktop.core.logs import log_file_path
-from desktop.ui import about_dialog
-from desktop.ui.about_dialog import AboutDialog, backend_text, library_licences
-from desktop.ui.crash_dialog import CrashReporter, install_excepthook
+from desktop.core.model_info import ModelInfo
 from desktop.ui.settings import AppSettings
 from desktop.ui.single_instance import SingleInstance, bring_to_front, server_name
-from desktop.ui.welcome_dialog import WelcomeDialog, mark_shown, should_show, show_if_first_run
+from desktop.ui.window import about_dialog
+from desktop.ui.window.about_dialog import AboutDialog, backend_text, library_licences
+from desktop.ui.window.crash_dialog import CrashReporter, install_excepthook
+from desktop.ui.window.welcome_dialog import (
+    WelcomeDialog,
+    mark_shown,
+    should_show,
+    show_if_first_run,
+)
 
 # The offscreen platform cannot resize or raise real windows; on a desktop these calls work.
 pytestmark = pytest.mark.qt_log_ignore(

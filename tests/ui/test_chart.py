@@ -340,7 +340,7 @@ def test_clear_empties_everything(qtbot: QtBot, dock: ChartDock) -> None:
 
 def remote_record(step: int) -> StepRecord:
     """A step as RemoteEngine builds it from an endpoint's top_logprobs: raw stage only."""
-    from desktop.remote_steps import StepBuilder
+    from desktop.remote.steps import StepBuilder
 
     tokens = StepBuilder()
     tokens.step = step
@@ -350,9 +350,9 @@ def remote_record(step: int) -> StepRecord:
 
 def test_a_remote_model_shows_its_note_and_offers_only_the_raw_stage(
         qtbot: QtBot, dock: ChartDock) -> None:
-    from desktop.core.loading import ModelInfo
-    from desktop.remote_engine import AVAILABLE_STAGES, STAGES_NOTE
-    from desktop.ui.window_wiring import REMOTE_REPLAY_NOTE
+    from desktop.core.model_info import ModelInfo
+    from desktop.remote.client import AVAILABLE_STAGES, STAGES_NOTE
+    from desktop.ui.window.wiring import REMOTE_REPLAY_NOTE
 
     info = ModelInfo(path="remote:abc", architecture="remote", name="far", n_params=0, quant="",
                      size_bytes=0, n_vocab=0, n_ctx_train=1024, n_ctx=1024, n_layer=0,
@@ -400,8 +400,8 @@ def test_a_remote_model_shows_its_note_and_offers_only_the_raw_stage(
 @pytest.mark.engine
 def test_real_engine_live_chart_replay_and_continue(
         qtbot: QtBot, dock: ChartDock, gemma_path: Path) -> None:
-    from desktop.core.loading import LoadSettings
-    from desktop.ui.bridge import EngineService
+    from desktop.core.model_info import LoadSettings
+    from desktop.ui.engine_service import EngineService
 
     service = EngineService()
     try:
@@ -476,7 +476,7 @@ def test_real_engine_live_chart_replay_and_continue(
 @pytest.mark.engine
 def test_chart_bench_runs_and_reports_a_ratio(
         qtbot: QtBot, gemma_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from desktop.ui import chart_bench
+    from desktop.bench import chart as chart_bench
 
     assert chart_bench.main(["--model", str(gemma_path), "--tokens", "8", "--rounds", "1",
                              "--threads", "2"]) == 0

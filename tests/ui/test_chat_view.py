@@ -10,18 +10,18 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
-from desktop.ui.chat_view import ChatView
-from desktop.ui.completion_view import CompletionView
-from desktop.ui.heartbeat import Heartbeat
-from desktop.ui.markdown_body import (
+from desktop.ui.chat.completion_view import CompletionView
+from desktop.ui.chat.markdown_body import (
     AutoHeightBrowser,
     CodeBlock,
     MarkdownBody,
     hard_breaks,
     split_code_blocks,
 )
-from desktop.ui.message_widget import MessageItem
-from desktop.ui.stream_buffer import StreamBuffer
+from desktop.ui.chat.message_widget import MessageItem
+from desktop.ui.chat.stream_buffer import StreamBuffer
+from desktop.ui.chat.view import ChatView
+from desktop.ui.heartbeat import Heartbeat
 
 pytestmark = pytest.mark.usefixtures("no_dangling")
 

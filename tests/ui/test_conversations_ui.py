@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt, QUrl
 
-from desktop.core.conversations import ConversationStore
-from desktop.core.prompt import presets
+from desktop.core.conversations.store import ConversationStore
 from desktop.core.sampling import SamplerSettings
-from desktop.ui.chat_controller import ChatController
-from desktop.ui.chat_turns import PromptContext, title_from
-from desktop.ui.chat_view import ChatView
-from desktop.ui.conversation_list import ConversationListPanel
-from desktop.ui.store_service import StoreService
+from desktop.core.templates.prompt import presets
+from desktop.ui.chat.controller import ChatController
+from desktop.ui.chat.conversation_list import ConversationListPanel
+from desktop.ui.chat.store_service import StoreService
+from desktop.ui.chat.turns import PromptContext, title_from
+from desktop.ui.chat.view import ChatView
 from tests.ui.conftest import FakeEngine
 
 pytestmark = pytest.mark.usefixtures("no_dangling")
@@ -305,7 +305,7 @@ def test_title_from_first_line() -> None:
 
 
 def test_the_latest_reply_shown_token_by_token(qtbot: Any, chat: Chat) -> None:
-    from desktop.ui.token_view import TokenView, candidates_text, shade
+    from desktop.ui.chat.token_view import TokenView, candidates_text, shade
 
     chat.send("Hi")
     reply = chat.view.messages[-1]

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import QTimer, QUrl
 
-from desktop.core.hub import ModelSummary
+from desktop.core.hub.client import ModelSummary
 from desktop.ui.hub import HubWindow
 from desktop.ui.hub.browser import COLUMNS, HubBrowser
 from desktop.ui.hub.card_view import CardView, card_for_display

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from desktop.core.download_store import JOB_DONE
-from desktop.core.downloads import RetryPolicy
+from desktop.core.downloads.manager import RetryPolicy
+from desktop.core.downloads.store import JOB_DONE
 from desktop.ui.hub import HubWindow
 from desktop.ui.hub.downloads_panel import JobRow
 from tests.hub.repos import FakeRepo

@@ -13,12 +13,12 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 
 from desktop.core import paths
-from desktop.core.conversations import ConversationStore
-from desktop.core.loading import LoadSettings
+from desktop.core.conversations.store import ConversationStore
+from desktop.core.model_info import LoadSettings
 from desktop.core.sampling import SamplerSettings
 from desktop.ui.heartbeat import Heartbeat
-from desktop.ui.main_window import MainWindow
 from desktop.ui.settings import AppSettings
+from desktop.ui.window.main_window import MainWindow
 from tests.ggufmaker import llama_kvs, raw_gguf, tensor_info
 from tests.ui.conftest import FakeEngine
 

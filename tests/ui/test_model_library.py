@@ -1,8 +1,8 @@
-"""ModelLibraryPanel over desktop.core.library, driven offscreen: listing with metadata, a broken
-file kept with its reason, import in place (files, safetensors folders, drops), removal with the
-real confirmation box (answered by patching `QMessageBox.exec`), deletion from the models folder,
-refusal for the loaded model, and "Find models on this computer" over a fake Hugging Face cache
-and LM Studio folder (HF_HUB_CACHE and HOME point into tmp)."""
+"""ModelLibraryPanel over desktop.core.library.catalog, driven offscreen: listing with metadata, a
+broken file kept with its reason, import in place (files, safetensors folders, drops), removal with
+the real confirmation box (answered by patching `QMessageBox.exec`), deletion from the models
+folder, refusal for the loaded model, and "Find models on this computer" over a fake Hugging Face
+cache and LM Studio folder (HF_HUB_CACHE and HOME point into tmp)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QMessageBox
 
-from desktop import remote_models
 from desktop.core import paths
-from desktop.remote_engine import RemoteModel
-from desktop.ui.model_library import ModelLibraryPanel
-from desktop.ui.remote_model_dialog import RemoteModelDialog
-from desktop.ui.workers import JobService
+from desktop.remote import entries as remote_models
+from desktop.remote.client import RemoteModel
+from desktop.ui.job_service import JobService
+from desktop.ui.library.panel import ModelLibraryPanel
+from desktop.ui.library.remote_model_dialog import RemoteModelDialog
 from tests.ggufmaker import write_tiny_gguf as _write_tiny_gguf
 
 pytestmark = pytest.mark.usefixtures("no_dangling")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QModelIndex
 
-from desktop.core.loading import LoadSettings, ModelInfo, SpecialToken
+from desktop.core.model_info import LoadSettings, ModelInfo, SpecialToken
 from desktop.core.sampling import (
     DEFAULT_ORDER,
     PRESETS,

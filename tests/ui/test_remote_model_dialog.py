@@ -11,9 +11,9 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QLineEdit
 from pytestqt.qtbot import QtBot
 
-from desktop import remote_models
-from desktop.remote_engine import RemoteModel
-from desktop.ui.remote_model_dialog import RemoteModelDialog
+from desktop.remote import entries
+from desktop.remote.client import RemoteModel
+from desktop.ui.library.remote_model_dialog import RemoteModelDialog
 from tests.server.test_remote_engine import llama_server
 
 __all__ = ["llama_server"]  # the module fixture, shared with tests/server
@@ -63,7 +63,7 @@ def test_fields_and_validation_messages(qtbot: QtBot, dialog: RemoteModelDialog)
     dialog.model_combo.setEditText("  ")
     dialog.test_connection()
     assert status_says(dialog, "The remote model needs a model name.")
-    assert remote_models.list_entries() == []
+    assert entries.list_entries() == []
 
     dialog.model_combo.setEditText("llama")
     dialog.key_edit.setText(KEY)
@@ -72,7 +72,7 @@ def test_fields_and_validation_messages(qtbot: QtBot, dialog: RemoteModelDialog)
     dialog.accept()
     assert not dialog.isVisible()
     assert dialog.entry is not None
-    stored = remote_models.resolve(dialog.entry.path)
+    stored = entries.resolve(dialog.entry.path)
     assert stored == RemoteModel("http://gpu-box:8080/v1", "llama", KEY, "Big llama", False)
     assert KEY not in dialog.status.text()
 
@@ -125,7 +125,7 @@ def test_ask_returns_the_stored_entry_or_none(qtbot: QtBot) -> None:
     assert entry is not None
     assert entry.display_name == "qwen"
     assert entry.details == "qwen at http://127.0.0.1:8000/v1"
-    assert [e.path for e in remote_models.list_entries()] == [entry.path]
+    assert [e.path for e in entries.list_entries()] == [entry.path]
 
     def edit_and_save() -> None:
         dialog = QApplication.activeModalWidget()
@@ -148,22 +148,22 @@ def test_ask_returns_the_stored_entry_or_none(qtbot: QtBot) -> None:
 
     QTimer.singleShot(0, cancel)
     assert RemoteModelDialog.ask(None) is None
-    assert len(remote_models.list_entries()) == 1
+    assert len(entries.list_entries()) == 1
 
 
 @pytest.mark.engine
 def test_the_main_window_loads_a_remote_entry_and_the_chart_says_what_it_shows(
     qtbot: QtBot, llama_server: str, gemma_models_dir: Path
 ) -> None:
-    from desktop.core.loading import LoadSettings
+    from desktop.core.model_info import LoadSettings
     from desktop.core.sampling import SamplerSettings
-    from desktop.remote_engine import STAGES_NOTE, RemoteEngine
-    from desktop.ui.main_window import MainWindow
+    from desktop.remote.client import STAGES_NOTE, RemoteEngine
     from desktop.ui.settings import AppSettings
-    from desktop.ui.window_wiring import REMOTE_REPLAY_NOTE
+    from desktop.ui.window.main_window import MainWindow
+    from desktop.ui.window.wiring import REMOTE_REPLAY_NOTE
 
     served = RemoteEngine(RemoteModel(llama_server, "?")).list_models()[0]
-    entry = remote_models.add(RemoteModel(llama_server, served, name="Gemma on loopback"))
+    entry = entries.add(RemoteModel(llama_server, served, name="Gemma on loopback"))
     settings = AppSettings()
     settings.load_settings = LoadSettings(n_ctx=1024, n_threads=2)
     settings.sampler_settings = SamplerSettings(temperature=0.0, max_tokens=3)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from desktop.core.steps import GenerationDone, StageView, StepRecord, Timings, Usage
-from desktop.server import RequestLogEntry
+from desktop.server.openlid_server import RequestLogEntry
 from desktop.ui.server import RequestLogView, request_models
 from desktop.ui.server.snippets import (
     connect_url,

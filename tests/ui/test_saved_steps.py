@@ -12,11 +12,11 @@ import pytest
 from PySide6.QtCore import Qt
 
 from desktop.core import paths
-from desktop.core.conversations import ConversationStore
+from desktop.core.conversations.store import ConversationStore
 from desktop.core.sampling import SamplerSettings
-from desktop.ui.main_window import MainWindow
+from desktop.ui.chat.token_view import TokenView
 from desktop.ui.settings import AppSettings
-from desktop.ui.token_view import TokenView
+from desktop.ui.window.main_window import MainWindow
 from tests.ui.conftest import FakeEngine
 
 pytestmark = pytest.mark.usefixtures("no_dangling")

@@ -23,9 +23,9 @@ import pytest
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QGuiApplication
 
-from desktop.core.loading import LoadSettings
+from desktop.core.model_info import LoadSettings
 from desktop.core.steps import StepRecord
-from desktop.server import RequestLogEntry
+from desktop.server.openlid_server import RequestLogEntry
 from desktop.ui.server import (
     ServerConfig,
     ServerPanel,

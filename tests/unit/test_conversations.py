@@ -18,18 +18,18 @@ from typing import Any
 
 import pytest
 
-from desktop.core import conversation_schema
-from desktop.core.conversation_io import export_json, export_markdown, import_json
-from desktop.core.conversations import (
+from desktop.core.conversations import schema
+from desktop.core.conversations.files import export_json, export_markdown, import_json
+from desktop.core.conversations.store import (
     SCHEMA_VERSION,
     ConversationStore,
     Message,
     StoreError,
     migrate,
 )
-from desktop.core.prompt import build_messages
 from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import StageView, StepRecord
+from desktop.core.templates.prompt import build_messages
 
 
 @pytest.fixture
@@ -248,7 +248,7 @@ def test_one_store_per_thread(store: ConversationStore, tmp_path: Path) -> None:
 WRITER = """
 import sys
 from pathlib import Path
-from desktop.core.conversations import ConversationStore
+from desktop.core.conversations.store import ConversationStore
 store = ConversationStore(Path(sys.argv[1]))
 c = store.create("busy")
 i = 0
@@ -336,7 +336,7 @@ def test_migration_from_schema_1_keeps_old_data(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite3"
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("CREATE TABLE openlid_schema (component TEXT PRIMARY KEY, version INTEGER)")
-    conversation_schema._v1(conn)  # exactly what schema 1 created
+    schema._v1(conn)  # exactly what schema 1 created
     conn.execute("INSERT INTO openlid_schema VALUES ('conversations', 1)")
     conn.execute("INSERT INTO conversations(id, title, created, updated) VALUES (1, 'old', 1, 1)")
     conn.execute("INSERT INTO messages(id, conversation_id, parent_id, role, content, created,"

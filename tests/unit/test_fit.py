@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from desktop.core import fit
-from desktop.core.loading import KV_CACHE_TYPES, LoadSettings
+from desktop.core.model_info import KV_CACHE_TYPES, LoadSettings
 
 # The shipped Gemma 3 270M's metadata, as GgufReport.metadata shows it.
 GEMMA_META: dict[str, object] = {

@@ -16,8 +16,8 @@ from pathlib import Path
 import gguf
 import pytest
 
-from desktop.core import gguf_reader
-from desktop.core.gguf_check import GgufProblem, GgufReport, check_gguf, known_architectures
+from desktop.core.gguf_file import reader as gguf_reader
+from desktop.core.gguf_file.check import GgufProblem, GgufReport, check_gguf, known_architectures
 from tests.ggufmaker import (
     gguf_str,
     kv,

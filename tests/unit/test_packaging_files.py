@@ -10,10 +10,16 @@ import configparser
 import shutil
 import struct
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pytest's own dependency on Python 3.10
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 ICONS = ROOT / "resources" / "icons"
@@ -142,3 +148,26 @@ def test_install_desktop_entry_round_trip(tmp_path: Path) -> None:
     subprocess.run(["bash", script, "--uninstall"], env=env, check=True, timeout=60,
                    capture_output=True)
     assert not [p for p in data.rglob("*") if p.is_file()]
+
+
+def test_pyproject_lists_every_package_of_the_layout() -> None:
+    """setuptools installs only the packages pyproject names: a new sub-package left out would be
+    missing from a wheel (and from a non-editable install) though every test here passes."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    listed = set(config["tool"]["setuptools"]["packages"]) - {"openlid_resources"}
+    found = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for init in (ROOT / "desktop").rglob("__init__.py")
+    }
+    assert listed == found
+
+
+def test_the_lock_matches_pyproject_and_pins_llama_cpp_python() -> None:
+    """uv.lock is committed and pins what CI tests (`uv sync --locked` refuses a stale lock)."""
+    lock = tomllib.loads((ROOT / "uv.lock").read_text(encoding="utf-8"))
+    versions = {p["name"]: p["version"] for p in lock["package"] if "version" in p}
+    for name in ("llama-cpp-python", "pyside6-essentials", "transformers", "torch", "mypy"):
+        assert name in versions, name
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "sync $(SYNC_ARGS)" in makefile
+    assert "--locked" in makefile

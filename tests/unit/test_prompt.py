@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from desktop.core.prompt import (
+from desktop.core.resources import resource_path
+from desktop.core.templates.prompt import (
     SYSTEM_FOLDED_NOTE,
     PromptTemplate,
     RenderedPrompt,
@@ -28,8 +29,7 @@ from desktop.core.prompt import (
     render_prompt,
     reset_to_source,
 )
-from desktop.core.resources import resource_path
-from desktop.core.template_store import TemplateStore
+from desktop.core.templates.store import TemplateStore
 
 REAL = Path(__file__).parent / "chat_templates"
 CONV = [

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from desktop.core.prompt import PromptTemplate, TemplateError, render_prompt
-from desktop.core.template_sandbox import (
+from desktop.core.templates.prompt import PromptTemplate, TemplateError, render_prompt
+from desktop.core.templates.sandbox import (
     _ENV,
     MAX_SOURCE_CHARS,
     MAX_SOURCE_TOKENS,
     RenderLimits,
     render_template,
 )
-from desktop.core.template_taint import TaintedStr
+from desktop.core.templates.taint import TaintedStr
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 

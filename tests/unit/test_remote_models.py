@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from desktop import remote_models as rm
-from desktop.remote_engine import RemoteError, RemoteModel
+from desktop.remote import entries as rm
+from desktop.remote.client import RemoteError, RemoteModel
 
 KEY = "sk-store-secret-987"
 

@@ -1,4 +1,4 @@
-"""`openlid --self-test` (desktop.selftest): the real check with the shipped Gemma model, and
+"""`openlid --self-test` (desktop.cli.selftest): the real check with the shipped Gemma model, and
 that a failure names the step that failed."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from desktop import selftest
+from desktop.cli import selftest
 
 ROOT = Path(__file__).resolve().parents[2]
 WIRED = "--self-test" in (ROOT / "desktop" / "__main__.py").read_text(encoding="utf-8")

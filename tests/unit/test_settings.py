@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from desktop.core.loading import LoadSettings
+from desktop.core.model_info import LoadSettings
 from desktop.core.sampling import PRESETS, SamplerSettings, SettingsError
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from desktop.core.textstream import StopMatcher
+from desktop.core.stop_matcher import StopMatcher
 
 
 def test_stop_split_across_tokens_is_found_and_cut() -> None:

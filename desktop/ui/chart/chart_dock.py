@@ -6,7 +6,7 @@ numbers into the timeline; a single-shot QTimer, started when something new arri
 34 ms after the previous paint, redraws only what changed: at most ~30 paints a second however
 fast `add_step` is called, and no timer runs while nothing arrives. The interval also stretches
 (up to 250 ms) when paints are dear, so the chart keeps to ~12% of one core: on a 2-core machine
-the engine's own threads need the rest (target: ≤ 5% tokens/s lost, `desktop.ui.chart_bench`).
+the engine's own threads need the rest (target: ≤ 5% tokens/s lost, `desktop.bench.chart`).
 
 "Live" follows the newest step; selecting a step (timeline click, `select_step`, or moving an
 inspector setting) pins it until Live is pressed again. The last step stays on screen when a

@@ -2,7 +2,7 @@
 
 Free text, format (GGUF / safetensors / any), author, parameter-count range and sort go to the
 Hub with the search; the quant a repo must offer and the largest model file size are applied by
-the core to each page the Hub returns (see desktop.core.hub_filters), and the status line then
+the core to each page the Hub returns (see desktop.core.hub.filters), and the status line then
 says "filtered on this page", since a page may hold fewer models than asked for. Results: name,
 parameters (file size when a size filter is on), author, downloads, likes, updated, licence and
 access. "More results" fetches the next page of the same search, with the same filters.
@@ -28,8 +28,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.core.download_progress import format_size
-from desktop.core.hub import ModelSummary, SearchPage, SearchQuery
+from desktop.core.downloads.progress import format_size
+from desktop.core.hub.client import ModelSummary, SearchPage, SearchQuery
 from desktop.ui.hub.hub_format import (
     FILE_SIZES,
     PARAM_RANGES,

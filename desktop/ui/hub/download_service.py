@@ -1,5 +1,5 @@
-"""DownloadService: the Qt face of `desktop.core.downloads.DownloadManager`, the persisted queue
-of downloads.
+"""DownloadService: the Qt face of `desktop.core.downloads.manager.DownloadManager`, the
+persisted queue of downloads.
 
 Created and called on the GUI thread (construction reads the queue from SQLite: milliseconds);
 it owns the manager, whose worker threads
@@ -33,11 +33,11 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
 
-from desktop.core import quant
-from desktop.core.download_progress import DownloadsSnapshot
-from desktop.core.download_store import JOB_DONE, DownloadJob
-from desktop.core.downloads import DownloadError, DownloadManager, RetryPolicy
-from desktop.core.hub import ModelFile
+from desktop.core.downloads.manager import DownloadError, DownloadManager, RetryPolicy
+from desktop.core.downloads.progress import DownloadsSnapshot
+from desktop.core.downloads.store import JOB_DONE, DownloadJob
+from desktop.core.hub import quant
+from desktop.core.hub.client import ModelFile
 
 __all__ = ["DownloadService", "model_path"]
 

@@ -25,14 +25,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.core import quant
-from desktop.core.download_progress import (
+from desktop.core.downloads.progress import (
     DownloadsSnapshot,
     JobProgress,
     format_duration,
     format_size,
 )
-from desktop.core.download_store import (
+from desktop.core.downloads.store import (
     JOB_CANCELLED,
     JOB_DONE,
     JOB_DOWNLOADING,
@@ -41,6 +40,7 @@ from desktop.core.download_store import (
     JOB_QUEUED,
     DownloadJob,
 )
+from desktop.core.hub import quant
 
 __all__ = ["DownloadsPanel", "JobRow", "job_title"]
 

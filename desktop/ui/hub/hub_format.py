@@ -11,10 +11,11 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
-from desktop.core import fit, quant
+from desktop.core import fit
 from desktop.core.hardware import HardwareInfo
-from desktop.core.hub import ModelSummary, ModelUnit
-from desktop.core.loading import LoadSettings
+from desktop.core.hub import quant
+from desktop.core.hub.client import ModelSummary, ModelUnit
+from desktop.core.model_info import LoadSettings
 
 __all__ = [
     "FILE_SIZES",

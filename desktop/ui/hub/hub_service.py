@@ -1,5 +1,5 @@
-"""HubService: the Hub browser's Qt face of `desktop.core.hub.HubClient`, so that no Hub call ever
-runs on the GUI thread.
+"""HubService: the Hub browser's Qt face of `desktop.core.hub.client.HubClient`, so that no
+Hub call ever runs on the GUI thread.
 
 Created and called on the GUI thread. Each request (a search, its next page, a repo with its
 model card, a token login, the hardware probe for fit badges) runs as a QRunnable on this
@@ -11,10 +11,11 @@ strings), and an answer that arrives after a newer request of the same kind (a s
 overtaken by the next one, a repo the user already left) is dropped.
 
 Failures arrive as `sig_hub_failed(request, kind, message)`: `request` says which call failed
-("search", "more", "repo", "card", "login"), `kind` is a `hub_http.KIND_*` value and `message`
-is a sentence for people. The token given to `login` goes to huggingface_hub's own `login()`,
-which validates it and stores it where huggingface_hub keeps tokens; it is never logged, kept
-or emitted here. After a login, the client's next call reads the stored token by itself.
+("search", "more", "repo", "card", "login"), `kind` is a `desktop.core.hub.http.KIND_*` value
+and `message` is a sentence for people. The token given to `login` goes to huggingface_hub's own
+`login()` (through desktop.core.hub.login), which validates it and stores it where
+huggingface_hub keeps tokens; it is never logged, kept or emitted here. After a login, the
+client's next call reads the stored token by itself.
 
 `shutdown()` (from the window's closeEvent): stop delivering, drop queued calls, wait briefly
 for running ones, close the HTTP client.
@@ -30,8 +31,9 @@ from typing import Any
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
 
 from desktop.core import hardware
-from desktop.core.hub import HubClient, RepoDetails, SearchPage, SearchQuery, card_body
-from desktop.core.hub_http import KIND_BAD_RESPONSE, KIND_FORBIDDEN, HubError, explain
+from desktop.core.hub.client import HubClient, RepoDetails, SearchPage, SearchQuery, card_body
+from desktop.core.hub.http import KIND_BAD_RESPONSE, HubError
+from desktop.core.hub.login import login as hub_login
 
 __all__ = [
     "REQUEST_CARD",
@@ -74,29 +76,6 @@ class _Call(QRunnable):
             _log.exception("hub request %s failed", self._request)
             result, error = None, HubError(KIND_BAD_RESPONSE, f"Unexpected error: {exc}")
         self._owner.deliver(self._request, self._ticket, result, error)
-
-
-def _login(token: str, endpoint: str) -> None:
-    """Pool thread: huggingface_hub validates the token (whoami) and stores it itself."""
-    from huggingface_hub import login
-    from huggingface_hub.errors import HfHubHTTPError
-
-    try:
-        login(token=token, add_to_git_credential=False)
-    except HfHubHTTPError as exc:
-        status = exc.response.status_code if exc.response is not None else None
-        if status == 401:
-            raise HubError(
-                KIND_FORBIDDEN,
-                "The Hub did not accept this token. Create a token with read access at "
-                "huggingface.co/settings/tokens, copy it whole and try again.",
-                status,
-            ) from None  # the cause's request carried the token in its headers
-        raise explain(exc, what="the token check", endpoint=endpoint) from None
-    except ValueError as exc:  # an organisation token, or a malformed one
-        raise HubError(KIND_FORBIDDEN, str(exc)) from None
-    except Exception as exc:  # network and the like: explain() words them
-        raise explain(exc, what="the token check", endpoint=endpoint) from None
 
 
 class HubService(QObject):
@@ -177,7 +156,7 @@ class HubService(QObject):
     def login(self, token: str) -> None:
         """Log in to the Hub with huggingface_hub's own `login(token=…)`."""
         endpoint = self.endpoint
-        self._start(REQUEST_LOGIN, lambda: _login(token.strip(), endpoint))
+        self._start(REQUEST_LOGIN, lambda: hub_login(token.strip(), endpoint))
 
     def detect_hardware(self) -> None:
         """`hardware.detect()` (it may run nvidia-smi) for the fit badges."""

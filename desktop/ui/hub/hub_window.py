@@ -22,10 +22,10 @@ from PySide6.QtGui import QCloseEvent, QShowEvent
 from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
 
 from desktop.core import paths
-from desktop.core.download_progress import DownloadsSnapshot
-from desktop.core.downloads import RetryPolicy
-from desktop.core.hub import ModelUnit
-from desktop.core.loading import LoadSettings
+from desktop.core.downloads.manager import RetryPolicy
+from desktop.core.downloads.progress import DownloadsSnapshot
+from desktop.core.hub.client import ModelUnit
+from desktop.core.model_info import LoadSettings
 from desktop.ui.hub.browser import HubBrowser
 from desktop.ui.hub.download_service import DownloadService
 from desktop.ui.hub.downloads_panel import DownloadsPanel

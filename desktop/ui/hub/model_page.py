@@ -37,9 +37,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.core import fit, quant
-from desktop.core.download_progress import DownloadsSnapshot, JobProgress, format_size
-from desktop.core.download_store import (
+from desktop.core import fit
+from desktop.core.downloads.progress import DownloadsSnapshot, JobProgress, format_size
+from desktop.core.downloads.store import (
     JOB_DONE,
     JOB_DOWNLOADING,
     JOB_FAILED,
@@ -47,9 +47,10 @@ from desktop.core.download_store import (
     JOB_QUEUED,
 )
 from desktop.core.hardware import HardwareInfo
-from desktop.core.hub import ModelUnit, RepoDetails
-from desktop.core.hub_http import KIND_FORBIDDEN, KIND_GATED, KIND_NOT_FOUND
-from desktop.core.loading import LoadSettings
+from desktop.core.hub import quant
+from desktop.core.hub.client import ModelUnit, RepoDetails
+from desktop.core.hub.http import KIND_FORBIDDEN, KIND_GATED, KIND_NOT_FOUND
+from desktop.core.model_info import LoadSettings
 from desktop.ui.hub.card_view import CardView
 from desktop.ui.hub.hub_format import (
     access_text,

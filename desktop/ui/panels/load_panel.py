@@ -37,9 +37,9 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core import fit
-from desktop.core.gguf_check import GgufReport
+from desktop.core.gguf_file.check import GgufReport
 from desktop.core.hardware import HardwareInfo
-from desktop.core.loading import KV_CACHE_TYPES, LoadSettings, ModelInfo
+from desktop.core.model_info import KV_CACHE_TYPES, LoadSettings, ModelInfo
 from desktop.core.sampling import SettingsError
 from desktop.ui.panels.controls import NumberField, fill_with_scroll, hint_label
 

@@ -2,7 +2,8 @@
 
 GUI thread only. Two ChatGPT-style fields: the system prompt (the deployer's role for the model)
 and custom instructions (the user's standing wishes), which go either into the system message or
-in front of the first user message (`core.prompt.build_messages`' `instructions_placement`).
+in front of the first user message (`core.templates.prompt.build_messages`'
+`instructions_placement`).
 
 API
 - `PromptPanel(store: PromptPresetStore | None = None)` — where user presets are kept (the main

@@ -24,7 +24,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QTextEdit, QWidget
 
-from desktop.core.prompt import RenderedPrompt
+from desktop.core.templates.prompt import RenderedPrompt
 
 # Control-token shapes of the common chat formats: <|im_start|>, <｜User｜> (DeepSeek's
 # full-width bars), <start_of_turn>, <bos>, <s>, </s>, [INST], [/INST], [SYSTEM_PROMPT].

@@ -2,7 +2,7 @@
 
 GUI thread for every widget; rendering runs on a `JobService` pool thread (`template_preview`),
 250 ms after the last change, with the previous render cancelled, so a slow or hostile template
-(bounded to 1 s by `core.prompt`) never stalls typing.
+(bounded to 1 s by `core.templates.prompt`) never stalls typing.
 
 API
 - `TemplatePanel(store: TemplateStore | None = None, jobs: JobService | None = None)` — saved
@@ -42,8 +42,8 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core import paths
-from desktop.core.loading import ModelInfo
-from desktop.core.prompt import (
+from desktop.core.model_info import ModelInfo
+from desktop.core.templates.prompt import (
     PromptTemplate,
     RenderedPrompt,
     choose_template,
@@ -52,7 +52,8 @@ from desktop.core.prompt import (
     presets,
     reset_to_source,
 )
-from desktop.core.template_store import TemplateStore
+from desktop.core.templates.store import TemplateStore
+from desktop.ui.job_service import JobService
 from desktop.ui.panels.context_meter import ContextBox
 from desktop.ui.panels.controls import hint_label
 from desktop.ui.panels.prompt_view import RenderedView, TemplateEditor, legend_label
@@ -63,7 +64,6 @@ from desktop.ui.panels.template_preview import (
     render_preview,
     split_tokens,
 )
-from desktop.ui.workers import JobService
 
 DEBOUNCE_MS = 250
 OVERFLOW_POLICIES = (("stop", "Stop at the limit"), ("truncate_middle", "Truncate the middle"),

@@ -2,8 +2,9 @@
 measure what each part contributes. No Qt: `render_preview` runs on a `JobService` pool thread
 and returns an immutable `PreviewResult` that the panel shows on the GUI thread.
 
-Rendering goes through `core.prompt.render_prompt`, which bounds time (1 s: "template took too
-long") and output size, and stops early when the `cancel` event is set (a newer edit arrived).
+Rendering goes through `core.templates.prompt.render_prompt`, which bounds time (1 s: "template
+took too long") and output size, and stops early when the `cancel` event is set (a newer edit
+arrived).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from desktop.core.prompt import (
+from desktop.core.templates.prompt import (
     PromptTemplate,
     RenderedPrompt,
     TemplateError,

@@ -37,9 +37,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.core.prompt import PromptSegment, RenderedPrompt
 from desktop.core.steps import StepRecord
-from desktop.server import RequestLogEntry
+from desktop.core.templates.prompt import PromptSegment, RenderedPrompt
+from desktop.server.openlid_server import RequestLogEntry
 from desktop.ui.panels.prompt_view import RenderedView, legend_label, monospace
 from desktop.ui.server.request_models import (
     RequestLogModel,

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QWidget
 
 from desktop.core.steps import StepRecord
 from desktop.core.token_text import format_prob, token_label
-from desktop.server import RequestLogEntry
+from desktop.server.openlid_server import RequestLogEntry
 from desktop.ui.table_model import HeaderedTableModel
 
 MAX_REQUESTS = 500

@@ -43,7 +43,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.core.loading import LoadSettings
+from desktop.core.model_info import LoadSettings
 from desktop.core.sampling import SamplerSettings
 from desktop.ui.panels.controls import hint_label
 from desktop.ui.server.request_log import RequestLogView

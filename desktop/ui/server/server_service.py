@@ -25,11 +25,11 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
 
-from desktop.core.loading import LoadSettings, ModelInfo
-from desktop.core.openai_api import ApiError
+from desktop.core.model_info import LoadSettings, ModelInfo
+from desktop.core.openai.requests import ApiError
 from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import StepRecord
-from desktop.server import OpenlidServer, RequestLogEntry
+from desktop.server.openlid_server import OpenlidServer, RequestLogEntry
 
 log = logging.getLogger("openlid.ui.server")
 

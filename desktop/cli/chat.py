@@ -1,0 +1,211 @@
+"""`openlid chat`: an interactive chat in the terminal over the same conversation core as the app.
+
+The model remembers nothing between replies: every turn the system prompt, the whole history
+and the new message are rendered through the template (`desktop.core.templates.prompt`) and
+sent again.
+History is kept in a `ConversationStore` (the app's database), so a terminal chat shows up in the
+app too. Commands: `/system TEXT`, `/template ID|FILE`, `/save [PATH]`, `/quit` (or end of input).
+
+No Qt. Runs on the CLI's main thread, reading stdin line by line; inference runs in the engine's
+child process behind EngineHost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from desktop.cli.prompts import pick_template, pieces, render_for
+from desktop.core import paths
+from desktop.core.conversations.files import export_json, export_markdown
+from desktop.core.conversations.store import ConversationStore
+from desktop.core.model_info import LoadSettings, ModelInfo
+from desktop.core.sampling import SamplerSettings
+from desktop.core.stop_matcher import StopMatcher
+from desktop.core.templates.prompt import PromptTemplate, TemplateError, build_messages
+from desktop.remote import entries
+
+HELP = "commands: /system TEXT, /template ID|FILE, /save [PATH.md|PATH.json], /quit"
+
+
+class TerminalChat:
+    """One conversation: its store row, template and the engine that answers."""
+
+    def __init__(self, host: Any, info: ModelInfo, store: ConversationStore,
+                 template: PromptTemplate, settings: SamplerSettings, system: str,
+                 out: TextIO, show_prompt: bool = False) -> None:
+        self.host = host
+        self.info = info
+        self.store = store
+        self.template = template
+        self.settings = settings
+        self.out = out
+        self.show_prompt = show_prompt
+        self.conversation = store.create(
+            "Terminal chat", model_path=info.path, system_prompt=system,
+            template_id=template.id, sampler=settings)
+
+    def say(self, text: str) -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def command(self, line: str) -> bool:
+        """Run a /command; False when the chat should end."""
+        name, _, rest = line.partition(" ")
+        rest = rest.strip()
+        cid = self.conversation.id
+        if name == "/quit":
+            return False
+        if name == "/system":
+            self.conversation = self.store.update(cid, system_prompt=rest)
+            self.say("[system prompt set]" if rest else "[system prompt cleared]")
+        elif name == "/template":
+            try:
+                self.template = pick_template(rest or None, self.info)
+            except (KeyError, OSError) as exc:
+                self.say(f"[template: {exc}]")
+                return True
+            self.conversation = self.store.update(cid, template_id=self.template.id)
+            self.say(f"[template: {self.template.name} ({self.template.id})]")
+        elif name == "/save":
+            self.save(rest)
+        else:
+            self.say(f"[unknown command {name}; {HELP}]")
+        return True
+
+    def save(self, target: str) -> None:
+        cid = self.conversation.id
+        if not target:
+            self.say(f"[conversation {cid} is saved in {self.store.path}]")
+            return
+        path = Path(target).expanduser()
+        try:
+            if path.suffix.lower() in (".md", ".markdown"):
+                path.write_text(export_markdown(self.store, cid), encoding="utf-8")
+            else:
+                data = export_json(self.store, cid)
+                path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n",
+                                encoding="utf-8")
+        except OSError as exc:
+            self.say(f"[save failed: {exc}]")
+            return
+        self.say(f"[conversation {cid} exported to {path}]")
+
+    def turn(self, user_text: str) -> None:
+        """Render everything so far plus `user_text`, stream the reply, store both."""
+        from desktop.engine import protocol as P
+
+        cid = self.conversation.id
+        history = self.store.active_path(cid)
+        messages = build_messages(self.conversation.system_prompt,
+                                  self.conversation.custom_instructions, history, user_text)
+        try:
+            rendered = render_for(self.template, messages, self.info)
+        except TemplateError as exc:
+            self.say(f"[template error: {exc}]")
+            return
+        for note in rendered.notes:
+            self.say(f"[note: {note}]")
+        if self.show_prompt:
+            self.say("--- prompt ---")
+            self.say(rendered.text)
+            self.say("--- end of prompt ---")
+        self.store.append(cid, "user", user_text)
+        settings = self.settings.replace(stop=(*self.settings.stop, *self.template.stop))
+        stops = StopMatcher(settings.stop)
+        done = None
+        request = self.host.generate(pieces(rendered), settings)
+        try:
+            for event in self.host.wait(request):
+                if isinstance(event, P.Step):
+                    stops.feed(event.record.text)
+                    self.out.write(stops.releasable())
+                    self.out.flush()
+                elif isinstance(event, P.Done):
+                    done = event.result
+                else:
+                    self.say(f"\n[engine: {getattr(event, 'message', None) or event}]")
+                    return
+        except KeyboardInterrupt:  # Ctrl-C stops this reply, not the chat
+            self.host.cancel()
+            for event in self.host.wait(request, timeout=30):
+                if isinstance(event, P.Done):
+                    done = event.result
+        reply = done.text if done is not None else stops.text()
+        self.say(stops.releasable())
+        meta: dict[str, Any] = {"model": self.info.path, "template": self.template.id,
+                                "sampler": settings.to_json()}
+        if done is not None:
+            usage = done.usage
+            meta.update(finish_reason=done.finish_reason,
+                        usage={"prompt_tokens": usage.prompt_tokens,
+                               "completion_tokens": usage.completion_tokens})
+            self.say(f"[{usage.prompt_tokens} prompt tokens, "
+                     f"{usage.completion_tokens} generated, {done.finish_reason}]")
+        self.store.append(cid, "assistant", reply, meta=meta)
+
+
+def run_chat(args: argparse.Namespace, model_path: Path, load: LoadSettings,
+             settings: SamplerSettings, stdin: TextIO | None = None,
+             out: TextIO | None = None) -> int:
+    from desktop.engine import protocol as P
+    from desktop.engine.host import EngineHost
+
+    stdin = stdin or sys.stdin
+    out = out or sys.stdout
+    host = EngineHost()
+    try:
+        loaded = list(host.wait(host.load(model_path, load), timeout=600))[-1]
+        if not isinstance(loaded, P.Loaded):
+            reason = getattr(loaded, "message", None) or getattr(loaded, "reason", loaded)
+            print(f"openlid: {reason}", file=sys.stderr)
+            return 2
+        info = loaded.info
+        try:
+            template = pick_template(args.template, info)
+        except (KeyError, OSError) as exc:
+            print(f"openlid: template: {exc}", file=sys.stderr)
+            return 2
+        with ConversationStore(paths.database_path()) as store:
+            chat = TerminalChat(host, info, store, template, settings, args.system or "", out,
+                                show_prompt=args.show_prompt)
+            chat.say(f"[{_model_label(info, str(model_path))}, template {template.name}; {HELP}]")
+            return _loop(chat, stdin)
+    finally:
+        host.shutdown()
+
+
+def _loop(chat: TerminalChat, stdin: TextIO) -> int:
+    interactive = stdin.isatty()
+    while True:
+        if interactive:
+            chat.out.write("> ")
+            chat.out.flush()
+        try:
+            line = stdin.readline()
+        except KeyboardInterrupt:
+            chat.say("")
+            return 0
+        if not line:  # end of input (Ctrl-D)
+            return 0
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        if line.startswith("/"):
+            if not chat.command(line):
+                return 0
+        else:
+            chat.turn(line)
+
+
+def _model_label(info: ModelInfo, path: str) -> str:
+    """What the chat's first line calls the model: a remote entry by the name it was given."""
+    if entries.is_remote_path(path):
+        try:
+            return entries.resolve(path).display_name
+        except entries.RemoteModelError:
+            pass  # removed meanwhile: its id will do
+    return info.name or Path(path).name

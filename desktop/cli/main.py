@@ -1,0 +1,351 @@
+"""`openlid <verb>`: the command-line face of the same core the GUI uses. No Qt here.
+
+Runs in the main thread of a terminal process; inference goes through EngineHost, so a crash in
+llama.cpp ends only the worker and the CLI reports it. Exit codes: 0 fine, 1 failure,
+2 bad input (invalid model file, bad settings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from desktop import __version__
+from desktop.core.model_info import LoadSettings
+from desktop.core.sampling import SamplerSettings, SettingsError
+from desktop.core.stop_matcher import StopMatcher
+
+EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="GGUF file or remote:<id> (default: the ready Gemma model)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
+    p.add_argument("--ctx", type=int, default=4096, help="context length in tokens")
+    p.add_argument("--gpu-layers", type=int, default=0, help="layers to offload (-1 = all)")
+
+
+def _add_sampler_args(p: argparse.ArgumentParser) -> None:
+    d = SamplerSettings()
+    p.add_argument("--temperature", type=float, default=d.temperature)
+    p.add_argument("--top-k", type=int, default=d.top_k)
+    p.add_argument("--top-p", type=float, default=d.top_p)
+    p.add_argument("--min-p", type=float, default=d.min_p)
+    p.add_argument("--typical-p", type=float, default=d.typical_p)
+    p.add_argument("--repeat-penalty", type=float, default=d.repeat_penalty)
+    p.add_argument("--repeat-last-n", type=int, default=d.repeat_last_n)
+    p.add_argument("--presence-penalty", type=float, default=d.presence_penalty)
+    p.add_argument("--frequency-penalty", type=float, default=d.frequency_penalty)
+    p.add_argument("--mirostat", type=int, default=d.mirostat, choices=(0, 1, 2))
+    p.add_argument("--mirostat-tau", type=float, default=d.mirostat_tau)
+    p.add_argument("--mirostat-eta", type=float, default=d.mirostat_eta)
+    p.add_argument("--seed", type=int, default=None, help="fixed seed (default: random)")
+    p.add_argument("--max-tokens", type=int, default=d.max_tokens)
+    p.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
+    p.add_argument("--order", default=",".join(d.order), help="sampler stage order")
+    p.add_argument("--top-n", type=int, default=d.top_n, help="candidates kept per stage")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="openlid", description="Openlid: see inside a local LLM")
+    parser.add_argument("--version", action="version", version=f"openlid {__version__}")
+    sub = parser.add_subparsers(dest="verb", required=True)
+
+    p = sub.add_parser("inspect", help="validate a GGUF file and show its metadata")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("generate", help="generate text and show every sampling step")
+    _add_model_args(p)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--prompt", help="raw completion: the text is continued as typed")
+    src.add_argument("--chat", action="store_true", help="chat: render --user through a template")
+    p.add_argument("--user", help="the user's message (with --chat)")
+    p.add_argument("--system", default="", help="system prompt (with --chat)")
+    p.add_argument("--template", default=None, help="template preset id (with --chat)")
+    p.add_argument("--jsonl", action="store_true", help="one JSON object per StepRecord")
+    _add_sampler_args(p)
+
+    p = sub.add_parser("bench", help="measure the engine against a bare llama-cpp-python loop")
+    _add_model_args(p)
+    p.add_argument("--tokens", type=int, default=128)
+    p.add_argument("--repeat", type=int, default=3, help="interleaved rounds; the best counts")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--chart", action="store_true",
+                   help="also: tokens/s with the live chart vs hidden (a Qt run, offscreen)")
+    p.add_argument("--ui", action="store_true",
+                   help="also: the longest GUI stall while a reply streams (a Qt run, offscreen)")
+    p.add_argument("--download", action="store_true",
+                   help="instead: Openlid's download path vs a plain HTTP GET of the same file "
+                   "from a local server (no model needed)")
+    p.add_argument("--size", type=int, default=256, help="with --download: file size in MiB")
+    p.add_argument("--rate", type=float, default=0.0,
+                   help="with --download: pace the server to this many MB/s (0 = loopback)")
+
+    p = sub.add_parser("chat", help="chat with a model in the terminal (history sent every turn)")
+    _add_model_args(p)
+    p.add_argument("--system", default="", help="system prompt")
+    p.add_argument("--template", default=None, help="template: preset or saved id, or .jinja file")
+    p.add_argument("--show-prompt", action="store_true",
+                   help="print the exact rendered prompt before each reply")
+    _add_sampler_args(p)
+
+    from desktop.cli.doctor import add_doctor_parser
+    from desktop.cli.hub import add_hub_parsers
+    from desktop.cli.library import add_library_parsers
+    from desktop.cli.prompts import add_template_parser
+    from desktop.cli.remote import add_remote_parser
+    from desktop.cli.serve import add_serve_parser
+
+    add_library_parsers(sub)
+    add_doctor_parser(sub)
+    add_template_parser(sub)
+    add_hub_parsers(sub)
+    add_serve_parser(sub)
+    add_remote_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from desktop.cli.hub import HUB_HANDLERS
+    from desktop.cli.remote import cmd_remote, local_only
+    from desktop.cli.serve import cmd_serve
+
+    args = build_parser().parse_args(argv)
+    if (refused := local_only(args)) is not None:
+        return refused
+    handler = {
+        **HUB_HANDLERS,
+        "inspect": cmd_inspect,
+        "generate": cmd_generate,
+        "bench": cmd_bench,
+        "models": cmd_models,
+        "import": cmd_import,
+        "doctor": cmd_doctor,
+        "template": cmd_template,
+        "chat": cmd_chat,
+        "serve": cmd_serve,
+        "remote": cmd_remote,
+    }[args.verb]
+    try:
+        return handler(args)
+    except SettingsError as exc:
+        print(f"openlid: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `openlid generate --jsonl | head`: the reader left; that is not an error.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return EXIT_OK
+
+
+def _model_path(args: argparse.Namespace) -> Path:
+    if args.model:
+        return Path(args.model)
+    from desktop.core.ready_model import ready_model_path
+
+    return ready_model_path()
+
+
+def _load_settings(args: argparse.Namespace) -> LoadSettings:
+    return LoadSettings(
+        n_gpu_layers=args.gpu_layers, n_ctx=args.ctx, n_threads=args.threads
+    ).validated()
+
+
+def sampler_settings_from_args(args: argparse.Namespace) -> SamplerSettings:
+    seed = SamplerSettings().seed if args.seed is None else args.seed
+    return SamplerSettings(
+        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
+        typical_p=args.typical_p, repeat_penalty=args.repeat_penalty,
+        repeat_last_n=args.repeat_last_n, presence_penalty=args.presence_penalty,
+        frequency_penalty=args.frequency_penalty, mirostat=args.mirostat,
+        mirostat_tau=args.mirostat_tau, mirostat_eta=args.mirostat_eta, seed=seed,
+        max_tokens=args.max_tokens, stop=tuple(args.stop),
+        order=tuple(s.strip() for s in args.order.split(",") if s.strip()), top_n=args.top_n,
+    ).validated()
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from desktop.core.gguf_file.check import GgufProblem, check_gguf
+
+    try:
+        report = check_gguf(args.file)
+    except GgufProblem as exc:
+        if args.json:
+            print(json.dumps({"valid": False, "problem": str(exc)}))
+        print(f"openlid: {args.file}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    data = report.to_json()
+    if args.json:
+        print(json.dumps({"valid": True, **data}, indent=2, default=str))
+        return EXIT_OK
+    print(f"{args.file}: valid GGUF v{report.version}")
+    for key in ("architecture", "name", "quant", "n_params", "context_length", "block_count",
+                "vocab_size", "tensor_count", "kv_count", "file_size"):
+        print(f"  {key:15} {data.get(key)}")
+    templates = ", ".join(report.chat_templates) or "none (Openlid picks a preset)"
+    print(f"  {'chat templates':15} {templates}")
+    if report.split_count > 1:
+        print(f"  {'shards':15} {report.split_count}")
+    return EXIT_OK
+
+
+def _chat_prompt(args: argparse.Namespace, info: Any) -> tuple[tuple[str, bool], ...]:
+    from desktop.cli.prompts import render_chat_prompt
+
+    return render_chat_prompt(args, info)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from desktop.engine import protocol as P
+    from desktop.engine.host import EngineHost
+
+    if args.chat and not args.user:
+        print("openlid: --chat needs --user TEXT", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    settings = sampler_settings_from_args(args)
+    load = _load_settings(args)
+    host = EngineHost()
+    try:
+        info = None
+        for event in host.wait(host.load(_model_path(args), load)):
+            if isinstance(event, P.Loaded):
+                info = event.info
+            else:
+                return _report_failure(event)
+        if args.prompt is not None:
+            prompt: tuple[tuple[str, bool], ...] = ((args.prompt, False),)
+        else:
+            from desktop.core.templates.prompt import TemplateError
+
+            try:
+                prompt = _chat_prompt(args, info)
+            except (TemplateError, KeyError) as exc:
+                print(f"openlid: template: {exc}", file=sys.stderr)
+                return EXIT_BAD_INPUT
+        stops = StopMatcher(settings.stop)
+        for event in host.wait(host.generate(prompt, settings)):
+            if isinstance(event, P.Step):
+                if args.jsonl:
+                    print(json.dumps(event.record.to_json(), ensure_ascii=False), flush=True)
+                else:
+                    stops.feed(event.record.text)
+                    sys.stdout.write(stops.releasable())
+                    sys.stdout.flush()
+            elif isinstance(event, P.Done):
+                if args.jsonl:
+                    print(json.dumps({"done": event.result.to_json()}, ensure_ascii=False))
+                else:
+                    sys.stdout.write(stops.releasable() + "\n")
+                return EXIT_OK
+            else:
+                return _report_failure(event)
+        return EXIT_FAIL
+    finally:
+        host.shutdown()
+
+
+def _report_failure(event: object) -> int:
+    from desktop.engine import protocol as P
+
+    if isinstance(event, P.EngineError):
+        print(f"openlid: {event.message}", file=sys.stderr)
+        bad = event.kind in ("invalid_model", "load_failed", "bad_request", "context_overflow")
+        return EXIT_BAD_INPUT if bad else EXIT_FAIL
+    if isinstance(event, P.Crashed):
+        print(f"openlid: {event.reason}", file=sys.stderr)
+        if event.telling_line:
+            print(f"openlid: engine log: {event.telling_line}", file=sys.stderr)
+        print(f"openlid: full log: {event.log_path}", file=sys.stderr)
+        return EXIT_FAIL
+    print(f"openlid: unexpected engine event {event!r}", file=sys.stderr)
+    return EXIT_FAIL
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    if args.download:
+        return _download_bench(args)
+    from desktop.bench.engine import format_report, run_bench
+
+    model = str(_model_path(args))
+    report = run_bench(model, _load_settings(args), args.tokens, args.repeat)
+    # The GUI benchmarks run in their own process: the CLI never imports Qt.
+    qt_runs = [("chart", "desktop.bench.chart", ["--rounds", str(args.repeat)]),
+               ("ui", "desktop.bench.window", [])]
+    for key, module, extra in qt_runs:
+        if getattr(args, key):
+            report[key] = _qt_bench(module, model, args, extra)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return EXIT_OK
+    print(format_report(report))
+    for key, _, _ in qt_runs:
+        if key in report:
+            print(f"{key}: {json.dumps(report[key])}")
+    return EXIT_OK
+
+
+def _download_bench(args: argparse.Namespace) -> int:
+    from desktop.bench.download import format_download_report, run_download_bench
+
+    try:
+        report = run_download_bench(args.size, max(3, args.repeat), args.rate)
+    except ValueError as exc:
+        print(f"openlid: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(json.dumps(report, indent=2) if args.json else format_download_report(report))
+    return EXIT_OK
+
+
+def _qt_bench(module: str, model: str, args: argparse.Namespace, extra: list[str]) -> Any:
+    import subprocess
+
+    env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen")}
+    out = subprocess.run(
+        [sys.executable, "-m", module, "--model", model, "--tokens", str(args.tokens),
+         "--threads", str(args.threads), *extra],
+        capture_output=True, text=True, env=env, check=False,
+    )
+    lines = [line for line in out.stdout.splitlines() if line.strip()]
+    try:
+        return json.loads("\n".join(lines[lines.index("{"):]) if "{" in lines else lines[-1])
+    except (ValueError, IndexError):
+        return {"error": (out.stderr.strip().splitlines() or ["no output"])[-1]}
+
+
+def cmd_template(args: argparse.Namespace) -> int:
+    from desktop.cli.prompts import cmd_template as template
+
+    return template(args, lambda: _load_settings(args))
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from desktop.cli.chat import run_chat
+
+    settings = sampler_settings_from_args(args)
+    return run_chat(args, _model_path(args), _load_settings(args), settings)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from desktop.cli.doctor import cmd_doctor as doctor
+
+    return doctor(args, str(_model_path(args)))
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from desktop.cli.library import cmd_models as models
+
+    return models(args)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from desktop.cli.library import cmd_import as import_
+
+    return import_(args)

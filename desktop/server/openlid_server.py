@@ -1,0 +1,207 @@
+"""OpenlidServer: the loaded model served over an OpenAI-compatible HTTP API, with real logprobs.
+
+The top of the package: it owns the engine (`served_engine`) and creates the HTTP server
+(`http`), which sees it only as a `ServerApp` (`app`). Also importable from here, as callers
+use them: `RequestLogEntry` (from `log_entry`) and `ServerConfigError` (from `config`).
+
+Standard library only (`http.server.ThreadingHTTPServer`), so the base install stays light.
+Threads: `start()` loads the model on the caller's thread (call it off the GUI thread), then one
+thread ("openlid-server") accepts connections and each connection gets its own handler thread
+(see `desktop.server.http`). The engine is one worker process (a dedicated `EngineHost`) that
+serves one generation at a time, so generations are serialised by a lock: requests wait their
+turn, and beyond `max_waiting` waiting requests the server answers 429. Every finished request is
+reported to `on_request(RequestLogEntry)` on its handler thread, with the rendered prompt and the
+`StepRecord`s, so the app can show what a program sent and what the model computed; each token
+also goes to `on_step(request_id, StepRecord)` as it arrives (same thread). The app's Qt bridge
+must re-emit both as queued signals: they never run on the GUI thread.
+
+Only loopback by default: binding any other address needs an API key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+from desktop.core.model_info import LoadSettings, ModelInfo
+from desktop.core.openai.requests import ApiError
+from desktop.core.sampling import SamplerSettings
+from desktop.core.steps import StepRecord
+from desktop.server.config import MIB, ServerConfigError, is_loopback
+from desktop.server.http import make_http_server
+from desktop.server.log_entry import RequestCallback, RequestLogEntry, StepCallback
+from desktop.server.served_engine import POLL_S, ServedEngine
+
+__all__ = ["OpenlidServer", "RequestLogEntry", "ServerConfigError"]
+
+log = logging.getLogger("openlid.server")
+
+
+class OpenlidServer:
+    """A local OpenAI-compatible server for one GGUF model."""
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        load_settings: LoadSettings | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str | None = None,
+        max_body: int = MIB,
+        *,
+        model_id: str | None = None,
+        sampler_defaults: SamplerSettings | None = None,
+        on_request: RequestCallback | None = None,
+        on_step: StepCallback | None = None,
+        max_waiting: int = 8,
+    ) -> None:
+        if not is_loopback(host) and not api_key:
+            raise ServerConfigError(
+                f"refusing to serve on {host}, which other machines can reach, without an API "
+                "key: set one, or bind 127.0.0.1"
+            )
+        if not 0 <= port <= 65535:
+            raise ServerConfigError("port must be between 0 and 65535")
+        self.model_path = Path(model_path)
+        self.host = host
+        self.port = port
+        self.api_key = api_key or None
+        self.max_body = max_body
+        self.model_id = model_id or self.model_path.stem
+        self.sampler_defaults = (sampler_defaults or SamplerSettings()).validated()
+        self.on_request = on_request
+        self.on_step = on_step
+        self.max_waiting = max_waiting
+        self.created = int(time.time())
+        self.load_settings = (load_settings or LoadSettings()).validated()
+        self.engine = ServedEngine(self.model_path, self.load_settings)
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._ids_lock = threading.Lock()
+        self._next_id = 0
+        self._reported = 0
+        self._waiting = 0
+
+    # --- lifetime ---
+
+    @property
+    def info(self) -> ModelInfo | None:
+        return self.engine.info
+
+    @property
+    def url(self) -> str:
+        """Root URL, e.g. http://127.0.0.1:8080 (clients want `base_url`, which adds /v1)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Load the model (blocking: call it off the GUI thread), then start serving."""
+        if self.running:
+            return
+        if self.engine.stopping.is_set():  # stopped before: a fresh engine process
+            self.engine = ServedEngine(self.model_path, self.load_settings)
+        try:
+            self.engine.load()
+        except BaseException:
+            self.engine.shutdown()
+            raise
+        try:
+            self._httpd = make_http_server(self, self.host, self.port)
+        except OSError as exc:
+            self.engine.shutdown()
+            raise ServerConfigError(f"cannot listen on {self.host}:{self.port}: {exc}") from exc
+        self.port = int(self._httpd.server_address[1])
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": POLL_S},
+            name="openlid-server", daemon=True,
+        )
+        self._thread.start()
+        log.info("serving %s at %s", self.model_id, self.base_url)
+
+    def stop(self) -> None:
+        """Stop accepting, end running requests, stop the engine. Safe to call twice."""
+        httpd, self._httpd = self._httpd, None
+        self.engine.shutdown()  # waiting and generating handlers see the stop flag
+        if httpd is not None:
+            httpd.shutdown()
+            close_connections = getattr(httpd, "close_connections", None)
+            if close_connections is not None:
+                close_connections()
+            httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> OpenlidServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- used by the handler threads ---
+
+    def next_request_id(self) -> int:
+        with self._ids_lock:
+            self._next_id += 1
+            return self._next_id
+
+    @contextlib.contextmanager
+    def engine_turn(self) -> Iterator[ServedEngine]:
+        """Wait for the engine (bounded queue), hold it for one generation."""
+        with self._ids_lock:
+            if self._waiting >= self.max_waiting:
+                raise ApiError(
+                    "Too many requests are waiting for the model; try again shortly.",
+                    status=429, type_="rate_limit_error", code="server_busy",
+                )
+            self._waiting += 1
+        try:
+            while not self.engine.lock.acquire(timeout=POLL_S):
+                if self.engine.stopping.is_set():
+                    raise ApiError("The server is shutting down.", status=503,
+                                   type_="server_error")
+        finally:
+            with self._ids_lock:
+                self._waiting -= 1
+        try:
+            yield self.engine
+        finally:
+            self.engine.lock.release()
+
+    @property
+    def in_flight(self) -> int:
+        """Requests received and not yet reported to `on_request`."""
+        with self._ids_lock:
+            return self._next_id - self._reported
+
+    def report(self, entry: RequestLogEntry) -> None:
+        with self._ids_lock:
+            self._reported += 1
+        if self.on_request is None:
+            return
+        try:
+            self.on_request(entry)
+        except Exception:  # a broken listener must not break serving
+            log.exception("request log callback failed")
+
+    def report_step(self, request_id: int, record: StepRecord) -> None:
+        if self.on_step is None:
+            return
+        try:
+            self.on_step(request_id, record)
+        except Exception:
+            log.exception("step callback failed")

@@ -1,0 +1,254 @@
+"""ConversationListPanel: the saved conversations: new, rename, delete, search. GUI thread only.
+
+Backed by `desktop/core/conversations/store.py` through `StoreService` (the database runs on its own
+thread, so listing, searching, renaming and deleting never make the window wait). Search is
+debounced: the query runs 200 ms after the last keystroke, and an answer to an older query is
+dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QPoint, Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.core.conversations.files import export_json, export_markdown, import_json
+from desktop.core.conversations.store import Conversation, ConversationStore, StoreError
+from desktop.ui.chat.store_service import StoreService
+
+ID_ROLE = Qt.ItemDataRole.UserRole
+SEARCH_DELAY_MS = 200
+
+
+def _when(stamp: float) -> str:
+    now = time.time()
+    if now - stamp < 86400 and time.localtime(now).tm_yday == time.localtime(stamp).tm_yday:
+        return time.strftime("%H:%M", time.localtime(stamp))
+    return time.strftime("%d %b", time.localtime(stamp))
+
+
+class ConversationListPanel(QWidget):
+    sig_conversation_selected = Signal(int)
+    sig_new_requested = Signal()
+    sig_conversation_deleted = Signal(int)
+    sig_list_changed = Signal()  # the list on screen was (re)filled
+    sig_message = Signal(str)  # what an export or import did, or why it failed
+
+    def __init__(self, db: StoreService, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.db = db
+        self.current_id: int | None = None
+        self._query_serial = 0
+        self._filling = False
+
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search conversations")
+        self.search.setAccessibleName("Search conversations")
+        self.search.setClearButtonEnabled(True)
+        self.search.textChanged.connect(self._schedule_search)
+        self._search_timer = QTimer(self)
+        self._search_timer.setObjectName("conversation-search")
+        self._search_timer.setSingleShot(True)
+        self._search_timer.setInterval(SEARCH_DELAY_MS)
+        self._search_timer.timeout.connect(self.refresh)
+
+        self.new_button = QPushButton("New chat")
+        self.new_button.setAccessibleName("New chat")
+        self.new_button.setToolTip("Start a new conversation (Ctrl+N)")
+        self.new_button.clicked.connect(self.sig_new_requested)
+
+        self.list = QListWidget()
+        self.list.setAccessibleName("Conversations")
+        # Long titles end in "…" rather than growing a horizontal scroll bar.
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.list.setEditTriggers(QListWidget.EditTrigger.EditKeyPressed)  # F2 renames
+        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.list.customContextMenuRequested.connect(self._menu)
+        self.list.currentItemChanged.connect(self._on_current_changed)
+        self.list.itemChanged.connect(self._on_item_edited)
+
+        top = QHBoxLayout()
+        top.addWidget(self.search, 1)
+        top.addWidget(self.new_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(top)
+        layout.addWidget(self.list, 1)
+
+    # --- filling ---
+
+    def refresh(self) -> None:
+        """Reload the list (filtered by the search text) from the database."""
+        self._search_timer.stop()
+        self._query_serial += 1
+        serial = self._query_serial
+        query = self.search.text().strip()
+
+        def fetch(store: ConversationStore) -> tuple[Conversation, ...]:
+            found = store.search(query) if query else store.list_conversations()
+            return tuple(found)
+
+        self.db.call(fetch, on_done=lambda rows: self._fill(serial, rows))
+
+    def _schedule_search(self) -> None:
+        self._search_timer.start()
+
+    def _fill(self, serial: int, rows: tuple[Conversation, ...]) -> None:
+        if serial != self._query_serial:
+            return  # an older query answered late
+        self._filling = True
+        self.list.clear()
+        for c in rows:
+            item = QListWidgetItem(c.title or "Untitled")
+            item.setData(ID_ROLE, c.id)
+            item.setToolTip(f"{c.title}\nlast changed {time.ctime(c.updated)}")
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
+            self.list.addItem(item)
+            if c.id == self.current_id:
+                self.list.setCurrentItem(item)
+        self._filling = False
+        self.sig_list_changed.emit()
+
+    def ids(self) -> list[int]:
+        return [int(self.list.item(i).data(ID_ROLE)) for i in range(self.list.count())]
+
+    def titles(self) -> list[str]:
+        return [self.list.item(i).text() for i in range(self.list.count())]
+
+    def _item(self, conversation_id: int) -> QListWidgetItem | None:
+        for i in range(self.list.count()):
+            item = self.list.item(i)
+            if item.data(ID_ROLE) == conversation_id:
+                return item
+        return None
+
+    def set_current(self, conversation_id: int | None) -> None:
+        """Mark the conversation shown in the chat (no signal)."""
+        self.current_id = conversation_id
+        self._filling = True
+        item = self._item(conversation_id) if conversation_id is not None else None
+        if item is not None:
+            self.list.setCurrentItem(item)
+        else:
+            self.list.clearSelection()
+        self._filling = False
+
+    def _on_current_changed(self, item: QListWidgetItem | None, _old: object) -> None:
+        if self._filling or item is None:
+            return
+        conversation_id = int(item.data(ID_ROLE))
+        if conversation_id != self.current_id:
+            self.current_id = conversation_id
+            self.sig_conversation_selected.emit(conversation_id)
+
+    # --- rename and delete ---
+
+    def _on_item_edited(self, item: QListWidgetItem) -> None:
+        if self._filling:
+            return
+        title = item.text().strip()
+        if title:
+            self.rename(int(item.data(ID_ROLE)), title)
+
+    def rename(self, conversation_id: int, title: str) -> None:
+        self.db.call(lambda store: store.rename(conversation_id, title),
+                     on_done=lambda _c: self.refresh())
+
+    def delete(self, conversation_id: int) -> None:
+        def done(_: object) -> None:
+            if self.current_id == conversation_id:
+                self.current_id = None
+            self.sig_conversation_deleted.emit(conversation_id)
+            self.refresh()
+
+        self.db.call(lambda store: store.delete(conversation_id), on_done=done)
+
+    def _confirm_delete(self, conversation_id: int, title: str) -> None:
+        box = QMessageBox(QMessageBox.Icon.Question, "Delete conversation",
+                          f"Delete “{title}” and all its messages? This cannot be undone.",
+                          QMessageBox.StandardButton.Cancel, self)
+        delete = box.addButton("Delete", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        if box.clickedButton() is delete:
+            self.delete(conversation_id)
+
+    def _menu(self, pos: QPoint) -> None:
+        item = self.list.itemAt(pos)
+        if item is None:
+            return
+        conversation_id = int(item.data(ID_ROLE))
+        menu = QMenu(self)
+        menu.addAction("Rename", lambda: self.list.editItem(item))
+        menu.addAction("Export…", self.choose_export)
+        menu.addAction("Delete…", lambda: self._confirm_delete(conversation_id, item.text()))
+        menu.exec(self.list.viewport().mapToGlobal(pos))
+
+    # --- export and import (files written and read on the database thread) ---
+
+    def export_conversation(self, conversation_id: int, path: str) -> None:
+        """Markdown for a `.md` path (the branch shown), else JSON (every branch)."""
+        def write(store: ConversationStore) -> str:
+            if path.lower().endswith(".md"):
+                text = export_markdown(store, conversation_id)
+            else:
+                text = json.dumps(export_json(store, conversation_id), ensure_ascii=False,
+                                  indent=2)
+            Path(path).write_text(text, encoding="utf-8")
+            return path
+
+        self.db.call(write, on_done=lambda p: self.sig_message.emit(f"Saved {p}"),
+                     on_error=lambda exc: self.sig_message.emit(f"Could not export: {exc}"))
+
+    def import_conversation(self, path: str) -> None:
+        def read(store: ConversationStore) -> int:
+            try:
+                data = json.loads(Path(path).read_text(encoding="utf-8"))
+            except ValueError as exc:
+                raise StoreError(f"{Path(path).name} is not JSON ({exc})") from None
+            return import_json(store, data).id
+
+        def imported(conversation_id: int) -> None:
+            self.current_id = conversation_id
+            self.sig_conversation_selected.emit(conversation_id)
+            self.refresh()
+
+        self.db.call(read, on_done=imported,
+                     on_error=lambda exc: self.sig_message.emit(f"Could not import: {exc}"))
+
+    def choose_export(self) -> None:
+        item = self.list.currentItem()
+        if item is None:
+            self.sig_message.emit("Pick a conversation to export first.")
+            return
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export conversation", str(Path.home() / f"{item.text()[:40]}.md"),
+            "Markdown (*.md);;Openlid conversation, every version (*.json)")
+        if path:
+            self.export_conversation(int(item.data(ID_ROLE)), path)
+
+    def choose_import(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import conversation", str(Path.home()),
+                                              "Openlid conversation (*.json)")
+        if path:
+            self.import_conversation(path)
+
+    def delete_selected(self) -> None:
+        item = self.list.currentItem()
+        if item is not None:
+            self._confirm_delete(int(item.data(ID_ROLE)), item.text())

@@ -1,0 +1,232 @@
+"""Database-thread steps of a chat turn: save the message, read the branch, render the prompt.
+
+Each function takes the `ConversationStore` first and runs on the StoreService thread
+("openlid-db"), so one call both writes the user's message and renders the prompt from what is
+now stored, in order with every other database call. No Qt here: the results (`Turn`, tuples
+of `MessageItem`) are frozen values handed back to the GUI thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from desktop.core.conversations.overflow import estimate_tokens, fit_messages
+from desktop.core.conversations.store import Conversation, ConversationStore, Message
+from desktop.core.sampling import SamplerSettings
+from desktop.core.steps import StepRecord
+from desktop.core.templates.prompt import (
+    InstructionsPlacement,
+    PromptTemplate,
+    build_messages,
+    render_prompt,
+)
+from desktop.ui.chat.message_widget import ASSISTANT, USER, MessageItem
+
+PromptPieces = tuple[tuple[str, bool], ...]
+TITLE_LENGTH = 60
+
+
+@dataclass(frozen=True)
+class PromptContext:
+    """What the panels say right now; read on the GUI thread, used on the database thread."""
+
+    system_prompt: str
+    instructions: str
+    placement: str  # "system" or "first_user"
+    template: PromptTemplate
+    sampler: SamplerSettings
+    bos: str = ""
+    eos: str = ""
+    model_name: str = ""
+    model_path: str = ""
+    n_ctx: int = 0  # the loaded context window; 0: unknown, no overflow policy applied
+    overflow_policy: str = "stop"  # an overflow.POLICIES id (the Template panel's combo)
+    token_scale: float = 1.0  # real tokens / estimated tokens of the last prompt sent
+
+    def generation_settings(self) -> SamplerSettings:
+        """The sampler settings plus the template's end-of-turn strings as stop strings."""
+        stops = tuple(dict.fromkeys((*self.sampler.stop, *self.template.stop)))
+        return self.sampler.replace(stop=stops)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A prepared generation: where the reply goes and the exact prompt to send."""
+
+    conversation: Conversation
+    items: tuple[MessageItem, ...]  # the branch to show before the reply streams
+    parent_id: int | None  # the reply's parent (the user message)
+    pieces: PromptPieces
+    notes: tuple[str, ...] = ()
+    continue_id: int | None = None  # an assistant message being continued in place
+    continue_text: str = ""
+    estimated_tokens: int = 0  # the prompt's estimated size (calibrates the next estimate)
+
+
+def title_from(text: str) -> str:
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "New conversation")
+    return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"
+
+
+def footer_of(meta: dict[str, Any] | None) -> str:
+    if not meta:
+        return ""
+    parts = []
+    tokens = meta.get("completion_tokens")
+    if tokens:
+        parts.append(f"{tokens} tokens")
+    rate = meta.get("tokens_per_second")
+    if rate:
+        parts.append(f"{rate:.1f} tok/s")
+    reason = {"cancelled": "stopped", "length": "hit the token limit",
+              "context": "context full", "crashed": "engine crashed"}.get(
+        str(meta.get("finish_reason", "")))
+    if reason:
+        parts.append(reason)
+    return " · ".join(parts)
+
+
+def item_of(store: ConversationStore, message: Message) -> MessageItem:
+    siblings = store.siblings(message.id)
+    index = next((i for i, m in enumerate(siblings) if m.id == message.id), 0)
+    meta = message.meta or {}
+    label = "You" if message.role == USER else str(meta.get("model_name") or "Assistant")
+    assistant = message.role == ASSISTANT
+    return MessageItem(message.id, message.role, message.content, label, index, len(siblings),
+                       footer_of(meta) if assistant else "",
+                       has_steps=assistant and store.has_steps(message.id))
+
+
+def items_of(store: ConversationStore, path: list[Message]) -> tuple[MessageItem, ...]:
+    return tuple(item_of(store, m) for m in path if m.role != "system")
+
+
+def render_pieces(ctx: PromptContext, history: Sequence[Message | Mapping[str, str]],
+                  ) -> tuple[PromptPieces, tuple[str, ...], int]:
+    """The prompt for `history` under the context overflow policy: its pieces, notes for the
+    chat (what was left out), and its estimated token count. ContextOverflow when it cannot
+    fit (the "stop" policy, or a last turn too long on its own)."""
+    chats = [m.to_chat() if isinstance(m, Message) else dict(m) for m in history]
+    chats = [m for m in chats if m["role"] != "system"]  # the current system prompt replaces them
+    placement: InstructionsPlacement = ("first_user" if ctx.placement == "first_user"
+                                        else "system")
+
+    def build(turns: list[dict[str, str]]) -> list[dict[str, str]]:
+        return build_messages(ctx.system_prompt, ctx.instructions, turns, None,
+                              instructions_placement=placement)
+
+    messages = build(chats)
+    fitted = fit_messages(messages, ctx.n_ctx, ctx.sampler.max_tokens, ctx.overflow_policy,
+                          lambda m: estimate_tokens(m["content"], ctx.token_scale))
+    notes: tuple[str, ...] = (fitted.note,) if fitted.note else ()
+    if fitted.dropped_turns:
+        # Rebuild from the kept history, so instructions placed in the first user message move
+        # to the first one still sent rather than leaving with a dropped turn.
+        offset = len(messages) - len(chats)  # the system message, when there is one
+        messages = build([chats[i - offset] for i in fitted.kept if i >= offset])
+    rendered = render_prompt(ctx.template, messages, add_generation_prompt=True,
+                             bos_token=ctx.bos, eos_token=ctx.eos)
+    return (tuple((s.text, s.trusted) for s in rendered.segments), (*notes, *rendered.notes),
+            fitted.tokens)
+
+
+def load_branch(store: ConversationStore,
+                conversation_id: int) -> tuple[Conversation, tuple[MessageItem, ...]]:
+    conversation = store.get(conversation_id)
+    return conversation, items_of(store, store.active_path(conversation_id))
+
+
+def prepare_send(store: ConversationStore, conversation_id: int | None, text: str,
+                 ctx: PromptContext) -> Turn:
+    # Render first: a prompt refused by the "stop" policy must not leave the message stored.
+    history = store.active_path(conversation_id) if conversation_id is not None else []
+    pieces, notes, tokens = render_pieces(ctx, [*history, {"role": "user", "content": text}])
+    if conversation_id is None:
+        conversation = store.create(
+            title_from(text), model_path=ctx.model_path, system_prompt=ctx.system_prompt,
+            custom_instructions=ctx.instructions, template_id=ctx.template.id,
+            sampler=ctx.sampler)
+        conversation_id = conversation.id
+    user = store.append(conversation_id, "user", text)
+    path = store.active_path(conversation_id)
+    return Turn(store.get(conversation_id), items_of(store, path), user.id, pieces, notes,
+                estimated_tokens=tokens)
+
+
+def prepare_regenerate(store: ConversationStore, message_id: int, ctx: PromptContext) -> Turn:
+    reply = store.message(message_id)
+    if reply.parent_id is None:
+        raise ValueError("this reply has no message before it to answer")
+    path = store.active_path(reply.conversation_id, reply.parent_id)
+    pieces, notes, tokens = render_pieces(ctx, path)
+    return Turn(store.get(reply.conversation_id), items_of(store, path), reply.parent_id,
+                pieces, notes, estimated_tokens=tokens)
+
+
+def prepare_edit(store: ConversationStore, message_id: int, text: str,
+                 ctx: PromptContext) -> Turn:
+    edited = store.edit_message(message_id, text)
+    path = store.active_path(edited.conversation_id)
+    pieces, notes, tokens = render_pieces(ctx, path)
+    return Turn(store.get(edited.conversation_id), items_of(store, path), edited.id, pieces,
+                notes, estimated_tokens=tokens)
+
+
+def prepare_continue(store: ConversationStore, message_id: int, ctx: PromptContext) -> Turn:
+    """Continue a reply in place: the prompt ends with the reply so far, as the model's own
+    unfinished turn (plain text, so it cannot forge special tokens)."""
+    reply = store.message(message_id)
+    history = store.active_path(reply.conversation_id, reply.parent_id) \
+        if reply.parent_id is not None else []
+    if ctx.n_ctx > 0:  # the reply so far takes room from the context, like the history
+        room = ctx.n_ctx - estimate_tokens(reply.content, ctx.token_scale)
+        ctx = dataclasses.replace(ctx, n_ctx=max(1, room))
+    pieces, notes, tokens = render_pieces(ctx, history)
+    path = store.active_path(reply.conversation_id, reply.id)
+    return Turn(store.get(reply.conversation_id), items_of(store, path), reply.parent_id,
+                (*pieces, (reply.content, False)), notes, continue_id=reply.id,
+                continue_text=reply.content,
+                estimated_tokens=tokens + estimate_tokens(reply.content, ctx.token_scale))
+
+
+def save_reply(store: ConversationStore, turn: Turn, text: str, meta: dict[str, Any],
+               steps: Sequence[StepRecord] = ()) -> tuple[MessageItem, ...]:
+    """Store a finished (or stopped) reply and its steps; returns the branch now shown."""
+    conversation_id = turn.conversation.id
+    if turn.continue_id is not None:
+        old_steps = store.load_steps(turn.continue_id)
+        if old_steps and steps:
+            # The continuation's steps count from 0 again: number them after the old ones, so
+            # the stored steps spell the whole reply.
+            n = len(old_steps)
+            store.save_steps(turn.continue_id,
+                             [*old_steps, *(dataclasses.replace(r, step=n + r.step)
+                                            for r in steps)])
+        old = store.message(turn.continue_id).meta or {}
+        merged = {**old, **meta,
+                  "completion_tokens": int(old.get("completion_tokens", 0))
+                  + int(meta.get("completion_tokens", 0))}
+        store.update_message(turn.continue_id, content=turn.continue_text + text, meta=merged)
+        store.select_branch(turn.continue_id)
+    else:
+        reply = store.add_message(conversation_id, "assistant", text, parent_id=turn.parent_id,
+                                  meta=meta)
+        if steps:
+            store.save_steps(reply.id, steps)
+    return items_of(store, store.active_path(conversation_id))
+
+
+def steps_of(store: ConversationStore, message_id: int) -> tuple[StepRecord, ...]:
+    """The stored steps of a reply (for its token view and the chart)."""
+    return tuple(store.load_steps(message_id))
+
+
+def select_sibling(store: ConversationStore, message_id: int,
+                   index: int) -> tuple[MessageItem, ...]:
+    siblings = store.siblings(message_id)
+    target = siblings[max(0, min(index, len(siblings) - 1))]
+    path = store.select_branch(target.id)
+    return items_of(store, path)

@@ -1,0 +1,300 @@
+"""MainWindow: the window a person double-clicks into. GUI thread only.
+
+Left: the model library and the conversation list (docks). Centre: Chat and Completion tabs.
+Right: the System prompt, Template, Sampling and Load panels (tabbed docks), the token
+probability chart and, with services, the local server. Bottom: the status bar. This module
+builds and lays out, then hands each helper the parts it needs (never the window): `WindowWiring`
+(`wiring`) connects the parts in `WindowParts`, `WindowServices` (`services`) runs the Hub and the
+server, `ChatController` runs chat turns, `ModelController` loads models.
+
+Services the window owns and stops in `closeEvent`, in this order: cancel (the generation,
+queued jobs and database calls), quit (the threads and the engine process), wait (join them);
+then the layout is saved through `AppSettings`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QRect, Qt
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QGuiApplication,
+    QKeySequence,
+    QShortcut,
+    QShowEvent,
+)
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QTabWidget, QWidget
+
+from desktop.core import paths
+from desktop.ui.chat.completion_view import CompletionView
+from desktop.ui.chat.controller import ChatController
+from desktop.ui.chat.conversation_list import ConversationListPanel
+from desktop.ui.chat.store_service import StoreService
+from desktop.ui.chat.view import ChatView
+from desktop.ui.engine_service import EngineService
+from desktop.ui.job_service import JobService
+from desktop.ui.library.model_controller import ModelController
+from desktop.ui.library.panel import ModelLibraryPanel
+from desktop.ui.settings import AppSettings
+from desktop.ui.window.parts import WindowParts
+from desktop.ui.window.services import WindowServices
+from desktop.ui.window.status_bar import StatusBar
+from desktop.ui.window.style import STYLE_SHEET
+from desktop.ui.window.wiring import WindowWiring
+
+LEFT = Qt.DockWidgetArea.LeftDockWidgetArea
+RIGHT = Qt.DockWidgetArea.RightDockWidgetArea
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: AppSettings, engine: EngineService | None = None, *,
+                 models_dir: Path | None = None, database: Path | None = None,
+                 with_services: bool = True, parent: QWidget | None = None) -> None:
+        """`engine`: an EngineService to use (default: the window starts its own);
+        `with_services`: also host the Hub tab and the local server dock (they own network
+        threads; tests of other parts leave them out)."""
+        super().__init__(parent)
+        self.setObjectName("MainWindow")
+        self.setWindowTitle("Openlid")
+        self.setStyleSheet(STYLE_SHEET)
+        self.settings = settings
+        self._owns_engine = engine is None
+        self.engine = engine or EngineService(self)
+        self.jobs = JobService("openlid-jobs", max_threads=2, parent=self)
+        self.db = StoreService(database or paths.database_path(), self)
+        self.models = ModelController(self.engine, settings, lambda: self.load_panel.settings(),
+                                      self)
+        self._closed = False
+
+        self.chat_view = ChatView()
+        self.completion_view = CompletionView()
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("modeTabs")
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.chat_view, "Chat")
+        self.tabs.addTab(self.completion_view, "Completion")
+        self.tabs.setAccessibleName("Mode")
+        self.setCentralWidget(self.tabs)
+
+        self.library = ModelLibraryPanel(self.jobs, models_dir)
+        self.conversations = ConversationListPanel(self.db)
+        self.library_dock = self._dock("Models", "ModelsDock", self.library, LEFT)
+        self.conversations_dock = self._dock("Conversations", "ConversationsDock",
+                                             self.conversations, LEFT)
+        self.splitDockWidget(self.library_dock, self.conversations_dock, Qt.Orientation.Vertical)
+        self._build_right_docks()
+
+        self.status = StatusBar(lambda: self.engine.host.pid, self)
+        self.setStatusBar(self.status)
+        self.chat = ChatController(self.engine, self.db, self.chat_view,
+                                   lambda: self.wiring.prompt_context(), self)
+        self.wiring = WindowWiring(self._parts(), self.new_chat, self)
+        self.services: WindowServices | None = None
+        self.server_dock: QDockWidget | None = None
+        if with_services:
+            self._add_services(models_dir or paths.models_dir(), database or paths.database_path())
+        self._build_menus()
+        self._fit_to_screen()
+        self._layout_restored = self._restore_layout()
+        self._shown_once = False
+
+    # --- building ---
+
+    def _dock(self, title: str, name: str, widget: QWidget,
+              area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)  # saveState() keys docks by object name
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_right_docks(self) -> None:
+        from desktop.ui.chart.chart_dock import ChartDock
+        from desktop.ui.panels.load_panel import LoadPanel
+        from desktop.ui.panels.prompt_panel import PromptPanel
+        from desktop.ui.panels.sampling_panel import SamplingPanel
+        from desktop.ui.panels.template_panel import TemplatePanel
+
+        self.prompt_panel = PromptPanel(self.settings)
+        self.template_panel = TemplatePanel(jobs=self.jobs)
+        self.sampling_panel = SamplingPanel(self.settings)
+        self.load_panel = LoadPanel()
+        # Right column, as tabs: the chart first (the distribution beside the streaming text),
+        # then the settings panels. Tabs rather than a vertical split keep the window's minimum
+        # height at the tallest panel's, so it fits a 768-pixel-high screen.
+        self.chart_dock = ChartDock(self)
+        self.addDockWidget(RIGHT, self.chart_dock)
+        self.prompt_dock = self._dock("System prompt", "PromptDock", self.prompt_panel, RIGHT)
+        self.template_dock = self._dock("Template", "TemplateDock", self.template_panel, RIGHT)
+        self.sampling_dock = self._dock("Sampling", "SamplingDock", self.sampling_panel, RIGHT)
+        self.load_dock = self._dock("Load", "LoadDock", self.load_panel, RIGHT)
+        for dock in (self.prompt_dock, self.template_dock, self.sampling_dock, self.load_dock):
+            self.tabifyDockWidget(self.chart_dock, dock)
+        self.chart_dock.raise_()
+        self.setTabPosition(RIGHT, QTabWidget.TabPosition.North)
+        self.setCorner(Qt.Corner.BottomLeftCorner, LEFT)
+        self.setCorner(Qt.Corner.BottomRightCorner, RIGHT)
+
+    def _parts(self) -> WindowParts:
+        return WindowParts(
+            settings=self.settings, engine=self.engine, jobs=self.jobs, models=self.models,
+            chat=self.chat, tabs=self.tabs, chat_view=self.chat_view,
+            completion_view=self.completion_view, library=self.library,
+            conversations=self.conversations, status=self.status,
+            prompt_panel=self.prompt_panel, template_panel=self.template_panel,
+            sampling_panel=self.sampling_panel, load_panel=self.load_panel,
+            chart_dock=self.chart_dock)
+
+    def _add_services(self, download_dir: Path, database: Path) -> None:
+        """The Hub window and the local server; the server's panel docks beside the Load tab."""
+        self.services = WindowServices(
+            download_dir, database, library=self.library, models=self.models,
+            load_panel=self.load_panel, sampling_panel=self.sampling_panel,
+            chart_dock=self.chart_dock, status=self.status, parent=self)
+        self.server_dock = self._dock("Server", "ServerDock", self.services.server_panel, RIGHT)
+        self.tabifyDockWidget(self.load_dock, self.server_dock)
+        self.chart_dock.raise_()
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file = bar.addMenu("&File")
+        self._action(file, "&New chat", "Ctrl+N", self.new_chat)
+        self._action(file, "&Import model…", "Ctrl+O", self.library.choose_import)
+        self._action(file, "&Find models on this computer…", "", self.library.find_models)
+        self._action(file, "Add &remote model…", "", self.library.add_remote)
+        self._action(file, "&Export conversation…", "Ctrl+E", self.conversations.choose_export)
+        self._action(file, "Import &conversation…", "", self.conversations.choose_import)
+        self._action(file, "&Delete conversation…", "", self.conversations.delete_selected)
+        file.addSeparator()
+        self._action(file, "&Quit", "Ctrl+Q", self.close)
+        model = bar.addMenu("&Model")
+        self._action(model, "&Load selected", "", self.library.request_load)
+        self._action(model, "&Reload", "Ctrl+R", lambda: self.models.reload())
+        self._action(model, "&Eject", "", self.models.eject)
+        self._action(model, "&Stop generating", "Esc", self.stop_generation)
+        view = bar.addMenu("&View")
+        self._action(view, "&Chat", "Ctrl+1", lambda: self.tabs.setCurrentIndex(0))
+        self._action(view, "C&ompletion", "Ctrl+2", lambda: self.tabs.setCurrentIndex(1))
+        self._action(view, "&Hugging Face Hub…", "Ctrl+3", self.show_hub_browser)
+        self._action(view, "Focus the message box", "Ctrl+L", self.focus_input)
+        self._action(view, "&Settings panels", "Ctrl+,", self.show_settings)
+        view.addSeparator()
+        for dock in self.findChildren(QDockWidget):
+            view.addAction(dock.toggleViewAction())
+        help_menu = bar.addMenu("&Help")
+        self._action(help_menu, "&About Openlid", "", self._about)
+        QShortcut(QKeySequence("Ctrl+Return"), self, self.chat_view.submit,
+                  context=Qt.ShortcutContext.WindowShortcut)
+
+    def _action(self, menu: object, text: str, shortcut: str, slot: object) -> QAction:
+        action = QAction(text, self)
+        if shortcut:
+            action.setShortcut(QKeySequence(shortcut))
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        action.triggered.connect(slot)
+        menu.addAction(action)  # type: ignore[attr-defined]
+        return action
+
+    def _fit_to_screen(self) -> None:
+        """First start: most of the screen, at most 1600 × 1000, centred."""
+        screen = QGuiApplication.primaryScreen()
+        area = screen.availableGeometry() if screen is not None else QRect(0, 0, 1440, 900)
+        width = min(1600, int(area.width() * 0.94))
+        height = min(1000, int(area.height() * 0.94))
+        self.resize(width, height)
+        self.move(area.x() + (area.width() - width) // 2, area.y() + (area.height() - height) // 2)
+
+    def _restore_layout(self) -> bool:
+        geometry = self.settings.window_geometry()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        state = self.settings.window_state()
+        return state is not None and self.restoreState(state)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._shown_once and not self._layout_restored:
+            # Dock sizes only stick once the window has its real size: first show only.
+            self.resizeDocks([self.library_dock, self.chart_dock], [270, 560],
+                             Qt.Orientation.Horizontal)
+            self.resizeDocks([self.library_dock, self.conversations_dock], [400, 420],
+                             Qt.Orientation.Vertical)
+        self._shown_once = True
+
+    # --- commands ---
+
+    def start(self, model: str = "") -> None:
+        """After show(): find models, list conversations, load the model to chat with."""
+        self.wiring.start(model)
+
+    def new_chat(self) -> None:
+        self.tabs.setCurrentWidget(self.chat_view)
+        self.chat.new_conversation()
+        self.conversations.set_current(None)
+
+    def stop_generation(self) -> None:
+        self.chat.stop()
+        self.wiring.stop_completion()
+
+    def focus_input(self) -> None:
+        if self.tabs.currentWidget() is self.completion_view:
+            self.completion_view.editor.setFocus()
+        else:
+            self.chat_view.input.setFocus()
+
+    def show_settings(self) -> None:
+        self.sampling_dock.show()
+        self.sampling_dock.raise_()
+        self.sampling_panel.setFocus()
+
+    def _about(self) -> None:
+        from desktop.ui.window.about_dialog import AboutDialog
+
+        dialog = AboutDialog(self.models.info, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+
+    def load_ready_model(self) -> None:
+        """The welcome's "use the ready model": load it unless it is already loaded."""
+        self.wiring.load_ready_model()
+
+    def show_hub_browser(self) -> None:
+        if self.services is not None:
+            self.services.show_hub()
+
+    # --- closing ---
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if not self._closed:
+            self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        """cancel → quit → wait for every service; then save the layout. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self.settings.save_window(self.saveGeometry(), self.saveState())
+        self.wiring.save_settings()
+        # cancel: the running generation and everything queued
+        if self.engine.busy:
+            self.engine.cancel()
+        self.chat_view.buffer.discard()
+        self.completion_view.buffer.discard()
+        self.status.stop_sampling()
+        self.template_panel.shutdown()
+        self.chart_dock.close()
+        self.jobs.cancel()
+        if self.services is not None:
+            self.services.shutdown()  # Hub calls, downloads, the local server (bounded waits)
+        # quit and wait: database thread, job threads, the engine process and its reader
+        self.db.stop()
+        self.jobs.wait()
+        if self._owns_engine:
+            self.engine.shutdown()
+        self.settings.sync()

@@ -1,0 +1,109 @@
+"""The main window's two service-backed areas: the Hugging Face Hub (a window of its own:
+browse, download, then the model appears in the library) and the local OpenAI-compatible server
+(`server_panel`, which the main window docks on the right: serve the chosen model, watch its
+requests, draw a request's tokens in the chart). GUI thread only.
+
+The Hub gets its own window rather than a tab: its browser, model page and download queue need
+more width than the chat column has beside the docks. It is made once, at start-up (so queued
+downloads resume), and closing it only hides it: its services stop with the main window.
+
+It is handed the parts it connects to (the library, the model controller, the load and sampling
+panels, the chart and the status bar), never the window itself. Both areas own threads (Hub
+calls, downloads, the server's control threads and engine process); the window stops them in its
+closeEvent through `shutdown()`, after cancelling its own work.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from desktop.core.model_info import LoadSettings
+
+if TYPE_CHECKING:
+    from desktop.ui.chart.chart_dock import ChartDock
+    from desktop.ui.library.model_controller import ModelController
+    from desktop.ui.library.panel import ModelLibraryPanel
+    from desktop.ui.panels.load_panel import LoadPanel
+    from desktop.ui.panels.sampling_panel import SamplingPanel
+    from desktop.ui.window.status_bar import StatusBar
+
+
+class WindowServices(QObject):
+    def __init__(self, download_dir: Path, database: Path, *, library: ModelLibraryPanel,
+                 models: ModelController, load_panel: LoadPanel, sampling_panel: SamplingPanel,
+                 chart_dock: ChartDock, status: StatusBar, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        from desktop.ui.hub.hub_window import HubWindow
+        from desktop.ui.server import ServerPanel, ServerService
+
+        self.library = library
+        self.models = models
+        self.chart_dock = chart_dock
+        self.status = status
+        self.hub_frame = QWidget(None, Qt.WindowType.Window)
+        self.hub_frame.setObjectName("HubFrame")
+        self.hub_frame.setWindowTitle("Openlid — Hugging Face Hub")
+        self.hub = HubWindow(download_dir, database=database, parent=self.hub_frame)
+        layout = QVBoxLayout(self.hub_frame)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.hub)
+        self.hub_frame.resize(1200, 800)
+        self.server = ServerService(parent=self)
+        self.server_panel = ServerPanel(self.server)
+
+        self.hub.sig_model_downloaded.connect(self._on_downloaded)
+        library.sig_models_dir_changed.connect(self._on_models_dir_changed)
+        load_panel.sig_settings_changed.connect(self._on_load_settings)
+        sampling_panel.sig_settings_changed.connect(self.server_panel.set_sampler_defaults)
+        models.sig_model_changed.connect(self._on_model_changed)
+        library.list.currentItemChanged.connect(lambda *_: self._serve_selected())
+        log = self.server_panel.log_view
+        log.sig_steps_selected.connect(self._show_request_steps)
+        log.sig_step_selected.connect(lambda record: chart_dock.select_step(record.step))
+        self._on_load_settings(load_panel.settings())
+        self.server_panel.set_sampler_defaults(sampling_panel.settings())
+
+    def show_hub(self) -> None:
+        self.hub_frame.show()
+        self.hub_frame.raise_()
+        self.hub_frame.activateWindow()
+
+    def _on_models_dir_changed(self, folder: str) -> None:
+        self.hub.download_dir = Path(folder)  # downloads already queued keep their folder
+
+    def _on_downloaded(self, path: str) -> None:
+        self.library.refresh()
+        self.status.showMessage(f"Downloaded {Path(path).name}: it is in the Models list.", 8000)
+
+    def _on_load_settings(self, settings: LoadSettings) -> None:
+        self.hub.set_load_settings(settings)
+        self.server_panel.set_load_settings(settings)
+
+    def _on_model_changed(self, info: Any) -> None:
+        if info is not None:
+            self.server_panel.set_model_path(info.path)
+
+    def _serve_selected(self) -> None:
+        path = self.library.selected_path()
+        entry = self.library.entries.get(path)
+        if entry is not None and entry.report is not None and self.models.info is None:
+            self.server_panel.set_model_path(path)
+
+    def _show_request_steps(self, steps: Any) -> None:
+        """A served request was picked in the log: its tokens go to the chart."""
+        chart = self.chart_dock
+        chart.clear()
+        for record in steps:
+            chart.add_step(record)
+        chart.show()
+        chart.raise_()
+
+    def shutdown(self) -> None:
+        self.hub.shutdown()
+        self.hub_frame.close()
+        self.hub_frame.deleteLater()
+        self.server.shutdown()

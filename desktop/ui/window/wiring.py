@@ -1,0 +1,398 @@
+"""WindowWiring: connects the main window's parts to each other and to the engine. GUI thread.
+
+Kept apart from main_window.py (which builds and lays out) so each file stays readable. It routes
+engine events to whoever asked — the chat controller's reply, the completion view, the chart, the
+status bar, the template panel's token count — by request id, so a late event of an old request
+never lands in the wrong place. It also runs completion mode (no template, no store) and the
+start-up choice of model: the one named on the command line, else the last one, else the ready
+Gemma model, so a first start is one click (or none) from chatting.
+
+It is handed the window's `WindowParts` and a `new_chat` callback, never the window itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject
+
+from desktop.core import hardware
+from desktop.core.model_info import LoadSettings, ModelInfo
+from desktop.core.steps import GenerationDone, StepRecord
+from desktop.core.templates.prompt import render_completion
+from desktop.ui.chat.turns import PromptContext
+from desktop.ui.window.panel_settings import restore_panels, save_panels, still_there
+from desktop.ui.window.parts import WindowParts
+
+REMOTE_REPLAY_NOTE = ("Trying other settings on a step, and continuing with another token, need "
+                      "a local model: they recompute the step with the model's weights, and a "
+                      "remote endpoint only streams what it computed.")
+
+
+class WindowWiring(QObject):
+    def __init__(self, parts: WindowParts, new_chat: Callable[[], None],
+                 parent: QObject | None = None) -> None:
+        """`new_chat`: what the conversation list's "new" does (the window's New chat)."""
+        super().__init__(parent)
+        self.parts = w = parts
+        self.active_id: int | None = None  # the generation whose steps the chart shows
+        self.completion_id: int | None = None
+        self.replay_id: int | None = None
+        self.tokenize_id: int | None = None
+        self.prompt_tokens: tuple[int, ...] = ()  # of the last finished generation (replay)
+        self.token_ids: list[int] = []
+        self.chart_latest = True  # the chart shows the latest generation (False: a stored reply)
+        self.chart_message_id: Any = None  # the stored reply whose steps the chart shows
+        self.last_was_chat = True
+        self._want_ready_model = False
+        self._restore_template = ""
+        restore_panels(parts)
+
+        w.library.sig_load_requested.connect(w.models.load)
+        w.library.sig_eject_requested.connect(w.models.eject)
+        w.library.sig_ready_model_found.connect(self._on_ready_model)
+        w.library.sig_scan_finished.connect(self._show_model_name)
+        w.library.list.currentItemChanged.connect(lambda *_: self._show_selected_file())
+        w.models.sig_loading_started.connect(self._on_loading)
+        w.models.sig_model_changed.connect(self._on_model_changed)
+        w.models.sig_load_failed.connect(self._on_load_failed)
+        w.models.sig_engine_crashed.connect(self._on_crashed)
+
+        w.engine.sig_step_generated.connect(self._on_step)
+        w.engine.sig_generation_finished.connect(self._on_finished)
+        w.engine.sig_request_failed.connect(self._on_request_failed)
+        w.engine.sig_step_replayed.connect(self._on_replayed)
+        w.engine.sig_tokenized.connect(self._on_tokenized)
+
+        w.chat.sig_generation_started.connect(self._on_chat_started)
+        w.chat.sig_conversation_changed.connect(self._on_conversation_changed)
+        w.chat.sig_conversations_changed.connect(w.conversations.refresh)
+        w.chat.sig_steps_shown.connect(self._on_steps_shown)
+        w.chat.model_loading = lambda: w.models.loading
+        w.conversations.sig_conversation_selected.connect(self._open_conversation)
+        w.conversations.sig_new_requested.connect(new_chat)
+        w.conversations.sig_conversation_deleted.connect(w.chat.forget_conversation)
+        w.conversations.sig_message.connect(lambda text: w.status.showMessage(text, 8000))
+        w.chat_view.sig_notice_action_triggered.connect(self._on_notice_action)
+        w.chat_view.sig_step_clicked.connect(self._show_step)
+        w.chat_view.input.textChanged.connect(self.update_preview)
+        w.completion_view.sig_generate_requested.connect(self.start_completion)
+        w.completion_view.sig_stop_requested.connect(self.stop_completion)
+
+        w.sampling_panel.sig_settings_changed.connect(self._on_sampler_changed)
+        w.load_panel.sig_settings_changed.connect(self._on_load_settings_changed)
+        w.load_panel.sig_reload_requested.connect(lambda s: w.models.reload(s))
+        w.prompt_panel.sig_system_prompt_changed.connect(self._on_prompt_changed)
+        w.prompt_panel.sig_instructions_changed.connect(self._on_prompt_changed)
+        w.prompt_panel.sig_instructions_placement_changed.connect(self._on_prompt_changed)
+        w.template_panel.sig_template_changed.connect(self._on_template_changed)
+        w.template_panel.sig_tokenize_requested.connect(self._tokenize)
+        w.chart_dock.sig_replay_requested.connect(self._replay)
+        w.chart_dock.sig_continue_requested.connect(self._continue_with_token)
+        w.chart_dock.sig_bar_count_changed.connect(self._on_bar_count_changed)
+
+    # --- settings in and out ---
+
+    def save_settings(self) -> None:
+        save_panels(self.parts)
+
+    def _on_sampler_changed(self, settings: Any) -> None:
+        self.parts.settings.sampler_settings = settings
+        if self.active_id is None:
+            self.parts.chart_dock.set_sampler_settings(settings)
+
+    def _on_load_settings_changed(self, settings: LoadSettings) -> None:
+        self.parts.settings.load_settings = settings
+
+    def _on_prompt_changed(self, *_: object) -> None:
+        self.save_settings()
+        self.update_preview()
+
+    def _on_template_changed(self, template: Any) -> None:
+        if self.parts.models.info is not None and not template.id.startswith("custom:unsaved"):
+            self.parts.settings.template_id = template.id
+
+    def _on_bar_count_changed(self, n: int) -> None:
+        self.parts.settings.chart_top_n = n
+
+    # --- start-up ---
+
+    def start(self, model: str = "") -> None:
+        w = self.parts
+        w.status.start_sampling()
+        w.conversations.refresh()
+        w.library.start()
+        w.jobs.submit(hardware.detect, on_done=w.load_panel.set_hardware)
+        last = w.settings.last_model
+        if model:
+            w.models.load(model)
+        elif last:
+            self._restore_template = w.settings.template_id
+            w.jobs.submit(still_there, last, on_done=lambda ok: self._on_last_checked(last, ok))
+        else:
+            self._want_ready_model = True
+        self.update_preview()
+
+    def _on_last_checked(self, path: str, exists: bool) -> None:
+        m = self.parts.models
+        if m.info is not None or m.loading:
+            return
+        if exists:
+            m.load(path)
+            return
+        self._restore_template = ""
+        self._want_ready_model = True
+        if self.parts.library.ready_path:
+            self._on_ready_model(self.parts.library.ready_path)
+
+    def load_ready_model(self) -> None:
+        m, ready = self.parts.models, self.parts.library.ready_path
+        if ready and (m.path == ready or m.loading_path == ready):
+            return
+        if ready:
+            m.load(ready)
+        else:
+            self._want_ready_model = True  # loads when the library has assembled it
+
+    def _on_ready_model(self, path: str) -> None:
+        m = self.parts.models
+        if self._want_ready_model and m.info is None and not m.loading:
+            self._want_ready_model = False
+            m.load(path)
+
+    # --- model state ---
+
+    def _show_selected_file(self) -> None:
+        path = self.parts.library.selected_path()
+        entry = self.parts.library.entries.get(path)
+        if entry is not None and not self.parts.models.info:
+            self.parts.load_panel.set_model_file(path, entry.report)
+
+    def _on_loading(self, path: str) -> None:
+        w = self.parts
+        name = w.library.display_name(path)
+        w.status.set_loading(name)
+        w.library.set_loading(path)
+        entry = w.library.entries.get(path)
+        w.load_panel.set_model_file(path, entry.report if entry else None)
+        w.chat_view.set_empty_text(f"Loading {name}…")
+
+    def _on_model_changed(self, info: ModelInfo | None) -> None:
+        w = self.parts
+        self._show_model_name()
+        w.load_panel.set_model_info(info, w.models.applied)
+        w.template_panel.set_model(info)
+        self._show_engine_stages(info)
+        if info is None:
+            w.library.set_loaded("")
+            w.chat_view.set_empty_text("No model loaded. Choose one under Models and press Load.")
+            return
+        if self._restore_template and info.path == w.settings.last_model:
+            w.template_panel.select_template(self._restore_template)
+        self._restore_template = ""
+        w.library.set_loaded(info.path)
+        name = w.library.display_name(info.path)
+        hint = ""
+        if w.library.ready_path == info.path:
+            # The shipped model is a small *base* model: it continues text rather than follows
+            # instructions. Say so before the first reply surprises anyone.
+            hint = ("\n\nThis small base model continues text more than it answers questions: "
+                    "try the Completion tab, or load an instruction-tuned model for real chat.")
+        w.chat_view.set_empty_text(
+            f"Chatting with {name}. Type a message below to start.{hint}")
+        self.update_preview()
+        w.chat.model_ready()
+
+    def _show_model_name(self) -> None:
+        """The status bar names a remote model as the library does (ModelInfo.name holds the
+        endpoint's id); called again when a scan lists the entry after the load."""
+        info, library = self.parts.models.info, self.parts.library
+        name = ""
+        if info is not None and info.architecture == "remote" and info.path in library.entries:
+            name = library.display_name(info.path)
+        self.parts.status.set_model(info, name=name)
+
+    def _show_engine_stages(self, info: ModelInfo | None) -> None:
+        """The chart offers only the stages this engine reports, and says why (remote)."""
+        remote = info is not None and info.architecture == "remote"
+        self.parts.chart_dock.set_engine_stages(
+            info.available_stages if info else (), info.stages_note if info else "",
+            REMOTE_REPLAY_NOTE if remote else "")
+
+    def _on_load_failed(self, path: str, reason: str) -> None:
+        w = self.parts
+        w.library.set_load_failed(path, reason)
+        w.chat_view.notice.show_notice(
+            f"{w.library.display_name(path)} could not be loaded: {reason}")
+
+    def _on_crashed(self, text: str) -> None:
+        w = self.parts
+        w.library.set_loaded("")
+        w.chat_view.notice.show_notice(text, "reload", "Reload")
+        if self.completion_id is not None:
+            self.completion_id = None
+            w.completion_view.show_error(text)
+        self.active_id = None
+
+    def _on_notice_action(self, action: str) -> None:
+        if action == "reload":
+            self.parts.models.reload()
+
+    # --- conversations and the template preview ---
+
+    def _open_conversation(self, conversation_id: int) -> None:
+        self.parts.tabs.setCurrentWidget(self.parts.chat_view)
+        self.parts.chat.open_conversation(conversation_id)
+
+    def _on_conversation_changed(self, conversation_id: int | None) -> None:
+        self.parts.conversations.set_current(conversation_id)
+        self.update_preview()
+
+    def update_preview(self) -> None:
+        w = self.parts
+        history = [{"role": m.item.role, "content": m.text()} for m in w.chat_view.messages
+                   if m.item.id != "pending"]
+        w.template_panel.set_conversation(
+            history, w.prompt_panel.system_prompt(), w.prompt_panel.instructions(),
+            draft=w.chat_view.input.toPlainText(), placement=w.prompt_panel.placement())
+
+    def _tokenize(self, pieces: Any) -> None:
+        if self.parts.models.info is not None:
+            self.tokenize_id = self.parts.engine.tokenize(tuple(pieces))
+
+    def _on_tokenized(self, request_id: int, tokens: Any, _pieces: Any) -> None:
+        info = self.parts.models.info
+        if request_id == self.tokenize_id and info is not None:
+            self.parts.template_panel.set_token_count(len(tokens), info.n_ctx)
+
+    def prompt_context(self) -> PromptContext | None:
+        w = self.parts
+        info = w.models.info
+        if info is None:
+            return None
+        return PromptContext(
+            system_prompt=w.prompt_panel.system_prompt(),
+            instructions=w.prompt_panel.instructions(),
+            placement=w.prompt_panel.placement(),
+            template=w.template_panel.template(),
+            sampler=w.sampling_panel.settings(),
+            bos=info.bos.text if info.bos else "",
+            eos=info.eos.text if info.eos else "",
+            model_name=w.library.display_name(info.path),
+            model_path=info.path,
+            n_ctx=info.n_ctx,
+            overflow_policy=w.template_panel.overflow_policy(),
+            token_scale=w.chat.token_scale,
+        )
+
+    # --- generations: chart, status bar, completion mode ---
+
+    def _begin_generation(self, request_id: int, chat: bool) -> None:
+        self.active_id = request_id
+        self.last_was_chat = chat
+        self.prompt_tokens, self.token_ids = (), []
+        self.chart_latest, self.chart_message_id = True, None
+        self.parts.chart_dock.clear()
+        self.parts.chart_dock.set_sampler_settings(self.parts.sampling_panel.settings())
+        self.parts.status.generation_started()
+
+    def _on_chat_started(self, request_id: int) -> None:
+        self._begin_generation(request_id, chat=True)
+
+    def start_completion(self, text: str) -> None:
+        w = self.parts
+        if w.models.info is None:
+            w.completion_view.show_error("No model loaded. Choose one under Models and press "
+                                         "Load.")
+            return
+        if w.engine.busy or w.chat.busy:
+            return
+        pieces = tuple((s.text, s.trusted) for s in render_completion(text).segments)
+        w.completion_view.set_busy(True)
+        self.completion_id = w.engine.generate(pieces, w.sampling_panel.settings())
+        self._begin_generation(self.completion_id, chat=False)
+
+    def stop_completion(self) -> None:
+        if self.completion_id is not None:
+            self.parts.engine.cancel()
+
+    def _on_step(self, request_id: int, record: StepRecord) -> None:
+        if request_id != self.active_id:
+            return
+        self.token_ids.append(record.token_id)
+        self.parts.chart_dock.add_step(record)
+        self.parts.status.note_step(record.position)
+        if request_id == self.completion_id:
+            self.parts.completion_view.append_stream(record.text)
+
+    def _on_finished(self, request_id: int, done: GenerationDone, prompt_tokens: Any) -> None:
+        if request_id != self.active_id:
+            return
+        self.active_id = None
+        self.prompt_tokens = tuple(prompt_tokens)
+        self.parts.status.generation_finished(done)
+        if request_id == self.completion_id:
+            self.completion_id = None
+            reason = {"cancelled": "Stopped.", "length": "Reached the token limit.",
+                      "context": "The context is full."}.get(done.finish_reason, "Done.")
+            self.parts.completion_view.end_stream(
+                done.text, f"{reason} {done.usage.completion_tokens} tokens, "
+                f"{done.timings.tokens_per_second:.1f} tok/s.")
+        self.update_preview()
+
+    def _on_request_failed(self, request_id: int, _kind: str, message: str) -> None:
+        if request_id == self.active_id:
+            self.active_id = None
+        if request_id == self.completion_id:
+            self.completion_id = None
+            self.parts.completion_view.show_error(message)
+
+    # --- the chart's inspector ---
+
+    def _show_step(self, step: int) -> None:
+        """A token of the latest reply was clicked: show its step in the chart."""
+        self.parts.chart_dock.show()
+        self.parts.chart_dock.raise_()
+        self.parts.chart_dock.select_step(step)
+
+    def _on_steps_shown(self, message_id: Any, steps: Any, latest: bool) -> None:
+        """A reply's token view opened: the chart shows that reply's steps (a stored one's
+        come from the database), unless a generation is drawing on it now."""
+        if self.active_id is not None or message_id == self.chart_message_id:
+            return
+        self.chart_latest, self.chart_message_id = latest, message_id
+        chart = self.parts.chart_dock
+        chart.clear()
+        for record in steps:
+            chart.add_step(record)
+
+    def _replay(self, step: int, settings: Any) -> None:
+        if not self.chart_latest:
+            self.parts.status.showMessage("Replay works on the reply generated last.", 4000)
+            return
+        if not self.prompt_tokens or step >= len(self.token_ids):
+            self.parts.status.showMessage("A step can be replayed once its generation has ended.",
+                                      4000)
+            return
+        context = self.prompt_tokens + tuple(self.token_ids[:step])
+        self.replay_id = self.parts.engine.replay(context, self.token_ids[step], step, settings,
+                                              len(self.prompt_tokens))
+
+    def _on_replayed(self, request_id: int, record: StepRecord) -> None:
+        if request_id == self.replay_id:
+            self.parts.chart_dock.show_replay(record)
+
+    def _continue_with_token(self, step: int, token_id: int) -> None:
+        if self.active_id is not None:
+            return
+        if not self.chart_latest:
+            self.parts.status.showMessage("“Continue with this token” works on the reply "
+                                      "generated last.", 4000)
+            return
+        if self.last_was_chat:
+            self.parts.tabs.setCurrentWidget(self.parts.chat_view)
+            self.parts.chat.continue_with_token(step, token_id)
+        else:
+            self.parts.status.showMessage("“Continue with this token” works on chat replies.", 4000)
+
