@@ -156,6 +156,9 @@ def run_chat(args: argparse.Namespace, model_path: Path, load: LoadSettings,
 
     stdin = stdin or sys.stdin
     out = out or sys.stdout
+    # Opened before the model loads, so a damaged database (DatabaseDamaged, put into words by
+    # `openlid`'s main) is said at once, not after a long load.
+    store = ConversationStore(paths.database_path())
     host = EngineHost()
     try:
         loaded = list(host.wait(host.load(model_path, load), timeout=600))[-1]
@@ -169,13 +172,13 @@ def run_chat(args: argparse.Namespace, model_path: Path, load: LoadSettings,
         except (KeyError, OSError) as exc:
             print(f"openlid: template: {exc}", file=sys.stderr)
             return 2
-        with ConversationStore(paths.database_path()) as store:
-            chat = TerminalChat(host, info, store, template, settings, args.system or "", out,
-                                show_prompt=args.show_prompt)
-            chat.say(f"[{_model_label(info, str(model_path))}, template {template.name}; {HELP}]")
-            return _loop(chat, stdin)
+        chat = TerminalChat(host, info, store, template, settings, args.system or "", out,
+                            show_prompt=args.show_prompt)
+        chat.say(f"[{_model_label(info, str(model_path))}, template {template.name}; {HELP}]")
+        return _loop(chat, stdin)
     finally:
         host.shutdown()
+        store.close()
 
 
 def _loop(chat: TerminalChat, stdin: TextIO) -> int:

@@ -66,10 +66,15 @@ def _model_line(m: Any) -> str:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from desktop.core.database import DatabaseDamaged
     from desktop.core.library import catalog
 
     try:
         model = catalog.import_model(args.path)
+    except DatabaseDamaged as exc:  # the words and the exit status come from `openlid`'s main
+        if args.json:
+            print(json.dumps({"imported": False, "problem": str(exc)}))
+        raise
     except catalog.LibraryError as exc:
         if args.json:
             print(json.dumps({"imported": False, "problem": str(exc)}))

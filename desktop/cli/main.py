@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from desktop import __version__
+from desktop.core.database import DatabaseDamaged, damage_detail
 from desktop.core.model_info import LoadSettings
 from desktop.core.sampling import SamplerSettings, SettingsError
 from desktop.core.stop_matcher import StopMatcher
@@ -95,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the exact rendered prompt before each reply")
     _add_sampler_args(p)
 
+    from desktop.cli.db import add_db_parser
     from desktop.cli.doctor import add_doctor_parser
     from desktop.cli.hub import add_hub_parsers
     from desktop.cli.library import add_library_parsers
@@ -108,10 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_hub_parsers(sub)
     add_serve_parser(sub)
     add_remote_parser(sub)
+    add_db_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from desktop.cli.db import cmd_db, damaged_message
     from desktop.cli.hub import HUB_HANDLERS
     from desktop.cli.remote import cmd_remote, local_only
     from desktop.cli.serve import cmd_serve
@@ -131,11 +136,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         "chat": cmd_chat,
         "serve": cmd_serve,
         "remote": cmd_remote,
+        "db": cmd_db,
     }[args.verb]
     try:
         return handler(args)
     except SettingsError as exc:
         print(f"openlid: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except DatabaseDamaged as exc:  # any verb that opens the database: say what to run
+        print(damaged_message(exc), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except sqlite3.DatabaseError as exc:  # damage found after the file was opened
+        detail = damage_detail(exc)
+        if detail is None:
+            raise
+        from desktop.core import paths
+
+        print(damaged_message(DatabaseDamaged(paths.database_path(), detail)), file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130

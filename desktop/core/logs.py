@@ -3,12 +3,18 @@
 `setup_logging()` is called at start-up by the app (GUI thread, before the window exists), the
 CLI and the self-test; calling it again is harmless. Handlers are thread-safe, so any thread may
 log afterwards. Pure: no Qt. The engine worker keeps its own per-process log files (see
-`desktop.engine.host`); this file is the app's story: start, loads, errors, uncaught exceptions.
+`desktop.core.engine_logs`); this file is the app's story: start, loads, errors, uncaught
+exceptions.
+
+Like every log, it is private: 0600 files (rotated ones too) in a 0700 folder of the user's own,
+opened without following links (`desktop.core.private_files`). When the folder or file is not
+safe, nothing is written there: the reason goes to stderr and the app runs without a log file.
 """
 
 from __future__ import annotations
 
 import faulthandler
+import io
 import logging
 import logging.handlers
 import sys
@@ -17,6 +23,7 @@ from typing import IO
 
 from desktop import __version__
 from desktop.core import paths
+from desktop.core.private_files import UnsafePathError, open_private, private_dir
 
 LOG_NAME = "openlid.log"
 FAULTS_NAME = "faults.log"
@@ -33,6 +40,21 @@ _fault_file: IO[str] | None = None  # kept open: faulthandler writes to its fd a
 def log_file_path() -> Path:
     """Where the app's log goes (the folder is created if missing)."""
     return paths.log_dir() / LOG_NAME
+
+
+def _private_opener(name: str, flags: int) -> int:
+    # open()'s `opener`: the file keeps its name (handlers and faulthandler show it) while the
+    # descriptor comes from open_private; open() asks for append, which open_private always does.
+    return open_private(Path(name))
+
+
+class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A RotatingFileHandler whose file (the first and each one after a rollover) is opened by
+    `open_private`: 0600, never through a link. Rotation renames, so old files stay 0600."""
+
+    def _open(self) -> io.TextIOWrapper:
+        return open(self.baseFilename, "a", encoding=self.encoding, errors=self.errors,
+                    opener=_private_opener)
 
 
 def _ours(root: logging.Logger) -> list[logging.Handler]:
@@ -58,12 +80,19 @@ def setup_logging(
         root.removeHandler(handler)
         handler.close()
 
-    file_handler = logging.handlers.RotatingFileHandler(
-        path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8", delay=False
-    )
-    file_handler.setFormatter(logging.Formatter(FORMAT))
-    setattr(file_handler, _MARK, True)
-    root.addHandler(file_handler)
+    try:
+        private_dir(path.parent)
+        file_handler: logging.Handler | None = _PrivateRotatingFileHandler(
+            path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8", delay=False
+        )
+    except UnsafePathError as exc:
+        file_handler = None
+        if sys.stderr is not None:
+            print(f"openlid: not writing a log file: {exc}", file=sys.stderr, flush=True)
+    if file_handler is not None:
+        file_handler.setFormatter(logging.Formatter(FORMAT))
+        setattr(file_handler, _MARK, True)
+        root.addHandler(file_handler)
     # A windowed build on Windows has no stderr at all (sys.stderr is None).
     if console and sys.stderr is not None:
         stream = logging.StreamHandler(sys.stderr)
@@ -74,11 +103,18 @@ def setup_logging(
     if root.level == logging.NOTSET or root.level > level:
         root.setLevel(level)
 
-    if native_crashes:
+    if native_crashes and file_handler is not None:
         if _fault_file is not None:
             _fault_file.close()
-        _fault_file = open(path.with_name(FAULTS_NAME), "a", encoding="utf-8")  # noqa: SIM115
-        faulthandler.enable(_fault_file)
+            _fault_file = None
+        try:
+            _fault_file = open(  # noqa: SIM115 - kept open for faulthandler
+                path.with_name(FAULTS_NAME), "a", encoding="utf-8", opener=_private_opener
+            )
+        except UnsafePathError as exc:
+            logging.getLogger("openlid").warning("native crashes will not be logged: %s", exc)
+        else:
+            faulthandler.enable(_fault_file)
 
     logging.getLogger("openlid").info(
         "Openlid %s starting (Python %s, %s); log: %s",

@@ -89,9 +89,12 @@ def _write_settings(settings: dict[str, Any]) -> None:
 
 
 def log_dir() -> Path:
+    """Openlid's log folder (the app's log, faults.log and the engine workers' logs). Created
+    0700 when missing; the writers (`logs`, `engine_logs`) check it is the user's own and private
+    before writing (`private_files.private_dir`), so merely showing the path never fails on it."""
     home = _home()
     path = home / "logs" if home else Path(platformdirs.user_log_dir(APP, appauthor=False))
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
 
 

@@ -4,7 +4,8 @@ to it one transaction at a time.
 Conversations, the download queue and the model library live in one file. Switching a brand-new
 file to WAL needs an exclusive lock and SQLite does not always wait for it (the busy handler is not
 consulted), so two stores opening the file at the same first start could fail with "database is
-locked". Pure; any thread.
+locked". Connections to it are opened by `desktop.core.database.connect` (private file, damage
+check), which calls `enable_wal`. Pure; any thread.
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
 """Turn a dead worker's exit status and log into words a person can act on.
 
 Pure functions used by the host's reader thread. The telling-line rule follows Ollama's runner
-supervisor: keep the last line that names the real cause, not the last line printed.
+supervisor: keep the last line that names the real cause, not the last line printed. The log is
+read without following links, as it was written.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 from collections.abc import Iterable
@@ -20,6 +22,15 @@ _SIGNAL_WORDS: dict[int, str] = {
     "instructions this processor lacks",
     signal.SIGFPE: "crashed with an arithmetic fault (SIGFPE)",
     signal.SIGTERM: "was terminated (SIGTERM)",
+}
+
+# The worker's exit status when its log file was not safe to open (a link, someone else's file):
+# EX_CONFIG from BSD's sysexits, a configuration problem the person can fix.
+EXIT_LOG_REFUSED = 78
+
+_EXIT_WORDS: dict[int, str] = {
+    EXIT_LOG_REFUSED: "did not start: its log file had been replaced by a link or a file that "
+    "is not Openlid's own, and the engine never writes to one (remove it and try again)",
 }
 
 # Most specific first: a CUDA error explains an abort better than the abort line does.
@@ -42,7 +53,7 @@ def describe_exit(exit_code: int | None) -> str:
     if exit_code == 0:
         return "exited unexpectedly (status 0)"
     if exit_code > 0:
-        return f"exited with status {exit_code}"
+        return _EXIT_WORDS.get(exit_code, f"exited with status {exit_code}")
     signum = -exit_code
     words = _SIGNAL_WORDS.get(signum)
     if words is None:
@@ -65,8 +76,10 @@ def telling_line(lines: Iterable[str]) -> str:
 
 
 def read_log_tail(path: str | Path, max_bytes: int = 64 * 1024) -> list[str]:
+    """The last `max_bytes` of the log as lines; none when it is missing or a link."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        with open(path, "rb") as f:
+        with open(os.open(path, flags | getattr(os, "O_BINARY", 0)), "rb") as f:
             f.seek(0, 2)
             size = f.tell()
             f.seek(max(0, size - max_bytes))

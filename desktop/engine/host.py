@@ -6,6 +6,11 @@ events and hands them to `on_event` on that reader thread — the GUI's `EngineS
 them as queued signals, the CLI reads them from `events`. When the worker dies the reader emits
 `Crashed` with the exit status in words and the telling line of the worker's log; nothing
 restarts by itself.
+
+Each worker writes to its own private log (`desktop.core.engine_logs`): by default in Openlid's
+log folder, which follows OPENLID_HOME. Starting a worker creates that file (0600, never through a
+link) and prunes old engine logs; when that cannot be done safely the request is answered with
+`EngineError(kind="engine_log")` in words, and no worker starts.
 """
 
 from __future__ import annotations
@@ -15,14 +20,15 @@ import itertools
 import multiprocessing as mp
 import os
 import queue
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from desktop.core.engine_logs import engine_log_dir, new_engine_log, prune_engine_logs
 from desktop.core.model_info import LoadSettings
+from desktop.core.private_files import UnsafePathError
 from desktop.core.sampling import SamplerSettings
 from desktop.engine import protocol as P
 from desktop.engine.crash import describe_exit, read_log_tail, telling_line
@@ -30,15 +36,19 @@ from desktop.engine.crash import describe_exit, read_log_tail, telling_line
 EventCallback = Callable[[P.EngineEvent], None]
 
 
+class EngineLogError(OSError):
+    """The worker's log file could not be created safely, so no worker was started."""
+
+
 class EngineHost:
     def __init__(self, on_event: EventCallback | None = None, log_dir: str | Path | None = None,
                  nice: int = 0):
-        """`nice` > 0 lowers the worker's CPU priority (the GUI passes one: see worker.main)."""
+        """`nice` > 0 lowers the worker's CPU priority (the GUI passes one: see worker.main).
+        `log_dir`: where worker logs go (default: Openlid's log folder); created on first start."""
         self.on_event = on_event
         self.nice = nice
         self.events: queue.Queue[P.EngineEvent] = queue.Queue()
-        self.log_dir = Path(log_dir) if log_dir else Path(tempfile.gettempdir()) / "openlid-logs"
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir = Path(log_dir) if log_dir else None
         self.log_path = ""
         self._ids = itertools.count(1)
         self._send_lock = threading.Lock()
@@ -59,13 +69,14 @@ class EngineHost:
         return self._process.pid if self._process is not None else None
 
     def start(self) -> None:
+        """Start a worker unless one runs. Raises EngineLogError, in words, when its log cannot
+        be created safely; `load`, `generate`… report that as an EngineError instead."""
         if self.alive:
             return
         self._join_dead()
+        self.log_path = str(self._new_log())
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe(duplex=True)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        self.log_path = str(self.log_dir / f"engine-{stamp}-{os.getpid()}-{next(self._ids)}.log")
         from desktop.engine import worker
 
         process = ctx.Process(
@@ -80,6 +91,21 @@ class EngineHost:
             daemon=True,
         )
         self._reader.start()
+
+    def _new_log(self) -> Path:
+        try:
+            folder = engine_log_dir(self.log_dir)  # None: Openlid's log folder
+            path = new_engine_log(folder, f"engine-{time.strftime('%Y%m%d-%H%M%S')}-"
+                                          f"{os.getpid()}-{next(self._ids)}")
+        except UnsafePathError as exc:
+            raise EngineLogError(str(exc)) from exc
+        except OSError as exc:
+            where = exc.filename or self.log_dir or "Openlid's log folder"
+            raise EngineLogError(
+                f"cannot create the engine log in {where}: {exc.strerror or exc}") from exc
+        # The new log is among the newest; a log another worker still writes is skipped too.
+        prune_engine_logs(folder, keep=(path,))
+        return path
 
     def _join_dead(self) -> None:
         if self._reader is not None and self._reader is not threading.current_thread():
@@ -119,7 +145,14 @@ class EngineHost:
             self._conn.send(message)
 
     def _request(self, build: Callable[[int], Any]) -> int:
-        self.start()
+        try:
+            self.start()
+        except EngineLogError as exc:  # no safe log, so no worker: the request fails in words
+            request_id = next(self._ids)
+            words = str(exc)
+            words = f"The engine did not start. {words[:1].upper()}{words[1:]}"
+            self._dispatch(P.EngineError(request_id, "engine_log", words))
+            return request_id
         request_id = next(self._ids)
         self._last_request = request_id
         self._send(build(request_id))
@@ -216,10 +249,9 @@ class EngineHost:
                 event = self.events.get(timeout=remaining)
             except queue.Empty:
                 raise TimeoutError(f"no answer from the engine in {timeout} s") from None
-            if isinstance(event, P.Crashed):
-                yield event
-                return
             if event.request_id != request_id:
+                # A stale event, or the Crashed of a worker that died after an earlier request
+                # (it names the last request sent): that crash is news for nobody waiting now.
                 continue
             yield event
             if not isinstance(event, P.Step):

@@ -128,7 +128,8 @@ class EngineError:
     """A request failed; the worker is still alive and usable."""
 
     request_id: int
-    kind: str  # "invalid_model", "load_failed", "bad_request", "context_overflow", "internal"
+    kind: str  # "invalid_model", "load_failed", "bad_request", "context_overflow", "internal",
+    # or "engine_log" (from the host: no safe log file, so no worker started)
     message: str
 
 

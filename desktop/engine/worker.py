@@ -18,10 +18,14 @@ import sys
 import time
 import traceback
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from desktop.core.engine_logs import hold_lock
+from desktop.core.private_files import open_private
 from desktop.core.sampling import SamplerSettings
 from desktop.engine import protocol as P
+from desktop.engine.crash import EXIT_LOG_REFUSED
 from desktop.engine.session import MessageSession, Session, SessionFactory, TokenSession
 
 if TYPE_CHECKING:  # the sampler imports llama_cpp: the worker does so only when it generates
@@ -36,7 +40,13 @@ def main(conn: Connection, log_path: str, nice: int = 0) -> None:
     thread would otherwise wait its turn behind them and a 10 ms repaint could take 60 ms; with
     the engine niced the GUI runs first, and the engine loses only the time the GUI really uses.
     """
-    _redirect_output(log_path)
+    try:
+        _redirect_output(log_path)
+    except OSError as exc:
+        # Not through a link, not into someone else's file: better no engine than that. The
+        # message reaches the parent's stderr; the host reports the exit status in words.
+        print(f"openlid engine: not starting: {exc}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_LOG_REFUSED)
     if nice > 0:
         with contextlib.suppress(OSError):
             os.nice(nice)
@@ -46,8 +56,12 @@ def main(conn: Connection, log_path: str, nice: int = 0) -> None:
 
 
 def _redirect_output(log_path: str) -> None:
+    """Point fds 1 and 2 at the private log the host created (0600, never through a link:
+    `UnsafePathError` otherwise) and lock it while this process lives, so no pruning deletes it.
+    """
     # File descriptors, not just sys.stderr: llama.cpp writes to fd 2 from C.
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    fd = open_private(Path(log_path))
+    hold_lock(fd)  # the lock lives on in fds 1 and 2 after this one closes
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)

@@ -4,5 +4,6 @@ logprobs), its HTTP side and one request's generation. No Qt; the GUI drives it 
 Modules, each importing only those below it: `openlid_server` (OpenlidServer; creates the HTTP
 server) > `http` (routing, limits, keys, JSON) > `generation` (one generation request answered,
 whole or streamed) > `app` (the `ServerApp` protocol: what the HTTP side needs from the server)
-> `served_engine` (the server's engine worker) > `config` (ServerConfigError, is_loopback) and
+> `served_engine` (the server's engine worker) and `access` (the Host and Origin checks) >
+`config` (ServerConfigError, is_loopback, the request limits, RetryLater, ClientGone) and
 `log_entry` (RequestLogEntry)."""

@@ -8,12 +8,14 @@ make the methods thread-safe and keep the plain values unchanged while it serves
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Protocol
 
 from desktop.core.model_info import ModelInfo
 from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import StepRecord
+from desktop.server.access import AccessPolicy
 from desktop.server.log_entry import RequestLogEntry
 from desktop.server.served_engine import ServedEngine
 
@@ -30,6 +32,18 @@ class ServerApp(Protocol):
     @property
     def api_key(self) -> str | None:
         """The key clients must send as 'Authorization: Bearer KEY'; None: no key needed."""
+
+    @property
+    def access(self) -> AccessPolicy:
+        """The Host names and browser Origins the server answers."""
+
+    @property
+    def max_request_seconds(self) -> float:
+        """Longest a request may generate before it is stopped and answered with what it has."""
+
+    @property
+    def default_max_tokens(self) -> int:
+        """max_tokens for a request that gives none (the context window may cut it shorter)."""
 
     @property
     def model_id(self) -> str:
@@ -50,9 +64,12 @@ class ServerApp(Protocol):
     def next_request_id(self) -> int:
         """A new id for a request that just arrived."""
 
-    def engine_turn(self) -> AbstractContextManager[ServedEngine]:
-        """Wait for the engine (ApiError 429 when too many wait, 503 when stopping), hold it
-        for one generation."""
+    def engine_turn(
+        self, gone: Callable[[], bool] | None = None
+    ) -> AbstractContextManager[ServedEngine]:
+        """Wait for the engine, hold it for one generation. Refusals: `RetryLater` (429 when too
+        many wait, 503 after waiting too long), ApiError 503 when stopping, and
+        `ClientGone` when `gone()` says the client left while waiting."""
 
     def report(self, entry: RequestLogEntry) -> None:
         """One finished request, for the request log (called once per request)."""

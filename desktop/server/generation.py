@@ -9,11 +9,18 @@ engine error before the first token raises before any header is sent (so the cal
 as an error object); one mid-stream is written into the stream, as OpenAI does. A request with
 Openlid's `openlid_steps` also gets every StepRecord as a JSON row (see
 `desktop.core.openai.responses`).
+
+While it waits and while the engine generates, the request watches its connection (`gone`, a
+poll of the socket for EOF) and its time limit (`ServerApp.max_request_seconds`): a client that
+left cancels the generation at once, even a non-streaming one that would only notice when writing
+the answer, and a generation that reaches the limit is stopped and answered with what it has
+(finish_reason "length"; the log says why).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import json
 import time
@@ -31,6 +38,7 @@ from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import GenerationDone, StepRecord
 from desktop.engine import protocol as P
 from desktop.server.app import ServerApp
+from desktop.server.config import ClientGone
 from desktop.server.log_entry import RequestLogEntry
 
 __all__ = ["FINGERPRINT", "Exchange", "GenerationReply", "chat_prompt"]
@@ -98,17 +106,31 @@ class GenerationReply:
     """Answers one generation request on its connection: whole (`_collect`) or streamed."""
 
     def __init__(self, handler: BaseHTTPRequestHandler, app: ServerApp, ex: Exchange,
-                 reply: Reply) -> None:
+                 reply: Reply, gone: Callable[[], bool]) -> None:
         self.handler, self.app, self.ex = handler, app, ex
         # The handler's JSON reply: it also decides keep-alive and HEAD, as for other routes.
         self._reply = reply
+        self._gone = gone  # True once the client has closed its connection
+        self._cut = False  # the time limit stopped the generation
 
     def run(self, request: ApiRequest, settings: SamplerSettings, text_offset: int) -> None:
         """Wait for the engine, generate, and write the answer (raises ApiError before any
-        header when the engine refuses the request)."""
+        header when the engine refuses the request, ClientGone when the client leaves before
+        its answer is written)."""
         ex, app = self.ex, self.app
-        with app.engine_turn() as engine:
-            events = engine.generate(ex.pieces, request.prompt_tokens, settings)
+        with app.engine_turn(self._gone) as engine:
+            deadline = time.monotonic() + app.max_request_seconds
+
+            def watch() -> None:
+                if self._gone():
+                    raise ClientGone("the client disconnected")
+                if not self._cut and time.monotonic() >= deadline:
+                    self._cut = True
+                    ex.error = (f"stopped at the server's time limit "
+                                f"({app.max_request_seconds:g} s per request)")
+                    engine.stop_early()
+
+            events = engine.generate(ex.pieces, request.prompt_tokens, settings, watch=watch)
             with contextlib.closing(events):
                 first = next(events)  # an engine error raises here, before any header
                 items = itertools.chain([first], events)
@@ -117,6 +139,13 @@ class GenerationReply:
                     self._stream(ex, request, settings, items, ids, text_offset)
                 else:
                     self._collect(ex, request, settings, items, ids, text_offset)
+
+    def _done(self, ex: Exchange, item: GenerationDone) -> GenerationDone:
+        """The engine's last word; a generation the time limit stopped ends for "length"."""
+        if self._cut and item.finish_reason == "cancelled":
+            item = dataclasses.replace(item, finish_reason="length")
+        ex.done = item
+        return item
 
     def _take(self, ex: Exchange, item: StepRecord) -> None:
         ex.steps.append(item)
@@ -132,8 +161,7 @@ class GenerationReply:
                 self._take(ex, item)
                 tokens += release.feed(item)[1]
             else:
-                ex.done = item
-                tokens += release.finish(item)[1]
+                tokens += release.finish(self._done(ex, item))[1]
         if ex.done is None:
             raise ApiError("The engine ended without finishing.", status=500,
                            type_="server_error")
@@ -184,8 +212,7 @@ class GenerationReply:
                     text, tokens = release.feed(item)
                     step = item if request.openlid_steps else None
                 else:
-                    ex.done = item
-                    text, tokens = release.finish(item)
+                    text, tokens = release.finish(self._done(ex, item))
                 if text or tokens or step is not None:
                     self._event(chunk(text, tokens, step=step))
         except ApiError as exc:  # the engine failed mid-stream: say so in the stream, as OpenAI

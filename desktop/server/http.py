@@ -7,6 +7,13 @@ that same thread (it waits for the engine, then streams chunks as the StepRecord
 failure becomes an OpenAI-style error object with the right status, and the server keeps
 serving: bodies over the limit are drained (up to a bound) before the 413 so the client can read
 it, and anything unexpected is a 500, never a dead server.
+
+Before anything else a request must pass `ServerApp.access` (see `desktop.server.access`): a
+Host header that does not name this server (DNS rebinding) or a browser Origin that is neither
+the server's own nor on the allow-list gets a 403, and the JSON endpoints take only
+`Content-Type: application/json` (415 otherwise: a form or text/plain body is what a web page can
+send cross-site without asking first). Listed origins get CORS headers on every answer and their
+preflight OPTIONS answered; no one else ever gets CORS headers.
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ import contextlib
 import hmac
 import json
 import logging
+import re
+import select
 import socket
 import socketserver
 import threading
@@ -27,6 +36,7 @@ from desktop.core.openai import responses as S
 from desktop.core.openai.requests import ApiError, parse_chat_request
 from desktop.core.openai.requests import parse_completion_request as parse_completion
 from desktop.server.app import ServerApp
+from desktop.server.config import ClientGone, RetryLater
 from desktop.server.generation import Exchange, GenerationReply, chat_prompt
 
 __all__ = ["make_http_server"]
@@ -41,6 +51,10 @@ _ROUTES = {
     "/v1/completions": ("POST",),
 }
 _DISCONNECTED = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
+_JSON_TYPE = "application/json"
+_PREFLIGHT_MAX_AGE_S = 600
+# Access-Control-Request-Headers is echoed back only when it is a plain list of header names.
+_HEADER_LIST = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+(\s*,\s*[A-Za-z0-9!#$%&'*+.^_`|~-]+)*")
 
 
 class _HttpServer(ThreadingHTTPServer):
@@ -77,6 +91,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = f"Openlid/{__version__}"
     timeout = 60  # seconds a socket read or write may take (a stalled client frees its thread)
     server: _HttpServer
+    _cors: str | None = None  # Access-Control-Allow-Origin for this request (a listed origin)
 
     def setup(self) -> None:
         super().setup()
@@ -88,6 +103,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.connections.discard(self.connection)
         with contextlib.suppress(OSError):
             super().finish()
+
+    def end_headers(self) -> None:
+        # Every answer to a listed origin carries CORS headers (errors and streams too), so the
+        # page can read why it was refused; `_cors` is set per request in `_check_access`.
+        cors = self._cors
+        if cors is not None:
+            self.send_header("Access-Control-Allow-Origin", cors)
+            self.send_header("Access-Control-Expose-Headers", "Retry-After")
+            self.send_header("Vary", "Origin")
+        super().end_headers()
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
@@ -114,22 +139,29 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path.rstrip("/") or "/"
         ex = Exchange(app.next_request_id(), self.command, path,
                        f"{self.client_address[0]}:{self.client_address[1]}")
+        self._cors = None
         try:
             body = self._read_body()
             ex.body = body[:_LOGGED_BODY_CHARS * 4].decode("utf-8", "replace")[
                 :_LOGGED_BODY_CHARS]
+            self._check_access()
+            if self.command == "OPTIONS" and self._cors is not None \
+                    and self.headers.get("Access-Control-Request-Method"):
+                return self._preflight(ex)
             self._authorize()
             self._route(ex, path, body)
         except ApiError as exc:
             self._fail(ex, exc)
-        except _DISCONNECTED:
-            ex.error = ex.error or "the client disconnected"
+        except _DISCONNECTED as exc:
+            said = str(exc) if isinstance(exc, ClientGone) else ""
+            ex.error = ex.error or said or "the client disconnected"
             self.close_connection = True
         except Exception as exc:
             log.exception("request %s %s failed", self.command, path)
             self._fail(ex, ApiError(f"Internal server error: {exc}", status=500,
                                     type_="server_error"))
         finally:
+            self._cors = None  # the stdlib's own errors on this connection get none
             app.report(ex.to_entry())
 
     def _fail(self, ex: Exchange, exc: ApiError) -> None:
@@ -137,8 +169,52 @@ class _Handler(BaseHTTPRequestHandler):
         if ex.status == 200:  # headers already went out (a stream): nothing more to say
             return
         ex.status = exc.status
+        extra = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RetryLater) else {}
         with contextlib.suppress(*_DISCONNECTED):
-            self._send_json(exc.status, exc.to_json())
+            self._send_json(exc.status, exc.to_json(), extra)
+
+    def _check_access(self) -> None:
+        """Refuse what only a web page would send (see the module docstring)."""
+        access = self.server.app.access
+        host = self.headers.get("Host")
+        if not access.host_allowed(host):
+            self.close_connection = True
+            raise ApiError(
+                f"This server does not answer to the host name '{host}'. Connect through "
+                "localhost, 127.0.0.1 or the address it listens on (a web page that points its "
+                "own name at this machine is refused).", status=403, code="host_not_allowed")
+        origin = self.headers.get("Origin")
+        if origin is None:
+            return
+        if not access.origin_allowed(origin, host):
+            self.close_connection = True
+            raise ApiError(
+                f"Requests from web pages at {origin} are refused. To let that page use the "
+                "model, allow its origin (openlid serve --allow-origin, or OPENLID_ORIGINS).",
+                status=403, code="origin_not_allowed")
+        self._cors = access.cors_origin(origin)
+
+    def _preflight(self, ex: Exchange) -> None:
+        """A browser asking whether a listed origin may send its request: yes, for our routes."""
+        ex.status = 204
+        self.send_response(204)
+        self.send_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+        asked = self.headers.get("Access-Control-Request-Headers", "").strip()
+        allowed = asked if _HEADER_LIST.fullmatch(asked) else "Authorization, Content-Type"
+        self.send_header("Access-Control-Allow-Headers", allowed)
+        self.send_header("Access-Control-Max-Age", str(_PREFLIGHT_MAX_AGE_S))
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _client_gone(self) -> bool:
+        """Whether the client closed its connection: readable with nothing to read is EOF.
+        Polled while a request waits and generates; pipelined bytes mean it is still there."""
+        sock = self.connection
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+            return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):  # reset, or already closed
+            return True
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "identity").lower() != "identity":
@@ -212,16 +288,19 @@ class _Handler(BaseHTTPRequestHandler):
                            status=405, code="method_not_allowed")
         if path == "/v1/models":
             return self._reply(ex, S.models_list(app.model_id, app.created))
+        _require_json(self.headers.get("Content-Type"))
         data = _parse_json(body)
         info = app.info
         if info is None:
             raise ApiError("No model is loaded.", status=503, type_="server_error")
+        # No max_tokens: the server's default; the engine also stops where the context ends.
+        default_max = min(app.default_max_tokens, info.n_ctx)
         if path == "/v1/chat/completions":
-            request = parse_chat_request(data, max_tokens=info.n_ctx, base=app.sampler_defaults)
+            request = parse_chat_request(data, max_tokens=default_max, base=app.sampler_defaults)
             ex.pieces, settings = chat_prompt(info, request)
             text_offset = 0
         else:
-            request = parse_completion(data, max_tokens=info.n_ctx, base=app.sampler_defaults)
+            request = parse_completion(data, max_tokens=default_max, base=app.sampler_defaults)
             if any(t >= info.n_vocab for t in request.prompt_tokens):
                 raise ApiError(f"Token ids must be below {info.n_vocab}.", param="prompt")
             # The caller wrote the whole prompt, markup included: special tokens are parsed.
@@ -229,17 +308,21 @@ class _Handler(BaseHTTPRequestHandler):
             settings, text_offset = request.settings, len(request.prompt)
         ex.prompt = "".join(text for text, _ in ex.pieces)
         ex.stream = request.stream
-        GenerationReply(self, app, ex, self._reply).run(request, settings, text_offset)
+        GenerationReply(self, app, ex, self._reply, self._client_gone).run(
+            request, settings, text_offset)
 
     def _reply(self, ex: Exchange, obj: dict[str, Any]) -> None:
         ex.status = 200
         self._send_json(200, obj)
 
-    def _send_json(self, status: int, obj: dict[str, Any]) -> None:
+    def _send_json(self, status: int, obj: dict[str, Any],
+                   headers: dict[str, str] | None = None) -> None:
         data = json.dumps(obj, ensure_ascii=False).encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         if status == 401:
             self.send_header("WWW-Authenticate", "Bearer")
         if self.close_connection:
@@ -247,6 +330,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
+
+
+def _require_json(content_type: str | None) -> None:
+    media = (content_type or "").partition(";")[0].strip().lower()
+    if media != _JSON_TYPE:
+        said = f"'{content_type}'" if content_type else "no Content-Type"
+        raise ApiError(
+            f"This endpoint takes a JSON body sent with 'Content-Type: application/json'; the "
+            f"request had {said}. (With curl: -H 'Content-Type: application/json'.)",
+            status=415, code="unsupported_media_type")
 
 
 def _parse_json(body: bytes) -> Any:

@@ -9,22 +9,26 @@ Threads: `start()` loads the model on the caller's thread (call it off the GUI t
 thread ("openlid-server") accepts connections and each connection gets its own handler thread
 (see `desktop.server.http`). The engine is one worker process (a dedicated `EngineHost`) that
 serves one generation at a time, so generations are serialised by a lock: requests wait their
-turn, and beyond `max_waiting` waiting requests the server answers 429. Every finished request is
-reported to `on_request(RequestLogEntry)` on its handler thread, with the rendered prompt and the
-`StepRecord`s, so the app can show what a program sent and what the model computed; each token
-also goes to `on_step(request_id, StepRecord)` as it arrives (same thread). The app's Qt bridge
-must re-emit both as queued signals: they never run on the GUI thread.
+turn, and beyond `max_waiting` waiting requests the server answers 429; a request that waited
+`max_wait_seconds` gets a 503, and a generation stops after `max_request_seconds` (both with
+Retry-After from the running generation's deadline), so no request starves the queue. Every
+finished request is reported to `on_request(RequestLogEntry)` on its handler thread, with the
+rendered prompt and the `StepRecord`s, so the app can show what a program sent and what the model
+computed; each token also goes to `on_step(request_id, StepRecord)` as it arrives (same thread).
+The app's Qt bridge must re-emit both as queued signals: they never run on the GUI thread.
 
-Only loopback by default: binding any other address needs an API key.
+Only loopback by default: binding any other address needs an API key. Web pages are kept out by
+the Host and Origin checks of `access` (an `allowed_origins` list lets chosen pages in, with CORS).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
@@ -32,7 +36,17 @@ from desktop.core.model_info import LoadSettings, ModelInfo
 from desktop.core.openai.requests import ApiError
 from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import StepRecord
-from desktop.server.config import MIB, ServerConfigError, is_loopback
+from desktop.server.access import AccessPolicy
+from desktop.server.config import (
+    DEFAULT_MAX_REQUEST_S,
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_MAX_WAIT_S,
+    MIB,
+    ClientGone,
+    RetryLater,
+    ServerConfigError,
+    is_loopback,
+)
 from desktop.server.http import make_http_server
 from desktop.server.log_entry import RequestCallback, RequestLogEntry, StepCallback
 from desktop.server.served_engine import POLL_S, ServedEngine
@@ -59,6 +73,11 @@ class OpenlidServer:
         on_request: RequestCallback | None = None,
         on_step: StepCallback | None = None,
         max_waiting: int = 8,
+        allowed_origins: Iterable[str] = (),
+        allowed_hosts: Iterable[str] = (),
+        max_request_seconds: float = DEFAULT_MAX_REQUEST_S,
+        max_wait_seconds: float = DEFAULT_MAX_WAIT_S,
+        default_max_tokens: int = DEFAULT_MAX_TOKENS,
     ) -> None:
         if not is_loopback(host) and not api_key:
             raise ServerConfigError(
@@ -67,6 +86,16 @@ class OpenlidServer:
             )
         if not 0 <= port <= 65535:
             raise ServerConfigError("port must be between 0 and 65535")
+        for name, seconds in (("the request time limit", max_request_seconds),
+                              ("the queue wait limit", max_wait_seconds)):
+            if not (math.isfinite(seconds) and seconds > 0):
+                raise ServerConfigError(f"{name} must be a positive number of seconds")
+        if default_max_tokens < 1:
+            raise ServerConfigError("the default max_tokens must be at least 1")
+        self.access = AccessPolicy.make(host, allowed_origins, allowed_hosts)
+        self.max_request_seconds = float(max_request_seconds)
+        self.max_wait_seconds = float(max_wait_seconds)
+        self.default_max_tokens = default_max_tokens
         self.model_path = Path(model_path)
         self.host = host
         self.port = port
@@ -86,6 +115,7 @@ class OpenlidServer:
         self._next_id = 0
         self._reported = 0
         self._waiting = 0
+        self._turn_ends: float | None = None  # monotonic deadline of the running generation
 
     # --- lifetime ---
 
@@ -160,27 +190,44 @@ class OpenlidServer:
             return self._next_id
 
     @contextlib.contextmanager
-    def engine_turn(self) -> Iterator[ServedEngine]:
-        """Wait for the engine (bounded queue), hold it for one generation."""
+    def engine_turn(self, gone: Callable[[], bool] | None = None) -> Iterator[ServedEngine]:
+        """Wait for the engine (bounded queue, bounded wait), hold it for one generation."""
         with self._ids_lock:
             if self._waiting >= self.max_waiting:
-                raise ApiError(
+                raise RetryLater(
                     "Too many requests are waiting for the model; try again shortly.",
                     status=429, type_="rate_limit_error", code="server_busy",
+                    retry_after=self._retry_after(),
                 )
             self._waiting += 1
+        give_up = time.monotonic() + self.max_wait_seconds
         try:
             while not self.engine.lock.acquire(timeout=POLL_S):
                 if self.engine.stopping.is_set():
                     raise ApiError("The server is shutting down.", status=503,
                                    type_="server_error")
+                if gone is not None and gone():
+                    raise ClientGone("the client left while waiting for the model")
+                if time.monotonic() >= give_up:
+                    raise RetryLater(
+                        f"The model stayed busy with other requests for "
+                        f"{self.max_wait_seconds:g} s; try again later.",
+                        status=503, code="server_busy", retry_after=self._retry_after(),
+                    )
         finally:
             with self._ids_lock:
                 self._waiting -= 1
+        self._turn_ends = time.monotonic() + self.max_request_seconds
         try:
             yield self.engine
         finally:
+            self._turn_ends = None
             self.engine.lock.release()
+
+    def _retry_after(self) -> int:
+        """Seconds until the running generation must end (its time limit), at least 1."""
+        ends = self._turn_ends
+        return max(1, math.ceil(ends - time.monotonic())) if ends is not None else 1
 
     @property
     def in_flight(self) -> int:

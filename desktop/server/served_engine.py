@@ -5,7 +5,9 @@ GenerationDone, or an `ApiError` with the right HTTP status.
 Threads: `load()` runs on the thread that starts the server; `generate()` runs on a request's
 handler thread, which must hold `lock` (`OpenlidServer.engine_turn()` takes it), so only the lock
 holder reads the worker's event queue. `shutdown()` may come from any thread: it sets `stopping`,
-which every waiting loop looks at every `POLL_S` seconds.
+which every waiting loop looks at every `POLL_S` seconds. A generation's `watch` callback runs on
+the lock holder's thread at every event and every `POLL_S` of silence (so a client that left is
+noticed even while the engine is still reading the prompt); `stop_early()` is for that callback.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,12 +67,16 @@ class ServedEngine:
             while True:
                 self.host.events.get_nowait()
 
-    def _events(self, request_id: int, timeout: float = _EVENT_TIMEOUT_S) -> Iterator[Any]:
-        """This request's events until its final one (like EngineHost.wait, but stoppable)."""
+    def _events(self, request_id: int, timeout: float = _EVENT_TIMEOUT_S,
+                watch: Callable[[], None] | None = None) -> Iterator[Any]:
+        """This request's events until its final one (like EngineHost.wait, but stoppable);
+        `watch` runs before every wait and may raise to abandon the request."""
         idle_since = time.monotonic()
         while True:
             if self.stopping.is_set():
                 raise ApiError("The server is shutting down.", status=503, type_="server_error")
+            if watch is not None:
+                watch()
             try:
                 event = self.host.events.get(timeout=POLL_S)
             except queue.Empty:
@@ -80,11 +86,11 @@ class ServedEngine:
                     ) from None
                 continue
             idle_since = time.monotonic()
-            if isinstance(event, P.Crashed):
-                yield event
-                return
             if event.request_id != request_id:
-                continue  # a stale event of a request that was given up on
+                # A stale event of a request that was given up on, or the Crashed of a worker
+                # that died idle after an earlier request: its reader may report it only while
+                # the next request restarts the engine, and that request must not end with it.
+                continue
             yield event
             if not isinstance(event, P.Step):
                 return
@@ -94,11 +100,13 @@ class ServedEngine:
         pieces: P.PromptPieces,
         prompt_tokens: tuple[int, ...],
         settings: SamplerSettings,
+        watch: Callable[[], None] | None = None,
     ) -> Generator[StepRecord | GenerationDone, None, None]:
         """Yield StepRecords, then GenerationDone; raise ApiError for engine failures.
 
-        Call with the lock held. If the consumer stops early (client gone), the generation is
-        cancelled and its remaining events drained, so the next request starts clean.
+        Call with the lock held. If the consumer stops early (client gone), or `watch` raises
+        (it runs at every event and every POLL_S of silence), the generation is cancelled and
+        its remaining events drained, so the next request starts clean; the exception goes on.
         """
         self._drop_stale_events()
         if not self.host.alive or self.info is None:
@@ -110,7 +118,7 @@ class ServedEngine:
         request_id = self.host.generate(pieces, settings, prompt_tokens=prompt_tokens)
         finished = False
         try:
-            for event in self._events(request_id):
+            for event in self._events(request_id, watch=watch):
                 if isinstance(event, P.Step):
                     yield event.record
                 elif isinstance(event, P.Done):
@@ -122,6 +130,12 @@ class ServedEngine:
         finally:
             if not finished:
                 self._cancel(request_id)
+
+    def stop_early(self) -> None:
+        """Ask the running generation to end now; it still ends with GenerationDone (finish
+        reason "cancelled"), which `generate` yields as usual. For the lock holder's `watch`."""
+        if self.host.alive:
+            self.host.cancel()
 
     def _cancel(self, request_id: int) -> None:
         if not self.host.alive:

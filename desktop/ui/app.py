@@ -3,7 +3,8 @@ event loop. Runs on the main (GUI) thread; `desktop/__main__.py` calls `run_app`
 is given.
 
 Also wires the app shell: the log file, one instance per user (a second launch brings the first
-window forward), the crash dialog for uncaught exceptions, and the first-run welcome.
+window forward), the crash dialog for uncaught exceptions, the damaged-database dialog (before
+the window opens; exit status 1 when the person quits there), and the first-run welcome.
 
 Options: `--model PATH` loads that model instead of the last one; `--theme light|dark|system`
 (or OPENLID_THEME) overrides the system colour scheme, which is otherwise followed live.
@@ -100,6 +101,16 @@ def run_app(argv: Sequence[str]) -> int:
     app.setWindowIcon(app_icon())
     apply_theme(app, args.theme)
     install_excepthook(app)
+
+    from desktop.core import paths
+    from desktop.ui.database_dialog import resolve_database
+
+    # Before anything opens the database: a damaged file gets words and a choice, not a
+    # traceback from every store (the damaged file is kept whatever is chosen).
+    if not resolve_database(paths.database_path()):
+        instance.close()
+        shutdown_logging()
+        return 1
 
     from desktop.ui.engine_service import settle_heap
     from desktop.ui.settings import AppSettings

@@ -15,7 +15,8 @@ another origin as on the real Hub) that LFS files redirect to with a signed URL.
 Gated repos answer resolve with 401 (no token) or 403 (token without access) and
 X-Error-Code: GatedRepo; private repos answer everything with 401/404 RepoNotFound, as the Hub
 does. `HubServer.faults` switches (throttle, drop the connection after N bytes, corrupt a byte,
-stall, ignore Range, gzip text) apply to file bodies. `requests` logs every request with its
+stall, ignore Range, gzip text, a longer file with or without a Content-Length) apply to file
+bodies. `requests` logs every request with its
 headers; `bytes_served` counts body bytes per file path. Handler threads are the server's own.
 """
 

@@ -1,6 +1,10 @@
 """The parts of the local Hub that are plain HTTP: shared state, the request log, replies, and
 file bodies with Range (206, Content-Range, 416) and the fault switches. Handler threads are the
-server's own; `State.lock` guards every counter and list a test reads."""
+server's own; `State.lock` guards every counter and list a test reads.
+
+The overrun switches play a mirror or proxy that serves a different, longer file: `overrun_bytes`
+of junk follow the body, announced in Content-Length, or, with `hide_length`, in a body with no
+length at all that ends when the connection closes (a client must stop reading on its own)."""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from typing import Any
 from tests.hub.repos import FakeRepo, RepoFileData
 
 _CHUNK = 16 << 10
+_JUNK = bytes(range(251))
 
 
 @dataclass
@@ -33,6 +38,9 @@ class Faults:
     stall_times: int = 0
     ignore_range: bool = False
     gzip_text: bool = False  # gzip non-LFS files when the client accepts it (ignores Range)
+    overrun_bytes: int = 0  # junk sent after the file's last byte
+    overrun_times: int = 0
+    hide_length: bool = False  # no Content-Length: the body ends when the connection closes
     only_path: str | None = None  # spoil only this repo path
 
 
@@ -136,14 +144,28 @@ class BaseHandler(BaseHTTPRequestHandler):
             end = min(int(last), len(body) - 1) if last else len(body) - 1
             body, status = body[start : end + 1], 206
             headers = {**headers, "Content-Range": f"bytes {start}-{end}/{len(data.data)}"}
+        if self.command == "GET" and self._overruns(data.path):
+            body += (_JUNK * (f.overrun_bytes // len(_JUNK) + 1))[: f.overrun_bytes]
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(body)))
+        if f.hide_length:
+            self.close_connection = True  # HTTP/1.1 without a length: close ends the body
+            self.send_header("Connection", "close")
+        else:
+            self.send_header("Content-Length", str(len(body)))
         for k, v in headers.items():
             self.send_header(k, v)
         self.end_headers()
         if self.command != "HEAD":
             self._send_body(data.path, body, start)
+
+    def _overruns(self, path: str) -> bool:
+        f = self.state.faults
+        with self.state.lock:
+            if f.overrun_times <= 0 or (f.only_path is not None and f.only_path != path):
+                return False
+            f.overrun_times -= 1
+            return True
 
     def _spoils(self, path: str) -> tuple[int | None, bool, int | None, float, int]:
         f, st = self.state.faults, self.state

@@ -4,6 +4,8 @@ driven through the real widgets with a fake engine (the real one is in test_main
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -368,3 +370,77 @@ def test_switching_away_mid_reply_stores_it_in_its_own_conversation(
     role, text = stored(db_path, second or 0)[-1]
     assert role == "assistant"
     assert text.startswith("w0 w1")
+
+
+def test_a_refused_import_names_each_bad_field_and_the_list_keeps_working(
+        qtbot: Any, db: StoreService, db_path: Path, tmp_path: Path) -> None:
+    with ConversationStore(db_path) as store:
+        store.create("Kept")
+    panel = ConversationListPanel(db)
+    qtbot.addWidget(panel)
+    hostile = tmp_path / "hostile.json"
+    hostile.write_text(
+        '{"format": "openlid-conversation", "version": 1,'
+        ' "conversation": {"title": "Bad", "updated": 1e20, "created": NaN},'
+        ' "messages": [{"id": 1, "parent_id": null, "role": "assistant", "content": "x",'
+        ' "steps": [5, null]}]}', encoding="utf-8")
+    with qtbot.waitSignal(panel.sig_message) as failed:
+        panel.import_conversation(str(hostile))
+    assert failed.args[0] == ("Could not import hostile.json: conversation.created: expected a "
+                              "time between 1970 and 3000 (seconds since 1970), got NaN "
+                              "(and 3 more problems)")
+    box = panel.import_error
+    assert box is not None
+    assert box.isVisible()
+    assert box.text() == "hostile.json is damaged (4 problems). Nothing was imported."
+    assert box.informativeText().splitlines() == [
+        "conversation.created: expected a time between 1970 and 3000 (seconds since 1970), "
+        "got NaN",
+        "conversation.updated: expected a time between 1970 and 3000 (seconds since 1970), "
+        "got 1e+20",
+        "messages[0].steps[0]: expected an object, got 5",
+        "messages[0].steps[1]: expected an object, got null"]
+    box.close()
+    assert panel.import_error is None
+    with qtbot.waitSignal(panel.sig_list_changed):
+        panel.refresh()
+    assert panel.titles() == ["Kept"]  # nothing stored, the list still fills
+
+    many = tmp_path / "many.json"  # more problems than the box lists: the rest in its details
+    many.write_text(json.dumps({"format": "openlid-conversation", "conversation": {},
+                                "messages": [{"id": i, "role": "user", "content": i}
+                                             for i in range(30)]}), encoding="utf-8")
+    with qtbot.waitSignal(panel.sig_message):
+        panel.import_conversation(str(many))
+    box = panel.import_error
+    assert box is not None
+    assert box.informativeText().splitlines()[-1] == "(the whole list under Show Details)"
+    assert len(box.detailedText().splitlines()) == 30
+    box.close()
+
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"format": "openlid-conversation", "conversation": {
+        "title": "Fine", "updated": 1.7e9}, "messages": []}), encoding="utf-8")
+    with qtbot.waitSignal(panel.sig_conversation_selected):
+        panel.import_conversation(str(good))
+    qtbot.waitUntil(lambda: sorted(panel.titles()) == ["Fine", "Kept"], timeout=5000)
+
+
+def test_absurd_stored_times_show_as_unknown_dates(qtbot: Any, db: StoreService,
+                                                   db_path: Path) -> None:
+    with ConversationStore(db_path) as store:  # rows an unchecked import could store
+        store.create("Normal")
+    with sqlite3.connect(db_path) as conn:
+        for title, stamp in (("Huge", 1e20), ("Infinite", float("inf")), ("Text", "garbage")):
+            conn.execute("INSERT INTO conversations(title, created, updated) VALUES (?, ?, ?)",
+                         (title, stamp, stamp))
+    panel = ConversationListPanel(db)
+    qtbot.addWidget(panel)
+    with qtbot.waitSignal(panel.sig_list_changed):
+        panel.refresh()
+    assert sorted(panel.titles()) == ["Huge", "Infinite", "Normal", "Text"]
+    tips = {panel.list.item(i).text(): panel.list.item(i).toolTip()
+            for i in range(panel.list.count())}
+    assert tips["Huge"] == "Huge\nlast changed an unknown date"
+    assert tips["Text"].endswith("an unknown date")
+    assert "unknown" not in tips["Normal"]

@@ -354,7 +354,21 @@ def test_migration_from_schema_1_keeps_old_data(tmp_path: Path) -> None:
         assert len(store.load_steps(2)) == 3
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT version FROM openlid_schema WHERE component = "
-                            "'conversations'").fetchone() == (SCHEMA_VERSION,) == (2,)
+                            "'conversations'").fetchone() == (SCHEMA_VERSION,) == (3,)
+
+
+def test_foreign_key_checks_use_an_index_so_deleting_a_long_branch_is_linear(
+    tmp_path: Path,
+) -> None:
+    """Deleting or re-parenting a message makes SQLite look for rows that reference it; without
+    an index led by the referencing column each look-up scans the table (8,000 messages took 9 s
+    to delete; with schema 3's indexes 0.2 s, and 30,000 take 0.6 s)."""
+    with ConversationStore(tmp_path / "c.sqlite3") as store:
+        conn = store._conn
+        for sql in ("SELECT id FROM messages WHERE parent_id = 1",
+                    "SELECT id FROM conversations WHERE active_leaf_id = 1"):
+            plan = " ".join(str(row[-1]) for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+            assert plan.startswith("SEARCH"), plan  # not "SCAN": one look-up, not a pass
 
 
 def test_export_carries_each_replys_steps_and_import_restores_them(

@@ -12,22 +12,37 @@ The JSON format, version 1::
 
 "steps" (optional) holds what the engine recorded for a reply, so an imported conversation can
 be inspected token by token like the original; an export without them is smaller. Ids are only
-meaningful inside the file; import gives everything new ids. Runs on whichever
-thread owns the `ConversationStore` passed in.
+meaningful inside the file; import gives everything new ids.
+
+Import is two steps: `read_export_file` / `check_export` (any thread: the app runs them on a job
+thread) read and check every field and compress the steps, then
+`ConversationStore.insert_conversation` writes it all in one short transaction. Anything wrong
+refuses the whole file with one error listing each bad field (`import_check.ImportRefused`).
+Export and `import_json` run on whichever thread owns the `ConversationStore` passed in.
 """
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from desktop.core.conversations.records import step_rows, steps_from_rows
+from desktop.core.conversations.import_check import (
+    EXPORT_FORMAT,
+    EXPORT_VERSION,
+    ConversationImport,
+    ImportRefused,
+    check_export,
+)
+from desktop.core.conversations.records import step_rows
 from desktop.core.conversations.store import Conversation, ConversationStore, Message, StoreError
-from desktop.core.sampling import SamplerSettings
 
-EXPORT_FORMAT = "openlid-conversation"
-EXPORT_VERSION = 1
+__all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "MAX_FILE_BYTES", "ConversationImport",
+           "ImportRefused", "export_json", "export_markdown", "import_json", "insert_import",
+           "read_export_file"]
+
+MAX_FILE_BYTES = 1024**3  # an export with every reply's steps is ~11 KB a token
 
 
 def export_json(store: ConversationStore, conversation_id: int,
@@ -62,50 +77,38 @@ def export_json(store: ConversationStore, conversation_id: int,
     }
 
 
+def read_export_file(path: Path) -> ConversationImport:
+    """Read and check a conversation file; StoreError (ImportRefused: every problem listed)
+    when it cannot be imported. Reads no more than MAX_FILE_BYTES."""
+    name = Path(path).name
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise StoreError(f"{name} cannot be read ({exc.strerror or exc})") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise StoreError(f"{name} is larger than {MAX_FILE_BYTES // 1024**2:,} MiB; export it "
+                         "without the steps of each reply")
+    try:
+        data = json.loads(raw.decode("utf-8-sig"))  # a BOM is fine
+    except UnicodeDecodeError:
+        raise StoreError(f"{name} is not UTF-8 text") from None
+    except ValueError as exc:
+        raise StoreError(f"{name} is not JSON ({exc})") from None
+    except RecursionError:
+        raise StoreError(f"{name} is not a conversation: its JSON is nested too deeply") from None
+    return check_export(data, time.time())
+
+
+def insert_import(store: ConversationStore, checked: ConversationImport) -> Conversation:
+    """Store a checked file as a new conversation (one transaction; new ids)."""
+    return store.insert_conversation(checked.conversation, checked.messages, checked.steps)
+
+
 def import_json(store: ConversationStore, data: Any) -> Conversation:
     """Add an exported conversation to `store` as a new one; StoreError if the data is not a
-    readable export (nothing is written then)."""
-    if not isinstance(data, Mapping) or data.get("format") != EXPORT_FORMAT:
-        raise StoreError("not an Openlid conversation export")
-    info, raw = data.get("conversation"), data.get("messages")
-    if not isinstance(info, Mapping) or not isinstance(raw, list):
-        raise StoreError("the export has no conversation or no message list")
-    try:
-        if int(data.get("version", 0)) > EXPORT_VERSION:
-            raise StoreError("this export was written by a newer Openlid")
-        now = time.time()
-        leaf = info.get("active_leaf_id")
-        conversation = Conversation(
-            id=0,
-            title=str(info.get("title") or "Imported conversation"),
-            created=float(info.get("created", now)),
-            updated=float(info.get("updated", now)),
-            model_path=str(info.get("model_path", "")),
-            system_prompt=str(info.get("system_prompt", "")),
-            custom_instructions=str(info.get("custom_instructions", "")),
-            template_id=str(info.get("template_id", "")),
-            sampler=SamplerSettings.from_json(dict(info.get("sampler") or {})),
-            mode=info.get("mode", "chat"),
-            active_leaf_id=None if leaf is None else int(leaf),
-        )
-        messages = [
-            Message(
-                id=int(m["id"]),
-                conversation_id=0,
-                parent_id=None if m.get("parent_id") is None else int(m["parent_id"]),
-                role=m["role"],
-                content=str(m["content"]),
-                created=float(m.get("created", now)),
-                meta=m["meta"] if isinstance(m.get("meta"), dict) else None,
-            )
-            for m in raw
-        ]
-        steps = {int(m["id"]): steps_from_rows(m["steps"]) for m in raw if m.get("steps")}
-        return store.insert_conversation(conversation, messages, steps)
-    except StoreError:
-        raise
-    except (KeyError, TypeError, ValueError) as exc:
-        raise StoreError(f"the export is damaged: {exc}") from None
+    readable export, ImportRefused listing every bad field (nothing is written then)."""
+    return insert_import(store, check_export(data, time.time()))
 
 
 def export_markdown(store: ConversationStore, conversation_id: int) -> str:

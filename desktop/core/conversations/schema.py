@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from desktop.core.sqlite_wal import transaction
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 COMPONENT = "conversations"
 
 
@@ -62,8 +62,17 @@ def _v2(conn: sqlite3.Connection) -> None:
         )""")
 
 
+def _v3(conn: sqlite3.Connection) -> None:
+    # Foreign-key checks look rows up by the child column: deleting or re-parenting a message
+    # searches messages.parent_id and conversations.active_leaf_id for it. messages_by_parent
+    # leads with conversation_id, so without these each check scanned the table and deleting a
+    # conversation of n messages took n scans (8,000 messages: 9 s on the database thread).
+    conn.execute("CREATE INDEX messages_by_parent_id ON messages(parent_id)")
+    conn.execute("CREATE INDEX conversations_by_active_leaf ON conversations(active_leaf_id)")
+
+
 # _MIGRATIONS[n] takes the schema from version n to n + 1; append, never edit, released steps.
-_MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2)
+_MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2, _v3)
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -6,6 +6,10 @@ and end in one `Outcome` the manager applies to its job.
   than any before starts a new row, so a long download over a flaky line is not abandoned, while
   one that only fetches the same bytes again (a server ignoring Range) still runs out;
 - a checksum mismatch: the bytes were discarded by the attempt; try again, at most 3 times;
+- a server whose file is not the listed size (it announces another length, or sends more and
+  the listed bytes do not verify; a mirror or proxy): try once more, since a proxy may hiccup,
+  then fail with what the server did. The same answer twice is the server's file, not bad luck,
+  and trying on would fetch the wrong file again and again;
 - a full disk, or too little free space to start: pause with a message (resume when freed);
 - the Hub refusing (gated, not found, forbidden): fail with its message; retrying cannot help.
 
@@ -26,6 +30,7 @@ from desktop.core.downloads.fetch import (
     ChecksumMismatch,
     DiskFull,
     FetchTarget,
+    SizeMismatch,
     Stopped,
     TransientFetchError,
     fetch_file,
@@ -47,6 +52,7 @@ __all__ = [
 ]
 
 _CHECKSUM_TRIES = 3
+_SIZE_TRIES = 2
 
 
 class DownloadError(Exception):
@@ -115,6 +121,13 @@ def bytes_to_fetch(dest: str | Path, files: Sequence[JobFile]) -> int:
     return need
 
 
+def _part_length(dest: Path) -> int:
+    try:
+        return part_path(dest).stat().st_size
+    except OSError:
+        return 0
+
+
 def _disk_full(dest: Path, size: int | None, offset: int) -> Outcome:
     left = f" ({format_size(size - offset)} still to fetch)" if size is not None else ""
     return Outcome(JOB_PAUSED, f"The disk filled up while downloading {dest.name}{left}. Free "
@@ -146,11 +159,8 @@ def run_file(
                 return Outcome(JOB_DONE)
         except Stopped:
             return _STOPPED
-    attempts = checksum_failures = 0
-    try:
-        furthest = offset = part_path(target.dest).stat().st_size
-    except OSError:
-        furthest = 0
+    attempts = checksum_failures = size_failures = 0
+    furthest = offset = _part_length(target.dest)
     while not stop.is_set():
         before = furthest
         try:
@@ -176,6 +186,13 @@ def run_file(
                                "copy or the connection is damaged. Try again later.")
             on_offset(0)
             continue
+        except SizeMismatch as exc:
+            size_failures += 1
+            if size_failures >= _SIZE_TRIES:
+                return Outcome(JOB_FAILED, f"{exc} It was the same on {size_failures} tries, "
+                               "so Openlid stopped trying.")
+            track(_part_length(target.dest))  # kept, or thrown away: what a resume starts from
+            problem = str(exc)
         except (TransientFetchError, httpx2.TransportError, httpx2.DecodingError) as exc:
             problem = str(exc) or type(exc).__name__
         except OSError as exc:

@@ -4,6 +4,11 @@ stopped, check them against the Hub's hash, and only then move them to the final
 Invariants, relied on by resume after pause, a dropped connection, a quit or a SIGKILL:
 - the `.part` file only ever holds a prefix of the right bytes (appends only; a server that
   ignores Range makes us truncate and start over), so its length is where to resume;
+- it never holds more than the Hub's listed size: an answer that announces another length
+  (Content-Length, Content-Range) is refused before its body is read, and a body with no length
+  is read only up to that size. A mirror or proxy serving a longer file (HF_ENDPOINT) then ends
+  in `SizeMismatch`, unless the listed size's bytes match the Hub's hash: they are the file;
+- an attempt leaves no empty `.part` (its bytes thrown away, or none came);
 - the final name is written by one `os.replace` of a fully verified `.part`, so it never holds
   a partial or unverified file;
 - a `.part` is locked (flock, POSIX) while an attempt writes it, so a second Openlid process
@@ -24,8 +29,10 @@ proxy is configured (http.client knows none), and a body that arrives content-en
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
+import logging
 import os
 import queue
 import sys
@@ -39,6 +46,7 @@ from typing import BinaryIO, Protocol
 
 import httpx2
 
+from desktop.core.downloads.answer import announced_mismatch, overrun_message, range_start
 from desktop.core.downloads.direct import Body, direct_get
 from desktop.core.hub.http import hub_headers, resolve_url, stream_resolved
 
@@ -46,6 +54,7 @@ __all__ = [
     "ChecksumMismatch",
     "DiskFull",
     "FetchTarget",
+    "SizeMismatch",
     "Stopped",
     "TransientFetchError",
     "fetch_file",
@@ -65,6 +74,8 @@ _REPORT_SECONDS = 0.05
 # has little left to write (it was ~15% of a loopback download of 256 MiB on its own).
 _SYNC_BYTES = 32 << 20
 _DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+_log = logging.getLogger(__name__)
 
 
 class _Hasher(Protocol):
@@ -86,6 +97,12 @@ class ChecksumMismatch(Exception):
 
 class DiskFull(Exception):
     """The disk filled up while writing; the `.part` keeps what was written."""
+
+
+class SizeMismatch(Exception):
+    """The server's file is not the size the Hub lists: it announced another length (nothing
+    of the body was read; the `.part` is as it was), or sent more than the listed size and the
+    bytes up to that size did not verify (they have been thrown away)."""
 
 
 @dataclass(frozen=True)
@@ -152,14 +169,6 @@ def file_matches(target: FetchTarget, path: Path, stop: threading.Event) -> bool
     return hasher.hexdigest() == want
 
 
-def _content_range_start(value: str | None) -> int | None:
-    # "bytes 100-199/200" → 100
-    if not value or not value.startswith("bytes "):
-        return None
-    first = value[6:].split("-", 1)[0]
-    return int(first) if first.isdigit() else None
-
-
 def _write(f: BinaryIO, data: bytes) -> None:
     try:
         f.write(data)
@@ -192,15 +201,33 @@ def fetch_file(
     with f:
         if not _lock(f):
             raise TransientFetchError(f"{part.name} is being written by another process")
+        if not _still_at(f, part):
+            # Another process removed or replaced it between our open and our lock: bytes
+            # written on would go to a file no name leads to.
+            raise TransientFetchError(f"{part.name} was removed by another process")
         state = _PartState(f, target)
-        if target.size is not None and state.offset > target.size:
-            state.restart()
-        if state.offset:
-            state.hash_existing(stop)
-        on_offset(state.offset)
-        if target.size is None or state.offset < target.size:
-            _stream(client, endpoint, token, target, state, stop, on_offset)
-        state.finish(part, stop)
+        try:
+            if target.size is not None and state.offset > target.size:
+                state.restart()
+            if state.offset:
+                state.hash_existing(stop)
+            on_offset(state.offset)
+            if target.size is None or state.offset < target.size:
+                _stream(client, endpoint, token, target, state, stop, on_offset)
+            state.finish(part, stop)
+        except BaseException:
+            if state.offset == 0:  # still locked: no other writer can be using it
+                with contextlib.suppress(OSError):
+                    part.unlink()
+            raise
+
+
+def _still_at(f: BinaryIO, path: Path) -> bool:
+    try:
+        here, there = os.fstat(f.fileno()), path.stat()
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
 class _PartState:
@@ -217,6 +244,7 @@ class _PartState:
         check = target.hasher()
         self.hasher: _Hasher | None = check[0] if check else None
         self.want = check[1] if check else None
+        self.overran = False  # the server sent more than the listed size (reading stopped)
 
     def restart(self) -> None:
         self.f.truncate(0)
@@ -242,11 +270,19 @@ class _PartState:
 
     def finish(self, part: Path, stop: threading.Event) -> None:
         size = self.target.size
-        if size is not None and self.offset != size:
+        if size is not None and self.offset != size:  # never more: reading stops at the size
             raise TransientFetchError(
                 f"the connection closed early ({self.offset} of {size} bytes)"
             )
-        if self.hasher is not None and self.hasher.hexdigest() != self.want:
+        verified = self.hasher is not None and self.hasher.hexdigest() == self.want
+        if self.overran and not verified:
+            self.restart()  # bytes of a longer file: none of them can be trusted
+            raise SizeMismatch(overrun_message(self.target.path, self.target.size,
+                                               checked=self.hasher is not None))
+        if self.overran:
+            _log.warning("%s: the server sent more than the %d bytes listed; the listed bytes "
+                         "match the Hub's checksum, so the file is kept", self.target.path, size)
+        if self.hasher is not None and not verified:
             self.restart()  # the bytes are bad somewhere: none of them can be trusted
             raise ChecksumMismatch(
                 f"{self.target.path} did not match the Hub's checksum; downloading it again"
@@ -357,12 +393,22 @@ def _receive(body: Body, state: _PartState, stop: threading.Event,
         state.restart()
         on_offset(0)
         raise TransientFetchError("the server refused to resume; starting the file over")
-    if body.status == 206 and not encoded:
-        if _content_range_start(body.header("Content-Range")) != state.offset:
-            raise TransientFetchError("the server sent a different part of the file")
-    elif state.offset:  # a 200 (Range ignored) or an encoded body: the whole file again
+    whole = body.status != 206 or encoded  # a 200 (Range ignored) or an encoded body
+    if not whole and range_start(body.header("Content-Range")) != state.offset:
+        raise TransientFetchError("the server sent a different part of the file")
+    # Judged before a restart, so a refused answer leaves the .part's good prefix alone. An
+    # encoded body's lengths are those of the encoded bytes: only the cap below applies there.
+    refusal = None if encoded else announced_mismatch(
+        body.status, body.header, 0 if whole else state.offset, state.target.size,
+        state.target.path)
+    if refusal:
+        raise SizeMismatch(refusal)
+    if whole and state.offset:  # the whole file again, from its first byte
         state.restart()
         on_offset(0)
+    # Bytes still wanted: a server that sends more (no length announced, or a wrong one) is
+    # cut off here, so the .part never holds more than the file.
+    left = None if state.target.size is None else state.target.size - state.offset
     state.f.seek(0, os.SEEK_END)
     # Whatever the socket delivers goes to the writer at once: a cut connection loses no
     # received bytes, and a stop request is seen within one network read. The offset written
@@ -376,7 +422,15 @@ def _receive(body: Body, state: _PartState, stop: threading.Event,
         for chunk in body.chunks:
             if stop.is_set():
                 raise Stopped
-            writer.put(chunk)
+            if left is not None:
+                if len(chunk) > left:
+                    state.overran = True  # read by `finish`, after the writer has joined
+                    chunk = chunk[:left]
+                left -= len(chunk)
+            if chunk:
+                writer.put(chunk)
+            if state.overran:
+                break  # leaving the body closes the connection: not one byte more is read
             if state.offset - reported >= _REPORT_BYTES \
                     or time.monotonic() - reported_at >= _REPORT_SECONDS:
                 reported, reported_at = state.offset, time.monotonic()

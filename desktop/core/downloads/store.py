@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from desktop.core.sqlite_wal import enable_wal
+from desktop.core.database import connect
 
 __all__ = [
     "JOB_CANCELLED",
@@ -137,14 +137,19 @@ class JobStore:
 
     def __init__(self, db_path: str | Path) -> None:
         self.path = Path(db_path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         # check_same_thread=False: the lock, not the creating thread, guards the connection.
-        self._db = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False)
-        enable_wal(self._db)
-        self._db.execute("PRAGMA foreign_keys=ON")
-        with self._tx() as db:
-            db.executescript(_SCHEMA)
+        # isolation_level DEFERRED: sqlite3's implicit transactions, committed by `with self._db`.
+        # DatabaseDamaged when the file is garbage, cut short or has broken pages.
+        self._db = connect(self.path, timeout_s=10.0, isolation_level="DEFERRED",
+                           check_same_thread=False)
+        try:
+            self._db.execute("PRAGMA foreign_keys=ON")
+            with self._tx() as db:
+                db.executescript(_SCHEMA)
+        except BaseException:
+            self._db.close()
+            raise
 
     def close(self) -> None:
         with self._lock:

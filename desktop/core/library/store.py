@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from desktop.core.sqlite_wal import enable_wal, transaction
+from desktop.core.database import connect
+from desktop.core.sqlite_wal import transaction
 
 __all__ = ["COMPONENT", "SCHEMA_VERSION", "LibraryError", "LibraryStore", "ModelRecord"]
 
@@ -98,11 +99,10 @@ class LibraryStore:
     def __init__(self, db_path: str | Path, *, legacy_json: Path | None = None,
                  busy_timeout_s: float = 10.0) -> None:
         self.path = Path(db_path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: no implicit transactions; every write uses _transaction.
-        self._conn = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None)
+        # DatabaseDamaged when the file is garbage, cut short or has broken pages.
+        self._conn = connect(self.path, timeout_s=busy_timeout_s, isolation_level=None)
         try:
-            enable_wal(self._conn)
             self._conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: survives app crashes
             self._migrate()
             if legacy_json is not None and legacy_json.is_file():

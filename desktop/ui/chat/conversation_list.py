@@ -4,15 +4,23 @@ Backed by `desktop/core/conversations/store.py` through `StoreService` (the data
 thread, so listing, searching, renaming and deleting never make the window wait). Search is
 debounced: the query runs 200 ms after the last keystroke, and an answer to an older query is
 dropped.
+
+Import reads and checks the file on a `JobService` thread (seconds for a big file with steps),
+so the database thread — which also saves the chat's messages — only runs the short insert. A
+refused file is reported in a message box listing each bad field, and in `sig_message`. A stored
+time no calendar can show (an absurd value an older import let in) shows as "an unknown date"
+rather than breaking the list.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -26,19 +34,34 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.core.conversations.files import export_json, export_markdown, import_json
-from desktop.core.conversations.store import Conversation, ConversationStore, StoreError
+from desktop.core.conversations.files import (
+    ConversationImport,
+    ImportRefused,
+    export_json,
+    export_markdown,
+    insert_import,
+    read_export_file,
+)
+from desktop.core.conversations.records import believable_time
+from desktop.core.conversations.store import Conversation, ConversationStore
 from desktop.ui.chat.store_service import StoreService
+from desktop.ui.job_service import JobService
 
 ID_ROLE = Qt.ItemDataRole.UserRole
 SEARCH_DELAY_MS = 200
+UNKNOWN_DATE = "an unknown date"
+PROBLEMS_IN_BOX = 10  # the rest are under "Show Details…"
 
 
-def _when(stamp: float) -> str:
-    now = time.time()
-    if now - stamp < 86400 and time.localtime(now).tm_yday == time.localtime(stamp).tm_yday:
-        return time.strftime("%H:%M", time.localtime(stamp))
-    return time.strftime("%d %b", time.localtime(stamp))
+def when_text(stamp: float) -> str:
+    """A stored time for people; UNKNOWN_DATE for one no calendar shows (time.ctime raises
+    OverflowError or ValueError on those, and one such row must not empty the whole list)."""
+    if not believable_time(stamp):
+        return UNKNOWN_DATE
+    try:
+        return time.ctime(stamp)
+    except (OverflowError, ValueError, OSError):
+        return UNKNOWN_DATE
 
 
 class ConversationListPanel(QWidget):
@@ -48,9 +71,15 @@ class ConversationListPanel(QWidget):
     sig_list_changed = Signal()  # the list on screen was (re)filled
     sig_message = Signal(str)  # what an export or import did, or why it failed
 
-    def __init__(self, db: StoreService, parent: QWidget | None = None) -> None:
+    def __init__(self, db: StoreService, parent: QWidget | None = None, *,
+                 jobs: JobService | None = None) -> None:
+        """`jobs`: where imported files are read and checked (default: a pool of its own,
+        stopped when the panel closes)."""
         super().__init__(parent)
         self.db = db
+        self._own_jobs = jobs is None
+        self._jobs = jobs or JobService("openlid-conversation-import", max_threads=1, parent=self)
+        self.import_error: QMessageBox | None = None  # the box of the last refused import
         self.current_id: int | None = None
         self._query_serial = 0
         self._filling = False
@@ -116,7 +145,7 @@ class ConversationListPanel(QWidget):
         for c in rows:
             item = QListWidgetItem(c.title or "Untitled")
             item.setData(ID_ROLE, c.id)
-            item.setToolTip(f"{c.title}\nlast changed {time.ctime(c.updated)}")
+            item.setToolTip(f"{c.title}\nlast changed {when_text(c.updated)}")
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
             self.list.addItem(item)
             if c.id == self.current_id:
@@ -216,20 +245,57 @@ class ConversationListPanel(QWidget):
                      on_error=lambda exc: self.sig_message.emit(f"Could not export: {exc}"))
 
     def import_conversation(self, path: str) -> None:
-        def read(store: ConversationStore) -> int:
-            try:
-                data = json.loads(Path(path).read_text(encoding="utf-8"))
-            except ValueError as exc:
-                raise StoreError(f"{Path(path).name} is not JSON ({exc})") from None
-            return import_json(store, data).id
+        """Read and check `path` on a job thread, then store it on the database thread; a
+        refused file stores nothing and its problems are shown."""
+        name = Path(path).name
+
+        def store(checked: ConversationImport) -> None:
+            self.db.call(lambda s: insert_import(s, checked).id, on_done=imported,
+                         on_error=lambda exc: self._import_failed(name, exc))
 
         def imported(conversation_id: int) -> None:
             self.current_id = conversation_id
             self.sig_conversation_selected.emit(conversation_id)
             self.refresh()
 
-        self.db.call(read, on_done=imported,
-                     on_error=lambda exc: self.sig_message.emit(f"Could not import: {exc}"))
+        self._jobs.submit(read_export_file, Path(path), on_done=store,
+                          on_error=lambda exc: self._import_failed(name, exc))
+
+    def _import_failed(self, name: str, exc: Exception) -> None:
+        """One line in `sig_message` (the status bar), and a box listing every bad field."""
+        if isinstance(exc, ImportRefused):
+            more = exc.total - 1
+            self.sig_message.emit(f"Could not import {name}: {exc.problems[0]}"
+                                  + (f" (and {more:,} more problems)" if more else ""))
+            many = "problem" if exc.total == 1 else "problems"
+            text = f"{name} is damaged ({exc.total:,} {many}). Nothing was imported."
+            listed = list(exc.problems)
+            if exc.total > len(listed):
+                listed.append(f"… and {exc.total - len(listed):,} more")
+            shown = listed[:PROBLEMS_IN_BOX]
+            if len(listed) > PROBLEMS_IN_BOX:
+                shown.append("(the whole list under Show Details)")
+            details = "\n".join(listed) if len(listed) > PROBLEMS_IN_BOX else ""
+        else:
+            # "Could not import: x.json is not JSON (…)", "Could not import x.json: not an …"
+            line = f"Could not import: {exc}" if name in str(exc) else (
+                f"Could not import {name}: {exc}")
+            self.sig_message.emit(line)
+            text, shown, details = f"{line}. Nothing was imported.", [], ""
+        if self.import_error is not None:
+            self.import_error.close()
+        box = QMessageBox(QMessageBox.Icon.Warning, "Import conversation", text,
+                          QMessageBox.StandardButton.Ok, self)
+        box.setInformativeText("\n".join(shown))
+        box.setDetailedText(details)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.finished.connect(partial(self._import_error_closed, box))
+        self.import_error = box
+        box.open()  # no nested event loop: replies keep streaming and saving behind it
+
+    def _import_error_closed(self, box: QMessageBox, _result: int) -> None:
+        if box is self.import_error:
+            self.import_error = None
 
     def choose_export(self) -> None:
         item = self.list.currentItem()
@@ -252,3 +318,12 @@ class ConversationListPanel(QWidget):
         item = self.list.currentItem()
         if item is not None:
             self._confirm_delete(int(item.data(ID_ROLE)), item.text())
+
+    def shutdown(self) -> None:
+        """Stop the import pool if the panel owns it (cancel → wait); safe to call twice."""
+        if self._own_jobs:
+            self._jobs.stop()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.shutdown()
+        super().closeEvent(event)

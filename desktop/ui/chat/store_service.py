@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import logging
 import queue
+import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, Signal
 
 from desktop.core.conversations.store import ConversationStore
+from desktop.core.database import DatabaseDamaged, damage_detail
 from desktop.ui.job_service import deliver
 
 log = logging.getLogger("openlid.db")
@@ -76,10 +78,17 @@ class StoreService(QObject):
             call_id, fn = item
             if self._stopped.is_set():
                 continue
+            error: Exception | None
             try:
+                if isinstance(opened, DatabaseDamaged):
+                    raise self._damaged(opened.detail)
                 if store is None:
                     raise RuntimeError(f"the conversation database cannot be opened: {opened}")
                 result, error = fn(store), None
+            except sqlite3.DatabaseError as exc:
+                log.warning("database call failed", exc_info=True)
+                detail = damage_detail(exc)
+                result, error = None, exc if detail is None else self._damaged(detail)
             except Exception as exc:
                 log.warning("database call failed", exc_info=True)
                 result, error = None, exc
@@ -87,6 +96,11 @@ class StoreService(QObject):
                 self._sig_call_finished.emit(call_id, result, error)
         if store is not None:
             store.close()
+
+    def _damaged(self, detail: str) -> DatabaseDamaged:
+        # The file went bad after start-up, where the recovery dialog runs.
+        return DatabaseDamaged(self.path, f"{detail}. Quit Openlid and start it again: it will "
+                                          "keep the damaged file and offer to recover it")
 
     def _on_finished(self, call_id: int, result: Any, error: Exception | None) -> None:
         callbacks = self._callbacks.pop(call_id, None)

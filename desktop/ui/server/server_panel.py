@@ -45,6 +45,7 @@ from PySide6.QtWidgets import (
 
 from desktop.core.model_info import LoadSettings
 from desktop.core.sampling import SamplerSettings
+from desktop.server.config import DEFAULT_MAX_REQUEST_S, DEFAULT_MAX_TOKENS, DEFAULT_MAX_WAIT_S
 from desktop.ui.panels.controls import hint_label
 from desktop.ui.server.request_log import RequestLogView
 from desktop.ui.server.server_service import (
@@ -160,7 +161,11 @@ class ServerPanel(QWidget):
         box_layout.addLayout(status_row)
         box_layout.addWidget(hint_label(
             "The server runs its own copy of the model in a separate engine process (its own "
-            "memory), with the Load panel's settings. Requests take turns on it."))
+            "memory), with the Load panel's settings. Requests take turns on it: each "
+            f"generates for at most {DEFAULT_MAX_REQUEST_S:g} s and, unless it sets max_tokens, "
+            f"{DEFAULT_MAX_TOKENS:,} tokens; one waits at most {DEFAULT_MAX_WAIT_S:g} s for "
+            "its turn, and a client that disconnects frees the model at once. Web pages "
+            "cannot use the server (their requests get 403)."))
 
         self.snippets = SnippetBox()
         self.curl_view, self.python_view = self.snippets.curl_view, self.snippets.python_view

@@ -29,6 +29,7 @@ from desktop.core.model_info import LoadSettings, ModelInfo
 from desktop.core.openai.requests import ApiError
 from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import StepRecord
+from desktop.server.config import DEFAULT_MAX_REQUEST_S
 from desktop.server.openlid_server import OpenlidServer, RequestLogEntry
 
 log = logging.getLogger("openlid.ui.server")
@@ -47,6 +48,9 @@ class ServerConfig:
     load_settings: LoadSettings = field(default_factory=LoadSettings)
     sampler_defaults: SamplerSettings | None = None
     model_id: str | None = None  # the name /v1/models reports (default: the file's stem)
+    allowed_origins: tuple[str, ...] = ()  # web pages that may use the server (CORS); "*": any
+    allowed_hosts: tuple[str, ...] = ()  # host names besides loopback and the bind address
+    max_request_seconds: float = DEFAULT_MAX_REQUEST_S  # a generation stops after this long
 
 
 class _Cancelled(Exception):
@@ -194,6 +198,8 @@ class ServerService(QObject):
                 api_key=config.api_key or None, model_id=config.model_id,
                 sampler_defaults=config.sampler_defaults,
                 on_request=self._from_server_request, on_step=self._from_server_step,
+                allowed_origins=config.allowed_origins, allowed_hosts=config.allowed_hosts,
+                max_request_seconds=config.max_request_seconds,
             )
             with self._lock:
                 self._server = server

@@ -79,7 +79,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.tabs)
 
         self.library = ModelLibraryPanel(self.jobs, models_dir)
-        self.conversations = ConversationListPanel(self.db)
+        self.conversations = ConversationListPanel(self.db, jobs=self.jobs)
         self.library_dock = self._dock("Models", "ModelsDock", self.library, LEFT)
         self.conversations_dock = self._dock("Conversations", "ConversationsDock",
                                              self.conversations, LEFT)
