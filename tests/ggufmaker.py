@@ -155,3 +155,75 @@ def raw_gguf(
 def llama_kvs(arch: str = "llama") -> list[bytes]:
     """The minimum metadata for a raw file to pass the architecture check."""
     return [kv_string("general.architecture", arch), kv_u32(f"{arch}.block_count", 1)]
+
+
+# --- a model llama.cpp really runs ----------------------------------------------------------
+
+_RUNNABLE_WORDS = ("the", "of", "and", "to", "in", "is", "was", "for", "on", "that", "with",
+                   "as", "it", "by", "at", "from", "his", "her", "press", "history")
+
+
+def write_runnable_gguf(
+    path: str | os.PathLike[str],
+    *,
+    n_embd: int = 64,
+    n_head: int = 4,
+    n_ff: int = 128,
+    n_blocks: int = 2,
+    context_length: int = 4096,
+) -> Path:
+    """Write a tiny llama model (random F32 weights, ~0.5 MB) that llama.cpp loads and decodes
+    thousands of tokens a second: a SentencePiece vocabulary with byte fallback (any text
+    tokenizes), letters and a few words, BOS/EOS, and every tensor a llama block needs."""
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    letters += [c.upper() for c in letters]
+    pieces = list(dict.fromkeys(
+        ["▁", *letters, *(f"▁{c}" for c in letters), *(f"▁{w}" for w in _RUNNABLE_WORDS)]
+    ))
+    tokens = ["<unk>", "<s>", "</s>", *(f"<0x{b:02X}>" for b in range(256)), *pieces]
+    types = [gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL]
+    types += [gguf.TokenType.BYTE] * 256 + [gguf.TokenType.NORMAL] * len(pieces)
+    n_vocab = len(tokens)
+    out = Path(path)
+    w = gguf.GGUFWriter(out, "llama")
+    w.add_name("Tiny Runnable Llama")
+    w.add_context_length(context_length)
+    w.add_embedding_length(n_embd)
+    w.add_block_count(n_blocks)
+    w.add_feed_forward_length(n_ff)
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_head)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_rope_dimension_count(n_embd // n_head)
+    w.add_file_type(gguf.LlamaFileType.ALL_F32)
+    w.add_tokenizer_model("llama")
+    w.add_token_list(tokens)
+    w.add_token_scores([0.0] * 259 + [-float(i) for i in range(len(pieces))])
+    w.add_token_types(types)
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_unk_token_id(0)
+    w.add_add_bos_token(True)
+    rng = np.random.default_rng(0)
+
+    def weights(rows: int, cols: int, scale: float) -> np.ndarray:
+        return (rng.standard_normal((rows, cols)) * scale).astype(np.float32)
+
+    ones = np.ones(n_embd, dtype=np.float32)
+    # numpy shapes are ggml's reversed: (rows = outputs, cols = inputs).
+    w.add_tensor("token_embd.weight", weights(n_vocab, n_embd, 0.5))
+    for i in range(n_blocks):
+        w.add_tensor(f"blk.{i}.attn_norm.weight", ones)
+        for name in ("attn_q", "attn_k", "attn_v", "attn_output"):
+            w.add_tensor(f"blk.{i}.{name}.weight", weights(n_embd, n_embd, 0.1))
+        w.add_tensor(f"blk.{i}.ffn_norm.weight", ones)
+        w.add_tensor(f"blk.{i}.ffn_gate.weight", weights(n_ff, n_embd, 0.1))
+        w.add_tensor(f"blk.{i}.ffn_up.weight", weights(n_ff, n_embd, 0.1))
+        w.add_tensor(f"blk.{i}.ffn_down.weight", weights(n_embd, n_ff, 0.1))
+    w.add_tensor("output_norm.weight", ones)
+    w.add_tensor("output.weight", weights(n_vocab, n_embd, 0.5))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return out

@@ -1,26 +1,53 @@
-"""`openlid bench`: the engine against a bare llama-cpp-python loop, same model, same threads, one
-run. Benchmarks report ratios; tests never assert timings.
+"""`openlid bench`: the engine against a bare llama-cpp-python loop, chain by chain, same model,
+same threads, one run. Benchmarks report ratios; tests never assert timings.
 
-Runs in the CLI process. The reference loop lives in its own spawned child (the only llama_cpp
-import is there), the engine in its usual worker; both stay loaded and their runs are interleaved
-round by round (reference, capture off, capture on), and the best round of each counts, so a
-neighbour's load on a shared machine hits all three alike.
+Runs in the CLI process. The reference loop lives in its own spawned child (reference.py; the
+only llama_cpp import is there), the engine in its usual worker; both stay loaded, and their runs
+are interleaved chain by chain and round by round (the order of the sides turns each round), and
+the best round of each counts, so a neighbour's load on a shared machine hits every side alike.
+
+Every run gets a prompt no run has seen (chains.Prompts), so time to first token includes the
+prompt on both sides; the report says how many prompt tokens each side found in its KV cache.
+Prompt processing is measured on both sides over 512 tokens, and a replay of a step at a
+900-token context on the engine, the way the window replays one (its cache holds the reply).
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
+import os
+import platform
+import time
+from collections.abc import Callable
 from typing import Any
 
-from desktop.core.model_info import LoadSettings
+from desktop.bench.chains import (
+    PROMPT,
+    PROMPT_TOKENS,
+    REPLAY_CONTEXT,
+    Chain,
+    Prompts,
+    bench_chains,
+)
+from desktop.core.model_info import LoadSettings, ModelInfo
 from desktop.core.sampling import SamplerSettings
 from desktop.engine import protocol as P
 from desktop.engine.host import EngineHost
 
-BENCH_PROMPT = "The history of the printing press begins"
-PROMPT_TOKENS = 512
-# A new first word each round, so the KV cache cannot skip the prompt.
-_OPENERS = ("Today", "Yesterday", "Tomorrow", "Meanwhile", "Afterwards", "Finally", "Suddenly")
+SIDES = ("reference", "capture_off", "capture_on")
+REPLAY_TARGET_MS = 100.0
+WARMUP_TOKENS = 8  # round 0 only warms caches, allocators and imports, and is not counted
+LONG_TEXT = " ".join([PROMPT] * 400)  # far more than REPLAY_CONTEXT tokens on any tokenizer
+_TIMEOUT = 600.0  # one run; a dead worker ends the wait at once (Crashed)
+
+
+class BenchError(RuntimeError):
+    """The bench could not run; the message says why in plain words."""
+
+    def __init__(self, message: str, bad_input: bool = False) -> None:
+        super().__init__(message)
+        self.bad_input = bad_input
 
 
 class _Reference:
@@ -35,96 +62,294 @@ class _Reference:
         child.close()
         self.load_ms = float(self._recv()["load_ms"])
 
-    def _recv(self) -> dict[str, float]:
+    def _recv(self) -> dict[str, Any]:
         try:
-            result: dict[str, float] = self.conn.recv()
+            result: dict[str, Any] = self.conn.recv()
         except EOFError:
-            raise RuntimeError(f"the reference process died (exit {self.proc.exitcode})") from None
+            raise BenchError(
+                f"the reference process died (exit {self.proc.exitcode})") from None
+        if "error" in result:
+            raise BenchError(f"the reference loop failed: {result['error']}")
         return result
 
-    def ask(self, command: str, text: str, n: int) -> dict[str, float]:
-        self.conn.send((command, text, n))
+    def ask(self, command: str, **payload: Any) -> dict[str, Any]:
+        self.conn.send((command, payload))
         return self._recv()
 
     def close(self) -> None:
-        self.conn.send(("quit", "", 0))
-        self.proc.join(10)
+        if self.proc.is_alive():
+            with contextlib.suppress(BrokenPipeError, OSError):
+                self.conn.send(("quit", {}))
+            self.proc.join(10)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(5)
 
 
-def _engine_run(host: EngineHost, text: str, tokens: int, capture: bool) -> dict[str, float]:
-    greedy = SamplerSettings(temperature=0.0, max_tokens=tokens, ignore_eos=True, top_n=50)
-    for event in host.wait(host.generate(((text, False),), greedy, capture=capture)):
-        if isinstance(event, P.Done):
-            return {"tokens_per_second": event.result.timings.tokens_per_second,
-                    "first_token_ms": event.result.timings.first_token_ms}
-        if not isinstance(event, P.Step):
-            raise RuntimeError(f"engine failed: {event}")
-    raise RuntimeError("engine ended without an answer")
+class _Engine:
+    """The engine worker, with the few requests the bench makes, each waited for."""
 
+    def __init__(self) -> None:
+        self.host = EngineHost()
 
-def run_bench(path: str, settings: LoadSettings, tokens: int, repeat: int) -> dict[str, Any]:
-    ref = _Reference(path, settings)
-    host = EngineHost()
-    try:
-        loaded = list(host.wait(host.load(path, settings)))[-1]
-        if not isinstance(loaded, P.Loaded):
-            raise RuntimeError(f"engine failed to load: {loaded}")
-        best: dict[str, dict[str, float]] = {}
-        for rnd in range(repeat + 1):  # round 0 warms caches and is not counted
-            text = f"{_OPENERS[rnd % len(_OPENERS)]} {BENCH_PROMPT}"
-            runs = {
-                "reference": ref.ask("generate", text, tokens),
-                "capture_off": _engine_run(host, text, tokens, capture=False),
-                "capture_on": _engine_run(host, text, tokens, capture=True),
-            }
-            if rnd == 0:
+    def _final(self, request_id: int) -> Any:
+        event: Any = None
+        for event in self.host.wait(request_id, timeout=_TIMEOUT):
+            if isinstance(event, P.Step):
                 continue
-            for name, r in runs.items():
-                b = best.setdefault(name, {"tokens_per_second": 0.0,
-                                           "first_token_ms": float("inf")})
-                b["tokens_per_second"] = max(b["tokens_per_second"], r["tokens_per_second"])
-                b["first_token_ms"] = min(b["first_token_ms"], r["first_token_ms"])
-        prefill = max(ref.ask("prefill", BENCH_PROMPT, PROMPT_TOKENS)["prompt_tokens_per_second"]
-                      for _ in range(max(1, repeat)))
+            if isinstance(event, P.EngineError):
+                bad = event.kind in ("invalid_model", "load_failed", "context_overflow")
+                raise BenchError(f"the engine refused: {event.message}", bad_input=bad)
+            if isinstance(event, P.Crashed):
+                raise BenchError(f"the engine stopped: {event.reason} {event.telling_line}")
+        return event
+
+    def load(self, path: str, settings: LoadSettings) -> ModelInfo:
+        loaded = self._final(self.host.load(path, settings))
+        assert isinstance(loaded, P.Loaded), loaded
+        return loaded.info
+
+    def tokenize(self, text: str) -> tuple[int, ...]:
+        tokenized = self._final(self.host.tokenize(((text, False),), add_bos=True))
+        assert isinstance(tokenized, P.Tokenized), tokenized
+        return tokenized.tokens
+
+    def generate(self, settings: SamplerSettings, *, text: str = "",
+                 tokens: tuple[int, ...] = (), capture: bool) -> P.Done:
+        prompt = ((text, False),) if text else ()
+        done = self._final(self.host.generate(prompt, settings, prompt_tokens=tokens,
+                                              capture=capture))
+        assert isinstance(done, P.Done), done
+        return done
+
+    def replay_ms(self, context: tuple[int, ...], token: int, settings: SamplerSettings) -> float:
+        """Wall time of one replay, request to answer, as the window waits for it."""
+        started = time.perf_counter()
+        replayed = self._final(self.host.replay(context, token, 1, settings, len(context) - 1))
+        assert isinstance(replayed, P.Replayed), replayed
+        return (time.perf_counter() - started) * 1000
+
+    def close(self) -> None:
+        self.host.shutdown()
+
+
+class _Best:
+    """The best figure of each (row, side) over the counted rounds."""
+
+    def __init__(self) -> None:
+        self.values: dict[tuple[str, str], dict[str, float]] = {}
+        self.reused: dict[str, int] = {"reference": 0, "engine": 0}
+
+    def add(self, row: str, side: str, **figures: float) -> None:
+        best = self.values.setdefault((row, side), {})
+        for key, value in figures.items():
+            lower_is_better = key.endswith("_ms")
+            old = best.get(key)
+            if old is None or (value < old if lower_is_better else value > old):
+                best[key] = value
+
+    def seen_reuse(self, side: str, reused: int) -> None:
+        self.reused[side] = max(self.reused[side], reused)
+
+    def get(self, row: str, side: str, key: str) -> float:
+        return self.values[(row, side)][key]
+
+
+def _check_args(tokens: int, repeat: int) -> None:
+    if tokens < 2:
+        raise BenchError("--tokens must be at least 2 (tokens/s counts the tokens after the "
+                         "first)", bad_input=True)
+    if repeat < 1:
+        raise BenchError("--repeat must be at least 1", bad_input=True)
+
+
+def run_bench(path: str, settings: LoadSettings, tokens: int, repeat: int,
+              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    _check_args(tokens, repeat)
+    say = progress or (lambda _message: None)
+    chains = bench_chains()
+    loads = [os.getloadavg()[0]]  # the 1-minute load average, sampled after every chain
+    engine = _Engine()
+    ref: _Reference | None = None
+    best = _Best()
+    prompts = Prompts()
+    try:
+        say("loading the model in the engine and in the reference loop")
+        info = engine.load(path, settings)  # first: its file check words a bad model best
+        if info.n_ctx < REPLAY_CONTEXT + 8:
+            raise BenchError(f"the bench needs a context of at least {REPLAY_CONTEXT + 8} tokens "
+                             f"(this one holds {info.n_ctx}); pass --ctx 1024 or more",
+                             bad_input=True)
+        ref = _Reference(path, settings)
+        ref_load_ms = ref.load_ms
+        for rnd in range(repeat + 1):
+            n = tokens if rnd else min(tokens, WARMUP_TOKENS)
+            say(f"round {rnd} of {repeat}" + (" (warm-up, not counted)" if not rnd else ""))
+            for chain in chains:
+                _chain_round(engine, ref, chain, n, rnd, prompts, best if rnd else None)
+                loads.append(os.getloadavg()[0])
+            _prefill_round(engine, ref, rnd, prompts, best if rnd else None)
+            _replay_round(engine, chains, prompts, best if rnd else None)
     finally:
-        host.shutdown()
-        ref.close()
-    r, off, on = best["reference"], best["capture_off"], best["capture_on"]
+        engine.close()
+        if ref is not None:
+            ref.close()
+    loads.append(os.getloadavg()[0])
+    return _report(path, settings, tokens, repeat, chains, best, info, ref_load_ms, loads)
+
+
+def _chain_round(engine: _Engine, ref: _Reference, chain: Chain, n: int, rnd: int,
+                 prompts: Prompts, best: _Best | None) -> None:
+    st = chain.settings.replace(max_tokens=n)
+    sides = SIDES[rnd % 3:] + SIDES[: rnd % 3]  # who goes first turns every round
+    for side in sides:
+        if side == "reference":
+            r = ref.ask("generate", text=prompts.next(), tokens=n, settings=st)
+            tps, ttft, reused = r["tokens_per_second"], r["first_token_ms"], r["reused_tokens"]
+        else:
+            done = engine.generate(st, text=prompts.next(), capture=side == "capture_on")
+            timings = done.result.timings
+            tps, ttft = timings.tokens_per_second, timings.first_token_ms
+            reused = done.result.usage.cached_tokens
+        if best is not None:
+            best.add(chain.name, side, tokens_per_second=tps, first_token_ms=ttft)
+            best.seen_reuse("reference" if side == "reference" else "engine", int(reused))
+
+
+def _prefill_round(engine: _Engine, ref: _Reference, rnd: int, prompts: Prompts,
+                   best: _Best | None) -> None:
+    for side in ("reference", "engine") if rnd % 2 else ("engine", "reference"):
+        if side == "reference":
+            r = ref.ask("prefill", text=prompts.next(LONG_TEXT), n_tokens=PROMPT_TOKENS)
+            tps, reused = r["prompt_tokens_per_second"], int(r["reused_tokens"])
+        else:
+            toks = engine.tokenize(prompts.next(LONG_TEXT))[:PROMPT_TOKENS]
+            one = SamplerSettings(temperature=0.0, max_tokens=1)
+            done = engine.generate(one, tokens=toks, capture=False)
+            reused = done.result.usage.cached_tokens
+            tps = (len(toks) - reused) / max(done.result.timings.prompt_ms / 1000, 1e-9)
+        if best is not None:
+            best.add("prompt", side, tokens_per_second=tps)
+            best.seen_reuse(side, reused)
+
+
+def _replay_round(engine: _Engine, chains: tuple[Chain, ...], prompts: Prompts,
+                  best: _Best | None) -> None:
+    """A two-token reply to a prompt of REPLAY_CONTEXT - 1 tokens, then its second step replayed
+    under each chain: the cache holds the reply, so each replay decodes one token at position
+    REPLAY_CONTEXT and captures every stage, as when a person replays a step in the window."""
+    prompt = engine.tokenize(prompts.next(LONG_TEXT))[: REPLAY_CONTEXT - 1]
+    two = SamplerSettings(temperature=0.0, max_tokens=2, ignore_eos=True)
+    steps: list[int] = []
+    for event in engine.host.wait(engine.host.generate((), two, prompt_tokens=prompt,
+                                                       capture=False), timeout=_TIMEOUT):
+        if isinstance(event, P.Step):
+            steps.append(event.record.token_id)
+        elif not isinstance(event, P.Done):
+            raise BenchError(f"the engine failed before the replay: {event}")
+    context = (*prompt, steps[0])
+    for chain in chains:
+        ms = engine.replay_ms(context, steps[1], chain.settings)
+        if best is not None:
+            best.add(chain.name, "replay", replay_ms=ms)
+
+
+def _report(path: str, settings: LoadSettings, tokens: int, repeat: int,
+            chains: tuple[Chain, ...], best: _Best, info: ModelInfo, ref_load_ms: float,
+            loads: list[float]) -> dict[str, Any]:
+    rows: dict[str, Any] = {}
+    for chain in chains:
+        ref_tps = best.get(chain.name, "reference", "tokens_per_second")
+        off_tps = best.get(chain.name, "capture_off", "tokens_per_second")
+        on_tps = best.get(chain.name, "capture_on", "tokens_per_second")
+        ref_ttft = best.get(chain.name, "reference", "first_token_ms")
+        on_ttft = best.get(chain.name, "capture_on", "first_token_ms")
+        ratio = on_tps / ref_tps
+        rows[chain.name] = {
+            "label": chain.label,
+            "reference_tokens_per_second": ref_tps,
+            "engine_capture_off_tokens_per_second": off_tps,
+            "engine_capture_on_tokens_per_second": on_tps,
+            "ratio_capture_off_vs_reference": off_tps / ref_tps,
+            "ratio_capture_on_vs_reference": ratio,
+            "target": chain.target,
+            "meets_target": ratio >= chain.target,
+            "reference_first_token_ms": ref_ttft,
+            "engine_first_token_ms": on_ttft,
+            "ratio_first_token_vs_reference": on_ttft / ref_ttft,
+            "replay_ms": best.get(chain.name, "replay", "replay_ms"),
+        }
+    ref_pp = best.get("prompt", "reference", "tokens_per_second")
+    eng_pp = best.get("prompt", "engine", "tokens_per_second")
     return {
         "model": path,
+        "machine": f"{platform.machine()}, {os.cpu_count()} logical cores",
+        # The machine's 1-minute load average: before, during (the highest) and after the runs.
+        # The bench's own threads account for about 2 of it with 2 threads; more means a
+        # neighbour competed for the cores, and the figures say less.
+        "load_average": {"before": round(loads[0], 2), "max": round(max(loads), 2),
+                         "after": round(loads[-1], 2)},
         "threads": settings.n_threads or "all",
         "tokens": tokens,
         "rounds": repeat,
-        "reference_tokens_per_second": r["tokens_per_second"],
-        "reference_first_token_ms": r["first_token_ms"],
-        "reference_prompt_tokens_per_second": prefill,
-        "reference_load_ms": ref.load_ms,
-        "engine_capture_off_tokens_per_second": off["tokens_per_second"],
-        "engine_capture_on_tokens_per_second": on["tokens_per_second"],
-        "engine_first_token_ms": on["first_token_ms"],
-        "engine_load_ms": loaded.info.load_ms,
-        "ratio_capture_off_vs_reference": off["tokens_per_second"] / r["tokens_per_second"],
-        "ratio_capture_on_vs_reference": on["tokens_per_second"] / r["tokens_per_second"],
-        "ratio_first_token_vs_reference": on["first_token_ms"] / r["first_token_ms"],
-        "targets": {"ratio_capture_on_vs_reference": ">= 0.95",
-                    "ratio_first_token_vs_reference": "<= 1.1"},
+        "top_n": chains[0].settings.top_n,
+        "chains": rows,
+        "prompt_processing": {
+            "tokens": PROMPT_TOKENS,
+            "reference_tokens_per_second": ref_pp,
+            "engine_tokens_per_second": eng_pp,
+            "ratio_engine_vs_reference": eng_pp / ref_pp,
+        },
+        "replay": {"context_tokens": REPLAY_CONTEXT, "target_ms": REPLAY_TARGET_MS,
+                   "worst_ms": max(row["replay_ms"] for row in rows.values())},
+        "reused_prompt_tokens_max": dict(best.reused),
+        "reference_load_ms": ref_load_ms,
+        "engine_load_ms": info.load_ms,
     }
 
 
 def format_report(r: dict[str, Any]) -> str:
-    return "\n".join([
-        f"model: {r['model']}  threads: {r['threads']}  tokens: {r['tokens']}  "
-        f"rounds: {r['rounds']} (interleaved, best of each)",
-        f"reference (bare llama-cpp-python greedy loop): {r['reference_tokens_per_second']:.1f} "
-        f"tok/s, first token {r['reference_first_token_ms']:.1f} ms, load "
-        f"{r['reference_load_ms']:.0f} ms",
-        f"prompt processing ({PROMPT_TOKENS} tokens): "
-        f"{r['reference_prompt_tokens_per_second']:.1f} tok/s",
-        f"engine, capture off: {r['engine_capture_off_tokens_per_second']:.1f} tok/s "
-        f"(ratio {r['ratio_capture_off_vs_reference']:.3f})",
-        f"engine, capture on (top-N 50): {r['engine_capture_on_tokens_per_second']:.1f} tok/s "
-        f"(ratio {r['ratio_capture_on_vs_reference']:.3f}, target >= 0.95)",
-        f"time to first token: {r['engine_first_token_ms']:.1f} ms "
-        f"(ratio {r['ratio_first_token_vs_reference']:.3f}, target <= 1.1)",
-        f"engine load: {r['engine_load_ms']:.0f} ms",
-    ])
+    head = (f"{'chain':<12} {'reference':>10} {'capture off':>16} {'capture on':>16} "
+            f"{'target':>13} {'first token ms':>26} {'replay':>8}")
+    unit = (f"{'':<12} {'tok/s':>10} {'tok/s (ratio)':>16} {'tok/s (ratio)':>16} {'':>13} "
+            f"{'reference / engine (ratio)':>26} {'ms':>8}")
+    lines = [
+        f"model: {r['model']}",
+        f"machine: {r['machine']}; 1-minute load average {r['load_average']['before']} before, "
+        f"{r['load_average']['max']} at most during, {r['load_average']['after']} after",
+        f"threads: {r['threads']}  tokens: {r['tokens']}  rounds: {r['rounds']} (interleaved, "
+        f"best of each); capture on keeps the top {r['top_n']} of every stage; every run has "
+        "its own new prompt",
+        "",
+        head,
+        unit,
+    ]
+    for name, row in r["chains"].items():
+        met = "met" if row["meets_target"] else "MISSED"
+        first = (f"{row['reference_first_token_ms']:.1f} / {row['engine_first_token_ms']:.1f} "
+                 f"({row['ratio_first_token_vs_reference']:.2f})")
+        lines.append(
+            f"{name:<12} {row['reference_tokens_per_second']:>10.1f} "
+            f"{row['engine_capture_off_tokens_per_second']:>8.1f} "
+            f"({row['ratio_capture_off_vs_reference']:.3f}) "
+            f"{row['engine_capture_on_tokens_per_second']:>8.1f} "
+            f"({row['ratio_capture_on_vs_reference']:.3f}) "
+            f"{'>=' + format(row['target'], '.2f') + ' ' + met:>13} {first:>26} "
+            f"{row['replay_ms']:>8.1f}"
+        )
+    lines.append("")
+    for name, row in r["chains"].items():
+        lines.append(f"  {name}: {row['label']}")
+    pp, replay, reused = r["prompt_processing"], r["replay"], r["reused_prompt_tokens_max"]
+    lines += [
+        "",
+        f"prompt processing ({pp['tokens']} tokens): reference "
+        f"{pp['reference_tokens_per_second']:.1f} tok/s, engine "
+        f"{pp['engine_tokens_per_second']:.1f} tok/s (ratio {pp['ratio_engine_vs_reference']:.3f})",
+        f"replay of a step at a {replay['context_tokens']}-token context (engine, wall time): "
+        f"worst {replay['worst_ms']:.1f} ms over the chains (target <= {replay['target_ms']:.0f})",
+        f"prompt tokens found in the KV cache, at most: reference {reused['reference']}, engine "
+        f"{reused['engine']} (BOS only: every prompt is new)",
+        f"load: reference {r['reference_load_ms']:.0f} ms, engine {r['engine_load_ms']:.0f} ms",
+    ]
+    return "\n".join(lines)

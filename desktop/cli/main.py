@@ -33,23 +33,26 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_sampler_args(p: argparse.ArgumentParser) -> None:
+    """Every sampler knob as a flag, from the stage registry (`--top-k`, `--dry-multiplier`…)."""
+    from desktop.core.sampler_stages import STAGE_PARAMS
+
     d = SamplerSettings()
-    p.add_argument("--temperature", type=float, default=d.temperature)
-    p.add_argument("--top-k", type=int, default=d.top_k)
-    p.add_argument("--top-p", type=float, default=d.top_p)
-    p.add_argument("--min-p", type=float, default=d.min_p)
-    p.add_argument("--typical-p", type=float, default=d.typical_p)
-    p.add_argument("--repeat-penalty", type=float, default=d.repeat_penalty)
-    p.add_argument("--repeat-last-n", type=int, default=d.repeat_last_n)
-    p.add_argument("--presence-penalty", type=float, default=d.presence_penalty)
-    p.add_argument("--frequency-penalty", type=float, default=d.frequency_penalty)
-    p.add_argument("--mirostat", type=int, default=d.mirostat, choices=(0, 1, 2))
-    p.add_argument("--mirostat-tau", type=float, default=d.mirostat_tau)
-    p.add_argument("--mirostat-eta", type=float, default=d.mirostat_eta)
+    for param in STAGE_PARAMS:
+        if not param.is_number:
+            continue
+        words = f"{param.label}: {param.range_words()}" + (f", {param.off}" if param.off else "")
+        extra: dict[str, Any] = {"choices": range(len(param.choices))} if param.choices else {}
+        p.add_argument(param.cli_flag, type=int if param.is_int else float,
+                       default=getattr(d, param.field), help=words, **extra)
+    p.add_argument("--dry-sequence-breaker", action="append", default=None,
+                   dest="dry_sequence_breakers", metavar="TEXT",
+                   help="DRY sequence breaker (repeatable; replaces the defaults "
+                        "\\n : \" *; '' for none)")
     p.add_argument("--seed", type=int, default=None, help="fixed seed (default: random)")
     p.add_argument("--max-tokens", type=int, default=d.max_tokens)
     p.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
-    p.add_argument("--order", default=",".join(d.order), help="sampler stage order")
+    p.add_argument("--order", default=",".join(d.order),
+                   help="sampler stage order (llama-server's names work too)")
     p.add_argument("--top-n", type=int, default=d.top_n, help="candidates kept per stage")
 
 
@@ -73,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jsonl", action="store_true", help="one JSON object per StepRecord")
     _add_sampler_args(p)
 
-    p = sub.add_parser("bench", help="measure the engine against a bare llama-cpp-python loop")
+    p = sub.add_parser("bench", help="measure the engine against a bare llama-cpp-python loop, "
+                       "sampler chain by sampler chain")
     _add_model_args(p)
     p.add_argument("--tokens", type=int, default=128)
     p.add_argument("--repeat", type=int, default=3, help="interleaved rounds; the best counts")
@@ -97,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the exact rendered prompt before each reply")
     _add_sampler_args(p)
 
+    from desktop.cli.compare import add_compare_parser
     from desktop.cli.db import add_db_parser
     from desktop.cli.doctor import add_doctor_parser
     from desktop.cli.hub import add_hub_parsers
@@ -112,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_parser(sub)
     add_remote_parser(sub)
     add_db_parser(sub)
+    add_compare_parser(sub, _add_model_args)
     return parser
 
 
@@ -137,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "serve": cmd_serve,
         "remote": cmd_remote,
         "db": cmd_db,
+        "compare": cmd_compare,
     }[args.verb]
     try:
         return handler(args)
@@ -177,16 +184,19 @@ def _load_settings(args: argparse.Namespace) -> LoadSettings:
 
 
 def sampler_settings_from_args(args: argparse.Namespace) -> SamplerSettings:
-    seed = SamplerSettings().seed if args.seed is None else args.seed
-    return SamplerSettings(
-        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
-        typical_p=args.typical_p, repeat_penalty=args.repeat_penalty,
-        repeat_last_n=args.repeat_last_n, presence_penalty=args.presence_penalty,
-        frequency_penalty=args.frequency_penalty, mirostat=args.mirostat,
-        mirostat_tau=args.mirostat_tau, mirostat_eta=args.mirostat_eta, seed=seed,
-        max_tokens=args.max_tokens, stop=tuple(args.stop),
-        order=tuple(s.strip() for s in args.order.split(",") if s.strip()), top_n=args.top_n,
+    from desktop.core.sampler_stages import SAMPLER_NAMES, STAGE_PARAMS, complete_order
+
+    values = {p.field: getattr(args, p.field) for p in STAGE_PARAMS if p.is_number}
+    if args.dry_sequence_breakers is not None:
+        values["dry_sequence_breakers"] = tuple(b for b in args.dry_sequence_breakers if b)
+    names = [s.strip() for s in args.order.split(",") if s.strip()]
+    order = tuple(SAMPLER_NAMES.get(n.lower(), n) for n in names)
+    settings = SamplerSettings(
+        **values, seed=SamplerSettings().seed if args.seed is None else args.seed,
+        max_tokens=args.max_tokens, stop=tuple(args.stop), order=order, top_n=args.top_n,
     ).validated()
+    # Stages the order leaves out are off (validated says so otherwise): put them in their place.
+    return settings.replace(order=complete_order(settings.order))
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -289,10 +299,15 @@ def _report_failure(event: object) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.download:
         return _download_bench(args)
-    from desktop.bench.engine import format_report, run_bench
+    from desktop.bench.engine import BenchError, format_report, run_bench
 
     model = str(_model_path(args))
-    report = run_bench(model, _load_settings(args), args.tokens, args.repeat)
+    try:
+        report = run_bench(model, _load_settings(args), args.tokens, args.repeat,
+                           progress=lambda line: print(line, file=sys.stderr, flush=True))
+    except BenchError as exc:
+        print(f"openlid: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT if exc.bad_input else EXIT_FAIL
     # The GUI benchmarks run in their own process: the CLI never imports Qt.
     qt_runs = [("chart", "desktop.bench.chart", ["--rounds", str(args.repeat)]),
                ("ui", "desktop.bench.window", [])]
@@ -348,6 +363,12 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
     settings = sampler_settings_from_args(args)
     return run_chat(args, _model_path(args), _load_settings(args), settings)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from desktop.cli.compare import cmd_compare as compare
+
+    return compare(args, _model_path(args), _load_settings(args), _report_failure)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

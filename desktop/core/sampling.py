@@ -1,7 +1,9 @@
 """Sampler settings: the knobs that reshape the next-token distribution.
 
 Pure data, used in every process: the GUI edits it, the CLI parses it, the engine worker turns it
-into llama.cpp's own samplers. Stage names here are the names a `StepRecord` reports.
+into llama.cpp's own samplers. What each field means, its range and default, and which stage it
+belongs to are in `sampler_stages` (the registry); this class holds the values, checks them
+against the registry, and reads settings saved by older versions.
 """
 
 from __future__ import annotations
@@ -10,112 +12,134 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-# Chain stages a user can order. "raw" (the softmax of the logits) always comes first and the
-# draw always comes last, so neither is part of the order.
-STAGE_PENALTIES = "penalties"
-STAGE_TOP_K = "top_k"
-STAGE_TYPICAL = "typical"
-STAGE_TOP_P = "top_p"
-STAGE_MIN_P = "min_p"
-STAGE_TEMPERATURE = "temperature"
-STAGE_MIROSTAT = "mirostat"
-STAGE_RAW = "raw"
-
-ORDERABLE_STAGES: tuple[str, ...] = (
-    STAGE_PENALTIES,
-    STAGE_TOP_K,
-    STAGE_TYPICAL,
-    STAGE_TOP_P,
+from desktop.core.sampler_stages import (
+    DEFAULT_ORDER,
+    MAX_TOP_N,
+    ORDERABLE_STAGES,
+    PARAM_BY_FIELD,
+    RANDOM_SEED,
+    STAGE_DRY,
     STAGE_MIN_P,
+    STAGE_MIROSTAT,
+    STAGE_PENALTIES,
+    STAGE_RAW,
     STAGE_TEMPERATURE,
+    STAGE_TOP_K,
+    STAGE_TOP_N_SIGMA,
+    STAGE_TOP_P,
+    STAGE_TYPICAL,
+    STAGE_XTC,
+    complete_order,
+    order_problem,
+    stage_noop,
 )
-# llama.cpp's default order (common/sampling): penalties first, temperature last, so the
-# truncation samplers see the model's own probabilities.
-DEFAULT_ORDER: tuple[str, ...] = ORDERABLE_STAGES
 
-MAX_TOP_N = 500
+# Stage names, the default order and the ranges live in `sampler_stages`; they are re-exported
+# here for the modules that only need the settings.
+__all__ = [
+    "DEFAULT_ORDER", "MAX_TOP_N", "ORDERABLE_STAGES", "PRESETS", "STAGE_DRY", "STAGE_MIN_P",
+    "STAGE_MIROSTAT", "STAGE_PENALTIES", "STAGE_RAW", "STAGE_TEMPERATURE", "STAGE_TOP_K",
+    "STAGE_TOP_N_SIGMA", "STAGE_TOP_P", "STAGE_TYPICAL", "STAGE_XTC", "SamplerSettings",
+    "SettingsError",
+]
 
 
 class SettingsError(ValueError):
     """A sampler or load setting is out of range; the message says which and why."""
 
 
+def _default(field: str) -> Any:
+    return PARAM_BY_FIELD[field].default
+
+
 @dataclass(frozen=True)
 class SamplerSettings:
-    """Every sampling parameter. Defaults follow llama.cpp's (neutral penalties)."""
+    """Every sampling parameter. Defaults follow llama.cpp's (neutral penalties, DRY, XTC,
+    top-n-sigma and dynamic temperature); each range is in `sampler_stages`."""
 
-    temperature: float = 0.8
-    top_k: int = 40
-    top_p: float = 0.95
-    min_p: float = 0.05
-    typical_p: float = 1.0
-    repeat_penalty: float = 1.0
-    repeat_last_n: int = 64
-    presence_penalty: float = 0.0
-    frequency_penalty: float = 0.0
-    mirostat: int = 0  # 0 off, 1 = Mirostat v1, 2 = Mirostat v2 (replace top-k/typical/top-p/min-p)
-    mirostat_tau: float = 5.0
-    mirostat_eta: float = 0.1
-    seed: int = 0xFFFFFFFF  # llama.cpp's LLAMA_DEFAULT_SEED: a fresh random seed each run
-    max_tokens: int = 256
+    temperature: float = _default("temperature")
+    top_k: int = _default("top_k")
+    top_p: float = _default("top_p")
+    min_p: float = _default("min_p")
+    typical_p: float = _default("typical_p")
+    repeat_penalty: float = _default("repeat_penalty")
+    repeat_last_n: int = _default("repeat_last_n")
+    presence_penalty: float = _default("presence_penalty")
+    frequency_penalty: float = _default("frequency_penalty")
+    mirostat: int = 0  # 0 off, 1 = Mirostat v1, 2 = Mirostat v2 (after temperature, alone)
+    mirostat_tau: float = _default("mirostat_tau")
+    mirostat_eta: float = _default("mirostat_eta")
+    seed: int = RANDOM_SEED  # a fresh random seed each run
+    max_tokens: int = _default("max_tokens")
     stop: tuple[str, ...] = ()
     order: tuple[str, ...] = DEFAULT_ORDER
-    top_n: int = 50  # how many candidates of each stage a StepRecord carries
+    top_n: int = _default("top_n")  # how many candidates of each stage a StepRecord carries
     ignore_eos: bool = False  # keep going past end-of-generation tokens (benchmarks)
+    dry_multiplier: float = _default("dry_multiplier")
+    dry_base: float = _default("dry_base")
+    dry_allowed_length: int = _default("dry_allowed_length")
+    dry_penalty_last_n: int = _default("dry_penalty_last_n")
+    dry_sequence_breakers: tuple[str, ...] = _default("dry_sequence_breakers")
+    top_n_sigma: float = _default("top_n_sigma")
+    xtc_probability: float = _default("xtc_probability")
+    xtc_threshold: float = _default("xtc_threshold")
+    dynatemp_range: float = _default("dynatemp_range")
+    dynatemp_exponent: float = _default("dynatemp_exponent")
 
     def validated(self) -> SamplerSettings:
         """Return self, or raise SettingsError naming the first bad field."""
-        checks: list[tuple[bool, str]] = [
-            (self.temperature >= 0, "temperature must be ≥ 0 (0 means greedy)"),
-            (self.top_k >= 0, "top_k must be ≥ 0 (0 turns it off)"),
-            (0 <= self.top_p <= 1, "top_p must be between 0 and 1"),
-            (0 <= self.min_p <= 1, "min_p must be between 0 and 1"),
-            (0 < self.typical_p <= 1, "typical_p must be in (0, 1] (1 turns it off)"),
-            (self.repeat_penalty > 0, "repeat_penalty must be > 0 (1 turns it off)"),
-            (self.repeat_last_n >= -1, "repeat_last_n must be ≥ -1 (-1 = whole context)"),
-            (self.mirostat in (0, 1, 2), "mirostat must be 0, 1 or 2"),
-            (self.max_tokens >= 1, "max_tokens must be ≥ 1"),
-            (1 <= self.top_n <= MAX_TOP_N, f"top_n must be between 1 and {MAX_TOP_N}"),
-            (0 <= self.seed <= 0xFFFFFFFF, "seed must fit in 32 bits"),
-            (all(s for s in self.stop), "stop strings must not be empty"),
-            (
-                sorted(self.order) == sorted(ORDERABLE_STAGES),
-                f"order must list each of {', '.join(ORDERABLE_STAGES)} exactly once",
-            ),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise SettingsError(message)
+        for f in dataclasses.fields(self):
+            param = PARAM_BY_FIELD.get(f.name)
+            problem = param.problem(getattr(self, f.name)) if param is not None else ""
+            if problem:
+                raise SettingsError(problem)
+        if not all(isinstance(s, str) and s for s in self.stop):
+            raise SettingsError("stop strings must not be empty")
+        if not all(isinstance(s, str) and s for s in self.dry_sequence_breakers):
+            raise SettingsError("dry_sequence_breakers must be non-empty texts")
+        problem = order_problem(tuple(self.order), self)
+        if problem:
+            raise SettingsError(problem)
         return self
 
     @property
     def greedy(self) -> bool:
-        return self.temperature <= 0 and self.mirostat == 0
+        return self.temperature <= 0 and self.dynatemp_range == 0 and self.mirostat == 0
 
     @property
     def penalties_active(self) -> bool:
-        return (
-            self.repeat_penalty != 1.0
-            or self.presence_penalty != 0.0
-            or self.frequency_penalty != 0.0
-        ) and self.repeat_last_n != 0
+        return not stage_noop(STAGE_PENALTIES, self)
+
+    def is_on(self, stage: str) -> bool:
+        """Whether a stage changes anything with these settings (Mirostat replaces the chain:
+        with it on, only temperature runs before it, as in llama.cpp)."""
+        if stage == STAGE_MIROSTAT:
+            return self.mirostat != 0
+        if self.mirostat and stage != STAGE_TEMPERATURE:
+            return False
+        return not stage_noop(stage, self)
 
     def replace(self, **changes: Any) -> SamplerSettings:
         return dataclasses.replace(self, **changes)
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        data["stop"] = list(self.stop)
-        data["order"] = list(self.order)
+        for key, value in data.items():
+            if isinstance(value, tuple):
+                data[key] = list(value)
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SamplerSettings:
-        known = {f.name for f in dataclasses.fields(cls)}
+        """Settings saved by any version: unknown keys are ignored, missing ones take their
+        defaults, and an order saved before a stage existed gets it at its default place."""
+        known = {f.name: f for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        for key in ("stop", "order"):
-            if key in values:
-                values[key] = tuple(values[key])
+        for key, value in list(values.items()):
+            if isinstance(value, list):
+                values[key] = tuple(value)
+        if isinstance(values.get("order"), tuple):
+            values["order"] = complete_order(values["order"])
         return cls(**values)
 
 

@@ -2,323 +2,368 @@
 
 Runs in the engine worker process. The candidate array is a numpy structured array laid out
 exactly like `llama_token_data` {id, logit, p}, handed to `llama_sampler_apply` stage by stage, so
-what a StepRecord shows is exactly what was sampled. numpy touches the full vocabulary once per
-step (the raw normaliser and entropy); top-N lists come from llama.cpp's partial sorts, which are
-far cheaper than numpy's argpartition on 262k logits (../shared/FACTS.md).
+what a StepRecord shows is what was sampled and the token is llama.cpp's own draw. The factory
+below builds each stage's sampler the way llama.cpp's common/sampling.cpp does (penalties, DRY,
+top-n-sigma, top-k, typical, top-p, min-p, XTC, temperature with its dynamic range; or
+temperature then Mirostat), so a chain and seed give llama-server's tokens.
+
+Capture is kept near llama.cpp's own cost, and shortcuts make some chains cheaper than llama.cpp's
+(each proven equal to the full-vocabulary chain by tests/engine/test_step_sampler.py): penalties
+and DRY change only the tokens of their window, so they run on those alone and their scores are
+patched in; when the first stage that cuts is top-k or min-p, only the head that can survive it
+enters the array (top-k falls back to the whole vocabulary when scores tie at its cut, where
+sorts may differ); a snapshot of a large array reads its head from a threshold instead of
+sorting it. Stages whose result hangs on statistics of the whole vocabulary summed in float32
+(top-p's normaliser, typical's entropy, top-n-sigma's deviation, XTC's, Mirostat's and dynamic
+temperature's softmax) run on the whole array exactly as llama.cpp runs them: computing those
+sums any other way could move a cut by one token.
 """
 
 from __future__ import annotations
 
+import collections
 import ctypes
-import math
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import llama_cpp as L
 import numpy as np
 import numpy.typing as npt
 
-from desktop.core.sampling import (
+from desktop.core.sampler_stages import (
+    STAGE_DRY,
     STAGE_MIN_P,
     STAGE_MIROSTAT,
     STAGE_PENALTIES,
     STAGE_RAW,
     STAGE_TEMPERATURE,
     STAGE_TOP_K,
+    STAGE_TOP_N_SIGMA,
     STAGE_TOP_P,
     STAGE_TYPICAL,
-    SamplerSettings,
+    STAGE_XTC,
 )
+from desktop.core.sampling import SamplerSettings, SettingsError
 from desktop.core.steps import StageView
+from desktop.engine.step_shortcuts import (
+    SMALL,
+    TOKEN_DATA,
+    Candidates,
+    Normaliser,
+    floats,
+    head_ids,
+    ints,
+    large_snapshot,
+    ranked,
+    raw_normaliser,
+    small_snapshot,
+)
 
-TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)], align=True)
-assert TOKEN_DATA.itemsize == ctypes.sizeof(L.llama_token_data)
-
-_SMALL = 4096  # at or below this many candidates numpy sorts them directly
-# The raw normaliser walks the logits in cache-sized chunks: the decode that just ran evicted
-# everything, and one pass per chunk beats three cold passes over 1 MB arrays.
-_CHUNK = 32768
-_LOG2E = 1.0 / math.log(2.0)
+__all__ = ["TOKEN_DATA", "StepSampler", "llama_chain"]
 
 
-class _Candidates:
-    """A llama_token_data_array over a numpy buffer (and a scratch twin for side sorts)."""
+@dataclass(frozen=True)
+class _Build:
+    """What a stage's sampler is built from."""
 
-    def __init__(self, n_vocab: int) -> None:
-        self.ids = np.arange(n_vocab, dtype=np.int32)
-        self.buf = np.zeros(n_vocab, dtype=TOKEN_DATA)
-        self.arr = L.llama_token_data_array(
-            data=self.buf.ctypes.data_as(L.llama_token_data_p), size=n_vocab, selected=-1,
-            sorted=False,
-        )
-        self.ref = ctypes.byref(self.arr)
+    s: SamplerSettings
+    n_vocab: int
+    n_ctx: int
+    vocab: Any  # llama.cpp's vocabulary (DRY turns its sequence breakers into tokens), or None
 
-    def fill(self, logits: npt.NDArray[np.float32]) -> None:
-        self.buf["id"] = self.ids
-        self.buf["logit"] = logits
-        self.arr.size = len(self.ids)
-        self.arr.selected = -1
-        self.arr.sorted = False
+    def window(self, last_n: int) -> int:
+        return self.n_ctx if last_n < 0 else last_n
 
-    def fill_head(self, logits: npt.NDArray[np.float32], k: int, max_logit: float) -> None:
-        """Fill with only the tokens that can be among the k most probable.
 
-        Every token whose logit reaches a threshold goes in, and the threshold is low enough that
-        at least k do, so the k largest logits are all present and a top-k run on this array
-        keeps exactly the tokens (and order) it keeps on the whole vocabulary. Writing a few
-        hundred entries instead of 262,144 is most of the cost of a step's sampling.
-        """
-        for gap in (8.0, 16.0, 32.0):
-            idx = np.flatnonzero(logits >= np.float32(max_logit - gap))
-            if len(idx) >= k:
-                break
-        else:
-            self.fill(logits)
-            return
-        n = len(idx)
-        head = self.buf[:n]
-        head["id"] = idx
-        head["logit"] = logits[idx]
-        self.arr.size = n
-        self.arr.selected = -1
-        self.arr.sorted = False
+def _dry(b: _Build) -> Any:
+    s = b.s
+    breakers = [t.encode("utf-8") for t in s.dry_sequence_breakers]
+    if breakers and b.vocab is None:
+        raise SettingsError(
+            "DRY's sequence breakers need llama.cpp's tokenizer (a GGUF model); for this model "
+            "clear the sequence breakers or turn DRY off")
+    array = (ctypes.c_char_p * max(1, len(breakers)))(*breakers)
+    return L.llama_sampler_init_dry(b.vocab, s.dry_multiplier, s.dry_base, s.dry_allowed_length,
+                                    b.window(s.dry_penalty_last_n), array, len(breakers))
 
-    def view(self) -> npt.NDArray[Any]:
-        return self.buf[: self.arr.size]
+
+# The factory: each stage's llama.cpp sampler, as common/sampling.cpp builds it (min_keep 0).
+_FACTORY: dict[str, Callable[[_Build], Any]] = {
+    STAGE_PENALTIES: lambda b: L.llama_sampler_init_penalties(
+        b.n_vocab, b.window(b.s.repeat_last_n), b.s.repeat_penalty, b.s.frequency_penalty,
+        b.s.presence_penalty),
+    STAGE_DRY: _dry,
+    STAGE_TOP_N_SIGMA: lambda b: L.llama_sampler_init_top_n_sigma(b.s.top_n_sigma),
+    STAGE_TOP_K: lambda b: L.llama_sampler_init_top_k(b.s.top_k),
+    STAGE_TYPICAL: lambda b: L.llama_sampler_init_typical(b.s.typical_p, 0),
+    STAGE_TOP_P: lambda b: L.llama_sampler_init_top_p(b.s.top_p, 0),
+    STAGE_MIN_P: lambda b: L.llama_sampler_init_min_p(b.s.min_p, 0),
+    STAGE_XTC: lambda b: L.llama_sampler_init_xtc(b.s.xtc_probability, b.s.xtc_threshold, 0,
+                                                  b.s.seed),
+    STAGE_TEMPERATURE: lambda b: L.llama_sampler_init_temp_ext(
+        b.s.temperature, b.s.dynatemp_range, b.s.dynatemp_exponent),
+}
+# With Mirostat on, llama.cpp's chain is plain temperature, then Mirostat, which draws itself.
+_MIROSTAT_FACTORY: dict[str, Callable[[_Build], Any]] = {
+    STAGE_TEMPERATURE: lambda b: L.llama_sampler_init_temp(b.s.temperature),
+    STAGE_MIROSTAT: lambda b: (
+        L.llama_sampler_init_mirostat(b.n_vocab, b.s.seed, b.s.mirostat_tau, b.s.mirostat_eta,
+                                      100)
+        if b.s.mirostat == 1
+        else L.llama_sampler_init_mirostat_v2(b.s.seed, b.s.mirostat_tau, b.s.mirostat_eta)),
+}
+# Stages whose apply changes only the tokens of their history window (the field holding its
+# length): on a full array they run on those tokens alone.
+_WINDOWED = {STAGE_PENALTIES: "repeat_last_n", STAGE_DRY: "dry_penalty_last_n"}
+
+
+def _chain_plan(s: SamplerSettings) -> tuple[tuple[str, ...], dict[str, Callable[[_Build], Any]]]:
+    if s.mirostat:
+        return (STAGE_TEMPERATURE, STAGE_MIROSTAT), _MIROSTAT_FACTORY
+    return tuple(s.order), _FACTORY
+
+
+def _active(s: SamplerSettings, name: str) -> bool:
+    return name == STAGE_MIROSTAT or s.is_on(name)
+
+
+def llama_chain(settings: SamplerSettings, n_vocab: int, n_ctx: int, vocab: Any = None) -> Any:
+    """The same chain as one `llama_sampler_chain` (its draw included), for a bare loop that runs
+    llama.cpp's `llama_sampler_sample` without any capture. The caller frees it."""
+    s = settings.validated()
+    order, factory = _chain_plan(s)
+    build = _Build(s, n_vocab, n_ctx, vocab)
+    chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
+    for name in order:
+        if _active(s, name):
+            L.llama_sampler_chain_add(chain, factory[name](build))  # the chain frees it
+    if not s.mirostat:
+        L.llama_sampler_chain_add(chain, L.llama_sampler_init_dist(s.seed))
+    return chain
 
 
 class StepSampler:
     """Builds the chain for one generation and samples (and optionally captures) each step."""
 
-    def __init__(self, settings: SamplerSettings, n_vocab: int, n_ctx: int) -> None:
-        self.settings = settings.validated()
+    def __init__(self, settings: SamplerSettings, n_vocab: int, n_ctx: int,
+                 vocab: Any = None, *, shortcuts: bool = True) -> None:
+        """`vocab`: llama.cpp's vocabulary (DRY's sequence breakers need it); `shortcuts`
+        False runs every stage on the whole vocabulary, as llama.cpp does (the tests' yardstick).
+        """
+        s = self.settings = settings.validated()
         self.n_vocab = n_vocab
-        self.top_n = settings.top_n
-        self.cand = _Candidates(n_vocab)
-        self.scratch = _Candidates(n_vocab)
+        self.top_n = s.top_n
+        self.cand = Candidates(n_vocab)
         self._owned: list[Any] = []
-        s = settings
-        last_n = n_ctx if s.repeat_last_n < 0 else s.repeat_last_n
-        self.penalties = self._own(
-            L.llama_sampler_init_penalties(
-                n_vocab, last_n, s.repeat_penalty, s.frequency_penalty, s.presence_penalty
-            )
-        )
-        samplers: dict[str, Any] = {
-            STAGE_PENALTIES: self.penalties,
-            STAGE_TEMPERATURE: self._own(L.llama_sampler_init_temp(s.temperature)),
-        }
-        if s.mirostat == 0:
-            samplers[STAGE_TOP_K] = self._own(L.llama_sampler_init_top_k(s.top_k))
-            samplers[STAGE_TYPICAL] = self._own(L.llama_sampler_init_typical(s.typical_p, 1))
-            samplers[STAGE_TOP_P] = self._own(L.llama_sampler_init_top_p(s.top_p, 1))
-            samplers[STAGE_MIN_P] = self._own(L.llama_sampler_init_min_p(s.min_p, 1))
-            self.order = list(s.order)
-            self.draw = self._own(L.llama_sampler_init_dist(s.seed))
-        else:
-            # Mirostat replaces the truncation samplers and draws by itself (llama.cpp common).
-            if s.mirostat == 1:
-                mirostat = L.llama_sampler_init_mirostat(
-                    n_vocab, s.seed, s.mirostat_tau, s.mirostat_eta, 100
-                )
-            else:
-                mirostat = L.llama_sampler_init_mirostat_v2(s.seed, s.mirostat_tau, s.mirostat_eta)
-            samplers[STAGE_MIROSTAT] = self._own(mirostat)
-            self.order = [STAGE_PENALTIES, STAGE_TEMPERATURE, STAGE_MIROSTAT]
-            self.draw = None
-        self.samplers = samplers
-        self._noop = {name for name in self.order if self._is_noop(name)}
-        active = [name for name in self.order if name not in self._noop]
-        # When top-k is the first stage that changes anything, only the head of the vocabulary
-        # can survive it: the candidate array is filled with that head alone (see fill_head).
-        self._top_k_first = bool(active) and active[0] == STAGE_TOP_K
-        k = s.top_k if s.top_k > 0 else 0
-        self._presort = self._own(L.llama_sampler_init_top_k(max(self.top_n, k)))
-        self._top_n_sort = self._own(L.llama_sampler_init_top_k(self.top_n))
-        # Reused every step: fresh 1 MB arrays per token cost page faults, not just arithmetic.
-        self._chunk = np.empty(min(n_vocab, _CHUNK), dtype=np.float32)
-        self._mask = np.empty(n_vocab, dtype=np.bool_)
+        order, factory = _chain_plan(s)
+        self.order = list(order)
+        build = _Build(s, n_vocab, n_ctx, vocab)
+        self.samplers = {name: self._own(factory[name](build))
+                         for name in self.order if _active(s, name)}
+        self.draw = None if s.mirostat else self._own(L.llama_sampler_init_dist(s.seed))
+        active = [name for name in self.order if name in self.samplers]
+        # Penalties and DRY at the head of the chain touch only their window: they run on a
+        # small array of those tokens, and their new scores are patched into the big one.
+        n_prefix = 0
+        while shortcuts and n_prefix < len(active) and active[n_prefix] in _WINDOWED:
+            n_prefix += 1
+        self._prefix = active[:n_prefix]
+        self._rest = active[n_prefix:]
+        windows = [build.window(getattr(s, _WINDOWED[n])) for n in active if n in _WINDOWED]
+        self._history: collections.deque[int] = collections.deque(maxlen=max(windows, default=0))
+        self._wcand = Candidates(max(1, self._history.maxlen or 1))
+        # When the first stage that cuts is top-k or min-p, only the tokens that can survive
+        # it enter the candidate array (see step_shortcuts.head_ids).
+        first = self._rest[0] if self._rest and shortcuts else None
+        self._head_stage = first if first in (STAGE_TOP_K, STAGE_MIN_P) else None
+        self.full_fallbacks = 0  # steps where a tie at the cut sent top-k to the whole array
 
     def _own(self, sampler: Any) -> Any:
         self._owned.append(sampler)
         return sampler
 
-    def _is_noop(self, name: str) -> bool:
-        s = self.settings
-        return {
-            STAGE_PENALTIES: not s.penalties_active,
-            STAGE_TOP_K: s.top_k <= 0 or s.top_k >= self.n_vocab,
-            STAGE_TYPICAL: s.typical_p >= 1.0,
-            STAGE_TOP_P: s.top_p >= 1.0,
-            STAGE_MIN_P: s.min_p <= 0.0,
-            STAGE_TEMPERATURE: s.temperature == 1.0,
-            STAGE_MIROSTAT: False,
-        }[name]
-
     def accept(self, tokens: Iterable[int]) -> None:
-        """Tell the penalty sampler what the context already holds."""
-        for tok in tokens:
-            L.llama_sampler_accept(self.penalties, tok)
+        """Tell the penalty and DRY samplers what the context already holds (its last tokens
+        count; older ones fall out of every window anyway)."""
+        keep = self._history.maxlen or 0
+        if keep <= 0:
+            return
+        for tok in list(tokens)[-keep:]:
+            self._accept(tok)
+
+    def _accept(self, token: int) -> None:
+        if self._history.maxlen:
+            self._history.append(token)
+            for name in (STAGE_PENALTIES, STAGE_DRY):
+                sampler = self.samplers.get(name)
+                if sampler is not None:
+                    L.llama_sampler_accept(sampler, token)
 
     def close(self) -> None:
         for sampler in self._owned:
             L.llama_sampler_free(sampler)
         self._owned.clear()
 
+    # --- the chain ---
+
+    def _window_patch(
+        self, logits: npt.NDArray[np.float32]
+    ) -> tuple[npt.NDArray[np.int32], list[npt.NDArray[np.float32]]]:
+        """The window's token ids and their scores after each prefix stage (penalties, DRY),
+        computed by those very samplers on an array of the window's tokens alone."""
+        if not self._prefix or not self._history:
+            empty = np.zeros(0, dtype=np.int32)
+            return empty, [np.zeros(0, dtype=np.float32) for _ in self._prefix]
+        ids = np.unique(np.fromiter(self._history, dtype=np.int32, count=len(self._history)))
+        w = self._wcand
+        w.fill_ids(ids, logits[ids])
+        after = []
+        for name in self._prefix:
+            L.llama_sampler_apply(self.samplers[name], w.ref)
+            after.append(w.view()["logit"].copy())
+        return ids, after
+
+    def _start(self, logits: npt.NDArray[np.float32], w_ids: npt.NDArray[np.int32],
+               w_final: npt.NDArray[np.float32] | None, raw_max: float) -> bool:
+        """Fill the candidate array; True when the first cutting stage already ran on a head
+        of the vocabulary (top-k), so the chain goes on from the stage after it."""
+        cand, s = self.cand, self.settings
+        stage = self._head_stage
+        if stage == STAGE_TOP_K and s.top_k < self.n_vocab:
+            ids, values = head_ids(logits, w_ids, w_final, raw_max, count=s.top_k)
+            if ids is not None and values is not None:
+                cand.fill_ids(ids, values)
+                L.llama_sampler_apply(self.samplers[STAGE_TOP_K], cand.ref)
+                kept = cand.view()["logit"]
+                # With no two equal scores at or above the cut, every sort keeps the same tokens
+                # in the same order; a tie could come out otherwise on the whole vocabulary.
+                if (len(np.unique(kept)) == len(kept)
+                        and int(np.count_nonzero(values >= kept.min())) == len(kept)):
+                    return True
+                self.full_fallbacks += 1
+        elif stage == STAGE_MIN_P:
+            ids, values = head_ids(logits, w_ids, w_final, raw_max, min_p=s.min_p)
+            if ids is not None and values is not None:
+                # min-p keeps every score ≥ max + log(p) in array order; the head holds them all,
+                # in the same (id) order, so the survivors are the same tokens in the same order.
+                cand.fill_ids(ids, values)
+                return False
+        cand.fill(logits)
+        if len(w_ids) and w_final is not None:
+            cand.buf["logit"][w_ids] = w_final  # filled in id order: position = id
+        return False
+
     # --- sampling ---
 
     def sample_fast(self, logits: npt.NDArray[np.float32]) -> int:
         """Run the chain and draw, capturing nothing."""
+        w_ids, after = self._window_patch(logits)
+        w_final = after[-1] if after else None
+        raw_max = float(logits.max()) if self._head_stage else 0.0
+        done = self._start(logits, w_ids, w_final, raw_max)
+        for name in self._rest[1:] if done else self._rest:
+            L.llama_sampler_apply(self.samplers[name], self.cand.ref)
+        token = self._draw()
+        self._accept(token)
+        return token
+
+    def _draw(self) -> int:
         cand = self.cand
-        if self._top_k_first:
-            cand.fill_head(logits, self.settings.top_k, float(logits.max()))
-        else:
-            cand.fill(logits)
-        for name in self.order:
-            if name not in self._noop:
-                L.llama_sampler_apply(self.samplers[name], cand.ref)
         if self.draw is not None:
             L.llama_sampler_apply(self.draw, cand.ref)
-        token = int(cand.buf["id"][cand.arr.selected])
-        L.llama_sampler_accept(self.penalties, token)
-        return token
+        return int(cand.view()["id"][cand.arr.selected])
 
     def sample_captured(
         self, logits: npt.NDArray[np.float32], forced: int | None = None
     ) -> tuple[int, dict[str, Any]]:
         """Run the chain stage by stage; returns the token and the StepRecord fields."""
         started = time.perf_counter()
-        cand = self.cand
-        raw_shift, raw_z, entropy_raw, raw_max = self._raw_normaliser(logits)
-        if self._top_k_first:
-            cand.fill_head(logits, max(self.top_n, self.settings.top_k), raw_max)
-        else:
-            cand.fill(logits)
-
-        def raw_probs(ids: npt.NDArray[np.int32]) -> npt.NDArray[np.float64]:
-            return np.exp(logits[ids].astype(np.float64) - raw_shift) / raw_z
-
-        views: list[StageView] = []
-        if self._top_k_first:
-            # The top-k that runs first anyway sorts the head of the array: widen it to top-N
-            # once, read the raw top-N from it, then the real top-k only shortens the array.
-            L.llama_sampler_apply(self._presort, cand.ref)
-            head = cand.view()[: self.top_n]
-            ids = head["id"].copy()
-            raw = StageView(STAGE_RAW, self.n_vocab, 1.0, _ints(ids), _floats(raw_probs(ids)))
-            views.append(raw)
-        else:
-            views.append(self._snapshot(STAGE_RAW, raw_probs))
+        norm = raw_normaliser(logits)
+        w_ids, after = self._window_patch(logits)
+        w_final = after[-1] if after else None
+        top_n = self.top_n
+        # The raw head, long enough to hold every prefix stage's top-N too: a window token can
+        # leave the top, never more of them than the window holds.
+        head = head_ids(logits, np.zeros(0, np.int32), None, norm.max, count=top_n + len(w_ids))[0]
+        if head is None:  # a flat distribution: no short head holds that many
+            want = min(top_n + len(w_ids), len(logits) - 1)
+            head = np.sort(np.argpartition(-logits, want)[: want + 1]).astype(np.int32)
+        raw_ids = head[ranked(head, logits[head])[: top_n + len(w_ids)]]
+        raw_top = raw_ids[:top_n]
+        views = [StageView(STAGE_RAW, self.n_vocab, 1.0, ints(raw_top),
+                           floats(norm.probs(logits[raw_top])))]
+        by_name: dict[str, StageView] = {}
+        for name, values in zip(self._prefix, after, strict=True):
+            by_name[name] = self._window_view(name, logits, norm, raw_ids, w_ids, values)
+        done = self._start(logits, w_ids, w_final, norm.max)
+        if done:
+            by_name[self._rest[0]] = self._snapshot(self._rest[0], logits, norm)
+        for name in self._rest[1:] if done else self._rest:
+            L.llama_sampler_apply(self.samplers[name], self.cand.ref)
+            by_name[name] = self._snapshot(name, logits, norm)
         for name in self.order:
-            if name in self._noop:
+            view = by_name.get(name)
+            if view is None:  # turned off: it passes its input on unchanged
                 prev = views[-1]
-                views.append(StageView(name, prev.kept, prev.mass, prev.ids, prev.probs))
-                continue
-            L.llama_sampler_apply(self.samplers[name], cand.ref)
-            views.append(self._snapshot(name, raw_probs))
+                view = StageView(name, prev.kept, prev.mass, prev.ids, prev.probs)
+            views.append(view)
 
-        if self.draw is not None:
-            L.llama_sampler_apply(self.draw, cand.ref)
-        final = cand.view()
-        final_logits = final["logit"].astype(np.float64)
-        finite = np.isfinite(final_logits)
-        final_w = np.where(finite, np.exp(final_logits - final_logits[finite].max()), 0.0)
-        final_p = final_w / final_w.sum()
+        drawn = self._draw()
+        final = self.cand.view()
+        final_p = _final_probs(final)
         nz = final_p[final_p > 0]
         entropy_final = float(-(nz * np.log2(nz)).sum())
-        if forced is None:
-            token = int(final["id"][cand.arr.selected])
-            prob = float(final_p[cand.arr.selected])
+        token = drawn if forced is None else forced
+        where = np.flatnonzero(final["id"] == token)
+        prob = float(final_p[where[0]]) if len(where) else 0.0
+        self._accept(token)
+        listed = views[0].ids
+        if token in listed:
+            raw_rank = listed.index(token) + 1  # listed: no pass over the vocabulary needed
         else:
-            token = forced
-            where = np.flatnonzero(final["id"] == forced)
-            prob = float(final_p[where[0]]) if len(where) else 0.0
-        L.llama_sampler_accept(self.penalties, token)
-        raw_ids = views[0].ids
-        if token in raw_ids:
-            raw_rank = raw_ids.index(token) + 1  # listed: no pass over the vocabulary needed
-        else:
-            raw_rank = 1 + int(np.count_nonzero(np.greater(logits, logits[token], out=self._mask)))
+            raw_rank = 1 + int(np.count_nonzero(logits > logits[token]))
         fields = {
             "token_id": token,
             "prob": prob,
-            "raw_prob": float(raw_probs(np.array([token]))[0]),
+            "raw_prob": float(norm.probs(logits[[token]])[0]),
             "raw_rank": raw_rank,
-            "entropy_raw": entropy_raw,
+            "entropy_raw": norm.entropy,
             "entropy_final": entropy_final,
             "stages": tuple(views),
             "sample_ms": (time.perf_counter() - started) * 1000,
         }
         return token, fields
 
-    def _raw_normaliser(
-        self, logits: npt.NDArray[np.float32]
-    ) -> tuple[float, float, float, float]:
-        """(shift, Z, entropy in bits, max logit) with p_i = exp(l_i - shift) / Z, over the whole
-        vocabulary.
+    def _window_view(self, name: str, logits: npt.NDArray[np.float32], norm: Normaliser,
+                     raw_ids: npt.NDArray[np.int32], w_ids: npt.NDArray[np.int32],
+                     values: npt.NDArray[np.float32]) -> StageView:
+        """A prefix stage's snapshot: the raw distribution with the window's scores replaced."""
+        ids = np.union1d(raw_ids, w_ids).astype(np.int32)
+        current = logits[ids].copy()
+        current[np.searchsorted(ids, w_ids)] = values
+        z = norm.z_with(logits, w_ids, values)
+        order = ranked(ids, current)[: self.top_n]
+        probs = np.exp(current[order].astype(np.float64) - norm.shift) / z
+        return StageView(name, self.n_vocab, 1.0, ints(ids[order]), floats(probs))
 
-        Entropy is shift-invariant (H = ln Z - E_p[l - shift]): while exp cannot overflow
-        (|max logit| < 60) the logits need no shifting at all, which saves a pass.
-        """
-        top = float(logits.max())
-        shift = 0.0 if abs(top) < 60.0 else top
-        z = dot = 0.0
-        w = self._chunk
-        for start in range(0, len(logits), _CHUNK):
-            part = logits[start : start + _CHUNK]
-            out = w[: len(part)]
-            if shift:
-                np.subtract(part, np.float32(shift), out=out)
-                np.exp(out, out=out)
-                dot += float(np.dot(out, part)) - shift * float(out.sum())
-            else:
-                np.exp(part, out=out)
-                dot += float(np.dot(out, part))
-            z += float(out.sum())
-        entropy = (math.log(z) - dot / z) * _LOG2E
-        return shift, z, entropy, top
-
-    def _snapshot(
-        self,
-        name: str,
-        raw_probs: Callable[[npt.NDArray[np.int32]], npt.NDArray[np.float64]],
-    ) -> StageView:
-        cand = self.cand
-        view = cand.view()
-        n = len(view)
-        lg = view["logit"]
-        if n > _SMALL:
-            # Too many to sort in numpy: let llama.cpp's top-k pick the head of a copy.
-            scratch = self.scratch
-            scratch.buf[:n] = view
-            scratch.arr.size = n
-            scratch.arr.sorted = False
-            L.llama_sampler_apply(self._top_n_sort, scratch.ref)
-            head = scratch.view()
-            mx = float(lg.max())
-            z = float(np.exp(lg - np.float32(mx)).sum(dtype=np.float64))
-            ids = head["id"].copy()
-            probs = np.exp(head["logit"].astype(np.float64) - mx) / z
-            kept = int(np.count_nonzero(lg > -np.inf))
-            mass = 1.0 if kept == self.n_vocab else float(raw_probs(view["id"][lg > -np.inf]).sum())
-        else:
-            lg64 = lg.astype(np.float64)
-            alive = lg64 > -np.inf
-            w = np.where(alive, np.exp(lg64 - lg64[alive].max()), 0.0)
-            w /= w.sum()
-            order = np.argsort(-w, kind="stable")[: self.top_n]
-            order = order[w[order] > 0]
-            ids = view["id"][order].copy()
-            probs = w[order]
-            kept = int(np.count_nonzero(alive))
-            mass = float(raw_probs(view["id"][alive]).sum())
-        return StageView(name, kept, min(mass, 1.0), _ints(ids), _floats(probs))
+    def _snapshot(self, name: str, logits: npt.NDArray[np.float32],
+                  norm: Normaliser) -> StageView:
+        view = self.cand.view()
+        if len(view) <= SMALL:
+            return small_snapshot(name, view, self.top_n, logits, norm)
+        return large_snapshot(name, view, self.top_n, logits, norm, self.n_vocab,
+                              sorted_=bool(self.cand.arr.sorted))
 
 
-def _ints(values: npt.NDArray[Any]) -> tuple[int, ...]:
-    return tuple(values.tolist())  # tolist() already yields Python ints
-
-
-def _floats(values: npt.NDArray[Any]) -> tuple[float, ...]:
-    return tuple(values.tolist())
+def _final_probs(final: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    """The distribution the draw used: renormalised from the scores (in float64) for a small
+    array, the draw's own probabilities for a large one (no second pass over 262k scores)."""
+    if len(final) > SMALL:
+        return final["p"].astype(np.float64)
+    lg = final["logit"].astype(np.float64)
+    finite = np.isfinite(lg)
+    w = np.where(finite, np.exp(lg - lg[finite].max()), 0.0) if finite.any() else np.ones(len(lg))
+    result: npt.NDArray[np.float64] = w / w.sum()
+    return result

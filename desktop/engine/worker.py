@@ -17,13 +17,14 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from desktop.core.engine_logs import hold_lock
 from desktop.core.private_files import open_private
-from desktop.core.sampling import SamplerSettings
+from desktop.core.sampling import SamplerSettings, SettingsError
 from desktop.engine import protocol as P
 from desktop.engine.crash import EXIT_LOG_REFUSED
 from desktop.engine.session import MessageSession, Session, SessionFactory, TokenSession
@@ -178,7 +179,6 @@ class Worker:
 
     def generate(self, msg: P.GenerateRequest) -> None:
         from desktop.engine.session import ContextOverflow
-        from desktop.engine.step_sampler import StepSampler
 
         session = self._require(msg.request_id)
         if session is None:
@@ -196,7 +196,9 @@ class Worker:
             return
         prompt_done = time.perf_counter()
         decode_ms = (prompt_done - started) * 1000
-        sampler = StepSampler(settings, session.n_vocab, session.n_ctx)
+        sampler = _sampler(msg.request_id, settings, session, self.send)
+        if sampler is None:
+            return
         try:
             sampler.accept(last_n(prompt, settings, session.n_ctx))
             self._decode_loop(
@@ -304,7 +306,6 @@ class Worker:
     def replay(self, msg: P.ReplayRequest) -> None:
         from desktop.core.steps import StepRecord
         from desktop.engine.session import ContextOverflow
-        from desktop.engine.step_sampler import StepSampler
 
         session = self._require(msg.request_id)
         if session is None:
@@ -317,7 +318,9 @@ class Worker:
             self.send(P.EngineError(msg.request_id, "context_overflow", str(exc)))
             return
         decode_ms = (time.perf_counter() - started) * 1000
-        sampler = StepSampler(msg.settings, session.n_vocab, session.n_ctx)
+        sampler = _sampler(msg.request_id, msg.settings, session, self.send)
+        if sampler is None:
+            return
         try:
             sampler.accept(last_n(context, msg.settings, session.n_ctx))
             token, fields = sampler.sample_captured(session.logits(), forced=msg.token_id)
@@ -341,8 +344,24 @@ def is_transformers_path(path: str) -> bool:
 
 
 def last_n(tokens: list[int], settings: SamplerSettings, n_ctx: int) -> list[int]:
-    """The past tokens the penalty sampler must see: its last-n window (-1 = whole context)."""
-    if not settings.penalties_active:
-        return []
-    window = n_ctx if settings.repeat_last_n < 0 else int(settings.repeat_last_n)
+    """The past tokens the penalty and DRY samplers must see: the longer of their windows
+    (-1 = whole context); none when both are off."""
+    windows = [n_ctx if n < 0 else int(n) for n, on in (
+        (settings.repeat_last_n, settings.is_on("penalties")),
+        (settings.dry_penalty_last_n, settings.is_on("dry"))) if on]
+    window = max(windows, default=0)
     return tokens[-window:] if window > 0 else []
+
+
+def _sampler(request_id: int, settings: SamplerSettings, session: TokenSession,
+             send: Callable[[P.EngineEvent], None]) -> StepSampler | None:
+    """The chain for one generation, or None after telling the host why it cannot be built."""
+    from desktop.engine.step_sampler import StepSampler
+
+    try:
+        # DRY needs llama.cpp's vocabulary for its sequence breakers; other backends have none.
+        return StepSampler(settings, session.n_vocab, session.n_ctx,
+                           getattr(session, "vocab", None))
+    except SettingsError as exc:
+        send(P.EngineError(request_id, "bad_request", str(exc)))
+        return None

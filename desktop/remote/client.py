@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from desktop.core.sampler_stages import request_fields
 from desktop.core.sampling import STAGE_RAW, SamplerSettings
 from desktop.core.steps import GenerationDone, StepRecord
 from desktop.remote.http import RemoteError, error_message, open_request, public_url, sse_events
@@ -114,15 +115,16 @@ def request_body(
     """The JSON body for a streamed chat ("chat") or text completion ("completion"); `openlid`
     asks another Openlid for every StepRecord and sends the settings only Openlid takes."""
     s = settings
-    body: dict[str, Any] = {
+    # First, so that an Openlid from before the extension names it as the field it does not know
+    # (it refuses the first unknown field), and the engine asks it again plainly.
+    body: dict[str, Any] = {"openlid_steps": True} if openlid else {}
+    body |= {
         "model": model.model,
         "stream": True,
         "stream_options": {"include_usage": True},
-        "temperature": s.temperature,
-        "top_p": s.top_p,
         "max_tokens": s.max_tokens,
-        "presence_penalty": s.presence_penalty,
-        "frequency_penalty": s.frequency_penalty,
+        # OpenAI's sampler fields; with llama_extras llama.cpp's too, by the stage registry.
+        **request_fields(s, extras=model.llama_extras or openlid, everything=openlid),
     }
     if s.stop:
         body["stop"] = list(s.stop)
@@ -134,20 +136,10 @@ def request_body(
             body["top_logprobs"] = top_logprobs
     elif top_logprobs > 0:
         body["logprobs"] = top_logprobs
-    if model.llama_extras:
-        # Always sent, neutral values too: llama-cpp-python's server defaults to a repeat
-        # penalty of 1.1, which would quietly change what "greedy" picks.
-        body.update(top_k=s.top_k, min_p=s.min_p, typical_p=s.typical_p,
-                    repeat_last_n=s.repeat_last_n)
-        # llama.cpp's name and vLLM's; each server ignores the other's.
-        body.update(repeat_penalty=s.repeat_penalty, repetition_penalty=s.repeat_penalty)
-        if s.mirostat:
-            body.update(mirostat=s.mirostat, mirostat_mode=s.mirostat,
-                        mirostat_tau=s.mirostat_tau, mirostat_eta=s.mirostat_eta)
     if openlid:
         # Openlid takes every field above, and its chain order and ignore_eos too, so the far
         # chain is the one the person set up.
-        body.update(openlid_steps=True, samplers=list(s.order), ignore_eos=s.ignore_eos)
+        body.update(samplers=list(s.order), ignore_eos=s.ignore_eos)
     return body
 
 

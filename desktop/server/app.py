@@ -3,7 +3,8 @@ as a `typing.Protocol`. `OpenlidServer` is the one implementation; the HTTP side
 protocol, not on it, so the modules import each other one way only.
 
 Every member is used from the request handler threads, many at once: an implementation must
-make the methods thread-safe and keep the plain values unchanged while it serves.
+make the methods thread-safe and keep the plain values unchanged while it serves — except `info`
+and `model_id`, which follow the app's model when the server shares the app's engine.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import StepRecord
 from desktop.server.access import AccessPolicy
 from desktop.server.log_entry import RequestLogEntry
-from desktop.server.served_engine import ServedEngine
+from desktop.server.server_engine import ServerEngine
 
 __all__ = ["ServerApp"]
 
@@ -61,12 +62,16 @@ class ServerApp(Protocol):
     def info(self) -> ModelInfo | None:
         """The loaded model, None while none is."""
 
+    @property
+    def unavailable(self) -> str:
+        """Why `info` is None, in words for the client (the 503's message)."""
+
     def next_request_id(self) -> int:
         """A new id for a request that just arrived."""
 
     def engine_turn(
         self, gone: Callable[[], bool] | None = None
-    ) -> AbstractContextManager[ServedEngine]:
+    ) -> AbstractContextManager[ServerEngine]:
         """Wait for the engine, hold it for one generation. Refusals: `RetryLater` (429 when too
         many wait, 503 after waiting too long), ApiError 503 when stopping, and
         `ClientGone` when `gone()` says the client left while waiting."""

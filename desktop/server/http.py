@@ -287,12 +287,15 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(f"{method} is not allowed on {path}; use {', '.join(allowed)}.",
                            status=405, code="method_not_allowed")
         if path == "/v1/models":
-            return self._reply(ex, S.models_list(app.model_id, app.created))
+            model_id = app.model_id  # "" while a shared engine has no model: none listed
+            return self._reply(ex, S.models_list(model_id, app.created) if model_id
+                               else {"object": "list", "data": []})
         _require_json(self.headers.get("Content-Type"))
         data = _parse_json(body)
         info = app.info
         if info is None:
-            raise ApiError("No model is loaded.", status=503, type_="server_error")
+            raise ApiError(app.unavailable, status=503, type_="server_error",
+                           code="model_unavailable")
         # No max_tokens: the server's default; the engine also stops where the context ends.
         default_max = min(app.default_max_tokens, info.n_ctx)
         if path == "/v1/chat/completions":

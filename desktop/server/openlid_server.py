@@ -1,17 +1,20 @@
 """OpenlidServer: the loaded model served over an OpenAI-compatible HTTP API, with real logprobs.
 
-The top of the package: it owns the engine (`served_engine`) and creates the HTTP server
-(`http`), which sees it only as a `ServerApp` (`app`). Also importable from here, as callers
-use them: `RequestLogEntry` (from `log_entry`) and `ServerConfigError` (from `config`).
+The top of the package: it owns the engine and creates the HTTP server (`http`), which sees it
+only as a `ServerApp` (`app`). The engine is a `ServerEngine` (`server_engine`): by default the
+server's own worker process with its own copy of the model (`served_engine`, what `openlid serve`
+uses); the app passes `engine=` to serve through its own engine instead (`shared_engine`). Also
+importable from here, as callers use them: `RequestLogEntry` (from `log_entry`) and
+`ServerConfigError` (from `config`).
 
 Standard library only (`http.server.ThreadingHTTPServer`), so the base install stays light.
 Threads: `start()` loads the model on the caller's thread (call it off the GUI thread), then one
 thread ("openlid-server") accepts connections and each connection gets its own handler thread
-(see `desktop.server.http`). The engine is one worker process (a dedicated `EngineHost`) that
-serves one generation at a time, so generations are serialised by a lock: requests wait their
-turn, and beyond `max_waiting` waiting requests the server answers 429; a request that waited
-`max_wait_seconds` gets a 503, and a generation stops after `max_request_seconds` (both with
-Retry-After from the running generation's deadline), so no request starves the queue. Every
+(see `desktop.server.http`). The engine serves one generation at a time, so requests take turns
+(`ServerEngine.take_turn`: a lock for the server's own engine, a place in the app's queue for a
+shared one), and beyond `max_waiting` waiting requests the server answers 429; a request that
+waited `max_wait_seconds` gets a 503, and a generation stops after `max_request_seconds` (both
+with Retry-After from the running generation's deadline), so no request starves the queue. Every
 finished request is reported to `on_request(RequestLogEntry)` on its handler thread, with the
 rendered prompt and the `StepRecord`s, so the app can show what a program sent and what the model
 computed; each token also goes to `on_step(request_id, StepRecord)` as it arrives (same thread).
@@ -49,7 +52,8 @@ from desktop.server.config import (
 )
 from desktop.server.http import make_http_server
 from desktop.server.log_entry import RequestCallback, RequestLogEntry, StepCallback
-from desktop.server.served_engine import POLL_S, ServedEngine
+from desktop.server.served_engine import ServedEngine
+from desktop.server.server_engine import POLL_S, ServerEngine
 
 __all__ = ["OpenlidServer", "RequestLogEntry", "ServerConfigError"]
 
@@ -57,11 +61,12 @@ log = logging.getLogger("openlid.server")
 
 
 class OpenlidServer:
-    """A local OpenAI-compatible server for one GGUF model."""
+    """A local OpenAI-compatible server for one model: a GGUF file it loads in its own engine,
+    or (`engine=`) whatever model an engine it is given holds."""
 
     def __init__(
         self,
-        model_path: str | Path,
+        model_path: str | Path | None,
         load_settings: LoadSettings | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -78,7 +83,13 @@ class OpenlidServer:
         max_request_seconds: float = DEFAULT_MAX_REQUEST_S,
         max_wait_seconds: float = DEFAULT_MAX_WAIT_S,
         default_max_tokens: int = DEFAULT_MAX_TOKENS,
+        engine: Callable[[], ServerEngine] | None = None,
     ) -> None:
+        """`engine`: makes the engine to serve with (called at each start); None: a
+        `ServedEngine` of its own for `model_path` with `load_settings`. `model_id`: the name
+        clients see; None: the served model file's stem (it follows a shared engine's model)."""
+        if engine is None and model_path is None:
+            raise ServerConfigError("choose a model file to serve")
         if not is_loopback(host) and not api_key:
             raise ServerConfigError(
                 f"refusing to serve on {host}, which other machines can reach, without an API "
@@ -96,19 +107,20 @@ class OpenlidServer:
         self.max_request_seconds = float(max_request_seconds)
         self.max_wait_seconds = float(max_wait_seconds)
         self.default_max_tokens = default_max_tokens
-        self.model_path = Path(model_path)
+        self.model_path = Path(model_path) if model_path is not None else None
         self.host = host
         self.port = port
         self.api_key = api_key or None
         self.max_body = max_body
-        self.model_id = model_id or self.model_path.stem
+        self._model_id = model_id or ""
         self.sampler_defaults = (sampler_defaults or SamplerSettings()).validated()
         self.on_request = on_request
         self.on_step = on_step
         self.max_waiting = max_waiting
         self.created = int(time.time())
         self.load_settings = (load_settings or LoadSettings()).validated()
-        self.engine = ServedEngine(self.model_path, self.load_settings)
+        self._make_engine = engine or self._own_engine
+        self.engine = self._make_engine()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._ids_lock = threading.Lock()
@@ -119,9 +131,27 @@ class OpenlidServer:
 
     # --- lifetime ---
 
+    def _own_engine(self) -> ServerEngine:
+        assert self.model_path is not None  # checked in __init__
+        return ServedEngine(self.model_path, self.load_settings)
+
     @property
     def info(self) -> ModelInfo | None:
         return self.engine.info
+
+    @property
+    def unavailable(self) -> str:
+        """Why no model is there now, in words (the 503's message)."""
+        return self.engine.unavailable()
+
+    @property
+    def model_id(self) -> str:
+        """The model's name in the API: the one given, else the served file's stem."""
+        if self._model_id:
+            return self._model_id
+        if self.model_path is not None:
+            return self.model_path.stem
+        return model_name(self.engine.info)
 
     @property
     def url(self) -> str:
@@ -141,8 +171,8 @@ class OpenlidServer:
         """Load the model (blocking: call it off the GUI thread), then start serving."""
         if self.running:
             return
-        if self.engine.stopping.is_set():  # stopped before: a fresh engine process
-            self.engine = ServedEngine(self.model_path, self.load_settings)
+        if self.engine.stopping.is_set():  # stopped before: a fresh engine (process)
+            self.engine = self._make_engine()
         try:
             self.engine.load()
         except BaseException:
@@ -190,7 +220,7 @@ class OpenlidServer:
             return self._next_id
 
     @contextlib.contextmanager
-    def engine_turn(self, gone: Callable[[], bool] | None = None) -> Iterator[ServedEngine]:
+    def engine_turn(self, gone: Callable[[], bool] | None = None) -> Iterator[ServerEngine]:
         """Wait for the engine (bounded queue, bounded wait), hold it for one generation."""
         with self._ids_lock:
             if self._waiting >= self.max_waiting:
@@ -201,28 +231,31 @@ class OpenlidServer:
                 )
             self._waiting += 1
         give_up = time.monotonic() + self.max_wait_seconds
+        engine = self.engine
+
+        def check() -> None:
+            if engine.stopping.is_set():
+                raise ApiError("The server is shutting down.", status=503, type_="server_error")
+            if gone is not None and gone():
+                raise ClientGone("the client left while waiting for the model")
+            if time.monotonic() >= give_up:
+                raise RetryLater(
+                    f"The model stayed busy with other requests for "
+                    f"{self.max_wait_seconds:g} s; try again later.",
+                    status=503, code="server_busy", retry_after=self._retry_after(),
+                )
+
         try:
-            while not self.engine.lock.acquire(timeout=POLL_S):
-                if self.engine.stopping.is_set():
-                    raise ApiError("The server is shutting down.", status=503,
-                                   type_="server_error")
-                if gone is not None and gone():
-                    raise ClientGone("the client left while waiting for the model")
-                if time.monotonic() >= give_up:
-                    raise RetryLater(
-                        f"The model stayed busy with other requests for "
-                        f"{self.max_wait_seconds:g} s; try again later.",
-                        status=503, code="server_busy", retry_after=self._retry_after(),
-                    )
+            engine.take_turn(check)
         finally:
             with self._ids_lock:
                 self._waiting -= 1
         self._turn_ends = time.monotonic() + self.max_request_seconds
         try:
-            yield self.engine
+            yield engine
         finally:
             self._turn_ends = None
-            self.engine.lock.release()
+            engine.end_turn()
 
     def _retry_after(self) -> int:
         """Seconds until the running generation must end (its time limit), at least 1."""
@@ -252,3 +285,12 @@ class OpenlidServer:
             self.on_step(request_id, record)
         except Exception:
             log.exception("step callback failed")
+
+
+def model_name(info: ModelInfo | None) -> str:
+    """The API name of a loaded model: its file's stem (an endpoint's id for a remote one)."""
+    if info is None:
+        return ""
+    if info.architecture == "remote":
+        return info.name or info.path
+    return Path(info.path).stem

@@ -56,7 +56,8 @@ def test_kept_sets_match_the_definitions(engine: EngineHost) -> None:
                                max_tokens=25, top_n=50)
     steps, _ = run(engine, PROMPT, settings)
     for s in steps:
-        raw, _pen, top_k, _typ, top_p, min_p, temp = s.stages
+        raw, top_k, top_p, min_p, temp = (s.stage(n) for n in (
+            "raw", "top_k", "top_p", "min_p", "temperature"))
         # top-k keeps the k most probable raw tokens; its mass is theirs under the raw softmax.
         assert top_k.kept == min(40, s.n_vocab)
         assert top_k.ids[:10] == raw.ids[:10]
@@ -106,11 +107,27 @@ def test_capture_off_gives_the_same_tokens(engine: EngineHost) -> None:
 
 
 def test_mirostat_reports_its_own_stage(engine: EngineHost) -> None:
-    steps, _ = run(engine, PROMPT, SamplerSettings(mirostat=2, seed=5, max_tokens=8))
+    # As in llama.cpp, Mirostat replaces the chain: temperature, then Mirostat, which draws.
+    settings = SamplerSettings(mirostat=2, seed=5, max_tokens=8, repeat_penalty=1.3)
+    steps, _ = run(engine, PROMPT, settings)
     for s in steps:
-        assert [st.name for st in s.stages] == ["raw", "penalties", "temperature", "mirostat"]
+        assert [st.name for st in s.stages] == ["raw", "temperature", "mirostat"]
         last = s.stages[-1]
         assert s.token_id in last.ids or last.kept > len(last.ids)
+
+
+def test_every_stage_is_reported_in_llamas_default_order(engine: EngineHost) -> None:
+    settings = SamplerSettings(seed=21, max_tokens=6, top_k=0, repeat_penalty=1.2,
+                               dry_multiplier=0.8, top_n_sigma=2.5, typical_p=0.95,
+                               xtc_probability=0.5, xtc_threshold=0.05, dynatemp_range=0.3)
+    steps, done = run(engine, "Once upon a time, once upon a time, once upon a", settings)
+    assert done.usage.completion_tokens == len(steps) >= 1
+    for s in steps:
+        assert [st.name for st in s.stages] == [
+            "raw", "penalties", "dry", "top_n_sigma", "top_k", "typical", "top_p", "min_p",
+            "xtc", "temperature"]
+        assert s.token_id in s.stages[-1].ids or s.stages[-1].kept > len(s.stages[-1].ids)
+        assert 0 < s.prob <= 1
 
 
 def test_stop_string_ends_and_is_removed(engine: EngineHost) -> None:

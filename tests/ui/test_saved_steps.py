@@ -100,6 +100,37 @@ def test_a_continued_reply_keeps_all_its_steps(qtbot: Any, window: MainWindow) -
     assert "".join(r.text for r in steps) == "Bonjour tout le monde." * 2
 
 
+def test_a_reply_continued_under_other_settings_keeps_each_part_s_settings(
+        qtbot: Any, window: MainWindow) -> None:
+    from desktop.core.generation import Generation
+
+    w = window
+    w.sampling_panel.set_settings(SamplerSettings(temperature=0.2, seed=11))
+    send(qtbot, w, "Say hello")
+    wait_idle(qtbot, w)
+    reply_id = w.chat_view.messages[-1].item.id
+    w.sampling_panel.set_settings(SamplerSettings(temperature=1.5, top_p=0.5, seed=12))
+    w.chat.continue_reply(reply_id)
+    wait_idle(qtbot, w)
+    with ConversationStore(paths.database_path()) as store:
+        meta = store.message(reply_id).meta
+        steps = store.load_steps(reply_id)
+    gen = Generation.saved(meta, steps, message_id=reply_id)
+    first, later = gen.settings_at(3), gen.settings_at(4)
+    assert first is not None
+    assert later is not None
+    assert (first.temperature, first.seed) == (0.2, 11)
+    assert (later.temperature, later.top_p, later.seed) == (1.5, 0.5, 12)
+    # The chart shows the stored reply's old part as it was sampled.
+    w.chat_view.sig_step_clicked.emit(reply_id, 1)
+    qtbot.waitUntil(lambda: w.chart_dock.selected_step == 1, timeout=5000)
+    assert "T 0.20" in w.chart_dock.sampled_label.text()
+    w.chat_view.sig_step_clicked.emit(reply_id, 6)
+    qtbot.waitUntil(lambda: w.chart_dock.selected_step == 6, timeout=5000)
+    assert w.chart_dock.sampled_label.text().startswith("Sampled with T 1.50 · top-k 40 · "
+                                                        "top-p 0.50")
+
+
 def long_text(tag: str) -> str:
     return f"{tag} " + "word " * 240  # ≈ 1,200 characters: about 350 estimated tokens
 

@@ -5,9 +5,11 @@
 or raises `ApiError`, which serialises to OpenAI's error object `{"error": {"message", "type",
 "param", "code"}}`, so a client library reports it the way it reports OpenAI's own. Fields the
 server cannot honour are accepted only at their neutral value (`only`, `empty_or_none`), never
-silently ignored. Besides OpenAI's fields, llama.cpp's sampler extras are listed, with vLLM's and
-llama-cpp-python's aliases; `SAMPLER_FIELDS` maps each to its `SamplerSettings` field. One field
-is Openlid's own: `openlid_steps` (true: the response carries every StepRecord as a JSON row).
+silently ignored. Besides OpenAI's fields, llama.cpp's sampler extras are accepted under
+llama-server's names, with vLLM's and llama-cpp-python's aliases: they and their ranges come from
+the stage registry (`core.sampler_stages`), as does `SAMPLER_FIELDS`, which maps each to its
+`SamplerSettings` field. One field is Openlid's own: `openlid_steps` (true: the response carries
+every StepRecord as a JSON row).
 
 Pure (no I/O, no state); runs on the server's request threads.
 """
@@ -18,11 +20,20 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from desktop.core.sampling import ORDERABLE_STAGES, SamplerSettings
+from desktop.core.sampler_stages import (
+    ORDERABLE_STAGES,
+    PARAM_BY_FIELD,
+    SAMPLER_NAMES,
+    STAGE_PARAMS,
+    Param,
+)
+from desktop.core.sampling import SamplerSettings
 
 MAX_TOP_LOGPROBS = 20
 MAX_STOP_STRINGS = 16
 MAX_STOP_CHARS = 1024
+MAX_BREAKERS = 16
+MAX_BREAKER_CHARS = 40  # llama.cpp cuts a longer DRY sequence breaker to this many characters
 _RANDOM_SEED = SamplerSettings().seed
 
 
@@ -128,11 +139,40 @@ def seed(name: str, value: Any) -> int:
 
 
 def sampler_order(name: str, value: Any) -> tuple[str, ...]:
+    """The chain order, by Openlid's stage names or llama-server's (and its spellings). A stage
+    left out must be one the request turns off; openai.requests checks that against the rest."""
     if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
         raise type_error(name, "an array of stage names")
-    if sorted(value) != sorted(ORDERABLE_STAGES):
-        raise range_error(name, f"each of {', '.join(ORDERABLE_STAGES)} exactly once")
+    stages = []
+    for given in value:
+        stage = SAMPLER_NAMES.get(given.lower())
+        if stage is None:
+            raise range_error(name, f"stage names from {', '.join(ORDERABLE_STAGES)} "
+                                    f"('{given}' is none of them)")
+        stages.append(stage)
+    if len(set(stages)) != len(stages):
+        raise range_error(name, f"each of {', '.join(ORDERABLE_STAGES)} at most once")
+    return tuple(stages)
+
+
+def breakers(name: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+        raise type_error(name, "an array of strings")
+    if not value or len(value) > MAX_BREAKERS:
+        raise range_error(name, f"an array of 1 to {MAX_BREAKERS} strings")
+    if any(not s or len(s) > MAX_BREAKER_CHARS for s in value):
+        raise range_error(name, f"non-empty strings of at most {MAX_BREAKER_CHARS} characters")
     return tuple(value)
+
+
+def checker_for(param: Param) -> Checker:
+    """The request check of a registry knob: its range (OpenAI's where that is narrower)."""
+    if not param.is_number:
+        return breakers
+    hi = param.hi if param.api_hi is None else param.api_hi
+    if param.is_int:
+        return integer(int(param.lo), int(hi))
+    return number(param.lo, hi, lo_open=param.lo_open)
 
 
 def only(allowed: Any, what: str) -> Checker:
@@ -165,31 +205,23 @@ def empty_or_none(what: str) -> Checker:
     return check
 
 
+# Every sampler knob of the registry, under each of its request names.
+_STAGE_FIELDS: dict[str, Checker] = {
+    name: checker_for(p) for p in STAGE_PARAMS for name in p.api
+}
+
 # Fields shared by both endpoints: OpenAI's, then llama.cpp's sampler extras.
 COMMON_FIELDS: dict[str, Checker] = {
     "model": string,
     "stream": boolean,
     "stream_options": ignored,  # checked in openai.requests: an object with include_usage
-    "temperature": number(0, 2),
-    "top_p": number(0, 1),
-    "max_tokens": integer(1, 1_000_000),
+    **_STAGE_FIELDS,
+    "max_tokens": checker_for(PARAM_BY_FIELD["max_tokens"]),
     "stop": stop_strings,
     "seed": seed,
-    "presence_penalty": number(-2, 2),
-    "frequency_penalty": number(-2, 2),
     "n": only(1, "one choice per request (n=1)"),
     "logit_bias": empty_or_none("logit_bias is not implemented"),
     "user": string,
-    "top_k": integer(0, 1_000_000),
-    "min_p": number(0, 1),
-    "typical_p": number(0, 1, lo_open=True),
-    "repeat_penalty": number(0, 10, lo_open=True),
-    "repetition_penalty": number(0, 10, lo_open=True),  # vLLM's name for the same field
-    "repeat_last_n": integer(-1, 1_000_000),
-    "mirostat": integer(0, 2),
-    "mirostat_mode": integer(0, 2),  # llama-cpp-python's name for the same field
-    "mirostat_tau": number(0, 100, lo_open=True),
-    "mirostat_eta": number(0, 1, lo_open=True),
     "ignore_eos": boolean,
     "samplers": sampler_order,
     # Openlid's own extension: every chunk also carries the engine's StepRecord row, all stages
@@ -202,7 +234,7 @@ CHAT_FIELDS: dict[str, Checker] = {
     "messages": ignored,  # checked in openai.requests, message by message
     "logprobs": boolean,
     "top_logprobs": integer(0, MAX_TOP_LOGPROBS),
-    "max_completion_tokens": integer(1, 1_000_000),
+    "max_completion_tokens": checker_for(PARAM_BY_FIELD["max_tokens"]),
     "response_format": ignored,  # checked in openai.requests: only {"type": "text"}
     "tools": empty_or_none("tool calling is not implemented"),
     "tool_choice": only("none", "tool calling is not implemented"),
@@ -220,26 +252,13 @@ COMPLETION_FIELDS: dict[str, Checker] = {
     "best_of": only(1, "best_of must be 1"),
 }
 
-# OpenAI name → SamplerSettings field.
+# Request field name → SamplerSettings field.
 SAMPLER_FIELDS = {
-    "temperature": "temperature",
-    "top_p": "top_p",
+    **{name: p.field for p in STAGE_PARAMS for name in p.api},
     "max_tokens": "max_tokens",
     "max_completion_tokens": "max_tokens",
     "stop": "stop",
     "seed": "seed",
-    "presence_penalty": "presence_penalty",
-    "frequency_penalty": "frequency_penalty",
-    "top_k": "top_k",
-    "min_p": "min_p",
-    "typical_p": "typical_p",
-    "repetition_penalty": "repeat_penalty",
-    "repeat_penalty": "repeat_penalty",
-    "repeat_last_n": "repeat_last_n",
-    "mirostat_mode": "mirostat",
-    "mirostat": "mirostat",
-    "mirostat_tau": "mirostat_tau",
-    "mirostat_eta": "mirostat_eta",
     "ignore_eos": "ignore_eos",
     "samplers": "order",
 }

@@ -8,10 +8,13 @@ library reports it the way it reports OpenAI's own. Valid requests become an `Ap
 
 Defaults follow llama.cpp's server, not OpenAI's: a field the client leaves out keeps
 `SamplerSettings`' default (temperature 0.8, top-k 40, top-p 0.95, min-p 0.05), and `max_tokens`
-defaults to the rest of the context window. Besides OpenAI's fields, llama.cpp's sampler extras
-are accepted (top_k, min_p, typical_p, repeat_penalty, repeat_last_n, mirostat, mirostat_tau,
-mirostat_eta, ignore_eos, samplers; vLLM's repetition_penalty and llama-cpp-python's mirostat_mode
-as aliases), and Openlid's own `openlid_steps` (another Openlid asks for every sampler stage).
+defaults to the rest of the context window. Besides OpenAI's fields, llama-server's sampler
+extras are accepted, every stage's knobs by its names (top_k, min_p, typical_p, repeat_penalty,
+dry_*, top_n_sigma, xtc_*, dynatemp_*, mirostat*, ...; vLLM's repetition_penalty and
+llama-cpp-python's mirostat_mode as aliases), with ignore_eos and `samplers` (the chain order, in
+llama-server's or Openlid's stage names; a stage may be left out only when the request turns it
+off, and it then takes its default place), and Openlid's own `openlid_steps` (another Openlid asks
+for every sampler stage).
 Responses are built in `openai.responses`.
 """
 
@@ -31,6 +34,7 @@ from desktop.core.openai.fields import (
     string,
     type_error,
 )
+from desktop.core.sampler_stages import complete_order, order_problem
 from desktop.core.sampling import SamplerSettings, SettingsError
 
 __all__ = ["ApiError", "ApiRequest", "parse_chat_request", "parse_completion_request"]
@@ -82,8 +86,14 @@ def _settings(
     for name, field_name in SAMPLER_FIELDS.items():
         if name in values:
             changes[field_name] = values[name]
+    settings = base.replace(**changes)
+    if "samplers" in values:
+        problem = order_problem(settings.order, settings)
+        if problem:
+            raise ApiError(f"'samplers': {problem}.", param="samplers", code="invalid_value")
+        settings = settings.replace(order=complete_order(settings.order))
     try:
-        return base.replace(**changes).validated()
+        return settings.validated()
     except SettingsError as exc:
         raise ApiError(str(exc), code="invalid_value") from exc
 

@@ -1,12 +1,22 @@
 """ChartDock: the distribution chart, the timeline and the step inspector in one dock. GUI thread.
 
+What it shows is one `Generation` (`show_generation`): a reply being generated, a stored one, or
+nothing. The header says what the shown step was sampled with ("Sampled with T 0.20 · top-k 40 ·
+top-p 0.95 · min-p 0.05 · seed 1234", words from the stage registry), and the cut lines, the
+top-p and min-p levels and the inspector's what-if controls all start from those recorded
+settings (`Generation.settings_at`), never from the Sampling panel. The dock draws what the
+StepRecords report and never computes a probability of its own.
+
 Tokens may arrive far faster than anyone can read (hundreds per second from a small model), and
-repainting per token froze the GUI (FACTS.md). So `add_step` only stores the record and writes two
-numbers into the timeline; a single-shot QTimer, started when something new arrived and at least
-34 ms after the previous paint, redraws only what changed: at most ~30 paints a second however
-fast `add_step` is called, and no timer runs while nothing arrives. The interval also stretches
-(up to 250 ms) when paints are dear, so the chart keeps to ~12% of one core: on a 2-core machine
-the engine's own threads need the rest (target: ≤ 5% tokens/s lost, `desktop.bench.chart`).
+repainting per token froze the GUI (FACTS.md). In the window, the generation tracker's one redraw
+timer hands steps over in batches (`add_steps`, which only stores them and writes two numbers per
+step into the timeline) and then ticks `on_frame`, which paints when at least 34 ms have passed
+since the previous paint: at most ~30 paints a second however fast tokens come. The interval
+stretches (up to 250 ms) when paints are dear, so the chart keeps to ~12% of one core: on a
+2-core machine the engine's own threads need the rest (target: ≤ 5% tokens/s lost,
+`desktop.bench.chart`). Fed one step at a time without a tracker (`add_step`: the benchmark, the
+request log), the dock paces itself with its own single-shot timer, which runs only while
+something new waits to be drawn.
 
 "Live" follows the newest step; selecting a step (timeline click, `select_step`, or moving an
 inspector setting) pins it until Live is pressed again. The last step stays on screen when a
@@ -37,17 +47,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.core.generation import Generation
+from desktop.core.sampler_stages import stage_label
 from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import StepRecord
-from desktop.core.token_text import (
-    format_bits,
-    format_prob,
-    step_csv,
-    step_json,
-    token_label,
-)
+from desktop.core.token_text import step_csv, step_json
 from desktop.ui.chart.distribution_chart import MAX_BARS, MIN_BARS, DistributionChart
 from desktop.ui.chart.inspector import StepInspector
+from desktop.ui.chart.step_header import sampled_header, step_header
 from desktop.ui.chart.timeline import Timeline
 
 PAINT_INTERVAL_MS = 34  # ≥ 1000/30: never more than 30 paints a second
@@ -78,11 +85,16 @@ class ChartDock(QDockWidget):
         self.latest: StepRecord | None = None
         self.shown: StepRecord | None = None  # what the chart draws (maybe a replay)
         self.selected_step: int | None = None  # None while live
-        self.settings: SamplerSettings | None = None  # what the generation was sampled with
+        self.generation: Generation | None = None  # what is shown (its steps' settings)
+        # What steps fed by `add_step` were sampled with (no Generation: the benchmark, tests).
+        self.settings: SamplerSettings | None = None
         self.replay_settings: SamplerSettings | None = None
         self.paint_count = 0
         self.paint_cost_s = 0.0  # smoothed GUI time of one paint, drawing included
         self._rendered_s = 0.0
+        self._painted_at = 0.0  # monotonic time of the last paint (frame pacing)
+        self._dirty = False  # steps arrived since the last paint
+        self._framed = False  # painted from the tracker's frames (else from its own timer)
         self._timeline_at = 0.0
         self._history: OrderedDict[int, StepRecord] = OrderedDict()
         self._stage_names: tuple[str, ...] = ()  # the shown record's stages
@@ -100,6 +112,15 @@ class ChartDock(QDockWidget):
         self.header.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         # New text every paint must not ask the window for a new layout.
         self.header.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        # What the shown step was sampled with: changes with the generation, not per paint.
+        self.sampled_label = QLabel("")
+        self.sampled_label.setObjectName("sampledWith")
+        self.sampled_label.setWordWrap(True)
+        self.sampled_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.sampled_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.sampled_label.setToolTip("The sampler settings this step was drawn with, as sent "
+                                      "to the engine (the Sampling panel may differ now)")
+        self.sampled_label.setVisible(False)
         self.stage_box = QComboBox()
         self.stage_box.setToolTip("Which stage of the sampler chain the dark bars show")
         self.stage_box.setMinimumContentsLength(14)
@@ -151,15 +172,56 @@ class ChartDock(QDockWidget):
         layout.addLayout(controls)
         layout.addWidget(self.stages_note)
         layout.addWidget(self.header)
+        layout.addWidget(self.sampled_label)
         layout.addWidget(splitter, 1)
         layout.addWidget(self.inspector)
         self.setWidget(body)
 
     # --- public slots ---
 
+    def show_generation(self, generation: Generation | None) -> None:
+        """Show a reply: its steps so far and what each was sampled with (None: nothing). A
+        reply being generated then grows through `add_steps`."""
+        if generation is not None and generation is self.generation:
+            return
+        self.clear()
+        self.generation = generation
+        if generation is None:
+            return
+        for record in generation.steps:
+            self._take(record)
+        self.paint_now()
+
+    @Slot(object)
+    def add_steps(self, batch: tuple[StepRecord, ...]) -> None:
+        """Store a batch of the shown generation's new steps; `on_frame` paints them."""
+        for record in batch:
+            self._take(record)
+
+    def on_frame(self) -> bool:
+        """A redraw tick (the generation tracker's timer): paint what is new if the pacing
+        allows; True while something new still waits to be drawn."""
+        self._framed = True
+        if not self._dirty or not self.isVisible():
+            return False  # a hidden dock is painted by showEvent
+        if time.monotonic() - self._painted_at >= self._timer.interval() / 1000:
+            self._paint()
+        return self._dirty
+
+    def paint_now(self) -> None:
+        """Paint what is new at once (a generation ended, or was just shown)."""
+        self._timer.stop()
+        self._paint(timeline=True)
+
     @Slot(object)
     def add_step(self, record: StepRecord) -> None:
-        """Store a new step; cheap, whatever the rate. The timer paints it later."""
+        """Store a new step; cheap, whatever the rate. The dock's own timer paints it later."""
+        self._framed = False
+        self._take(record)
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def _take(self, record: StepRecord) -> None:
         if self.latest is not None and record.step <= self.latest.step:
             # Step numbers went back: a new generation or branch. Later steps no longer apply.
             for step in [s for s in self._history if s >= record.step]:
@@ -169,13 +231,14 @@ class ChartDock(QDockWidget):
         if len(self._history) > self.history_limit:
             self._history.popitem(last=False)
         self.timeline.append(record)
-        if not self._timer.isActive():
-            self._timer.start()
+        self._dirty = True
 
     @Slot()
     def clear(self) -> None:
+        """Show nothing; steps added after this carry no recorded settings until told."""
         self._timer.stop()
         self.latest = self.shown = None
+        self.generation, self.settings = None, None
         self.selected_step = None
         self._history.clear()
         self.timeline.reset()
@@ -183,6 +246,14 @@ class ChartDock(QDockWidget):
         self.inspector.set_step(None)
         self._set_live_button(True)
         self.header.setText("No step yet: generate some text to see its distributions.")
+        self.sampled_label.setText("")
+        self.sampled_label.setVisible(False)
+
+    def settings_of(self, record: StepRecord) -> SamplerSettings | None:
+        """What a step was sampled with: its generation's record, never the panel's."""
+        if self.generation is not None:
+            return self.generation.settings_at(record.step)
+        return self.settings
 
     @Slot(int)
     def select_step(self, step: int) -> None:
@@ -196,8 +267,11 @@ class ChartDock(QDockWidget):
         self.selected_step = step
         self._set_live_button(False)
         self.timeline.mark(step)
+        settings = self.settings_of(record)
+        if settings is not None:
+            self.inspector.set_base_settings(settings)
         self.inspector.set_step(record)
-        self._show(record, self.settings)
+        self._show(record, settings)
 
     @Slot(object)
     def show_replay(self, record: StepRecord) -> None:
@@ -210,9 +284,11 @@ class ChartDock(QDockWidget):
         self.inspector.show_replay(record)
 
     def set_sampler_settings(self, settings: SamplerSettings) -> None:
-        """The settings the current generation samples with (reference lines, what-if base)."""
+        """What the steps fed by `add_step` were sampled with (reference lines, what-if base),
+        for a dock used without a Generation; a shown Generation's own settings come first."""
         self.settings = settings
-        self.inspector.set_base_settings(settings)
+        if self.generation is None:
+            self.inspector.set_base_settings(settings)
 
     def set_engine_stages(self, available: tuple[str, ...], note: str = "",
                           replay_note: str = "") -> None:
@@ -267,22 +343,29 @@ class ChartDock(QDockWidget):
 
     # --- painting ---
 
-    def _paint(self) -> None:
+    def _paint(self, timeline: bool = False) -> None:
         """One coalesced redraw: the newest step if live, and the timeline's new points."""
         if not self.isVisible():
             return  # a hidden or tabbed-away dock costs nothing; showEvent paints it
         started = time.perf_counter()
         self.paint_count += 1
+        self._dirty = False
         live = self.selected_step is None
         if live and self.latest is not None and self.latest is not self.shown:
+            settings = self.settings_of(self.latest)
+            if settings is not None and settings is not self.inspector.base:
+                self.inspector.set_base_settings(settings)
             self.inspector.set_step(self.latest, live=True)
-            self._show(self.latest, self.settings)
+            self._show(self.latest, settings)
         now = time.monotonic()
-        if now - self._timeline_at >= TIMELINE_INTERVAL_S:
+        self._painted_at = now
+        if timeline or now - self._timeline_at >= TIMELINE_INTERVAL_S:
             self._timeline_at = now
             self.timeline.refresh(follow=live)
-        elif self.timeline.dirty and not self._timer.isActive():
-            self._timer.start()  # its new points still need drawing
+        elif self.timeline.dirty:  # its new points still need drawing, a little later
+            self._dirty = True
+            if not self._framed and not self._timer.isActive():
+                self._timer.start()
         self._pace(time.perf_counter() - started)
 
     def _pace(self, work_s: float) -> None:
@@ -302,7 +385,15 @@ class ChartDock(QDockWidget):
         if names != self._stage_names:
             self._fill_stage_box(names)
         self.chart.show_record(record, settings)
-        self.header.setText(_header(record, len(self.chart.bar_ids)))
+        self.header.setText(step_header(record, len(self.chart.bar_ids)))
+        self._show_sampled(record, settings)
+
+    def _show_sampled(self, record: StepRecord, settings: SamplerSettings | None) -> None:
+        # QLabel ignores the same text: following live steps costs a comparison.
+        text = sampled_header(record, settings, self.settings_of(record),
+                              known=self.generation is not None)
+        self.sampled_label.setText(text)
+        self.sampled_label.setVisible(bool(text))
 
     def _fill_stage_box(self, names: tuple[str, ...]) -> None:
         wanted = self.chart.stage_name
@@ -312,7 +403,8 @@ class ChartDock(QDockWidget):
         self.stage_box.blockSignals(True)  # refilling is not a choice
         self.stage_box.clear()
         for k, name in enumerate(names):
-            self.stage_box.addItem(f"{name} (final)" if k == len(names) - 1 else name, name)
+            label = stage_label(name)
+            self.stage_box.addItem(f"{label} (final)" if k == len(names) - 1 else label, name)
         index = names.index(wanted) if wanted in names else len(names) - 1
         self.stage_box.setCurrentIndex(index)
         self.stage_box.blockSignals(False)
@@ -340,7 +432,7 @@ class ChartDock(QDockWidget):
     def _on_bars_changed(self, n: int) -> None:
         self.chart.set_bar_count(n)
         if self.shown is not None:
-            self.header.setText(_header(self.shown, len(self.chart.bar_ids)))
+            self.header.setText(step_header(self.shown, len(self.chart.bar_ids)))
         self.sig_bar_count_changed.emit(n)
 
     def _on_timeline_clicked(self, step: int) -> None:
@@ -359,7 +451,7 @@ class ChartDock(QDockWidget):
     def _show_original(self) -> None:
         record = self.inspector.record
         if record is not None:
-            self._show(record, self.settings)
+            self._show(record, self.settings_of(record))
 
     def _on_export_requested(self, kind: str) -> None:
         record = self.shown
@@ -380,16 +472,3 @@ class ChartDock(QDockWidget):
         self._timer.stop()
         super().closeEvent(event)
 
-
-def _header(record: StepRecord, n_bars: int) -> str:
-    kind = "Replay of step" if record.replayed else "Step"
-    listed = len(record.stages[0].ids) if record.stages else 0
-    # A remote engine does not say how large its vocabulary is, only its top candidates.
-    shown = (f"{min(n_bars, listed)} of {record.n_vocab:,} tokens shown" if record.n_vocab
-             else f"{min(n_bars, listed)} shown of the endpoint's top {listed}")
-    return (
-        f"{kind} {record.step} · ‘{token_label(record.piece)}’ · p {format_prob(record.prob)} "
-        f"(raw {format_prob(record.raw_prob)}, rank {record.raw_rank}) · entropy "
-        f"{format_bits(record.entropy_raw)} → {format_bits(record.entropy_final)} · "
-        f"{shown}"
-    )

@@ -1,11 +1,19 @@
 """Where the sampler chain cut, drawn over the distribution chart's bars. GUI thread only.
 
-A vertical line after the last survivor of top-k, top-p and min-p (each only when that stage
-removed something), the cumulative curve top-p read and its p as a level, and min-p's threshold
-as a level on the bars. Everything is placed from one `StepRecord` and the settings it was
-sampled with; the only arithmetic is display arithmetic on reported numbers (a running sum, a
-product), never a probability of its own. Items are created once and touched only when their
-position or label changes: re-laying out pyqtgraph text costs more than comparing.
+A vertical line at the cut of every truncation stage that removed something: after the last
+survivor of a stage that keeps a head (top-n-sigma, top-k, top-p, min-p, Mirostat), before the
+first survivor of one that removes the head (XTC). Which stages cut, and which end, come from the
+stage registry (`core.sampler_stages`). Besides the lines: the cumulative curve top-p read and its
+p as a level, and min-p's threshold as a level on the bars. Everything is placed from one
+`StepRecord` and the settings it was sampled with; the only arithmetic is display arithmetic on
+reported numbers (a running sum, a product), never a probability of its own. Items are created
+once and touched only when their position or label changes: re-laying out pyqtgraph text costs
+more than comparing.
+
+Truncations only remove tokens, XTC included: the survivors keep their probability ratios, so a
+threshold read on one stage's bars holds on the raw bars too. XTC breaks the other habit, that a
+cut keeps the head: it removes the most probable tokens, which `head_removed` names (from the
+reported listings) so the chart can draw them as removed.
 """
 
 from __future__ import annotations
@@ -17,21 +25,38 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 
-from desktop.core.sampling import (
+from desktop.core.sampler_stages import (
     STAGE_MIN_P,
     STAGE_RAW,
     STAGE_TOP_K,
     STAGE_TOP_P,
-    STAGE_TYPICAL,
-    SamplerSettings,
+    STAGES,
+    is_truncation,
+    removed_from_head,
 )
+from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import StageView, StepRecord
 from desktop.core.token_text import feeding_stage, stage_changed, stage_is_complete
 
-CUT_COLORS = {STAGE_TOP_K: QColor(200, 40, 40), STAGE_TOP_P: QColor(20, 140, 70),
-              STAGE_MIN_P: QColor(130, 60, 180)}
-_TITLES = {STAGE_TOP_K: "top-k", STAGE_TOP_P: "top-p", STAGE_MIN_P: "min-p"}
-_TRUNCATIONS = {STAGE_TOP_K, STAGE_TYPICAL, STAGE_TOP_P, STAGE_MIN_P}  # keep ratios, only cut
+_PALETTE = {STAGE_TOP_K: QColor(200, 40, 40), STAGE_TOP_P: QColor(20, 140, 70),
+            STAGE_MIN_P: QColor(130, 60, 180), "top_n_sigma": QColor(180, 110, 20),
+            "xtc": QColor(0, 130, 150), "mirostat": QColor(90, 90, 90)}
+_SPARE = (QColor(150, 60, 100), QColor(60, 100, 150), QColor(110, 120, 30))
+# Every stage that cuts at one end gets a line: the registry says which, and which end.
+_CUTS = {st.name: st.cut for st in STAGES if st.kind == "truncation" and st.cut in ("tail", "head")}
+CUT_COLORS = {name: _PALETTE.get(name, _SPARE[k % len(_SPARE)]) for k, name in enumerate(_CUTS)}
+_TITLES = {st.name: st.label for st in STAGES if st.name in _CUTS}
+
+
+def head_removed(record: StepRecord, upto: str) -> set[int]:
+    """The listed tokens that stages cutting the head (XTC) removed, up to the stage `upto`."""
+    gone: set[int] = set()
+    for before, after in zip(record.stages, record.stages[1:]):
+        if _CUTS.get(after.name) == "head" and stage_changed(before, after):
+            gone.update(removed_from_head(before.ids, before.probs, after.ids))
+        if after.name == upto:
+            break
+    return gone
 
 
 class CutMarkers:
@@ -68,12 +93,17 @@ class CutMarkers:
         `y_of` maps a probability onto the y axis, `shown` is the stage drawn as bars."""
         for name, line in self.cut_lines.items():
             view, feed = record.stage(name), feeding_stage(record, name)
-            at = None
+            at, text = None, ""
             if view is not None and feed is not None and stage_changed(feed, view):
-                at = _boundary(view, pos, n)
+                if _CUTS[name] == "head":
+                    at = _head_boundary(feed, view, pos, n)
+                    text = f"{_TITLES[name]} removed {feed.kept - view.kept} from the top"
+                else:
+                    at = _boundary(view, pos, n)
+                    text = f"{_TITLES[name]} keeps {view.kept}"
             _place(line, at)
             if at is not None:
-                _set_label(line, f"{_TITLES[name]} keeps {view.kept if view else 0}")
+                _set_label(line, text)
                 # Left of its line, except near the left edge, where it would leave the plot
                 # and cover the chosen token's label: then right of it.
                 _anchor(line, (0.0, 0.0) if at < min(4.0, n / 4) else (1.0, 0.0))
@@ -125,12 +155,22 @@ def _boundary(view: StageView, pos: dict[int, int], n: int) -> float | None:
     return at if at < n - 0.5 else None
 
 
+def _head_boundary(feed: StageView, view: StageView, pos: dict[int, int],
+                   n: int) -> float | None:
+    """x of the line after the last bar a head cut removed, or None when none is shown."""
+    places = [pos[t] for t in removed_from_head(feed.ids, feed.probs, view.ids) if t in pos]
+    if not places:
+        return None
+    at = max(places) + 0.5
+    return at if at < n - 0.5 else None
+
+
 def _ratios_kept_before(record: StepRecord, name: str) -> bool:
     """True when every stage that changed anything before `name` only truncated."""
     for before, after in zip(record.stages, record.stages[1:]):
         if after.name == name:
             return True
-        if after.name not in _TRUNCATIONS and stage_changed(before, after):
+        if not is_truncation(after.name) and stage_changed(before, after):
             return False
     return True
 

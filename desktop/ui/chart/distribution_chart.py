@@ -20,16 +20,16 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QPalette, QResizeEvent
 from PySide6.QtWidgets import QWidget
 
-from desktop.core.sampling import STAGE_MIN_P, STAGE_RAW, STAGE_TOP_K, STAGE_TOP_P, SamplerSettings
+from desktop.core.sampler_stages import stage_label
+from desktop.core.sampling import STAGE_RAW, STAGE_TOP_P, SamplerSettings
 from desktop.core.steps import StageView, StepRecord
 from desktop.core.token_text import format_prob, stage_is_complete, token_label
-from desktop.ui.chart.cut_markers import CutMarkers
+from desktop.ui.chart.cut_markers import CutMarkers, head_removed
 from desktop.ui.chart.paced_plot import PacedPlot
 from desktop.ui.chart.token_axis import TokenAxis
 
 LOG_FLOOR = -6.0  # log10 of the smallest probability the log axis shows
 MIN_BARS, MAX_BARS = 10, 200
-CUT_STAGES = (STAGE_TOP_K, STAGE_TOP_P, STAGE_MIN_P)
 
 RAW_COLOR = QColor(150, 176, 214)
 STAGE_COLOR = QColor(33, 97, 196)
@@ -254,14 +254,17 @@ class DistributionChart(PacedPlot):
         raw_p = np.asarray(raw.probs[: len(ids)], dtype=float)
         listed = dict(zip(stage.ids, stage.probs))
         stage_p = np.array([listed.get(t, 0.0) for t in ids], dtype=float)
-        removed = np.array([t not in listed for t in ids], dtype=bool) if stage_is_complete(
-            stage) else np.zeros(len(ids), dtype=bool)
+        # Unlisted tokens were removed only when the stage lists all it kept; a stage that cut
+        # the head (XTC) names the tokens it took, listed or not.
+        gone = head_removed(record, stage.name)
+        complete = stage_is_complete(stage)
+        removed = np.array([(complete and t not in listed) or t in gone for t in ids], dtype=bool)
         self._bars(self.raw_bars, x, raw_p)
         self._bars(self.removed_bars, x[removed], raw_p[removed])
         shown = stage_p > 0
         self._bars(self.stage_bars, x[shown], stage_p[shown])
         self._legend_label(self.stage_bars, "raw softmax" if stage.name == STAGE_RAW
-                           else f"after {stage.name}")
+                           else f"after {stage_label(stage.name)}")
         self._draw_chosen(record, pos, raw_p, stage_p)
         self._draw_candidate(pos, raw_p, stage_p)
         self.cuts.draw(record, self.settings, pos, len(ids), self.y_of, stage)

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.core.sampler_stages import PARAM_BY_FIELD
 from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import StepRecord
 from desktop.core.token_text import compare_steps, describe_comparison, format_prob, token_label
@@ -29,16 +30,13 @@ REPLAY_DEBOUNCE_MS = 100
 LIVE_TEXT = ("Following the newest token. Change a setting to recompute the shown step "
              "under it (this pins the step).")
 
-# (field, label, minimum, maximum, step, decimals); decimals None → integer spin box
-_FIELDS: tuple[tuple[str, str, float, float, float, int | None], ...] = (
-    ("temperature", "Temperature", 0.0, 5.0, 0.05, 2),
-    ("top_k", "Top-k", 0, 1000, 1, None),
-    ("top_p", "Top-p", 0.0, 1.0, 0.01, 2),
-    ("min_p", "Min-p", 0.0, 1.0, 0.01, 2),
-    ("repeat_penalty", "Repeat penalty", 0.5, 2.5, 0.05, 2),
-    ("presence_penalty", "Presence penalty", -2.0, 2.0, 0.1, 2),
-    ("frequency_penalty", "Frequency penalty", -2.0, 2.0, 0.1, 2),
-)
+# (field, label, minimum, maximum, step, decimals); decimals None → integer spin box. Ranges and
+# steps are the stage registry's, so a what-if takes exactly what the Sampling panel takes.
+_FIELDS: tuple[tuple[str, str, float, float, float, int | None], ...] = tuple(
+    (p.field, p.label, p.panel_minimum, p.hi, p.step, None if p.is_int else p.decimals)
+    for p in (PARAM_BY_FIELD[name] for name in (
+        "temperature", "top_k", "top_p", "min_p", "repeat_penalty", "presence_penalty",
+        "frequency_penalty")))
 
 
 class StepInspector(QWidget):
@@ -67,8 +65,7 @@ class StepInspector(QWidget):
             if decimals is None:
                 spin = QSpinBox()
                 spin.setRange(int(lo), int(hi))
-                if name == "top_k":
-                    spin.setSpecialValueText("off")
+                spin.setSpecialValueText(PARAM_BY_FIELD[name].special)
             else:
                 spin = QDoubleSpinBox()
                 spin.setRange(lo, hi)

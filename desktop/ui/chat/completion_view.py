@@ -2,13 +2,15 @@
 
 No template, no turns: a language model is a completion machine, and here it continues exactly
 what was typed ("Elon Musk is…"). The text is sent as one untrusted piece (typed markup such as
-`<start_of_turn>` stays plain text) and the reply streams onto the end of the same document
-through a `StreamBuffer`. The view emits requests; the main window talks to the engine.
+`<start_of_turn>` stays plain text) and the reply streams onto the end of the same document in
+batches (`append_batch`, from the generation tracker's redraw timer; `append_stream` joins single
+pieces through a `StreamBuffer`). Ctrl+Enter in the editor continues the text. The view emits
+requests; the main window talks to the engine.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QFontDatabase, QKeyEvent, QTextCursor
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -27,13 +29,24 @@ class CompletionEditor(QPlainTextEdit):
 
     sig_submitted = Signal()
 
+    def event(self, event: QEvent) -> bool:
+        # Claim Ctrl+Enter before any window-wide shortcut bound to it (the chat's send) sees it.
+        if (event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent)
+                and _is_ctrl_enter(event)):
+            event.accept()
+            return True
+        return super().event(event)
+
     def keyPressEvent(self, event: QKeyEvent) -> None:
-        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and (
-            event.modifiers() & Qt.KeyboardModifier.ControlModifier
-        ):
+        if _is_ctrl_enter(event):
             self.sig_submitted.emit()
             return
         super().keyPressEvent(event)
+
+
+def _is_ctrl_enter(event: QKeyEvent) -> bool:
+    return event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and bool(
+        event.modifiers() & Qt.KeyboardModifier.ControlModifier)
 
 
 class CompletionView(QWidget):
@@ -98,6 +111,10 @@ class CompletionView(QWidget):
 
     def append_stream(self, text: str) -> None:
         self.buffer.push(text)
+
+    def append_batch(self, text: str) -> None:
+        """A batch of the continuation, inserted at once (the caller batches it)."""
+        self.buffer.write(text)
 
     def _insert(self, text: str) -> None:
         bar = self.editor.verticalScrollBar()

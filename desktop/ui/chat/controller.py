@@ -1,60 +1,68 @@
 """ChatController: one chat turn from the input box to the stored reply. GUI thread only.
 
 send → (database thread) save the user message, read the branch, render system prompt + custom
-instructions + history through the template → `EngineService.generate(pieces)` → steps stream
-into the transcript → (database thread) save the reply with the settings it was made with and
-its StepRecords. Opening the Tokens view of any stored reply loads its steps (database thread) and
-`sig_steps_shown` hands them to the chart. The prompt is fitted to the context by the Template
-panel's overflow policy (core.conversations.overflow); token counts are estimated from
-characters and calibrated by `token_scale`, the real / estimated size of the last prompt the
-engine took. Regenerate, Edit and "continue with this token" make a new version (sibling);
-Continue extends a reply in place. Stop keeps the partial reply; an engine crash keeps it too and
-offers Reload. The controller never waits: every database step is a StoreService call with a
-callback.
+instructions + history through the template → `GenerationTracker.start` (the seed resolved, the
+request sent, its `Generation` made) → batches of steps stream into the transcript → (database
+thread) save the reply with what the Generation says it was made with — the settings sent, the
+seed used, the model — and its StepRecords; the panels are read once per turn, when it is sent.
+A click on any reply's text opens that step: a stored reply's steps load from the database
+(its Generation rebuilt from what was saved) and `sig_generation_shown` hands it to the chart,
+which also follows the branch and conversation shown. The prompt is fitted to the context by
+the Template panel's overflow policy (core.conversations.overflow); token counts are estimated
+from characters and calibrated by `token_scale`, the real / estimated size of the last prompt
+the engine took. Regenerate, Edit and "continue with this token" make a new version (sibling; the
+forced prefix keeps its original records, only the new token on is generated); Continue extends
+a reply in place. Stop keeps the partial reply; an engine crash keeps it too and offers Reload.
+The controller never waits: every database step is a StoreService call with a callback.
 """
 
 from __future__ import annotations
 
-import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from desktop.core.steps import GenerationDone, StepRecord
-from desktop.engine import protocol as P
+from desktop.core.generation import Generation, ModelRef, SettingsSpan
+from desktop.core.steps import StepRecord
 from desktop.ui.chat import turns as T
-from desktop.ui.chat.message_widget import ASSISTANT, MessageItem, MessageWidget
+from desktop.ui.chat.generation_tracker import GenerationTracker
+from desktop.ui.chat.message_widget import ASSISTANT, MessageItem
 from desktop.ui.chat.store_service import StoreService
 from desktop.ui.chat.view import ChatView
 from desktop.ui.engine_service import EngineService
 
 PENDING_ID = "pending"  # the id of a reply while it streams (it has no database row yet)
+KEPT_GENERATIONS = 16  # replies whose Generation stays in memory when not on screen
 
 
 class ChatController(QObject):
     sig_conversation_changed = Signal(object)  # conversation id shown now, or None
     sig_conversations_changed = Signal()  # titles or order changed: refresh the list
-    sig_generation_started = Signal(int)  # engine request id
+    sig_generation_started = Signal(int)  # the reply's request id (its Generation: `generation`)
     sig_turn_failed = Signal(str)  # plain words, also shown in the transcript's notice bar
-    # A reply's token view opened: message id, its StepRecords (tuple), and whether it is the
-    # reply just generated (whose prompt tokens the window still has, so replay works).
-    sig_steps_shown = Signal(object, object, bool)
+    # What the chart should show: a reply's Generation (None: nothing, the branch has no steps)
+    # and the step to select (-1: none, the last step is shown).
+    sig_generation_shown = Signal(object, int)
 
     def __init__(self, engine: EngineService, db: StoreService, view: ChatView,
                  context: Callable[[], T.PromptContext | None],
-                 parent: QObject | None = None) -> None:
+                 parent: QObject | None = None,
+                 tracker: GenerationTracker | None = None) -> None:
         super().__init__(parent)
         self.engine, self.db, self.view, self.context = engine, db, view, context
+        self.tracker = tracker or GenerationTracker(engine, self)
         self.conversation_id: int | None = None
-        self.request_id: int | None = None
+        self.generation: Generation | None = None  # the reply being generated
+        self.last: Generation | None = None  # the reply generated last (this conversation)
         self.turn: T.Turn | None = None
         self.preparing = False  # a database step of a turn is running
-        self.steps: list[StepRecord] = []
-        self.last_prompt_tokens: tuple[int, ...] = ()
-        self.last_reply_id: int | None = None  # the stored reply those steps belong to
         self.token_scale = 1.0  # real tokens / estimated tokens of the last prompt sent
-        self._hooked: weakref.WeakSet[MessageWidget] = weakref.WeakSet()
+        # Replies' Generations by message id: those made in this session keep their prompt
+        # tokens (replay, "continue with this token"); stored ones are read back on demand.
+        self._generations: OrderedDict[int, Generation] = OrderedDict()
+        self._loading: set[int] = set()
         self._serial = 0  # drops answers for a conversation no longer shown
         self._turn_serial = 0
         self.model_loading: Callable[[], bool] = lambda: False
@@ -65,14 +73,29 @@ class ChatController(QObject):
         view.sig_edit_submitted.connect(self.edit)
         view.sig_continue_requested.connect(self.continue_reply)
         view.sig_sibling_requested.connect(self.show_sibling)
-        engine.sig_step_generated.connect(self._on_step)
-        engine.sig_generation_finished.connect(self._on_finished)
-        engine.sig_request_failed.connect(self._on_failed)
-        engine.sig_engine_crashed.connect(self._on_crashed)
+        view.sig_step_clicked.connect(self.open_step)
+        view.sig_steps_requested.connect(self.load_reply)
+        self.tracker.sig_steps_added.connect(self._on_steps)
+        self.tracker.sig_finished.connect(self._on_finished)
+        self.tracker.sig_failed.connect(self._on_failed)
 
     @property
     def busy(self) -> bool:
-        return self.preparing or self.request_id is not None
+        return self.preparing or self.generation is not None
+
+    @property
+    def request_id(self) -> int | None:
+        return self.generation.request_id if self.generation is not None else None
+
+    @property
+    def steps(self) -> tuple[StepRecord, ...]:
+        """The steps of the reply being generated, else of the one generated last."""
+        gen = self.generation or self.last
+        return tuple(gen.steps) if gen is not None else ()
+
+    @property
+    def last_reply_id(self) -> int | None:
+        return self.last.message_id if self.last is not None else None
 
     # --- conversations ---
 
@@ -82,17 +105,19 @@ class ChatController(QObject):
         self._serial += 1
         serial = self._serial
         self.conversation_id = conversation_id
-        self.steps, self.last_prompt_tokens, self.last_reply_id = [], (), None
+        self.last = None
         self.view.notice.hide()
         if conversation_id is None:
             self.view.set_messages(())
             self.sig_conversation_changed.emit(None)
+            self.sig_generation_shown.emit(None, -1)
             return
 
         def shown(result: tuple[Any, tuple[MessageItem, ...]]) -> None:
             if serial == self._serial:
                 self._show(result[1])
                 self.sig_conversation_changed.emit(conversation_id)
+                self._follow_branch(result[1])
 
         self.db.call(lambda s: T.load_branch(s, conversation_id), on_done=shown,
                      on_error=self._fail)
@@ -153,17 +178,29 @@ class ChatController(QObject):
         if ctx is not None and isinstance(message_id, int):
             self._begin(lambda s: T.prepare_continue(s, message_id, ctx), ctx)
 
-    def continue_with_token(self, step: int, token_id: int) -> None:
-        """A new version of the last reply: its first `step` tokens, then `token_id`, then the
-        model goes on (picked in the chart's inspector)."""
+    def can_continue_with_token(self, gen: Generation) -> str:
+        """Why "continue with this token" cannot start from `gen` ("" when it can)."""
+        if gen.kind != "chat" or gen.message_id is None:
+            return "“Continue with this token” works on chat replies."
+        if not gen.prompt_tokens:
+            return ("“Continue with this token” needs the reply's prompt tokens: it works on "
+                    "replies generated since Openlid started.")
+        return ""
+
+    def continue_with_token(self, gen: Generation, step: int, token_id: int) -> None:
+        """A new version of a reply made in this session: its first `step` tokens with their
+        original records, then `token_id`, then the model goes on (picked in the inspector)."""
         ctx = self._ready_context()
-        reply_id = self.last_reply_id
-        if ctx is None or reply_id is None or not self.last_prompt_tokens:
+        reply_id = gen.message_id
+        if ctx is None or reply_id is None or self.can_continue_with_token(gen):
             return
-        forced = (*(r.token_id for r in self.steps[:step]), token_id)
-        prompt_tokens = self.last_prompt_tokens
+        prefix = tuple(gen.steps[:step])
+        # The prefix goes in as prompt: the engine computes only from the new token on, so the
+        # prefix's records stay the ones it was sampled with.
+        prompt_tokens = gen.prompt_tokens + tuple(r.token_id for r in prefix)
         self._begin(lambda s: T.prepare_regenerate(s, reply_id, ctx), ctx,
-                    prompt_tokens=prompt_tokens, forced=forced)
+                    prompt_tokens=prompt_tokens, forced=(token_id,), prefix=prefix,
+                    prefix_spans=gen.spans)
 
     def show_sibling(self, message_id: Any, index: int) -> None:
         if self.busy or not isinstance(message_id, int):
@@ -173,13 +210,15 @@ class ChatController(QObject):
         def shown(items: tuple[MessageItem, ...]) -> None:
             if serial == self._serial:
                 self._show(items)
+                self._follow_branch(items)
 
         self.db.call(lambda s: T.select_sibling(s, message_id, index), on_done=shown,
                      on_error=self._fail)
 
     def _begin(self, prepare: Callable[[Any], T.Turn], ctx: T.PromptContext, *,
                prompt_tokens: tuple[int, ...] = (), forced: tuple[int, ...] = (),
-               draft: str = "") -> None:
+               prefix: tuple[StepRecord, ...] = (),
+               prefix_spans: tuple[SettingsSpan, ...] = (), draft: str = "") -> None:
         self.preparing = True
         self.view.notice.hide()
         self.view.set_busy(True)
@@ -200,17 +239,25 @@ class ChatController(QObject):
             self.sig_conversations_changed.emit()
             if turn.notes:
                 self.view.notice.show_notice(" ".join(turn.notes), kind="info")
-            self.steps, self.last_reply_id = [], None
-            self.request_id = self.engine.generate(
-                turn.pieces, ctx.generation_settings(), prompt_tokens=prompt_tokens,
-                forced_tokens=forced)
+            # The panels are read here, once: what is sent is what the reply records.
+            gen = self.tracker.start(
+                "chat", turn.pieces, ctx.generation_settings(),
+                model=ModelRef(ctx.model_name, ctx.model_path), prompt_tokens=prompt_tokens,
+                forced_tokens=forced, prefix=prefix, prefix_spans=prefix_spans,
+                template_id=ctx.template.id)
+            self.generation = gen
             label = ctx.model_name or "Assistant"
             if turn.continue_id is not None:
                 self.view.begin_stream(MessageItem(turn.continue_id, ASSISTANT, turn.continue_text,
                                                    label), turn.continue_text)
             else:
-                self.view.begin_stream(MessageItem(PENDING_ID, ASSISTANT, "", label))
-            self.sig_generation_started.emit(self.request_id)
+                initial = "".join(r.text for r in prefix)
+                self.view.begin_stream(MessageItem(PENDING_ID, ASSISTANT, initial, label),
+                                       initial)
+                widget = self.view.widget_for(PENDING_ID)
+                if widget is not None:
+                    widget.set_generation(gen)  # clickable while it streams
+            self.sig_generation_started.emit(gen.request_id)
 
         def failed(exc: Exception) -> None:
             self.preparing = False
@@ -222,92 +269,88 @@ class ChatController(QObject):
         self.db.call(prepare, on_done=prepared, on_error=failed)
 
     def stop(self) -> None:
-        if self.request_id is not None:
+        if self.generation is not None:
             self.engine.cancel()  # the engine answers Done("cancelled") with the partial text
 
-    # --- engine events ---
+    # --- the tracker's news about the reply ---
 
-    def _on_step(self, request_id: int, record: StepRecord) -> None:
-        if request_id == self.request_id:
-            self.steps.append(record)
-            self.view.append_stream(record.text)
+    def _on_steps(self, gen: Generation, batch: tuple[StepRecord, ...]) -> None:
+        if gen is self.generation:
+            self.view.append_batch("".join(r.text for r in batch))
 
-    def _on_finished(self, request_id: int, done: GenerationDone,
-                     prompt_tokens: tuple[int, ...]) -> None:
-        if request_id != self.request_id:
+    def _on_finished(self, gen: Generation) -> None:
+        if gen is not self.generation or gen.done is None:
             return
-        self.last_prompt_tokens = tuple(prompt_tokens)
-        turn = self.turn
-        if turn is not None and turn.estimated_tokens > 0 and prompt_tokens:
+        done, turn = gen.done, self.turn
+        if turn is not None and turn.estimated_tokens > 0 and gen.prompt_tokens:
             unscaled = turn.estimated_tokens / self.token_scale
-            self.token_scale = max(0.5, min(3.0, len(prompt_tokens) / unscaled))
-        self._save(done.text, {
+            self.token_scale = max(0.5, min(3.0, len(gen.prompt_tokens) / unscaled))
+        prefix_text = "".join(r.text for r in gen.steps[:gen.prefix_length])
+        self._save(gen, prefix_text + done.text, {
             "finish_reason": done.finish_reason,
-            "completion_tokens": done.usage.completion_tokens,
+            "completion_tokens": len(gen),
             "prompt_tokens": done.usage.prompt_tokens,
             "tokens_per_second": round(done.timings.tokens_per_second, 2),
             "first_token_ms": round(done.timings.first_token_ms, 1),
         })
 
-    def _on_failed(self, request_id: int, kind: str, message: str) -> None:
-        if request_id != self.request_id:
+    def _on_failed(self, gen: Generation, kind: str, message: str) -> None:
+        if gen is not self.generation:
             return
-        partial = self.view.streamed_text()
+        partial = gen.text()  # this request's text (a continued reply's old part is stored)
         if partial:
-            self._save(partial, {"finish_reason": kind})
+            self._save(gen, partial, {"finish_reason": kind, "completion_tokens": len(gen)})
         else:
+            self.generation = None
             self._end(None)
-        self._fail(RuntimeError(message))
+        if kind != "crashed":  # the window offers Reload for a crash
+            self._fail(RuntimeError(message))
 
-    def _on_crashed(self, event: P.Crashed) -> None:
-        if self.request_id is None:
-            return
-        partial = self.view.streamed_text()
-        if partial:
-            self._save(partial, {"finish_reason": "crashed",
-                                 "completion_tokens": len(self.steps)})
-        else:
-            self._end(None)
-
-    def _save(self, text: str, meta: dict[str, Any]) -> None:
+    def _save(self, gen: Generation, text: str, extra: dict[str, Any]) -> None:
         turn = self.turn
-        ctx = self.context()
+        self.generation, self.last = None, gen  # no more steps; saving is in flight
         if turn is None:
             self._end(None)
             return
-        if ctx is not None:
-            meta = {"model_name": ctx.model_name, "model_path": ctx.model_path,
-                    "template_id": ctx.template.id, "sampler": ctx.sampler.to_json(),
-                    "seed": ctx.sampler.seed, **meta}
-        self.request_id = None  # no more steps for this reply; saving is in flight
+        # What the reply was made with, from its Generation: not the panels, which may have
+        # changed while it streamed.
+        meta = {**gen.meta(), **extra}
         self.view.set_busy(True)  # until the stored version (with its id) is on screen
+
         def failed(exc: Exception) -> None:
             self._end(None)
             self._fail(exc)
 
-        steps = tuple(self.steps)  # compressed and stored on the database thread
-        self.db.call(lambda s: T.save_reply(s, turn, text, meta, steps), on_done=self._end,
-                     on_error=failed)
+        steps = tuple(gen.steps)  # compressed and stored on the database thread
+        self.db.call(lambda s: T.save_reply(s, turn, text, meta, steps),
+                     on_done=lambda items: self._end(items, gen), on_error=failed)
 
-    def _end(self, items: tuple[MessageItem, ...] | None) -> None:
-        self.request_id = None
+    def _end(self, items: tuple[MessageItem, ...] | None, gen: Generation | None = None) -> None:
         if self._turn_serial != self._serial:
             # Another conversation is shown now (switching stopped the reply): the reply is
-            # stored in its own conversation, and nothing here changes on screen.
+            # stored in its own conversation; the chart, which drew it, follows the one shown.
             self.view.set_busy(False)
             self.sig_conversations_changed.emit()
+            self._follow_branch(tuple(w.item for w in self.view.messages))
             return
+        continued = self.turn is not None and self.turn.continue_id is not None
         if items:
             reply = items[-1]
-            self.last_reply_id = reply.id if reply.role == ASSISTANT else None
+            if gen is not None and reply.role == ASSISTANT and isinstance(reply.id, int):
+                if continued:
+                    # The stored reply is now old part + new part: read it back when needed.
+                    self._generations.pop(reply.id, None)
+                else:
+                    gen.message_id = reply.id
+                    self._remember(gen)
             if not self.view.streaming:
                 self._show(items)
             else:
                 self.view.end_stream(reply)  # the streamed widget becomes the stored reply
-                self._hook_widgets()
             widget = self.view.widget_for(reply.id)
-            if widget is not None and self.turn is not None and self.turn.continue_id is None:
-                widget.set_steps(tuple(self.steps))
+            if widget is not None and gen is not None:
+                # A continued reply's steps are old part + new part: read back on demand.
+                widget.set_generation(None if continued else gen)
             self.view.set_busy(False)
         else:
             # No reply to keep: show the branch as it was before the turn (the question stays).
@@ -315,39 +358,80 @@ class ChatController(QObject):
             self._show(self.turn.items if self.turn is not None else ())
         self.sig_conversations_changed.emit()
 
-    # --- stored steps ---
+    # --- stored replies: their Generations, the chart ---
+
+    def _remember(self, gen: Generation) -> None:
+        if gen.message_id is None:
+            return
+        self._generations[gen.message_id] = gen
+        self._generations.move_to_end(gen.message_id)
+        while len(self._generations) > KEPT_GENERATIONS:
+            self._generations.popitem(last=False)
 
     def _show(self, items: tuple[MessageItem, ...]) -> None:
         self.view.set_messages(items)
-        self._hook_widgets()
-
-    def _hook_widgets(self) -> None:
         for widget in self.view.messages:
-            if widget not in self._hooked:
-                self._hooked.add(widget)
-                widget.sig_steps_requested.connect(self._on_steps_requested)
+            gen = self._generations.get(widget.item.id)
+            if gen is not None:
+                widget.set_generation(gen)
 
-    def _on_steps_requested(self, message_id: Any) -> None:
-        """A reply's token view opened: its steps come from memory (the reply just made) or
-        from the database; the chart shows them either way."""
+    def generation_of(self, message_id: Any) -> Generation | None:
+        """A reply's Generation if it is in memory (streaming, made or read this session)."""
+        if message_id == PENDING_ID:
+            return self.generation
         widget = self.view.widget_for(message_id)
-        if widget is not None and widget.steps:
-            latest = message_id == self.last_reply_id and widget.steps == tuple(self.steps)
-            self.sig_steps_shown.emit(message_id, tuple(widget.steps), latest)
+        if widget is not None and widget.generation is not None:
+            return widget.generation
+        return self._generations.get(message_id) if isinstance(message_id, int) else None
+
+    def load_reply(self, message_id: Any,
+                   then: Callable[[Generation], None] | None = None) -> None:
+        """Make sure a reply's widget has its Generation (a stored one is read back on the
+        database thread, rebuilt from its saved settings and steps); then call `then`."""
+        gen = self.generation_of(message_id)
+        if gen is not None:
+            widget = self.view.widget_for(message_id)
+            if widget is not None and widget.generation is None:
+                widget.set_generation(gen)
+            if then is not None:
+                then(gen)
             return
-        if not isinstance(message_id, int):
+        if not isinstance(message_id, int) or (message_id in self._loading and then is None):
             return
+        self._loading.add(message_id)
         serial = self._serial
 
-        def loaded(steps: tuple[StepRecord, ...]) -> None:
-            widget = self.view.widget_for(message_id)
-            if serial != self._serial or widget is None:
+        def loaded(reply: T.StoredReply) -> None:
+            self._loading.discard(message_id)
+            if serial != self._serial or not reply.steps:
                 return
-            widget.set_steps(steps)
-            if steps:
-                self.sig_steps_shown.emit(message_id, steps, False)
+            gen = Generation.saved(reply.meta, reply.steps, message_id=message_id)
+            self._remember(gen)
+            widget = self.view.widget_for(message_id)
+            if widget is not None:
+                widget.set_generation(gen)
+            if then is not None:
+                then(gen)
 
-        self.db.call(lambda s: T.steps_of(s, message_id), on_done=loaded, on_error=self._fail)
+        def failed(exc: Exception) -> None:
+            self._loading.discard(message_id)
+            self._fail(exc)
+
+        self.db.call(lambda s: T.reply_of(s, message_id), on_done=loaded, on_error=failed)
+
+    def open_step(self, message_id: Any, step: int) -> None:
+        """A reply's text was clicked: the chart shows that reply and selects the step."""
+        self.load_reply(message_id, lambda gen: self.sig_generation_shown.emit(gen, step))
+
+    def _follow_branch(self, items: tuple[MessageItem, ...]) -> None:
+        """The chart follows the branch shown: its last reply with steps, or nothing."""
+        last = next((item for item in reversed(items)
+                     if item.role == ASSISTANT and (item.has_steps
+                                                    or item.id in self._generations)), None)
+        if last is None:
+            self.sig_generation_shown.emit(None, -1)
+            return
+        self.load_reply(last.id, lambda gen: self.sig_generation_shown.emit(gen, -1))
 
     def _fail(self, exc: BaseException) -> None:
         message = str(exc) or type(exc).__name__

@@ -157,7 +157,10 @@ class CodeBlock(QFrame):
 
 
 class MarkdownBody(QWidget):
-    """A finished message: Markdown prose and code blocks, in order."""
+    """A finished message: Markdown prose and code blocks, in order.
+
+    `parts` lists each text view with the part of the message it shows and where that part
+    starts in the message, so a click on the shown text can be traced to the reply's tokens."""
 
     def __init__(self, text: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -165,12 +168,20 @@ class MarkdownBody(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(6)
         self.code_blocks: list[CodeBlock] = []
+        self.parts: list[tuple[QTextBrowser, str, int]] = []  # view, source part, its offset
+        at = 0
         for kind, content, language in split_code_blocks(text) or [("text", text, "")]:
+            # Each part is the message's own lines joined again: found verbatim, in order.
+            found = text.find(content, at)
+            start = found if found >= 0 else at
+            at = start + len(content)
             if kind == "code":
                 block = CodeBlock(content, language, self)
                 self.code_blocks.append(block)
                 layout.addWidget(block)
+                self.parts.append((block.view, content, start))
             else:
                 prose = AutoHeightBrowser(self)
                 prose.document().setMarkdown(hard_breaks(content), _MARKDOWN)
                 layout.addWidget(prose)
+                self.parts.append((prose, content, start))

@@ -2,8 +2,12 @@
 
 GUI thread only. A finished message shows its text as Markdown (see markdown_body.py: each fenced
 code block in its own monospace box with a Copy button); a streaming message shows plain text
-that the chat view appends to in batches (see stream_buffer.py); the token view shows the reply
-token by token. Text from the model is never trusted as HTML.
+that the chat view appends to in batches. A reply's tokens are always clickable: a click on its
+text (Markdown, code or streaming) emits the step that wrote it, hovering shows that step's top
+candidates (token_view.py), and a reply whose steps are stored but not loaded asks for them
+(`sig_steps_requested`). The Tokens toggle only changes how tokens look: shaded by how sure the
+model was (the token view) or plain Markdown; the chat view applies it to every reply and keeps
+it. Text from the model is never trusted as HTML.
 """
 
 from __future__ import annotations
@@ -11,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QGuiApplication, QPainter
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal
+from PySide6.QtGui import QGuiApplication, QHelpEvent, QMouseEvent, QPainter
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -20,13 +24,24 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QSizePolicy,
+    QTextBrowser,
     QToolButton,
+    QToolTip,
     QVBoxLayout,
     QWidget,
 )
 
+from desktop.core.generation import Generation
+from desktop.core.steps import StepRecord
 from desktop.ui.chat.markdown_body import AutoHeightBrowser, MarkdownBody
-from desktop.ui.chat.token_view import TokenView
+from desktop.ui.chat.token_view import (
+    TextMap,
+    TokenView,
+    candidates_text,
+    code_point_index,
+    step_at,
+    step_starts,
+)
 
 USER, ASSISTANT, SYSTEM = "user", "assistant", "system"
 
@@ -68,8 +83,9 @@ class MessageWidget(QFrame):
     sig_regenerate_requested = Signal(object)
     sig_continue_requested = Signal(object)
     sig_sibling_requested = Signal(object, int)  # message id, 0-based sibling index to show
-    sig_step_clicked = Signal(int)  # a token of the token view was clicked: its step
-    sig_steps_requested = Signal(object)  # the token view opened: message id (load / chart)
+    sig_step_clicked = Signal(object, int)  # message id, step: its text was clicked
+    sig_steps_requested = Signal(object)  # message id: its steps are needed (load them)
+    sig_shading_toggled = Signal(bool)  # the Tokens toggle: shade tokens (every reply) or not
 
     def __init__(self, item: MessageItem, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -84,14 +100,20 @@ class MessageWidget(QFrame):
         self.body: QWidget = QWidget()
         self.stream_view: AutoHeightBrowser | None = None
         self.editor: QPlainTextEdit | None = None
-        self.steps: tuple[Any, ...] = ()  # StepRecords of this reply, once known
+        self.generation: Generation | None = None  # this reply's steps and settings, once known
+        self.shaded = False  # show the tokens shaded (the token view) rather than as Markdown
+        self._starts: list[int] = []  # where each step's text starts in the reply
+        self._starts_of = -1  # how many steps `_starts` covers
+        self._shown: dict[QObject, tuple[QTextBrowser, str, int]] = {}  # viewport → view, part
+        self._maps: dict[QObject, TextMap] = {}
+        self._pending_click: int | None = None  # a click waiting for the steps to load
         self.footer = QLabel(item.footer)
         self.footer.setObjectName("messageFooter")
         self.footer.setVisible(bool(item.footer))
         self._layout.addWidget(self.body)
         self._layout.addWidget(self.footer)
         self.show_text(item.text)
-        self.set_steps(())
+        self.set_generation(None)
 
     def _build_header(self, item: MessageItem) -> QHBoxLayout:
         head = QHBoxLayout()
@@ -123,10 +145,10 @@ class MessageWidget(QFrame):
         self.continue_button = self._tool("Continue", "Continue reply")
         self.continue_button.clicked.connect(
             lambda: self.sig_continue_requested.emit(self.item.id))
-        self.tokens_button = self._tool("Tokens", "Show the reply token by token, shaded by "
-                                        "how sure the model was; click a token to inspect it")
+        self.tokens_button = self._tool("Tokens", "Shade every reply's tokens by how sure the "
+                                        "model was (click any token to inspect it either way)")
         self.tokens_button.setCheckable(True)
-        self.tokens_button.toggled.connect(self._show_tokens)
+        self.tokens_button.toggled.connect(self.sig_shading_toggled)
         self.tokens_button.hide()
         head.addWidget(self.tokens_button)
         self.edit_button.setVisible(item.role == USER)
@@ -175,46 +197,134 @@ class MessageWidget(QFrame):
     # --- body states: finished (Markdown), streaming (plain, appended), editing ---
 
     def _replace_body(self, body: QWidget) -> None:
+        for viewport in self._shown:
+            viewport.removeEventFilter(self)
+        self._shown.clear()
+        self._maps.clear()
         self._layout.replaceWidget(self.body, body)
         self.body.hide()
         self.body.deleteLater()
         self.body = body
 
     def show_text(self, text: str) -> None:
+        """The finished text: shaded tokens when the toggle is on and the steps are here,
+        else Markdown; clickable either way when the reply has steps."""
         self.stream_view = None
         self.editor = None
-        self.tokens_button.blockSignals(True)
-        self.tokens_button.setChecked(False)
-        self.tokens_button.blockSignals(False)
-        self._replace_body(MarkdownBody(text))
-
-    def set_steps(self, steps: tuple[Any, ...]) -> None:
-        """Offer the token view; steps that arrive while it waits for them are shown."""
-        self.steps = steps
-        self.tokens_button.setVisible((bool(steps) or self.item.has_steps)
-                                      and self.item.role == ASSISTANT)
-        if steps and self.tokens_button.isChecked():
-            self._show_token_view()
-
-    def _show_tokens(self, on: bool) -> None:
-        if not on:
-            self.show_text(self.item.text)
+        if self.shaded and self.generation is not None and len(self.generation):
+            view = TokenView(self.generation.steps)
+            view.sig_step_clicked.connect(self._on_token_clicked)
+            self._replace_body(view)
             return
-        # Stored steps load on request (set_steps shows them); the chart follows this message.
-        self.sig_steps_requested.emit(self.item.id)
-        if self.steps:
-            self._show_token_view()
+        body = MarkdownBody(text)
+        self._replace_body(body)
+        if self.item.role == ASSISTANT:
+            for browser, part, start in body.parts:
+                self._watch(browser, part, start)
+        if self.shaded and self.item.has_steps and self.generation is None:
+            self.sig_steps_requested.emit(self.item.id)  # shaded once they are loaded
 
-    def _show_token_view(self) -> None:
-        view = TokenView(self.steps)
-        view.sig_step_clicked.connect(self.sig_step_clicked)
-        self._replace_body(view)
+    @property
+    def steps(self) -> tuple[StepRecord, ...]:
+        """This reply's StepRecords, once known."""
+        return tuple(self.generation.steps) if self.generation is not None else ()
+
+    def set_generation(self, generation: Generation | None) -> None:
+        """The reply's Generation (its steps and the settings they were sampled with): offers
+        the Tokens toggle, shades the tokens when it is on, and answers a click that waited."""
+        self.generation = generation
+        self._starts_of = -1
+        self.tokens_button.setVisible(self.item.role == ASSISTANT and (
+            self.item.has_steps or (generation is not None and len(generation) > 0)))
+        if self.shaded and generation is not None and self._showing_text():
+            self.show_text(self.item.text)
+        if self._pending_click is not None and generation is not None:
+            offset, self._pending_click = self._pending_click, None
+            self._clicked_at(offset)
+
+    def set_shaded(self, on: bool) -> None:
+        """Shade the tokens (the token view) or show Markdown; kept across replies."""
+        self.tokens_button.blockSignals(True)
+        self.tokens_button.setChecked(on)
+        self.tokens_button.blockSignals(False)
+        if on != self.shaded:
+            self.shaded = on
+            if self._showing_text():
+                self.show_text(self.item.text)
+
+    def _showing_text(self) -> bool:
+        return self.stream_view is None and self.editor is None
+
+    # --- clicks and hover on the reply's text ---
+
+    def _watch(self, browser: QTextBrowser, part: str, start: int) -> None:
+        viewport = browser.viewport()
+        viewport.installEventFilter(self)
+        self._shown[viewport] = (browser, part, start)
+
+    def _offset_at(self, viewport: QObject, pos: Any) -> int:
+        """The character of the reply under a point of a shown text view."""
+        browser, part, start = self._shown[viewport]
+        shown = browser.document().toPlainText()
+        text_map = self._maps.get(viewport)
+        if text_map is None or text_map.shown != shown:  # a streaming view grows
+            text_map = TextMap(shown, part if self.stream_view is None else shown, start)
+            self._maps[viewport] = text_map
+        # The cursor position nearest the point is a boundary between two characters; the
+        # character under the point is the one before it when the point is left of it.
+        cursor = browser.cursorForPosition(pos)
+        at = cursor.position()
+        if at > 0 and browser.cursorRect(cursor).left() > pos.x():
+            at -= 1
+        return text_map.source_offset(code_point_index(shown, at))
+
+    def _step_at(self, offset: int) -> StepRecord | None:
+        gen = self.generation
+        if gen is None:
+            return None
+        if self._starts_of != len(gen):
+            self._starts, self._starts_of = step_starts(gen.steps), len(gen)
+        step = step_at(self._starts, offset)
+        return gen.step(step) if step is not None else None
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched not in self._shown:
+            return False
+        kind = event.type()
+        if (kind == QEvent.Type.MouseButtonRelease and isinstance(event, QMouseEvent)
+                and event.button() == Qt.MouseButton.LeftButton):
+            browser = self._shown[watched][0]
+            if not browser.textCursor().hasSelection():  # a drag selects text: not a click
+                self._clicked_at(self._offset_at(watched, event.position().toPoint()))
+        elif kind == QEvent.Type.ToolTip and isinstance(event, QHelpEvent):
+            record = self._step_at(self._offset_at(watched, event.pos()))
+            if record is not None:
+                QToolTip.showText(event.globalPos(), candidates_text(record),
+                                  self._shown[watched][0])
+                return True
+            if self.generation is None and self.item.has_steps:
+                self.sig_steps_requested.emit(self.item.id)  # the card shows once loaded
+        return False
+
+    def _clicked_at(self, offset: int) -> None:
+        record = self._step_at(offset)
+        if record is not None:
+            self.sig_step_clicked.emit(self.item.id, record.step)
+        elif self.generation is None and self.item.has_steps:
+            self._pending_click = offset
+            self.sig_steps_requested.emit(self.item.id)
+
+    def _on_token_clicked(self, step: int) -> None:
+        self.sig_step_clicked.emit(self.item.id, step)
+
+    # --- streaming ---
 
     def begin_stream(self, initial: str = "") -> AutoHeightBrowser:
         view = AutoHeightBrowser()
         view.setPlainText(initial)
-        self.stream_view = view
         self._replace_body(view)
+        self.stream_view = view
+        self._watch(view, "", 0)
         self.footer.setText("generating…")
         self.footer.show()
         return view
@@ -225,7 +335,7 @@ class MessageWidget(QFrame):
         self.show_text(item.text)
         self.footer.setText(item.footer)
         self.footer.setVisible(bool(item.footer))
-        self.set_steps(self.steps)
+        self.set_generation(self.generation)
 
     def start_edit(self) -> None:
         box = QWidget()

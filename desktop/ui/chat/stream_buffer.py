@@ -46,6 +46,14 @@ class StreamBuffer(QObject):
             self.flushes += 1
             self._sink(text)
 
+    def write(self, text: str) -> None:
+        """Hand a batch made elsewhere (the generation tracker's) to the sink at once, after
+        anything pushed piece by piece: one insertion, counted as a flush."""
+        self.flush()
+        if text:
+            self.flushes += 1
+            self._sink(text)
+
     def discard(self) -> None:
         self._parts.clear()
         self._timer.stop()

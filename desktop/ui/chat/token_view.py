@@ -1,14 +1,19 @@
-"""TokenView: a reply shown token by token, each shaded by how sure the model was. GUI thread.
+"""A reply's text and its steps: where each token is, its hover card, and the shaded token view.
 
-The shade is the chosen token's probability in the distribution it was drawn from (from its
-`StepRecord`; nothing is recomputed): clear when the model was sure, deeper orange the more it
-hesitated. Hovering a token lists the candidates it was picked from; clicking it emits the step,
-and the window shows that step in the chart. Token text is escaped: what the model wrote is
-never HTML.
+GUI thread (the helpers are pure). Every reply with steps is clickable, shaded or not: a click on
+its text (Markdown, code block or the streaming view) is mapped back to a character of the reply
+(`TextMap`: Markdown drops markup, so the shown text is aligned with the source) and from there
+to the step whose token wrote it (`step_at`); hovering shows `candidates_text`, the card of the
+top candidates. `TokenView` is the shaded form the Tokens toggle switches to: each token shaded
+by the chosen token's probability in the distribution it was drawn from (from its `StepRecord`;
+nothing is recomputed), clear when the model was sure, deeper orange the more it hesitated.
+Token text is escaped: what the model wrote is never HTML.
 """
 
 from __future__ import annotations
 
+import bisect
+import difflib
 import html
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +27,59 @@ from desktop.ui.chat.markdown_body import AutoHeightBrowser
 
 SCHEME = "step"
 TOP_SHOWN = 5
+
+
+def step_starts(steps: Sequence[StepRecord]) -> list[int]:
+    """Where each step's text starts in the reply (characters; steps in order)."""
+    starts, at = [], 0
+    for record in steps:
+        starts.append(at)
+        at += len(record.text)
+    return starts
+
+
+def step_at(starts: Sequence[int], offset: int) -> int | None:
+    """The step whose text holds character `offset` (a token with no text of its own yields to
+    the one that follows it); None when there are no steps."""
+    if not starts:
+        return None
+    return max(0, bisect.bisect_right(starts, offset) - 1)
+
+
+def code_point_index(text: str, utf16_pos: int) -> int:
+    """A Qt text position (UTF-16 units) as an index into the Python string."""
+    if text.isascii():
+        return min(utf16_pos, len(text))
+    units = 0
+    for i, ch in enumerate(text):
+        if units >= utf16_pos:
+            return i
+        units += 2 if ord(ch) > 0xFFFF else 1
+    return len(text)
+
+
+class TextMap:
+    """Maps a character of a shown text onto the reply it shows: `start` is where the shown
+    part begins in the reply; Markdown rendering drops markup (`**`, `#`, list markers), so the
+    two are aligned once (difflib) and a character in between takes the source position of the
+    matched one before it."""
+
+    def __init__(self, shown: str, source: str, start: int) -> None:
+        self.start = start
+        self.shown = shown
+        if shown == source:
+            self._blocks: list[tuple[int, int, int]] = [(0, 0, len(shown))]
+        else:
+            matcher = difflib.SequenceMatcher(None, shown, source, autojunk=False)
+            self._blocks = [tuple(b) for b in matcher.get_matching_blocks() if b.size]  # type: ignore[misc]
+        self._shown_starts = [a for a, _b, _n in self._blocks]
+
+    def source_offset(self, shown_index: int) -> int:
+        k = bisect.bisect_right(self._shown_starts, shown_index) - 1
+        if k < 0:
+            return self.start
+        a, b, n = self._blocks[k]
+        return self.start + b + min(shown_index - a, max(n - 1, 0))
 
 
 def shade(prob: float) -> str:
@@ -43,7 +101,8 @@ def tokens_html(steps: Sequence[StepRecord]) -> str:
 
 def candidates_text(record: StepRecord) -> str:
     """The hover text: the chosen token, its probability and rank, and the top candidates."""
-    lines = [f"step {record.step + 1}: {record.piece!r} — p {record.prob:.1%}, "
+    # Steps count from 0, as the chart and the timeline number them.
+    lines = [f"step {record.step}: {record.piece!r} — p {record.prob:.1%}, "
              f"rank {record.raw_rank} of the raw softmax"]
     final = record.stages[-1] if record.stages else None
     if final is not None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from desktop.core.conversations.overflow import estimate_tokens, fit_messages
 from desktop.core.conversations.store import Conversation, ConversationStore, Message
+from desktop.core.generation import SettingsSpan, spans_from_meta, spans_to_meta
 from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import StepRecord
 from desktop.core.templates.prompt import (
@@ -194,21 +195,28 @@ def prepare_continue(store: ConversationStore, message_id: int, ctx: PromptConte
 
 def save_reply(store: ConversationStore, turn: Turn, text: str, meta: dict[str, Any],
                steps: Sequence[StepRecord] = ()) -> tuple[MessageItem, ...]:
-    """Store a finished (or stopped) reply and its steps; returns the branch now shown."""
+    """Store a finished (or stopped) reply and its steps; returns the branch now shown.
+
+    `meta` carries the settings the reply was sampled with (`Generation.meta`). A reply
+    continued in place keeps its old part's settings: each part becomes a `sampler_spans`
+    entry, so every stored step still says what it was sampled with."""
     conversation_id = turn.conversation.id
     if turn.continue_id is not None:
         old_steps = store.load_steps(turn.continue_id)
+        n = len(old_steps)
         if old_steps and steps:
             # The continuation's steps count from 0 again: number them after the old ones, so
             # the stored steps spell the whole reply.
-            n = len(old_steps)
             store.save_steps(turn.continue_id,
                              [*old_steps, *(dataclasses.replace(r, step=n + r.step)
                                             for r in steps)])
         old = store.message(turn.continue_id).meta or {}
+        spans = (*spans_from_meta(old),
+                 *(SettingsSpan(n + span.start, span.settings) for span in spans_from_meta(meta)))
         merged = {**old, **meta,
                   "completion_tokens": int(old.get("completion_tokens", 0))
-                  + int(meta.get("completion_tokens", 0))}
+                  + int(meta.get("completion_tokens", 0)),
+                  "sampler_spans": spans_to_meta(spans)}
         store.update_message(turn.continue_id, content=turn.continue_text + text, meta=merged)
         store.select_branch(turn.continue_id)
     else:
@@ -219,9 +227,25 @@ def save_reply(store: ConversationStore, turn: Turn, text: str, meta: dict[str, 
     return items_of(store, store.active_path(conversation_id))
 
 
+@dataclass(frozen=True)
+class StoredReply:
+    """A stored reply's generation metadata and steps, read on the database thread; the GUI
+    thread rebuilds its `Generation` from them (`Generation.saved`)."""
+
+    message_id: int
+    meta: dict[str, Any]
+    steps: tuple[StepRecord, ...]
+
+
 def steps_of(store: ConversationStore, message_id: int) -> tuple[StepRecord, ...]:
-    """The stored steps of a reply (for its token view and the chart)."""
+    """The stored steps of a reply."""
     return tuple(store.load_steps(message_id))
+
+
+def reply_of(store: ConversationStore, message_id: int) -> StoredReply:
+    """A stored reply's meta and steps (for its token view, hover cards and the chart)."""
+    return StoredReply(message_id, dict(store.message(message_id).meta or {}),
+                       tuple(store.load_steps(message_id)))
 
 
 def select_sibling(store: ConversationStore, message_id: int,

@@ -1,9 +1,11 @@
 """ChatView: the chat transcript, the notice banner and the input box. GUI thread only.
 
 A view, not a controller: it shows `MessageItem`s, streams one reply at a time and emits requests
-(send, stop, edit, regenerate, continue, show another version); `ChatController` acts on them.
-Streamed text goes through a `StreamBuffer`, so whatever the token rate the transcript receives at
-most ~30 insertions a second into one document, never one insertion per token.
+(send, stop, edit, regenerate, continue, show another version, open a step); `ChatController`
+acts on them. A reply's text arrives in batches (`append_batch`, one insertion per batch: the
+generation tracker's redraw timer makes them, ~30 a second at most); `append_stream` takes text
+piece by piece through a `StreamBuffer`, which joins it the same way. The Tokens toggle is the
+view's: switching it on one reply shades every reply's tokens, and it stays on for new ones.
 """
 
 from __future__ import annotations
@@ -109,7 +111,8 @@ class ChatView(QWidget):
     sig_continue_requested = Signal(object)
     sig_sibling_requested = Signal(object, int)
     sig_notice_action_triggered = Signal(str)
-    sig_step_clicked = Signal(int)  # a token of the latest reply, by step
+    sig_step_clicked = Signal(object, int)  # a reply's text was clicked: message id, step
+    sig_steps_requested = Signal(object)  # a reply's stored steps are needed: message id
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -117,6 +120,7 @@ class ChatView(QWidget):
         self._streaming: MessageWidget | None = None
         self._busy = False
         self._stick_to_bottom = True
+        self.shade_tokens = False  # the Tokens toggle, for every reply
         self.buffer = StreamBuffer(self._sink_text, parent=self)
         self._sink: TextSink | None = None
 
@@ -231,11 +235,20 @@ class ChatView(QWidget):
         widget.sig_continue_requested.connect(self.sig_continue_requested)
         widget.sig_sibling_requested.connect(self.sig_sibling_requested)
         widget.sig_step_clicked.connect(self.sig_step_clicked)
+        widget.sig_steps_requested.connect(self.sig_steps_requested)
+        widget.sig_shading_toggled.connect(self.set_token_shading)
+        widget.set_shaded(self.shade_tokens)
         widget.set_actions_enabled(not self._busy)
         # Before the trailing stretch, so messages stack from the top.
         self._column_layout.insertWidget(self._column_layout.count() - 1, widget)
         self.messages.append(widget)
         return widget
+
+    def set_token_shading(self, on: bool) -> None:
+        """Shade every reply's tokens by how sure the model was (on) or show Markdown (off)."""
+        self.shade_tokens = on
+        for widget in self.messages:
+            widget.set_shaded(on)
 
     def widget_for(self, message_id: Any) -> MessageWidget | None:
         for widget in self.messages:
@@ -275,6 +288,11 @@ class ChatView(QWidget):
     def append_stream(self, text: str) -> None:
         if self._streaming is not None:
             self.buffer.push(text)
+
+    def append_batch(self, text: str) -> None:
+        """A batch of the reply's text, inserted at once (the caller batches: ≤ 30 a second)."""
+        if self._streaming is not None:
+            self.buffer.write(text)
 
     def streamed_text(self) -> str:
         """Everything streamed so far, including text not flushed to the screen yet."""

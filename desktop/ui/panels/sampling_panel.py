@@ -49,7 +49,9 @@ from desktop.ui.panels.controls import (
 from desktop.ui.panels.sampling_fields import (
     FIELD_BY_NAME,
     GROUPS,
+    MIROSTAT_KEEPS,
     MIROSTAT_MODES,
+    MIROSTAT_ONLY,
     SESSION_FIELDS,
     TIPS,
     decode_stop,
@@ -148,6 +150,15 @@ class SamplingPanel(QWidget):
         if title == "Truncation":
             self.truncation_note = hint_label()
             form.addRow(self.truncation_note)
+        if title == "DRY":
+            self.breakers_edit = QPlainTextEdit()
+            self.breakers_edit.setPlaceholderText("None: repeats run on across any text")
+            self.breakers_edit.setToolTip(TIPS["dry_sequence_breakers"])
+            self.breakers_edit.setAccessibleName("DRY sequence breakers")
+            self.breakers_edit.setFixedHeight(self.fontMetrics().lineSpacing() * 4 + 12)
+            self.breakers_edit.textChanged.connect(self._on_edited)
+            form.addRow(self._label("Sequence breakers", TIPS["dry_sequence_breakers"],
+                                    self.breakers_edit), self.breakers_edit)
         return box
 
     def _label(self, text: str, tip: str, buddy: QWidget | None = None) -> QLabel:
@@ -226,6 +237,7 @@ class SamplingPanel(QWidget):
             mirostat=self.mirostat_combo.currentIndex(),
             seed=int(self.seed_spin.value()) if self.seed_lock.isChecked() else RANDOM_SEED,
             stop=decode_stop(self.stop_edit.toPlainText()),
+            dry_sequence_breakers=decode_stop(self.breakers_edit.toPlainText()),
             order=self.order_editor.order(),
             ignore_eos=self.ignore_eos.isChecked(),
         )
@@ -290,8 +302,10 @@ class SamplingPanel(QWidget):
             self.seed_lock.setChecked(locked)
             if locked:
                 self.seed_spin.setValue(min(max(s.seed, 0), MAX_FIXED_SEED))
-            if decode_stop(self.stop_edit.toPlainText()) != s.stop:
-                self.stop_edit.setPlainText(encode_stop(tuple(x for x in s.stop if x)))
+            for edit, strings in ((self.stop_edit, s.stop),
+                                  (self.breakers_edit, s.dry_sequence_breakers)):
+                if decode_stop(edit.toPlainText()) != strings:
+                    edit.setPlainText(encode_stop(tuple(x for x in strings if x)))
             self.order_editor.set_order(s.order)
             self.ignore_eos.setChecked(bool(s.ignore_eos))
         finally:
@@ -305,10 +319,9 @@ class SamplingPanel(QWidget):
         current = self.settings()
         self.seed_spin.setEnabled(self.seed_lock.isChecked())
         mirostat = current.mirostat != 0
-        for name in ("top_k", "top_p", "min_p", "typical_p"):
-            self.fields[name].setEnabled(not mirostat)
-        for name in ("mirostat_tau", "mirostat_eta"):
-            self.fields[name].setEnabled(mirostat)
+        for name, field in self.fields.items():
+            field.setEnabled(name in MIROSTAT_KEEPS if mirostat else name not in MIROSTAT_ONLY)
+        self.breakers_edit.setEnabled(not mirostat)
         self.truncation_note.setText(self._notes(current))
         self.truncation_note.setVisible(bool(self.truncation_note.text()))
         if announce_message:
@@ -322,7 +335,8 @@ class SamplingPanel(QWidget):
         """Plain warnings about combinations that make other knobs do nothing."""
         notes = []
         if s.mirostat:
-            notes.append("Mirostat is on: top-k, typical-p, top-p and min-p are skipped.")
+            notes.append("Mirostat is on: as in llama.cpp, only temperature runs before it; "
+                         "penalties, DRY, XTC and every truncation are skipped.")
         elif s.greedy:
             notes.append("Temperature 0 is greedy: the top token is always taken, so truncation "
                          "and the seed change nothing.")
@@ -331,6 +345,10 @@ class SamplingPanel(QWidget):
         if not s.penalties_active and s.repeat_last_n == 0 and (
                 s.repeat_penalty != 1 or s.presence_penalty or s.frequency_penalty):
             notes.append("The penalty window is 0 tokens, so the penalties do nothing.")
+        if s.dry_multiplier and s.dry_penalty_last_n == 0:
+            notes.append("The DRY window is 0 tokens, so DRY does nothing.")
+        if s.xtc_probability and s.xtc_threshold > 0.5:
+            notes.append("XTC's threshold is above 0.5, so XTC never removes anything.")
         return " ".join(notes)
 
     def _set_message(self, text: str) -> None:

@@ -1,7 +1,8 @@
 """StageOrderEditor: a reorderable list of the sampler chain's stages (drag, or the arrow buttons).
 
-GUI thread only. Holds stage ids (`sampling.ORDERABLE_STAGES`) in the item data and shows their
-labels; emits `sig_order_changed(tuple)` after every move the user makes.
+GUI thread only. Holds stage ids (`sampler_stages.ORDERABLE_STAGES`, every stage of llama.cpp's
+chain) in the item data and shows their labels; emits `sig_order_changed(tuple)` after every move
+the user makes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.core.sampling import DEFAULT_ORDER, ORDERABLE_STAGES
+from desktop.core.sampler_stages import DEFAULT_ORDER, complete_order
 from desktop.ui.panels.sampling_fields import STAGE_LABELS
 
 _ID_ROLE = Qt.ItemDataRole.UserRole
@@ -47,7 +48,7 @@ class StageOrderEditor(QWidget):
         layout.addLayout(buttons)
 
         self.set_order(DEFAULT_ORDER)
-        # Tall enough for every stage and no more: there are only six, never a scroll bar.
+        # Tall enough for every stage and no more: there are only nine, never a scroll bar.
         frame = 2 * self.list.frameWidth()
         self.list.setFixedHeight(self.list.sizeHintForRow(0) * self.list.count() + frame + 2)
         # A drag ends in rowsMoved; the buttons call _emit themselves.
@@ -68,9 +69,8 @@ class StageOrderEditor(QWidget):
         return tuple(str(self.list.item(i).data(_ID_ROLE)) for i in range(self.list.count()))
 
     def set_order(self, order: tuple[str, ...]) -> None:
-        """Show `order`; stages it lacks (or an invalid order) fall back to the default order."""
-        known = [s for s in dict.fromkeys(order) if s in ORDERABLE_STAGES]
-        full = tuple(known + [s for s in DEFAULT_ORDER if s not in known])
+        """Show `order`; a stage it lacks goes to its place in the default order."""
+        full = complete_order(order)
         if full == self.order():
             return
         # clear/addItem emit rowsRemoved/rowsInserted, never rowsMoved, so nothing is announced.

@@ -1,16 +1,24 @@
 """ServerPanel: start and stop the local OpenAI-compatible server, and see what it is asked.
 
-GUI thread only. The panel holds the form (model, bind address, port, optional API key), the
-Start/Stop buttons, a status line with the base URL, ready-to-paste curl and Python snippets,
-and the request log (`log_view`, a `RequestLogView`) under a splitter. It never blocks: starting
-and stopping run on `ServerService`'s control threads, and the panel follows the service's
-state signals. Whether an address is loopback is decided here without DNS (a literal loopback
-IP or "localhost"; any other name counts as reachable from the network and needs a key); the
-server checks again when it starts.
+GUI thread only. The panel holds the form (which model, bind address, port, optional API key,
+the web pages and host names let in, the time limit per request), the Start/Stop buttons, a
+status line with the base URL, ready-to-paste curl and Python snippets, and the request log
+(`log_view`, a `RequestLogView`) under a splitter. The model is, by default, the one loaded in
+the window, served through the window's engine (shared: requests take turns with the chat, no
+second copy in memory); or any model of the library, which the server loads in an engine of
+its own (the form's parts are in `server_form`). It never blocks: starting and stopping run on
+`ServerService`'s control threads, and the panel follows the service's state signals. Whether an
+address is loopback is decided here without DNS (a literal loopback IP or "localhost"; any other
+name counts as reachable from the network and needs a key); the server checks again when it
+starts.
 
 API
-- `ServerPanel(service: ServerService)` — wires itself to the service.
-- `set_model_path(path | None)` — the model the next start serves (the main window's choice).
+- `ServerPanel(service: ServerService)` — wires itself to the service; offers the shared choice
+  when the service can share the window's engine (`service.can_share`).
+- `set_window_model(ModelInfo | None)` — what the window has loaded (the shared choice's model).
+- `set_library_models([(path, name), …])` — the other models the server may load for itself.
+- `set_model_path(path | None)` — pick that model for the server (its own engine); None: back
+  to the shared choice.
 - `set_load_settings(LoadSettings)`, `set_sampler_defaults(SamplerSettings | None)` — how the
   server's own engine loads the model, and the defaults for fields a request leaves out.
 - `address() -> (host, port)`, `set_address(host, port)` — for the window to persist.
@@ -22,6 +30,7 @@ API
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -43,11 +52,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.core.model_info import LoadSettings
+from desktop.core.model_info import LoadSettings, ModelInfo
 from desktop.core.sampling import SamplerSettings
-from desktop.server.config import DEFAULT_MAX_REQUEST_S, DEFAULT_MAX_TOKENS, DEFAULT_MAX_WAIT_S
+from desktop.server.config import DEFAULT_MAX_TOKENS, DEFAULT_MAX_WAIT_S
 from desktop.ui.panels.controls import hint_label
 from desktop.ui.server.request_log import RequestLogView
+from desktop.ui.server.server_form import AccessFields, ModelChoice
 from desktop.ui.server.server_service import (
     RUNNING,
     STARTING,
@@ -75,14 +85,12 @@ class ServerPanel(QWidget):
         super().__init__(parent)
         self.setObjectName("ServerPanel")
         self.service = service
-        self._model_path: Path | None = None
         self._load = LoadSettings()
         self._sampler: SamplerSettings | None = None
         self._failure = ""
 
-        self.model_label = QLabel()
-        self.model_label.setWordWrap(True)
-        self.model_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.model_choice = ModelChoice(service.can_share, self)
+        self.model_box, self.model_label = self.model_choice.box, self.model_choice.label
         self.host_box = QComboBox()
         self.host_box.setEditable(True)
         self.host_box.setAccessibleName("Bind address")
@@ -123,13 +131,17 @@ class ServerPanel(QWidget):
         address_row.addWidget(QLabel("Port"))
         address_row.addWidget(self.port_spin)
         self.access_hint = hint_label()
+        self.access = AccessFields(self)
+        self.origins_edit, self.hosts_edit = self.access.origins_edit, self.access.hosts_edit
+        self.time_spin = self.access.time_spin
 
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        form.addRow("Model", self.model_label)
+        self.model_choice.add_rows(form)
         form.addRow("Address", address_row)
         form.addRow("", self.access_hint)
         form.addRow("API key", key_row)
+        self.access.add_rows(form)
 
         self.start_button = QPushButton("Start server")
         self.start_button.setDefault(True)
@@ -160,12 +172,14 @@ class ServerPanel(QWidget):
         box_layout.addWidget(self.problem_label)
         box_layout.addLayout(status_row)
         box_layout.addWidget(hint_label(
-            "The server runs its own copy of the model in a separate engine process (its own "
-            "memory), with the Load panel's settings. Requests take turns on it: each "
-            f"generates for at most {DEFAULT_MAX_REQUEST_S:g} s and, unless it sets max_tokens, "
+            "Shared, the server answers with the window's model through the window's engine: "
+            "a request and a chat reply take turns, and the server follows the window when it "
+            "loads another model (while none is loaded, requests get 503). Another model runs "
+            "in a separate engine process (its own memory), with the Load panel's settings. "
+            "Each request generates for at most the time limit and, unless it sets max_tokens, "
             f"{DEFAULT_MAX_TOKENS:,} tokens; one waits at most {DEFAULT_MAX_WAIT_S:g} s for "
-            "its turn, and a client that disconnects frees the model at once. Web pages "
-            "cannot use the server (their requests get 403)."))
+            "its turn, and a client that disconnects frees the model at once. Web pages not "
+            "listed cannot use the server (their requests get 403)."))
 
         self.snippets = SnippetBox()
         self.curl_view, self.python_view = self.snippets.curl_view, self.snippets.python_view
@@ -198,9 +212,11 @@ class ServerPanel(QWidget):
 
         self._copied = copied_timer(self, lambda: self.copy_url_button.setText("Copy URL"))
 
+        self.model_choice.sig_changed.connect(self._refresh)
         self.host_box.currentTextChanged.connect(self._refresh)
         self.port_spin.valueChanged.connect(self._refresh)
         self.key_edit.textChanged.connect(self._refresh)
+        self.access.sig_changed.connect(self._refresh)
         service.sig_state_changed.connect(self._refresh)
         service.sig_server_started.connect(self._on_started)
         service.sig_server_failed.connect(self._on_failed)
@@ -238,8 +254,20 @@ class ServerPanel(QWidget):
 
     # --- inputs from the main window ---
 
+    def set_window_model(self, info: ModelInfo | None) -> None:
+        """What the window has loaded now (the shared choice serves it)."""
+        self.model_choice.window_model = info
+        if info is not None and self.service.shared and self.service.running:
+            self._show_special_tokens(info)
+        self._refresh()
+
+    def set_library_models(self, models: Iterable[tuple[str, str]]) -> None:
+        """The models the server may load for itself, as (path, name)."""
+        self.model_choice.set_library_models(models)
+
     def set_model_path(self, path: str | Path | None) -> None:
-        self._model_path = Path(path) if path else None
+        """Serve this model in the server's own engine; None: the window's model (shared)."""
+        self.model_choice.set_model_path(path)
         self._refresh()
 
     def set_load_settings(self, settings: LoadSettings) -> None:
@@ -260,21 +288,25 @@ class ServerPanel(QWidget):
     def start_problem(self) -> str:
         """Why Start is disabled, in words for the user ("" when it is allowed)."""
         host = self.address()[0]
-        if self._model_path is None:
-            return "Choose a model to serve first: load one, or pick it in the model library."
+        problem = self.model_choice.problem()
+        if problem:
+            return problem
         if not host:
             return "Enter the address to listen on (127.0.0.1 for this computer only)."
         if reachable_from_network(host) and not self.key_edit.text().strip():
             return (f"Other machines can connect to {host}, so an API key is required: enter "
                     "one or press “New key” — or listen on 127.0.0.1.")
-        return ""
+        return self.access.problem()
 
     def config(self) -> ServerConfig | None:
-        if self.start_problem() or self._model_path is None:
+        if self.start_problem():
             return None
         host, port = self.address()
-        return ServerConfig(self._model_path, host, port, self.key_edit.text().strip() or None,
-                            self._load, self._sampler)
+        return ServerConfig(
+            self.model_choice.model_path(), host, port, self.key_edit.text().strip() or None,
+            self._load, self._sampler, allowed_origins=self.access.origins(),
+            allowed_hosts=self.access.hosts(),
+            max_request_seconds=self.access.max_request_seconds())
 
     # --- state ---
 
@@ -288,9 +320,12 @@ class ServerPanel(QWidget):
     def _on_started(self, _base_url: str) -> None:
         info = self.service.model_info
         if info is not None:
-            tokens = (info.bos, info.eos, info.eot)
-            self.log_view.set_special_tokens(t.text for t in tokens if t is not None)
+            self._show_special_tokens(info)
         self._refresh()
+
+    def _show_special_tokens(self, info: ModelInfo) -> None:
+        tokens = (info.bos, info.eos, info.eot)
+        self.log_view.set_special_tokens(t.text for t in tokens if t is not None)
 
     def _on_failed(self, message: str) -> None:
         self._failure = message
@@ -301,19 +336,18 @@ class ServerPanel(QWidget):
         idle = state == STOPPED
         problem = self.start_problem() if idle else ""
         self.start_button.setEnabled(idle and not problem)
-        self.start_button.setToolTip(problem or "Load the model in its own engine and listen")
+        self.start_button.setToolTip(problem or (
+            "Serve the window's model through the window's engine, and listen"
+            if self.model_choice.shared else "Load the model in its own engine and listen"))
         self.stop_button.setEnabled(state in (STARTING, RUNNING))
         self.stop_button.setText("Cancel" if state == STARTING else "Stop")
-        for widget in (self.host_box, self.port_spin, self.key_edit, self.new_key):
+        for widget in (self.model_box, self.host_box, self.port_spin, self.key_edit,
+                       self.new_key, *self.access.widgets()):
             widget.setEnabled(idle)  # a running server keeps the settings it started with
         self.problem_label.setText(problem)
         self.problem_label.setVisible(bool(problem))
-        name = self._model_path.name if self._model_path else "none chosen"
-        served = self.service.config.model_path if self.service.config else None
-        if not idle and served is not None and served != self._model_path:
-            name += f" (the server keeps serving {served.name} until restarted)"
-        self.model_label.setText(name)
-        self.model_label.setToolTip(str(self._model_path or ""))
+        config = self.service.config
+        self.model_choice.show_meaning(config.model_path if config and not idle else False)
         host = self.address()[0]
         self.access_hint.setText(
             "Other machines on your network can connect to this address." if host
@@ -329,9 +363,17 @@ class ServerPanel(QWidget):
             bind = ""
             if config is not None and reachable_from_network(config.host):
                 bind = f" (listening on {config.host}, reachable from other machines)"
-            return (_DOT.format(_GREEN) + f"Serving <b>{self.service.model_id}</b>{bind} at"
+            model = self.service.model_id
+            if self.service.shared:
+                model = (f"<b>{model}</b> (the window's model)" if model
+                         else "the window's model (none is loaded now: requests get 503)")
+            else:
+                model = f"<b>{model}</b>"
+            return (_DOT.format(_GREEN) + f"Serving {model}{bind} at"
                     f"<br><b>{self.service.base_url}</b>")
         if state == STARTING:
+            if self.service.shared:
+                return _DOT.format(_AMBER) + "Starting…"
             return _DOT.format(_AMBER) + "Starting: loading the model in the server's engine…"
         if state == STOPPING:
             return _DOT.format(_AMBER) + "Stopping…"
@@ -347,8 +389,7 @@ class ServerPanel(QWidget):
                                    bool(config and config.api_key), running=True)
             return
         host, port = self.address()
-        self.snippets.show_for(connect_url(host, port or "PORT"),
-                               self._model_path.stem if self._model_path else "MODEL",
+        self.snippets.show_for(connect_url(host, port or "PORT"), self.model_choice.snippet_name(),
                                bool(self.key_edit.text().strip()), running=False)
 
     # --- small actions ---

@@ -1,9 +1,12 @@
 """ServerService: the Qt face of `OpenlidServer` (the local OpenAI-compatible server).
 
-Created and called on the GUI thread. Starting loads the model in the server's own engine
-process, and stopping waits for that process and the HTTP threads to end, so both run on named
-control threads ("openlid-server-start", "openlid-server-stop"); the GUI thread never waits on
-them except in `shutdown()`, which the window's `closeEvent` calls once.
+Created and called on the GUI thread. The server answers either with the window's own engine
+(`ServerConfig.model_path` None: the model loaded in the window, shared — requests take turns
+with the chat through `WindowEngineLender`; needs the `engine` the service was made with), or with
+a model of its own, loaded in a second engine process. Starting (a load, for a model of its own)
+and stopping (waiting for that process and the HTTP threads to end) run on named control threads
+("openlid-server-start", "openlid-server-stop"); the GUI thread never waits on them except in
+`shutdown()`, which the window's `closeEvent` calls once.
 
 `OpenlidServer` reports each token (`on_step`) and each finished request (`on_request`) on its
 HTTP handler threads. Those callbacks only emit private signals connected to this object with
@@ -31,6 +34,9 @@ from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import StepRecord
 from desktop.server.config import DEFAULT_MAX_REQUEST_S
 from desktop.server.openlid_server import OpenlidServer, RequestLogEntry
+from desktop.server.shared_engine import SharedEngine
+from desktop.ui.engine_service import EngineService
+from desktop.ui.server.engine_lender import WindowEngineLender
 
 log = logging.getLogger("openlid.ui.server")
 
@@ -41,7 +47,7 @@ STOPPED, STARTING, RUNNING, STOPPING = "stopped", "starting", "running", "stoppi
 class ServerConfig:
     """What the panel asks the service to serve, and where."""
 
-    model_path: Path
+    model_path: Path | None  # None: the model loaded in the window, through its engine (shared)
     host: str = "127.0.0.1"
     port: int = 8080  # 0: any free port (the started URL says which)
     api_key: str | None = None
@@ -81,8 +87,12 @@ class ServerService(QObject):
     _sig_entry_received = Signal(object)
     _sig_step_received = Signal(int, object)
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None,
+                 engine: EngineService | None = None) -> None:
+        """`engine`: the window's engine, which a server may share (None: only models of the
+        server's own)."""
         super().__init__(parent)
+        self._lender = WindowEngineLender(engine, self) if engine is not None else None
         queued = Qt.ConnectionType.QueuedConnection
         self._sig_start_finished.connect(self._on_start_finished, queued)
         self._sig_stop_finished.connect(self._on_stop_finished, queued)
@@ -117,6 +127,16 @@ class ServerService(QObject):
     def config(self) -> ServerConfig | None:
         """The configuration of the server that is running or starting (or last ran)."""
         return self._config
+
+    @property
+    def can_share(self) -> bool:
+        """Whether a server may answer with the window's engine (`ServerConfig(None, …)`)."""
+        return self._lender is not None
+
+    @property
+    def shared(self) -> bool:
+        """Whether the server that runs (or starts, or last ran) shares the window's engine."""
+        return self._config is not None and self._config.model_path is None
 
     @property
     def model_id(self) -> str:
@@ -169,6 +189,8 @@ class ServerService(QObject):
             server = self._server
         if server is not None and server.running:  # came up while we were stopping it
             server.stop()
+        if self._lender is not None:
+            self._lender.close()  # whatever a request still held goes back to the window
         self._reap()
         self._state = STOPPED
 
@@ -192,7 +214,10 @@ class ServerService(QObject):
 
     def _start_job(self, config: ServerConfig, stop_wanted: threading.Event) -> None:
         server: OpenlidServer | None = None
+        lender = self._lender
         try:
+            if config.model_path is None and lender is None:
+                raise ValueError("this window has no engine to share: choose a model to serve")
             server = OpenlidServer(
                 config.model_path, config.load_settings, host=config.host, port=config.port,
                 api_key=config.api_key or None, model_id=config.model_id,
@@ -200,6 +225,8 @@ class ServerService(QObject):
                 on_request=self._from_server_request, on_step=self._from_server_step,
                 allowed_origins=config.allowed_origins, allowed_hosts=config.allowed_hosts,
                 max_request_seconds=config.max_request_seconds,
+                engine=(lambda: SharedEngine(lender)) if config.model_path is None
+                and lender is not None else None,
             )
             with self._lock:
                 self._server = server
@@ -265,6 +292,8 @@ class ServerService(QObject):
             return  # the other control thread has yet to report
         with self._lock:
             self._server = None
+        if self._lender is not None:
+            self._lender.give_back_all()  # a request that ended with the server held a turn
         self._base_url = ""
         self._reap()
         self._set_state(STOPPED)

@@ -15,6 +15,7 @@ then the layout is saved through `AppSettings`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QRect, Qt
 from PySide6.QtGui import (
@@ -67,6 +68,7 @@ class MainWindow(QMainWindow):
         self.models = ModelController(self.engine, settings, lambda: self.load_panel.settings(),
                                       self)
         self._closed = False
+        self.compare_window: Any = None  # made by show_compare
 
         self.chat_view = ChatView()
         self.completion_view = CompletionView()
@@ -181,6 +183,7 @@ class MainWindow(QMainWindow):
         self._action(view, "&Chat", "Ctrl+1", lambda: self.tabs.setCurrentIndex(0))
         self._action(view, "C&ompletion", "Ctrl+2", lambda: self.tabs.setCurrentIndex(1))
         self._action(view, "&Hugging Face Hub…", "Ctrl+3", self.show_hub_browser)
+        self._action(view, "Co&mpare settings…", "Ctrl+4", self.show_compare)
         self._action(view, "Focus the message box", "Ctrl+L", self.focus_input)
         self._action(view, "&Settings panels", "Ctrl+,", self.show_settings)
         view.addSeparator()
@@ -188,7 +191,7 @@ class MainWindow(QMainWindow):
             view.addAction(dock.toggleViewAction())
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "&About Openlid", "", self._about)
-        QShortcut(QKeySequence("Ctrl+Return"), self, self.chat_view.submit,
+        QShortcut(QKeySequence("Ctrl+Return"), self, self.submit_current,
                   context=Qt.ShortcutContext.WindowShortcut)
 
     def _action(self, menu: object, text: str, shortcut: str, slot: object) -> QAction:
@@ -237,6 +240,14 @@ class MainWindow(QMainWindow):
         self.chat.new_conversation()
         self.conversations.set_current(None)
 
+    def submit_current(self) -> None:
+        """Ctrl+Enter: send the chat message, or in Completion continue the text (never the
+        chat draft hidden behind the Completion tab)."""
+        if self.tabs.currentWidget() is self.completion_view:
+            self.completion_view.submit()
+        else:
+            self.chat_view.submit()
+
     def stop_generation(self) -> None:
         self.chat.stop()
         self.wiring.stop_completion()
@@ -263,6 +274,14 @@ class MainWindow(QMainWindow):
         """The welcome's "use the ready model": load it unless it is already loaded."""
         self.wiring.load_ready_model()
 
+    def show_compare(self) -> None:
+        """The Compare window (desktop.ui.compare), made on first use, on this engine."""
+        from desktop.ui.compare.window import CompareWindow
+
+        if self.compare_window is None:
+            self.compare_window = CompareWindow(self.engine, self.sampling_panel.settings, self)
+        self.compare_window.open()
+
     def show_hub_browser(self) -> None:
         if self.services is not None:
             self.services.show_hub()
@@ -282,10 +301,13 @@ class MainWindow(QMainWindow):
         self.settings.save_window(self.saveGeometry(), self.saveState())
         self.wiring.save_settings()
         # cancel: the running generation and everything queued
+        if self.compare_window is not None:
+            self.compare_window.shutdown()
         if self.engine.busy:
             self.engine.cancel()
         self.chat_view.buffer.discard()
         self.completion_view.buffer.discard()
+        self.chat.tracker.stop()
         self.status.stop_sampling()
         self.template_panel.shutdown()
         self.chart_dock.close()

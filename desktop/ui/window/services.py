@@ -1,7 +1,9 @@
 """The main window's two service-backed areas: the Hugging Face Hub (a window of its own:
 browse, download, then the model appears in the library) and the local OpenAI-compatible server
-(`server_panel`, which the main window docks on the right: serve the chosen model, watch its
-requests, draw a request's tokens in the chart). GUI thread only.
+(`server_panel`, which the main window docks on the right: serve the window's model through the
+window's engine, or another model in an engine of its own; watch its requests, draw a request's
+tokens in the chart; the status bar says while the engine answers a server request). GUI thread
+only.
 
 The Hub gets its own window rather than a tab: its browser, model page and download queue need
 more width than the chat column has beside the docks. It is made once, at start-up (so queued
@@ -22,6 +24,7 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from desktop.core.model_info import LoadSettings
+from desktop.ui.library.entries import FILE
 
 if TYPE_CHECKING:
     from desktop.ui.chart.chart_dock import ChartDock
@@ -52,15 +55,17 @@ class WindowServices(QObject):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.hub)
         self.hub_frame.resize(1200, 800)
-        self.server = ServerService(parent=self)
+        self.server = ServerService(parent=self, engine=models.engine)
         self.server_panel = ServerPanel(self.server)
 
         self.hub.sig_model_downloaded.connect(self._on_downloaded)
         library.sig_models_dir_changed.connect(self._on_models_dir_changed)
         load_panel.sig_settings_changed.connect(self._on_load_settings)
         sampling_panel.sig_settings_changed.connect(self.server_panel.set_sampler_defaults)
-        models.sig_model_changed.connect(self._on_model_changed)
-        library.list.currentItemChanged.connect(lambda *_: self._serve_selected())
+        models.sig_model_changed.connect(self.server_panel.set_window_model)
+        library.sig_scan_finished.connect(self._list_models)
+        library.sig_entry_removed.connect(lambda _path: self._list_models())
+        models.engine.sig_lent_changed.connect(self._on_lent_changed)
         log = self.server_panel.log_view
         log.sig_steps_selected.connect(self._show_request_steps)
         log.sig_step_selected.connect(lambda record: chart_dock.select_step(record.step))
@@ -83,15 +88,19 @@ class WindowServices(QObject):
         self.hub.set_load_settings(settings)
         self.server_panel.set_load_settings(settings)
 
-    def _on_model_changed(self, info: Any) -> None:
-        if info is not None:
-            self.server_panel.set_model_path(info.path)
+    def _list_models(self) -> None:
+        """The library's usable local models, for the server to load one of its own."""
+        library = self.library
+        self.server_panel.set_library_models(
+            (path, library.display_name(path)) for path, entry in library.entries.items()
+            if entry.usable and entry.kind == FILE)
 
-    def _serve_selected(self) -> None:
-        path = self.library.selected_path()
-        entry = self.library.entries.get(path)
-        if entry is not None and entry.report is not None and self.models.info is None:
-            self.server_panel.set_model_path(path)
+    def _on_lent_changed(self, serving: bool) -> None:
+        """The window's engine answers a server request: say so (the chat's reply waits)."""
+        if serving:
+            self.status.showMessage("Answering a request to the local server…")
+        elif self.status.currentMessage() == "Answering a request to the local server…":
+            self.status.clearMessage()
 
     def _show_request_steps(self, steps: Any) -> None:
         """A served request was picked in the log: its tokens go to the chart."""

@@ -1,9 +1,10 @@
 """StatusBar: model, backend and layers offloaded, tokens/s, time to first token, context used,
 process memory. GUI thread only.
 
-Live numbers are throttled: `note_step` may be called for every token, but the labels change at
-most four times a second. Memory is sampled once a second from /proc (Linux: a kernel read, no
-disk) for the app and the engine process; elsewhere the app's peak size from `resource`.
+Live numbers are throttled: `note_steps` takes the batches of steps the generation tracker hands
+out (`note_step` single ones), but the labels change at most four times a second. Memory is
+sampled once a second from /proc (Linux: a kernel read, no disk) for the app and the engine
+process; elsewhere the app's peak size from `resource`.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
 from desktop.core.model_info import ModelInfo
-from desktop.core.steps import GenerationDone
+from desktop.core.steps import GenerationDone, StepRecord
 from desktop.ui.library.entries import format_bytes
 
 _LIVE_INTERVAL_S = 0.25
@@ -114,10 +115,16 @@ class StatusBar(QStatusBar):
         self.speed_label.setText("…")
         self.ttft_label.setText("")
 
-    def note_step(self, position: int) -> None:
+    def note_steps(self, batch: Sequence[StepRecord]) -> None:
+        """A batch of the running generation's steps (its newest says how full the context is)."""
+        if batch:
+            self.note_step(batch[-1].position, len(batch))
+
+    def note_step(self, position: int, count: int = 1) -> None:
         now = time.monotonic()
-        self._tokens += 1
-        if self._tokens == 1:
+        first = self._tokens == 0
+        self._tokens += count
+        if first:
             self._first_at = now
             self.ttft_label.setText(f"First token {1000 * (now - self._started):.0f} ms")
         if now - self._last_update < _LIVE_INTERVAL_S:

@@ -1,11 +1,14 @@
 """WindowWiring: connects the main window's parts to each other and to the engine. GUI thread.
 
-Kept apart from main_window.py (which builds and lays out) so each file stays readable. It routes
-engine events to whoever asked — the chat controller's reply, the completion view, the chart, the
-status bar, the template panel's token count — by request id, so a late event of an old request
-never lands in the wrong place. It also runs completion mode (no template, no store) and the
-start-up choice of model: the one named on the command line, else the last one, else the ready
-Gemma model, so a first start is one click (or none) from chatting.
+Kept apart from main_window.py (which builds and lays out) so each file stays readable. A reply's
+state is its `Generation`, owned by the chat controller's `GenerationTracker` (which alone routes
+the engine's generation events by request id); this module hands the tracker's news to the
+chart, the status bar and the completion view, shows in the chart whatever reply the chat asks
+for (a clicked token, the branch shown), and runs replays and "continue with this token" from
+the Generation the chart shows. It also runs completion mode (no template, no store), the
+template panel's token count and the start-up choice of model: the one named on the command
+line, else the last one, else the ready Gemma model, so a first start is one click (or none)
+from chatting.
 
 It is handed the window's `WindowParts` and a `new_chat` callback, never the window itself.
 """
@@ -18,8 +21,9 @@ from typing import Any
 from PySide6.QtCore import QObject
 
 from desktop.core import hardware
+from desktop.core.generation import Generation, ModelRef
 from desktop.core.model_info import LoadSettings, ModelInfo
-from desktop.core.steps import GenerationDone, StepRecord
+from desktop.core.steps import StepRecord
 from desktop.core.templates.prompt import render_completion
 from desktop.ui.chat.turns import PromptContext
 from desktop.ui.window.panel_settings import restore_panels, save_panels, still_there
@@ -36,15 +40,10 @@ class WindowWiring(QObject):
         """`new_chat`: what the conversation list's "new" does (the window's New chat)."""
         super().__init__(parent)
         self.parts = w = parts
-        self.active_id: int | None = None  # the generation whose steps the chart shows
-        self.completion_id: int | None = None
+        self.tracker = tracker = w.chat.tracker  # the one owner of every Generation
+        self.completion: Generation | None = None  # the completion being generated
         self.replay_id: int | None = None
         self.tokenize_id: int | None = None
-        self.prompt_tokens: tuple[int, ...] = ()  # of the last finished generation (replay)
-        self.token_ids: list[int] = []
-        self.chart_latest = True  # the chart shows the latest generation (False: a stored reply)
-        self.chart_message_id: Any = None  # the stored reply whose steps the chart shows
-        self.last_was_chat = True
         self._want_ready_model = False
         self._restore_template = ""
         restore_panels(parts)
@@ -59,23 +58,23 @@ class WindowWiring(QObject):
         w.models.sig_load_failed.connect(self._on_load_failed)
         w.models.sig_engine_crashed.connect(self._on_crashed)
 
-        w.engine.sig_step_generated.connect(self._on_step)
-        w.engine.sig_generation_finished.connect(self._on_finished)
-        w.engine.sig_request_failed.connect(self._on_request_failed)
+        tracker.sig_started.connect(self._on_started)
+        tracker.sig_steps_added.connect(self._on_steps)
+        tracker.add_frame_client(w.chart_dock.on_frame)
+        tracker.sig_finished.connect(self._on_finished)
+        tracker.sig_failed.connect(self._on_failed)
         w.engine.sig_step_replayed.connect(self._on_replayed)
         w.engine.sig_tokenized.connect(self._on_tokenized)
 
-        w.chat.sig_generation_started.connect(self._on_chat_started)
         w.chat.sig_conversation_changed.connect(self._on_conversation_changed)
         w.chat.sig_conversations_changed.connect(w.conversations.refresh)
-        w.chat.sig_steps_shown.connect(self._on_steps_shown)
+        w.chat.sig_generation_shown.connect(self._show_generation)
         w.chat.model_loading = lambda: w.models.loading
         w.conversations.sig_conversation_selected.connect(self._open_conversation)
         w.conversations.sig_new_requested.connect(new_chat)
         w.conversations.sig_conversation_deleted.connect(w.chat.forget_conversation)
         w.conversations.sig_message.connect(lambda text: w.status.showMessage(text, 8000))
         w.chat_view.sig_notice_action_triggered.connect(self._on_notice_action)
-        w.chat_view.sig_step_clicked.connect(self._show_step)
         w.chat_view.input.textChanged.connect(self.update_preview)
         w.completion_view.sig_generate_requested.connect(self.start_completion)
         w.completion_view.sig_stop_requested.connect(self.stop_completion)
@@ -98,9 +97,9 @@ class WindowWiring(QObject):
         save_panels(self.parts)
 
     def _on_sampler_changed(self, settings: Any) -> None:
+        # Only the next request reads the panel: a shown step keeps the settings it was
+        # sampled with (its Generation's).
         self.parts.settings.sampler_settings = settings
-        if self.active_id is None:
-            self.parts.chart_dock.set_sampler_settings(settings)
 
     def _on_load_settings_changed(self, settings: LoadSettings) -> None:
         self.parts.settings.load_settings = settings
@@ -230,10 +229,6 @@ class WindowWiring(QObject):
         w = self.parts
         w.library.set_loaded("")
         w.chat_view.notice.show_notice(text, "reload", "Reload")
-        if self.completion_id is not None:
-            self.completion_id = None
-            w.completion_view.show_error(text)
-        self.active_id = None
 
     def _on_notice_action(self, action: str) -> None:
         if action == "reload":
@@ -288,21 +283,15 @@ class WindowWiring(QObject):
 
     # --- generations: chart, status bar, completion mode ---
 
-    def _begin_generation(self, request_id: int, chat: bool) -> None:
-        self.active_id = request_id
-        self.last_was_chat = chat
-        self.prompt_tokens, self.token_ids = (), []
-        self.chart_latest, self.chart_message_id = True, None
-        self.parts.chart_dock.clear()
-        self.parts.chart_dock.set_sampler_settings(self.parts.sampling_panel.settings())
+    def _on_started(self, gen: Generation) -> None:
+        """Any generation sent (chat or completion): the chart follows it from its first step."""
+        self.parts.chart_dock.show_generation(gen)
         self.parts.status.generation_started()
-
-    def _on_chat_started(self, request_id: int) -> None:
-        self._begin_generation(request_id, chat=True)
 
     def start_completion(self, text: str) -> None:
         w = self.parts
-        if w.models.info is None:
+        info = w.models.info
+        if info is None:
             w.completion_view.show_error("No model loaded. Choose one under Models and press "
                                          "Load.")
             return
@@ -310,89 +299,97 @@ class WindowWiring(QObject):
             return
         pieces = tuple((s.text, s.trusted) for s in render_completion(text).segments)
         w.completion_view.set_busy(True)
-        self.completion_id = w.engine.generate(pieces, w.sampling_panel.settings())
-        self._begin_generation(self.completion_id, chat=False)
+        self.completion = self.tracker.start(
+            "completion", pieces, w.sampling_panel.settings(),
+            model=ModelRef(w.library.display_name(info.path), info.path))
+
+    @property
+    def token_ids(self) -> list[int]:
+        """The token ids of the reply the chart shows (what it drew, in order)."""
+        gen = self.parts.chart_dock.generation
+        return [r.token_id for r in gen.steps] if gen is not None else []
+
+    @property
+    def completion_id(self) -> int | None:
+        """The request id of the completion being generated (None when none is)."""
+        return self.completion.request_id if self.completion is not None else None
 
     def stop_completion(self) -> None:
-        if self.completion_id is not None:
+        if self.completion is not None:
             self.parts.engine.cancel()
 
-    def _on_step(self, request_id: int, record: StepRecord) -> None:
-        if request_id != self.active_id:
-            return
-        self.token_ids.append(record.token_id)
-        self.parts.chart_dock.add_step(record)
-        self.parts.status.note_step(record.position)
-        if request_id == self.completion_id:
-            self.parts.completion_view.append_stream(record.text)
+    def _on_steps(self, gen: Generation, batch: tuple[StepRecord, ...]) -> None:
+        w = self.parts
+        if gen is w.chart_dock.generation:
+            w.chart_dock.add_steps(batch)
+        w.status.note_steps(batch)
+        if gen is self.completion:
+            w.completion_view.append_batch("".join(r.text for r in batch))
 
-    def _on_finished(self, request_id: int, done: GenerationDone, prompt_tokens: Any) -> None:
-        if request_id != self.active_id:
+    def _on_finished(self, gen: Generation) -> None:
+        w, done = self.parts, gen.done
+        if gen is w.chart_dock.generation:
+            w.chart_dock.paint_now()  # the last steps, without waiting for a frame
+        if done is None:
             return
-        self.active_id = None
-        self.prompt_tokens = tuple(prompt_tokens)
-        self.parts.status.generation_finished(done)
-        if request_id == self.completion_id:
-            self.completion_id = None
+        w.status.generation_finished(done)
+        if gen is self.completion:
+            self.completion = None
             reason = {"cancelled": "Stopped.", "length": "Reached the token limit.",
                       "context": "The context is full."}.get(done.finish_reason, "Done.")
-            self.parts.completion_view.end_stream(
+            w.completion_view.end_stream(
                 done.text, f"{reason} {done.usage.completion_tokens} tokens, "
                 f"{done.timings.tokens_per_second:.1f} tok/s.")
         self.update_preview()
 
-    def _on_request_failed(self, request_id: int, _kind: str, message: str) -> None:
-        if request_id == self.active_id:
-            self.active_id = None
-        if request_id == self.completion_id:
-            self.completion_id = None
+    def _on_failed(self, gen: Generation, _kind: str, message: str) -> None:
+        if gen is self.parts.chart_dock.generation:
+            self.parts.chart_dock.paint_now()
+        if gen is self.completion:
+            self.completion = None
             self.parts.completion_view.show_error(message)
 
     # --- the chart's inspector ---
 
-    def _show_step(self, step: int) -> None:
-        """A token of the latest reply was clicked: show its step in the chart."""
-        self.parts.chart_dock.show()
-        self.parts.chart_dock.raise_()
-        self.parts.chart_dock.select_step(step)
-
-    def _on_steps_shown(self, message_id: Any, steps: Any, latest: bool) -> None:
-        """A reply's token view opened: the chart shows that reply's steps (a stored one's
-        come from the database), unless a generation is drawing on it now."""
-        if self.active_id is not None or message_id == self.chart_message_id:
-            return
-        self.chart_latest, self.chart_message_id = latest, message_id
+    def _show_generation(self, gen: Generation | None, step: int) -> None:
+        """The chat asks the chart to show a reply: a clicked token (`step` ≥ 0) always; the
+        branch shown (`step` -1) unless a generation is drawing on the chart now."""
         chart = self.parts.chart_dock
-        chart.clear()
-        for record in steps:
-            chart.add_step(record)
+        if step < 0 and self.tracker.busy:
+            return
+        chart.show_generation(gen)
+        if gen is not None and step >= 0:
+            chart.show()
+            chart.raise_()
+            chart.select_step(step)
 
     def _replay(self, step: int, settings: Any) -> None:
-        if not self.chart_latest:
-            self.parts.status.showMessage("Replay works on the reply generated last.", 4000)
+        gen = self.parts.chart_dock.generation
+        status = self.parts.status
+        if gen is None or not gen.prompt_tokens or gen.step(step) is None:
+            status.showMessage("Replay needs the reply's prompt tokens: it works on replies "
+                               "generated since Openlid started.", 6000)
             return
-        if not self.prompt_tokens or step >= len(self.token_ids):
-            self.parts.status.showMessage("A step can be replayed once its generation has ended.",
-                                      4000)
+        if not gen.finished:
+            status.showMessage("A step can be replayed once its generation has ended.", 4000)
             return
-        context = self.prompt_tokens + tuple(self.token_ids[:step])
-        self.replay_id = self.parts.engine.replay(context, self.token_ids[step], step, settings,
-                                              len(self.prompt_tokens))
+        context = gen.prompt_tokens + tuple(r.token_id for r in gen.steps[:step])
+        record = gen.step(step)
+        assert record is not None
+        self.replay_id = self.parts.engine.replay(context, record.token_id, step, settings,
+                                                  len(gen.prompt_tokens))
 
     def _on_replayed(self, request_id: int, record: StepRecord) -> None:
         if request_id == self.replay_id:
             self.parts.chart_dock.show_replay(record)
 
     def _continue_with_token(self, step: int, token_id: int) -> None:
-        if self.active_id is not None:
+        gen = self.parts.chart_dock.generation
+        if self.tracker.busy or gen is None:
             return
-        if not self.chart_latest:
-            self.parts.status.showMessage("“Continue with this token” works on the reply "
-                                      "generated last.", 4000)
+        reason = self.parts.chat.can_continue_with_token(gen)
+        if reason:
+            self.parts.status.showMessage(reason, 6000)
             return
-        if self.last_was_chat:
-            self.parts.tabs.setCurrentWidget(self.parts.chat_view)
-            self.parts.chat.continue_with_token(step, token_id)
-        else:
-            self.parts.status.showMessage("“Continue with this token” works on chat replies.", 4000)
-
+        self.parts.tabs.setCurrentWidget(self.parts.chat_view)
+        self.parts.chat.continue_with_token(gen, step, token_id)

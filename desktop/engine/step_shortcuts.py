@@ -1,0 +1,259 @@
+"""The arithmetic under `StepSampler`: the candidate array, the raw normaliser, the head of the
+vocabulary a cut can keep, and stage snapshots. Runs in the engine worker process.
+
+A step reads the whole vocabulary in a few vectorised passes (the max and one chunked pass for the
+raw normaliser and entropy, one threshold pass per head) and never sorts it: numpy over 262,144
+scores, a threshold (`>=`) pass is ~0.05 ms where `argpartition` is 2.5 ms (../shared/FACTS.md),
+so heads are found by threshold and only the few hundred tokens inside are sorted. Ranks break
+ties by token id, so a listing does not depend on the order a sampler left its array in.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import llama_cpp as L
+import numpy as np
+import numpy.typing as npt
+
+from desktop.core.steps import StageView
+
+TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)], align=True)
+assert TOKEN_DATA.itemsize == ctypes.sizeof(L.llama_token_data)
+
+SMALL = 4096  # at or below this many candidates a snapshot sorts them all
+# The raw normaliser walks the logits in cache-sized chunks: the decode that just ran evicted
+# everything, and one pass per chunk beats three cold passes over 1 MB arrays.
+_CHUNK = 32768
+_LOG2E = 1.0 / math.log(2.0)
+_GAPS = (8.0, 16.0, 32.0, 64.0)  # how far below the top a snapshot's head reaches, in turn
+
+
+class Candidates:
+    """A llama_token_data_array over a numpy buffer.
+
+    A sampler may move the array's start (XTC drops the head by advancing `data`), so `view()`
+    reads the start from the array itself."""
+
+    def __init__(self, capacity: int) -> None:
+        self.buf = np.zeros(capacity, dtype=TOKEN_DATA)
+        self._data = self.buf.ctypes.data_as(L.llama_token_data_p)
+        self._base = self.buf.ctypes.data
+        self.arr = L.llama_token_data_array(data=self._data, size=capacity, selected=-1,
+                                            sorted=False)
+        self.ref = ctypes.byref(self.arr)
+        self._ids = np.arange(capacity, dtype=np.int32)
+
+    def _reset(self, n: int) -> None:
+        self.arr.data = self._data  # type: ignore[assignment]  # ctypes accepts the pointer
+        self.arr.size = n
+        self.arr.selected = -1
+        self.arr.sorted = False
+
+    def fill(self, logits: npt.NDArray[np.float32]) -> None:
+        """The whole vocabulary, in id order (as llama.cpp fills it from the logits)."""
+        self.buf["id"] = self._ids
+        self.buf["logit"] = logits
+        self._reset(len(logits))
+
+    def fill_ids(self, ids: npt.NDArray[np.int32], values: npt.NDArray[np.float32]) -> None:
+        """Some tokens (ids ascending, so in the order the whole array holds them)."""
+        n = len(ids)
+        head = self.buf[:n]
+        head["id"] = ids
+        head["logit"] = values
+        self._reset(n)
+
+    def view(self) -> npt.NDArray[Any]:
+        start = (ctypes.cast(self.arr.data, ctypes.c_void_p).value or 0) - self._base
+        off = start // TOKEN_DATA.itemsize
+        return self.buf[off : off + self.arr.size]
+
+
+@dataclass(frozen=True)
+class Normaliser:
+    """The raw softmax over the whole vocabulary: p_i = exp(l_i - shift) / z."""
+
+    shift: float
+    z: float
+    entropy: float  # bits
+    max: float  # the top score
+
+    def probs(self, values: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+        result: npt.NDArray[np.float64] = np.exp(values.astype(np.float64) - self.shift) / self.z
+        return result
+
+    def z_with(self, logits: npt.NDArray[np.float32], ids: npt.NDArray[np.int32],
+               values: npt.NDArray[np.float32]) -> float:
+        """z for the scores with `ids` changed to `values` (a penalised window)."""
+        if not len(ids):
+            return self.z
+        old = float(np.exp(logits[ids].astype(np.float64) - self.shift).sum())
+        new = float(np.exp(values.astype(np.float64) - self.shift).sum())
+        z = self.z - old + new
+        if z >= 0.1 * self.z:
+            return z
+        # The window held most of the mass and lost it: the difference would keep little more
+        # than the rounding of z, so sum the changed scores afresh.
+        changed = logits.copy()
+        changed[ids] = values
+        return _exp_sum(changed, self.shift)[0]
+
+
+def _exp_sum(logits: npt.NDArray[np.float32], shift: float) -> tuple[float, float]:
+    """(sum of exp(l - shift), sum of exp(l - shift) * l) over `logits`, chunk by chunk."""
+    z = dot = 0.0
+    w = np.empty(min(len(logits), _CHUNK), dtype=np.float32)
+    for start in range(0, len(logits), _CHUNK):
+        part = logits[start : start + _CHUNK]
+        out = w[: len(part)]
+        if shift:
+            np.subtract(part, np.float32(shift), out=out)
+            np.exp(out, out=out)
+            dot += float(np.dot(out, part)) - shift * float(out.sum())
+        else:
+            np.exp(part, out=out)
+            dot += float(np.dot(out, part))
+        z += float(out.sum())
+    return z, dot
+
+
+def raw_normaliser(logits: npt.NDArray[np.float32]) -> Normaliser:
+    """Shift, z, entropy and max over the whole vocabulary, in one pass.
+
+    Entropy is shift-invariant (H = ln Z - E_p[l - shift]): while exp cannot overflow
+    (|max logit| < 60) the logits need no shifting at all, which saves a pass."""
+    top = float(logits.max())
+    shift = 0.0 if abs(top) < 60.0 else top
+    z, dot = _exp_sum(logits, shift)
+    entropy = (math.log(z) - dot / z) * _LOG2E
+    return Normaliser(shift, z, entropy, top)
+
+
+def ranked(ids: npt.NDArray[Any], values: npt.NDArray[Any]) -> npt.NDArray[np.intp]:
+    """Indices that put (ids, values) most probable first, ties by token id."""
+    order: npt.NDArray[np.intp] = np.lexsort((ids, -values.astype(np.float64)))
+    return order
+
+
+def _above(logits: npt.NDArray[np.float32], w_ids: npt.NDArray[np.int32],
+           w_values: npt.NDArray[np.float32] | None, t: float,
+           ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32], int]:
+    """Ids (ascending) and current scores of every token at or above `t`, and how many of them
+    lie outside the window."""
+    idx = np.flatnonzero(logits >= np.float32(t)).astype(np.int32)
+    vals = logits[idx]
+    if not len(w_ids) or w_values is None:
+        return idx, vals, len(idx)
+    keep = ~np.isin(idx, w_ids, assume_unique=True)
+    idx, vals = idx[keep], vals[keep]
+    outside = len(idx)
+    inside = w_values >= np.float32(t)
+    idx = np.concatenate([idx, w_ids[inside]])
+    vals = np.concatenate([vals, w_values[inside]])
+    order = np.argsort(idx, kind="stable")
+    return idx[order], vals[order], outside
+
+
+def _threshold_for(logits: npt.NDArray[np.float32], count: int) -> float:
+    """A score that about `count` + 1,000 tokens reach, read from every 64th score."""
+    sample = logits[::64]
+    k = count // 64 + 16
+    if k >= len(sample):
+        return -math.inf
+    return float(np.partition(sample, len(sample) - k)[len(sample) - k])
+
+
+def head_ids(
+    logits: npt.NDArray[np.float32], w_ids: npt.NDArray[np.int32],
+    w_values: npt.NDArray[np.float32] | None, raw_max: float, *,
+    count: int | None = None, min_p: float | None = None,
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]] | tuple[None, None]:
+    """The ids (ascending) and current scores of every token whose score reaches a threshold;
+    current means raw except for the window `w_ids`, whose scores are now `w_values`.
+
+    With `count`, the threshold lets at least `count` tokens in, so the `count` highest, and any
+    token tied with the last of them, are all inside. With `min_p`, it sits 1 below min-p's own
+    cut, max + log(min_p) (far beyond float32 rounding), so every survivor of min-p is inside;
+    the max is exact, since the highest token outside the window is always inside the head.
+    (None, None) when the head would be a large part of the vocabulary: then the whole one."""
+    limit = max(65536, len(logits) // 4)
+    t = raw_max + math.log(min_p) - 1.0 if min_p is not None else _threshold_for(logits,
+                                                                                  count or 1)
+    for _ in range(6):
+        idx, vals, outside = _above(logits, w_ids, w_values, t)
+        if len(idx) > limit:
+            break
+        if min_p is not None:
+            if outside == 0:  # the highest score outside the window may lie lower
+                t -= 8.0
+                continue
+            cut = float(vals.max()) + math.log(min_p) - 1.0
+            if cut < t:  # penalties lowered the top: min-p's cut lies lower than assumed
+                t = cut
+                continue
+            sel = vals >= np.float32(cut)
+            return idx[sel], vals[sel]
+        if count is not None and len(idx) >= count:
+            return idx, vals
+        t -= max(8.0, raw_max - t)  # reach twice as far below the top
+    return None, None
+
+
+def small_snapshot(name: str, view: npt.NDArray[Any], top_n: int,
+                   logits: npt.NDArray[np.float32], norm: Normaliser) -> StageView:
+    """A stage's survivors when there are few: all of them sorted."""
+    lg = view["logit"].astype(np.float64)
+    alive = lg > -np.inf
+    ids = view["id"][alive]
+    lg = lg[alive]
+    if not len(lg):
+        return StageView(name, 0, 0.0)
+    w = np.exp(lg - lg.max())
+    order = ranked(ids, lg)[:top_n]
+    probs = w[order] / w.sum()
+    mass = float(norm.probs(logits[ids]).sum())
+    return StageView(name, len(ids), min(mass, 1.0), ints(ids[order]), floats(probs))
+
+
+def large_snapshot(name: str, view: npt.NDArray[Any], top_n: int,
+                   logits: npt.NDArray[np.float32], norm: Normaliser, n_vocab: int, *,
+                   sorted_: bool) -> StageView:
+    """A stage's survivors when the array is large: a stage that only masks scores (top-n-sigma
+    sets them to -inf) leaves few alive, which are snapshot like a small array; otherwise one
+    pass for their normaliser and count, and the top-N from the front of a sorted array or from
+    a threshold head."""
+    lg = np.ascontiguousarray(view["logit"])  # strided field reads defeat numpy's SIMD loops
+    finite = lg > -np.inf
+    kept = int(np.count_nonzero(finite))
+    if kept <= SMALL:
+        return small_snapshot(name, view[np.flatnonzero(finite)], top_n, logits, norm)
+    mx = float(lg[0]) if sorted_ else float(lg.max())
+    z = _exp_sum(lg, mx)[0]
+    if sorted_:
+        idx = np.arange(min(len(view), top_n + 16))  # ties at the N-th come in, then ranked
+    else:
+        idx = np.flatnonzero(lg >= np.float32(mx - _GAPS[0]))
+        for gap in _GAPS[1:]:
+            if len(idx) >= top_n:
+                break
+            idx = np.flatnonzero(lg >= np.float32(mx - gap))
+        if len(idx) < top_n:
+            idx = np.flatnonzero(finite)
+    idx = idx[lg[idx] > -np.inf]
+    ids, vals = view["id"][idx], lg[idx].astype(np.float64)
+    order = ranked(ids, vals)[:top_n]
+    probs = np.exp(vals[order] - mx) / z
+    mass = 1.0 if kept == n_vocab else float(norm.probs(logits[view["id"][finite]]).sum())
+    return StageView(name, kept, min(mass, 1.0), ints(ids[order]), floats(probs))
+
+
+def ints(values: npt.NDArray[Any]) -> tuple[int, ...]:
+    return tuple(values.tolist())  # tolist() already yields Python ints
+
+
+def floats(values: npt.NDArray[Any]) -> tuple[float, ...]:
+    return tuple(values.tolist())

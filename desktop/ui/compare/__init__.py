@@ -1,0 +1,1 @@
+"""Compare: one prompt under two or more setting sets, side by side (GUI thread only)."""

@@ -1,0 +1,104 @@
+"""`openlid bench` end to end on a tiny model llama.cpp really runs (tests/ggufmaker.py), so the
+benchmark cannot rot: every chain's row, both sides' prompt processing and first token, the
+replay, and prompts no KV cache has seen. Figures are checked for presence and sense, never for
+speed (tests never assert timings)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from desktop.bench.chains import bench_chains
+from desktop.bench.engine import format_report
+from desktop.cli.main import EXIT_BAD_INPUT, main
+from tests.ggufmaker import write_runnable_gguf, write_tiny_gguf
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_runnable_gguf(tmp_path_factory.mktemp("bench") / "tiny-runnable.gguf")
+
+
+def _bench(model: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "desktop", "bench", "--model", str(model), "--threads", "1",
+         "--tokens", "4", "--repeat", "1", *extra],
+        capture_output=True, text=True, timeout=240, check=False,
+    )
+
+
+def _positive(value: float) -> bool:
+    return isinstance(value, float) and math.isfinite(value) and value > 0
+
+
+def test_bench_reports_every_chain_on_new_prompts(tiny_model: Path) -> None:
+    out = _bench(tiny_model, "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)  # progress goes to stderr: stdout is the JSON alone
+
+    chains = bench_chains()
+    assert list(report["chains"]) == [c.name for c in chains]
+    assert {"greedy", "default", "full_vocab", "typical", "dry", "top_n_sigma", "xtc",
+            "dynatemp", "mirostat_v1", "mirostat_v2"} <= set(report["chains"])
+    for chain in chains:
+        row = report["chains"][chain.name]
+        for key in ("reference_tokens_per_second", "engine_capture_off_tokens_per_second",
+                    "engine_capture_on_tokens_per_second", "reference_first_token_ms",
+                    "engine_first_token_ms", "replay_ms"):
+            assert _positive(row[key]), (chain.name, key, row[key])
+        ratio = row["engine_capture_on_tokens_per_second"] / row["reference_tokens_per_second"]
+        assert row["ratio_capture_on_vs_reference"] == pytest.approx(ratio)
+        assert row["target"] == chain.target
+        assert row["meets_target"] is (ratio >= chain.target)
+
+    pp = report["prompt_processing"]
+    assert pp["tokens"] == 512
+    assert _positive(pp["reference_tokens_per_second"])
+    assert _positive(pp["engine_tokens_per_second"])
+    assert report["replay"]["context_tokens"] == 900
+    assert _positive(report["replay"]["worst_ms"])
+    # Every run had a prompt of its own: neither side found more than BOS in its KV cache, so
+    # time to first token includes the prompt on both sides.
+    assert report["reused_prompt_tokens_max"] == {"reference": 1, "engine": 1}
+    assert set(report["load_average"]) == {"before", "max", "after"}
+    assert report["rounds"] == 1
+    assert report["tokens"] == 4
+
+    table = format_report(report)
+    for chain in chains:
+        assert chain.name in table
+        assert chain.label in table
+    assert "prompt processing (512 tokens)" in table
+    assert "900-token context" in table
+
+
+def test_bench_refuses_bad_arguments_in_words(capsys: pytest.CaptureFixture[str],
+                                              tmp_path: Path) -> None:
+    model = str(tmp_path / "never-loaded.gguf")  # checked before anything loads
+    assert main(["bench", "--model", model, "--tokens", "1"]) == EXIT_BAD_INPUT
+    assert "--tokens must be at least 2" in capsys.readouterr().err
+    assert main(["bench", "--model", model, "--repeat", "0"]) == EXIT_BAD_INPUT
+    assert "--repeat must be at least 1" in capsys.readouterr().err
+
+
+def test_bench_refuses_a_model_it_cannot_run(tmp_path: Path) -> None:
+    missing = _bench(tmp_path / "missing.gguf")
+    assert missing.returncode == EXIT_BAD_INPUT
+    assert "openlid: the engine refused" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    # A structurally valid GGUF llama.cpp cannot run (no attention tensors): refused, in words.
+    broken = _bench(write_tiny_gguf(tmp_path / "unrunnable.gguf"))
+    assert broken.returncode == EXIT_BAD_INPUT, broken.stderr
+    assert "openlid: the engine refused" in broken.stderr
+    assert "Traceback" not in broken.stderr
+
+
+def test_bench_needs_room_for_the_replay_context(tiny_model: Path) -> None:
+    out = _bench(tiny_model, "--ctx", "512")
+    assert out.returncode == EXIT_BAD_INPUT
+    assert "needs a context of at least 908 tokens" in out.stderr
