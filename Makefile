@@ -90,7 +90,9 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 test: check-layers typecheck
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+	@# Two processes, a test file each at a time: most tests wait on an engine child, a server or
+	@# Qt, so two keep both cores busy (module fixtures stay per file with --dist loadfile).
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -n 2 --dist loadfile
 
 # Upgrade every locked package to the newest release the ranges in pyproject.toml allow.
 lock: | $(UV)

@@ -22,6 +22,7 @@ from desktop.cli.prompts import pick_template, pieces, render_for
 from desktop.core import paths
 from desktop.core.conversations.files import export_json, export_markdown
 from desktop.core.conversations.store import ConversationStore
+from desktop.core.generation import resolve_seed
 from desktop.core.model_info import LoadSettings, ModelInfo
 from desktop.core.sampling import SamplerSettings
 from desktop.core.stop_matcher import StopMatcher
@@ -114,7 +115,9 @@ class TerminalChat:
             self.say(rendered.text)
             self.say("--- end of prompt ---")
         self.store.append(cid, "user", user_text)
-        settings = self.settings.replace(stop=(*self.settings.stop, *self.template.stop))
+        # A random seed is drawn here, so the stored reply names the seed it was sampled with.
+        settings = resolve_seed(
+            self.settings.replace(stop=(*self.settings.stop, *self.template.stop)))
         stops = StopMatcher(settings.stop)
         done = None
         request = self.host.generate(pieces(rendered), settings)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from desktop.core.sampler_stages import RANDOM_SEED
+
 
 def test_chat_sends_history_every_turn(gemma_path: Path, tmp_path: Path) -> None:
     export = tmp_path / "chat.json"
@@ -38,6 +40,9 @@ def test_chat_sends_history_every_turn(gemma_path: Path, tmp_path: Path) -> None
     reply = data["messages"][1]["content"]
     assert reply.strip()  # the Gemma template trims message text
     assert f"<start_of_turn>model\n{reply.strip()}<end_of_turn>" in second
+    # No --seed: each reply stores the seed it was really sampled with, not the "random" marker.
+    seeds = [m["meta"]["sampler"]["seed"] for m in data["messages"] if m["role"] == "assistant"]
+    assert all(0 < seed < RANDOM_SEED for seed in seeds), seeds
 
 
 def test_chat_ends_on_end_of_input(gemma_path: Path) -> None:
