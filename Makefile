@@ -89,10 +89,12 @@ check-layers: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# PYTEST_ARGS="-n 4 --dist loadfile" runs the suite in four processes (pytest-xdist) on a machine
+# with the cores for it; on two cores the CPU-bound engine tests only slow each other down.
+PYTEST_ARGS ?=
+
 test: check-layers typecheck
-	@# Two processes, a test file each at a time: most tests wait on an engine child, a server or
-	@# Qt, so two keep both cores busy (module fixtures stay per file with --dist loadfile).
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -n 2 --dist loadfile
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Upgrade every locked package to the newest release the ranges in pyproject.toml allow.
 lock: | $(UV)

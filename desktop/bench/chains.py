@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
+from desktop.core.generation import sampled_with
 from desktop.core.sampling import SamplerSettings
 
 SEED = 1234  # both sides draw with the same fixed seed
@@ -37,9 +38,13 @@ _WORDS = (
 @dataclass(frozen=True)
 class Chain:
     name: str  # the report's key
-    label: str  # what the chain is, in words
     settings: SamplerSettings
     target: float  # capture on ÷ reference, at least
+
+    @property
+    def label(self) -> str:
+        """What the chain is, in the chart header's words (one source: the stage registry)."""
+        return sampled_with(self.settings)
 
 
 class Prompts:
@@ -58,55 +63,15 @@ def bench_chains() -> tuple[Chain, ...]:
     base = SamplerSettings(seed=SEED, top_n=TOP_N, ignore_eos=True)
     full = base.replace(top_k=0)  # top-k off: the first stage faces the whole vocabulary
     chains = [
-        Chain("greedy", "greedy (temperature 0)", base.replace(temperature=0.0), CHEAP_TARGET),
-        Chain("default", "top-k 40, top-p 0.95, min-p 0.05, temp 0.8", base, CHEAP_TARGET),
-        Chain(
-            "full_vocab",
-            "top-k off, repeat penalty 1.1/64, top-p 0.95, min-p 0.05, temp 0.8",
-            full.replace(repeat_penalty=1.1, repeat_last_n=64),
-            FULL_VOCAB_TARGET,
-        ),
-        Chain(
-            "typical",
-            "top-k off, typical 0.9, top-p 0.95, min-p 0.05, temp 0.8",
-            full.replace(typical_p=0.9),
-            FULL_VOCAB_TARGET,
-        ),
-        Chain(
-            "dry",
-            "top-k off, DRY 0.8 (base 1.75, allowed 2, over 64), top-p 0.95, min-p 0.05, temp 0.8",
-            full.replace(dry_multiplier=0.8),
-            FULL_VOCAB_TARGET,
-        ),
-        Chain(
-            "top_n_sigma",
-            "top-k off, top-n-sigma 1.0, top-p 0.95, min-p 0.05, temp 0.8",
-            full.replace(top_n_sigma=1.0),
-            FULL_VOCAB_TARGET,
-        ),
-        Chain(
-            "xtc",
-            "top-k off, top-p 0.95, min-p 0.05, XTC 0.5 (threshold 0.1), temp 0.8",
-            full.replace(xtc_probability=0.5, xtc_threshold=0.1),
-            FULL_VOCAB_TARGET,
-        ),
-        Chain(
-            "dynatemp",
-            "top-k 40, top-p 0.95, min-p 0.05, dynamic temperature 0.8 ± 0.5",
-            base.replace(dynatemp_range=0.5),
-            CHEAP_TARGET,
-        ),
-        Chain(
-            "mirostat_v1",
-            "mirostat 1 (tau 5, eta 0.1), temp 0.8",
-            base.replace(mirostat=1),
-            FULL_VOCAB_TARGET,
-        ),
-        Chain(
-            "mirostat_v2",
-            "mirostat 2 (tau 5, eta 0.1), temp 0.8",
-            base.replace(mirostat=2),
-            FULL_VOCAB_TARGET,
-        ),
+        Chain("greedy", base.replace(temperature=0.0), CHEAP_TARGET),
+        Chain("default", base, CHEAP_TARGET),
+        Chain("full_vocab", full.replace(repeat_penalty=1.1, repeat_last_n=64), FULL_VOCAB_TARGET),
+        Chain("typical", full.replace(typical_p=0.9), FULL_VOCAB_TARGET),
+        Chain("dry", full.replace(dry_multiplier=0.8), FULL_VOCAB_TARGET),
+        Chain("top_n_sigma", full.replace(top_n_sigma=1.0), FULL_VOCAB_TARGET),
+        Chain("xtc", full.replace(xtc_probability=0.5, xtc_threshold=0.1), FULL_VOCAB_TARGET),
+        Chain("dynatemp", base.replace(dynatemp_range=0.5), CHEAP_TARGET),
+        Chain("mirostat_v1", base.replace(mirostat=1), FULL_VOCAB_TARGET),
+        Chain("mirostat_v2", base.replace(mirostat=2), FULL_VOCAB_TARGET),
     ]
     return tuple(chains)

@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 from desktop.cli.prompts import pick_template, pieces, render_for
 from desktop.core import paths
+from desktop.core.conversations import xray as X
 from desktop.core.conversations.files import export_json, export_markdown
 from desktop.core.conversations.store import ConversationStore
 from desktop.core.generation import resolve_seed
@@ -37,7 +38,7 @@ class TerminalChat:
 
     def __init__(self, host: Any, info: ModelInfo, store: ConversationStore,
                  template: PromptTemplate, settings: SamplerSettings, system: str,
-                 out: TextIO, show_prompt: bool = False) -> None:
+                 out: TextIO, show_prompt: bool = False, xray: bool = False) -> None:
         self.host = host
         self.info = info
         self.store = store
@@ -45,6 +46,8 @@ class TerminalChat:
         self.settings = settings
         self.out = out
         self.show_prompt = show_prompt
+        self.xray = xray  # print each turn's parts and KV-cache reuse (--xray)
+        self.last_xray: X.TurnXray | None = None
         self.conversation = store.create(
             "Terminal chat", model_path=info.path, system_prompt=system,
             template_id=template.id, sampler=settings)
@@ -114,7 +117,8 @@ class TerminalChat:
             self.say("--- prompt ---")
             self.say(rendered.text)
             self.say("--- end of prompt ---")
-        self.store.append(cid, "user", user_text)
+        user = self.store.append(cid, "user", user_text)
+        labels = _labels(self.conversation, history, messages, rendered, user.id)
         # A random seed is drawn here, so the stored reply names the seed it was sampled with.
         settings = resolve_seed(
             self.settings.replace(stop=(*self.settings.stop, *self.template.stop)))
@@ -145,10 +149,37 @@ class TerminalChat:
             usage = done.usage
             meta.update(finish_reason=done.finish_reason,
                         usage={"prompt_tokens": usage.prompt_tokens,
-                               "completion_tokens": usage.completion_tokens})
+                               "completion_tokens": usage.completion_tokens},
+                        prompt_tokens=usage.prompt_tokens, cached_tokens=usage.cached_tokens,
+                        prompt_ms=round(done.timings.prompt_ms, 3),
+                        xray=X.make_record(pieces(rendered), labels,
+                                           prompt_tokens=usage.prompt_tokens,
+                                           piece_tokens=usage.piece_tokens,
+                                           cached_tokens=usage.cached_tokens,
+                                           prompt_ms=done.timings.prompt_ms,
+                                           n_ctx=self.info.n_ctx))
             self.say(f"[{usage.prompt_tokens} prompt tokens, "
                      f"{usage.completion_tokens} generated, {done.finish_reason}]")
-        self.store.append(cid, "assistant", reply, meta=meta)
+        reply_message = self.store.append(cid, "assistant", reply, meta=meta)
+        if self.xray:
+            turn = X.read_record(reply_message.id, max((lb.turn for lb in labels), default=0),
+                                 meta,
+                                 {m.id: m.content for m in self.store.active_path(cid)})
+            for line in X.describe(turn, self.last_xray):
+                self.say(f"[x-ray: {line}]")
+            self.last_xray = turn
+
+
+def _labels(conversation: Any, history: list[Any], messages: list[dict[str, str]],
+            rendered: Any, user_id: int) -> tuple[X.PieceLabel, ...]:
+    """Where each piece of this turn's prompt came from (the history and the new message)."""
+    chats = [m for m in history if m.role != "system"]
+    numbers = X.turn_numbers([*(m.role for m in chats), "user"])
+    kept = [*((m.to_chat(), n, m.id) for m, n in zip(chats, numbers, strict=False)),
+            (messages[-1], numbers[-1], user_id)]
+    sent = X.sent_messages(messages, kept, system_prompt=conversation.system_prompt,
+                           instructions=conversation.custom_instructions)
+    return X.label_pieces(pieces(rendered), sent)
 
 
 def run_chat(args: argparse.Namespace, model_path: Path, load: LoadSettings,
@@ -176,7 +207,7 @@ def run_chat(args: argparse.Namespace, model_path: Path, load: LoadSettings,
             print(f"openlid: template: {exc}", file=sys.stderr)
             return 2
         chat = TerminalChat(host, info, store, template, settings, args.system or "", out,
-                            show_prompt=args.show_prompt)
+                            show_prompt=args.show_prompt, xray=getattr(args, "xray", False))
         chat.say(f"[{_model_label(info, str(model_path))}, template {template.name}; {HELP}]")
         return _loop(chat, stdin)
     finally:

@@ -30,6 +30,9 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
     p.add_argument("--ctx", type=int, default=4096, help="context length in tokens")
     p.add_argument("--gpu-layers", type=int, default=0, help="layers to offload (-1 = all)")
+    from desktop.cli.draft import add_draft_args
+
+    add_draft_args(p)
 
 
 def _add_sampler_args(p: argparse.ArgumentParser) -> None:
@@ -54,6 +57,9 @@ def _add_sampler_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--order", default=",".join(d.order),
                    help="sampler stage order (llama-server's names work too)")
     p.add_argument("--top-n", type=int, default=d.top_n, help="candidates kept per stage")
+    from desktop.cli.structured import add_structured_args
+
+    add_structured_args(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chart", action="store_true",
                    help="also: tokens/s with the live chart vs hidden (a Qt run, offscreen)")
     p.add_argument("--ui", action="store_true",
-                   help="also: the longest GUI stall while a reply streams (a Qt run, offscreen)")
+                   help="also: the longest GUI stall while a reply streams, and a chart slider's "
+                   "what-if latency at a 1k-token context (a Qt run, offscreen)")
     p.add_argument("--download", action="store_true",
                    help="instead: Openlid's download path vs a plain HTTP GET of the same file "
                    "from a local server (no model needed)")
@@ -99,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--template", default=None, help="template: preset or saved id, or .jinja file")
     p.add_argument("--show-prompt", action="store_true",
                    help="print the exact rendered prompt before each reply")
+    p.add_argument("--xray", action="store_true",
+                   help="after each reply: the prompt's tokens per part and the KV-cache reuse")
     _add_sampler_args(p)
 
     from desktop.cli.compare import add_compare_parser
@@ -178,12 +187,16 @@ def _model_path(args: argparse.Namespace) -> Path:
 
 
 def _load_settings(args: argparse.Namespace) -> LoadSettings:
+    from desktop.cli.draft import draft_fields
+
     return LoadSettings(
-        n_gpu_layers=args.gpu_layers, n_ctx=args.ctx, n_threads=args.threads
+        n_gpu_layers=args.gpu_layers, n_ctx=args.ctx, n_threads=args.threads,
+        **draft_fields(args),
     ).validated()
 
 
 def sampler_settings_from_args(args: argparse.Namespace) -> SamplerSettings:
+    from desktop.cli.structured import structured_from_args
     from desktop.core.sampler_stages import SAMPLER_NAMES, STAGE_PARAMS, complete_order
 
     values = {p.field: getattr(args, p.field) for p in STAGE_PARAMS if p.is_number}
@@ -194,6 +207,7 @@ def sampler_settings_from_args(args: argparse.Namespace) -> SamplerSettings:
     settings = SamplerSettings(
         **values, seed=SamplerSettings().seed if args.seed is None else args.seed,
         max_tokens=args.max_tokens, stop=tuple(args.stop), order=order, top_n=args.top_n,
+        **structured_from_args(args),
     ).validated()
     # Stages the order leaves out are off (validated says so otherwise): put them in their place.
     return settings.replace(order=complete_order(settings.order))
@@ -299,6 +313,10 @@ def _report_failure(event: object) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.download:
         return _download_bench(args)
+    if args.draft is not None or args.draft_model:
+        from desktop.bench.draft import cmd_draft_bench
+
+        return cmd_draft_bench(args, str(_model_path(args)), _load_settings(args))
     from desktop.bench.engine import BenchError, format_report, run_bench
 
     model = str(_model_path(args))

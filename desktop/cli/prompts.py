@@ -242,9 +242,35 @@ def _cmd_render(args: argparse.Namespace, load_settings: Callable[[], LoadSettin
         answer = list(host.wait(host.tokenize(pieces(rendered)), timeout=60))[-1]
         if not isinstance(answer, P.Tokenized):
             return _fail(str(getattr(answer, "message", answer)))
+        args.parts = _parts(host, rendered, messages, len(answer.tokens), system,
+                            args.instructions, args.instructions_placement)
         return _print_render(args, template, rendered, info, answer)
     finally:
         host.shutdown()
+
+
+def _parts(host: Any, rendered: RenderedPrompt, messages: list[dict[str, str]], n_tokens: int,
+           system: str, instructions: str, placement: str) -> list[tuple[str, int, int, bool]]:
+    """The prompt's tokens per part (system prompt, instructions, each turn, template markup),
+    each piece counted by the engine's tokenizer on its own: they add up to `n_tokens`."""
+    from desktop.core.conversations import xray as X
+    from desktop.engine import protocol as P
+
+    sent_pieces = pieces(rendered)
+    counts = []
+    for piece in sent_pieces:
+        answer = list(host.wait(host.tokenize((piece,), False), timeout=60))[-1]
+        if not isinstance(answer, P.Tokenized):
+            return []
+        counts.append(len(answer.tokens))
+    chats = [m for m in messages if m["role"] != "system"]
+    numbers = X.turn_numbers([m["role"] for m in chats])
+    sent = X.sent_messages(messages, [(m, n, None) for m, n in zip(chats, numbers, strict=True)],
+                           system_prompt=system, instructions=instructions, placement=placement)
+    record = X.make_record(sent_pieces, X.label_pieces(sent_pieces, sent),
+                           prompt_tokens=n_tokens, piece_tokens=(n_tokens - sum(counts), *counts),
+                           cached_tokens=0, prompt_ms=0.0)
+    return X.part_rows(X.read_record(0, 0, {"xray": record}, {}).parts)
 
 
 def _with_token_ids(spans: list[dict[str, Any]], answer: Any) -> list[dict[str, Any]]:
@@ -269,13 +295,20 @@ def _print_render(args: argparse.Namespace, template: PromptTemplate, rendered: 
         }
         if answer is not None and info is not None:
             data.update(tokens=list(answer.tokens), pieces=list(token_pieces),
-                        token_count=len(answer.tokens), n_ctx=info.n_ctx)
+                        token_count=len(answer.tokens), n_ctx=info.n_ctx,
+                        parts=[{"part": k, "turn": t, "tokens": n, "exact": e}
+                               for k, t, n, e in getattr(args, "parts", [])])
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return 0
     if answer is not None and info is not None:
         print(f"template: {template.name} ({template.source}, id {template.id})",
               file=sys.stderr)
         print(f"prompt: {len(answer.tokens)} tokens of {info.n_ctx}", file=sys.stderr)
+        from desktop.core.conversations.xray import part_name
+
+        for kind, turn, n, exact in getattr(args, "parts", []):
+            print(f"  {part_name(kind, turn)}: {'' if exact else '≈ '}{n} tokens",
+                  file=sys.stderr)
     for note in rendered.notes:
         print(f"note: {note}", file=sys.stderr)
     # stdout holds the prompt and nothing else, byte for byte.

@@ -31,6 +31,7 @@ from desktop.core.sampler_stages import (
 )
 from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import GenerationDone, StepRecord
+from desktop.core.structured_output import KIND_LABELS, NONE
 
 __all__ = ["Generation", "ModelRef", "SettingsSpan", "resolve_seed", "sampled_with",
            "spans_from_meta", "spans_to_meta"]
@@ -104,6 +105,8 @@ def sampled_with(settings: SamplerSettings | None) -> str:
     chain = (STAGE_MIROSTAT,) if settings.mirostat else settings.order
     words += [_stage_words(name, settings) for name in chain
               if name != STAGE_TEMPERATURE and name in STAGE_BY_NAME and settings.is_on(name)]
+    if settings.structured_output != NONE:  # the grammar masks tokens before every cut
+        words.insert(1, f"grammar: {KIND_LABELS[settings.structured_output]}")
     words.append("seed random (not recorded)" if settings.seed == RANDOM_SEED
                  else f"seed {settings.seed}")
     return " · ".join(words)

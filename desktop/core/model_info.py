@@ -9,6 +9,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from desktop.core.drafting import DRAFT_KINDS, DRAFT_MODEL, DRAFT_P_MIN, MAX_DRAFT
 from desktop.core.sampling import SettingsError
 
 KV_CACHE_TYPES = ("f16", "f32", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl")
@@ -25,6 +26,14 @@ class LoadSettings:
     use_mlock: bool = False
     kv_cache_type: str = "f16"
     seed: int = 0xFFFFFFFF
+    # Speculative decoding (core.drafting): "none", "model" (a second GGUF with the same
+    # vocabulary, `draft_model`) or "ngram" (the context's own continuations); at most `n_draft`
+    # tokens proposed per pass of the model; a draft model stops at a token it gives less than
+    # `draft_p_min` (llama.cpp's --draft-p-min).
+    draft: str = "none"
+    draft_model: str = ""
+    n_draft: int = 8
+    draft_p_min: float = DRAFT_P_MIN
 
     def validated(self) -> LoadSettings:
         checks: list[tuple[bool, str]] = [
@@ -36,6 +45,15 @@ class LoadSettings:
                 self.kv_cache_type in KV_CACHE_TYPES,
                 f"KV cache type must be one of {', '.join(KV_CACHE_TYPES)}",
             ),
+            (self.draft in DRAFT_KINDS, f"draft must be one of {', '.join(DRAFT_KINDS)}"),
+            (self.draft != DRAFT_MODEL or bool(self.draft_model.strip()),
+             "a draft model needs its GGUF file: choose one, or pick n-gram drafting"),
+            (1 <= self.n_draft <= MAX_DRAFT, f"draft tokens must be between 1 and {MAX_DRAFT}"),
+            (0.0 <= self.draft_p_min <= 1.0, "the draft's minimum probability must be between "
+             "0 and 1"),
+            (self.draft == "none" or self.n_draft < self.n_batch,
+             "the batch size must be larger than the draft tokens (the model checks them all "
+             "in one batch)"),
         ]
         for ok, message in checks:
             if not ok:
@@ -88,6 +106,7 @@ class ModelInfo:
     # plain words: a remote endpoint reports only the raw distribution.
     available_stages: tuple[str, ...] = ()
     stages_note: str = ""
+    draft: str = ""  # the speculative drafting in use, in words ("" = none)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -12,7 +12,10 @@ sampler in `engine.step_sampler`'s factory.
 
 `STAGES` is in llama.cpp's default order (common/common.h): penalties, DRY, top-n-sigma, top-k,
 typical, top-p, min-p, XTC, temperature. Mirostat is not part of that order: when it is on,
-llama.cpp runs temperature and then Mirostat, which truncates and draws by itself.
+llama.cpp runs temperature and then Mirostat, which truncates and draws by itself. The grammar
+(structured output, `core.structured_output`) is not part of the order either: it runs before
+every stage that cuts (llama.cpp applies it first; it commutes with penalties and DRY, so a
+StepRecord lists it after them).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ STAGE_MIN_P = "min_p"
 STAGE_XTC = "xtc"
 STAGE_TEMPERATURE = "temperature"
 STAGE_MIROSTAT = "mirostat"
+STAGE_GRAMMAR = "grammar"
 
 Kind = Literal["truncation", "reshaping"]
 # Which candidates a truncation removes: "tail" keeps a head of its input (one cut line after
@@ -295,6 +299,17 @@ STAGES: tuple[Stage, ...] = (
         ),
         lambda s: s.mirostat == 0, "mirostat", "Mirostat",
         "Mirostat: truncates to keep the surprise near a target, then draws.",
+        orderable=False),
+    Stage(
+        STAGE_GRAMMAR, "grammar", "truncation", "any", (
+            Param("structured_output", "Structured output", "none",
+                  help="Constrains the reply to any JSON object, a JSON schema or a GBNF "
+                       "grammar: every token the grammar cannot continue with is removed "
+                       "before the other stages run."),
+        ),
+        lambda s: s.structured_output == "none", "grammar", "Structured output",
+        "Grammar: removes every token that cannot continue the required format (JSON, a JSON "
+        "schema or a GBNF grammar).",
         orderable=False),
 )
 

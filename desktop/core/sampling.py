@@ -19,6 +19,7 @@ from desktop.core.sampler_stages import (
     PARAM_BY_FIELD,
     RANDOM_SEED,
     STAGE_DRY,
+    STAGE_GRAMMAR,
     STAGE_MIN_P,
     STAGE_MIROSTAT,
     STAGE_PENALTIES,
@@ -33,12 +34,14 @@ from desktop.core.sampler_stages import (
     order_problem,
     stage_noop,
 )
+from desktop.core.structured_output import settings_problem
 
 # Stage names, the default order and the ranges live in `sampler_stages`; they are re-exported
 # here for the modules that only need the settings.
 __all__ = [
-    "DEFAULT_ORDER", "MAX_TOP_N", "ORDERABLE_STAGES", "PRESETS", "STAGE_DRY", "STAGE_MIN_P",
-    "STAGE_MIROSTAT", "STAGE_PENALTIES", "STAGE_RAW", "STAGE_TEMPERATURE", "STAGE_TOP_K",
+    "DEFAULT_ORDER", "MAX_TOP_N", "ORDERABLE_STAGES", "PRESETS", "STAGE_DRY", "STAGE_GRAMMAR",
+    "STAGE_MIN_P", "STAGE_MIROSTAT", "STAGE_PENALTIES", "STAGE_RAW", "STAGE_TEMPERATURE",
+    "STAGE_TOP_K",
     "STAGE_TOP_N_SIGMA", "STAGE_TOP_P", "STAGE_TYPICAL", "STAGE_XTC", "SamplerSettings",
     "SettingsError",
 ]
@@ -85,6 +88,12 @@ class SamplerSettings:
     xtc_threshold: float = _default("xtc_threshold")
     dynatemp_range: float = _default("dynatemp_range")
     dynatemp_exponent: float = _default("dynatemp_exponent")
+    # Structured output (core.structured_output): "none", "json" (any JSON object),
+    # "json_schema" (the schema text below) or "gbnf" (the grammar text below). Both texts are
+    # kept whichever kind is chosen, so switching kinds loses nothing the person wrote.
+    structured_output: str = "none"
+    json_schema: str = ""
+    grammar: str = ""
 
     def validated(self) -> SamplerSettings:
         """Return self, or raise SettingsError naming the first bad field."""
@@ -97,7 +106,8 @@ class SamplerSettings:
             raise SettingsError("stop strings must not be empty")
         if not all(isinstance(s, str) and s for s in self.dry_sequence_breakers):
             raise SettingsError("dry_sequence_breakers must be non-empty texts")
-        problem = order_problem(tuple(self.order), self)
+        problem = (settings_problem(self.structured_output, self.json_schema, self.grammar)
+                   or order_problem(tuple(self.order), self))
         if problem:
             raise SettingsError(problem)
         return self
@@ -115,6 +125,8 @@ class SamplerSettings:
         with it on, only temperature runs before it, as in llama.cpp)."""
         if stage == STAGE_MIROSTAT:
             return self.mirostat != 0
+        if stage == STAGE_GRAMMAR:  # runs before Mirostat's chain too
+            return self.structured_output != "none"
         if self.mirostat and stage != STAGE_TEMPERATURE:
             return False
         return not stage_noop(stage, self)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from desktop.core.drafting import DraftCounts
+
 
 @dataclass(frozen=True)
 class StageView:
@@ -49,6 +51,14 @@ class StepRecord:
     sample_ms: float = 0.0  # time spent in sampling and capture
     decode_ms: float = 0.0  # time of the decode that produced these logits
     replayed: bool = False  # produced by replay(): the token is the original one, forced
+    # The draft's proposal for this position (its text is in `pieces`), -1 when none was made.
+    # The token is always the model's own draw; a proposal equal to it was accepted.
+    draft_token: int = -1
+
+    @property
+    def accepted(self) -> bool:
+        """The draft proposed this very token, so it came out of the draft's batch."""
+        return self.draft_token >= 0 and self.draft_token == self.token_id
 
     def stage(self, name: str) -> StageView | None:
         for s in self.stages:
@@ -70,6 +80,9 @@ class StepRecord:
             "position": self.position,
             "sample_ms": round(self.sample_ms, 4),
             "decode_ms": round(self.decode_ms, 4),
+            **({"draft_token": self.draft_token,
+                "draft_piece": self.pieces.get(self.draft_token, "")}
+               if self.draft_token >= 0 else {}),
             "stages": [
                 {
                     "name": s.name,
@@ -88,8 +101,9 @@ class StepRecord:
 def step_from_json(data: dict[str, Any]) -> StepRecord:
     """The StepRecord that `StepRecord.to_json` wrote (conversations store steps this way).
 
-    `pieces` is rebuilt from the stages' top lists; `n_vocab` and `replayed` are read when the
-    writer added them (to_json leaves them out).
+    `pieces` is rebuilt from the stages' top lists (and the draft's piece); `n_vocab` and
+    `replayed` are read when the writer added them (to_json leaves them out), the draft's
+    proposal when there was one (records older than drafting have none).
     """
     stages: list[StageView] = []
     pieces: dict[int, str] = {}
@@ -100,6 +114,9 @@ def step_from_json(data: dict[str, Any]) -> StepRecord:
         stages.append(StageView(name=str(s["name"]), kept=int(s["kept"]), mass=float(s["mass"]),
                                 ids=tuple(int(t["id"]) for t in top),
                                 probs=tuple(float(t["p"]) for t in top)))
+    draft = int(data.get("draft_token", -1))
+    if draft >= 0:
+        pieces.setdefault(draft, str(data.get("draft_piece", "")))
     return StepRecord(
         step=int(data["step"]), token_id=int(data["token_id"]), text=str(data["text"]),
         piece=str(data["piece"]), prob=float(data["prob"]), raw_prob=float(data["raw_prob"]),
@@ -107,7 +124,7 @@ def step_from_json(data: dict[str, Any]) -> StepRecord:
         entropy_final=float(data["entropy_final"]), stages=tuple(stages), pieces=pieces,
         n_vocab=int(data.get("n_vocab", 0)), position=int(data.get("position", 0)),
         sample_ms=float(data.get("sample_ms", 0.0)), decode_ms=float(data.get("decode_ms", 0.0)),
-        replayed=bool(data.get("replayed", False)))
+        replayed=bool(data.get("replayed", False)), draft_token=max(-1, draft))
 
 
 @dataclass(frozen=True)
@@ -115,6 +132,9 @@ class Usage:
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int = 0  # prompt tokens whose KV cache was reused
+    # Tokens per prompt piece as the engine counted them: the tokens it added itself (BOS)
+    # first, then one count per (text, trusted) piece sent; () when not counted (token ids sent).
+    piece_tokens: tuple[int, ...] = ()
 
     @property
     def total_tokens(self) -> int:
@@ -136,6 +156,7 @@ class GenerationDone:
     usage: Usage
     timings: Timings
     stop_string: str | None = None
+    draft: DraftCounts | None = None  # what speculative decoding did, when it was on
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -154,4 +175,5 @@ class GenerationDone:
                 "generate_ms": round(self.timings.generate_ms, 3),
                 "tokens_per_second": round(self.timings.tokens_per_second, 3),
             },
+            **({"draft": self.draft.to_json()} if self.draft is not None else {}),
         }

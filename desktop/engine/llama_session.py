@@ -2,7 +2,8 @@
 
 Wraps llama.cpp's C API through llama_cpp's ctypes layer: load, tokenize, pieces, decode with
 KV-cache reuse, and a zero-copy view of the last position's logits. Never `logits_all`: only the
-last token of each batch asks for logits.
+last token of each batch asks for logits, except a speculative batch (engine.speculative), which
+asks for every position's and may be rolled back past its first rejected token.
 """
 
 from __future__ import annotations
@@ -253,7 +254,9 @@ class LlamaSession:
             self.decode(tokens[start : start + self.n_batch])
         return common
 
-    def decode(self, tokens: list[int]) -> None:
+    def decode(self, tokens: list[int], all_logits: bool = False) -> None:
+        """Append `tokens` to the cache; logits for the last one, or for each (`all_logits`:
+        read them with `logits_at`)."""
         batch = self.batch
         n = len(tokens)
         pos0 = len(self.cached)
@@ -263,7 +266,7 @@ class LlamaSession:
             batch.pos[i] = pos0 + i
             batch.n_seq_id[i] = 1
             batch.seq_id[i][0] = 0
-            batch.logits[i] = 0
+            batch.logits[i] = all_logits
         batch.logits[n - 1] = 1
         rc = L.llama_decode(self.ctx, batch)
         if rc != 0:
@@ -277,6 +280,28 @@ class LlamaSession:
         """Zero-copy view of the last decoded position's logits; valid until the next decode."""
         ptr = L.llama_get_logits_ith(self.ctx, -1)
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+
+    def logits_at(self, index: int) -> npt.NDArray[np.float32]:
+        """Zero-copy view of the logits after token `index` of the last batch (decoded with
+        `all_logits`); valid until the next decode."""
+        ptr = L.llama_get_logits_ith(self.ctx, index)
+        if not ptr:
+            raise RuntimeError(f"llama.cpp has no logits for batch position {index}")
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+
+    def rollback(self, keep: int) -> None:
+        """Forget every cached token from position `keep` on (a draft's rejected tail)."""
+        if keep >= len(self.cached):
+            return
+        if L.llama_memory_seq_rm(self.memory, 0, keep, -1):
+            del self.cached[keep:]
+            return
+        # A cache that cannot drop a tail (a recurrent model's state) is rebuilt up to `keep`.
+        kept = self.cached[:keep]
+        L.llama_memory_clear(self.memory, True)
+        self.cached = []
+        for start in range(0, len(kept), self.n_batch):
+            self.decode(kept[start: start + self.n_batch])
 
     def close(self) -> None:
         if getattr(self, "batch", None) is not None:

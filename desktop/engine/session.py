@@ -98,6 +98,17 @@ def reusable_prefix(cached: Sequence[int], tokens: Sequence[int], n_ctx: int) ->
     return min(common, len(tokens) - 1)
 
 
+def piece_counts(session: TokenSession, pieces: tuple[tuple[str, bool], ...], add_bos: bool,
+                 tokens: Sequence[int]) -> tuple[int, ...]:
+    """How many of `tokens` (what `tokenize_pieces(pieces, add_bos)` gave) each piece became:
+    the tokens the engine added itself (BOS) first, then one count per piece. Sessions tokenize
+    piece by piece and join the results, so the counts are exact; () if they do not add up."""
+    counts = [len(session.tokenize_pieces(((text, trusted),), False)) if text else 0
+              for text, trusted in pieces]
+    added = len(tokens) - sum(counts)
+    return (added, *counts) if added in (0, 1) else ()
+
+
 def display_pieces(
     stages: Iterable[StageView], token: int, piece: Callable[[int], str]
 ) -> dict[int, str]:

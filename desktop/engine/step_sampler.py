@@ -17,12 +17,23 @@ sorting it. Stages whose result hangs on statistics of the whole vocabulary summ
 (top-p's normaliser, typical's entropy, top-n-sigma's deviation, XTC's, Mirostat's and dynamic
 temperature's softmax) run on the whole array exactly as llama.cpp runs them: computing those
 sums any other way could move a cut by one token.
+
+Structured output adds llama.cpp's grammar sampler (`engine.grammar`) before every stage that
+cuts, as llama.cpp applies it first (it only masks tokens, so it commutes with penalties and DRY
+and a StepRecord lists it after them). Checking a token against a grammar costs ~0.14 µs, the
+whole 262k vocabulary ~36 ms, so when the first cut is top-k or min-p the grammar checks a head
+of the vocabulary, widened until it holds that cut's survivors (k allowed tokens; every allowed
+token within min-p of the best allowed one), and the whole vocabulary only when no head does or
+the chain's first cut needs whole-vocabulary sums. A captured step also widens the head until
+the unchecked tokens hold under 0.1% of the raw mass, so the grammar stage's mass is that exact;
+its `kept` then counts the vocabulary less the tokens found forbidden.
 """
 
 from __future__ import annotations
 
 import collections
 import ctypes
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -34,6 +45,7 @@ import numpy.typing as npt
 
 from desktop.core.sampler_stages import (
     STAGE_DRY,
+    STAGE_GRAMMAR,
     STAGE_MIN_P,
     STAGE_MIROSTAT,
     STAGE_PENALTIES,
@@ -47,6 +59,7 @@ from desktop.core.sampler_stages import (
 )
 from desktop.core.sampling import SamplerSettings, SettingsError
 from desktop.core.steps import StageView
+from desktop.engine.grammar import allowed, grammar_sampler, grammar_text
 from desktop.engine.step_shortcuts import (
     SMALL,
     TOKEN_DATA,
@@ -114,6 +127,8 @@ _MIROSTAT_FACTORY: dict[str, Callable[[_Build], Any]] = {
         if b.s.mirostat == 1
         else L.llama_sampler_init_mirostat_v2(b.s.seed, b.s.mirostat_tau, b.s.mirostat_eta)),
 }
+_GRAMMAR_HEADS = (512, 4096, 32768)  # head sizes the grammar checks before the whole vocabulary
+_GRAMMAR_TAIL = 1e-3  # a captured step's grammar leaves at most this raw mass unchecked
 # Stages whose apply changes only the tokens of their history window (the field holding its
 # length): on a full array they run on those tokens alone.
 _WINDOWED = {STAGE_PENALTIES: "repeat_last_n", STAGE_DRY: "dry_penalty_last_n"}
@@ -136,6 +151,8 @@ def llama_chain(settings: SamplerSettings, n_vocab: int, n_ctx: int, vocab: Any 
     order, factory = _chain_plan(s)
     build = _Build(s, n_vocab, n_ctx, vocab)
     chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
+    if s.is_on(STAGE_GRAMMAR):  # first, as llama.cpp's common sampler applies it
+        L.llama_sampler_chain_add(chain, grammar_sampler(vocab, grammar_text(s)))
     for name in order:
         if _active(s, name):
             L.llama_sampler_chain_add(chain, factory[name](build))  # the chain frees it
@@ -179,6 +196,16 @@ class StepSampler:
         first = self._rest[0] if self._rest and shortcuts else None
         self._head_stage = first if first in (STAGE_TOP_K, STAGE_MIN_P) else None
         self.full_fallbacks = 0  # steps where a tie at the cut sent top-k to the whole array
+        # The grammar: after the penalty/DRY prefix, before every stage that cuts.
+        self.grammar = (self._own(grammar_sampler(vocab, grammar_text(s)))
+                        if s.is_on(STAGE_GRAMMAR) else None)
+        self._grammar_live = self.grammar is not None  # False once a forced token broke it
+        if self.grammar is not None:
+            at = self.order.index(self._prefix[-1]) + 1 if self._prefix else 0
+            self.order.insert(at, STAGE_GRAMMAR)
+        self._checked: tuple[npt.NDArray[np.int32], npt.NDArray[np.float32],
+                             npt.NDArray[np.bool_]] | None = None
+        self.grammar_full_steps = 0  # steps where the grammar checked the whole vocabulary
 
     def _own(self, sampler: Any) -> Any:
         self._owned.append(sampler)
@@ -200,6 +227,21 @@ class StepSampler:
                 sampler = self.samplers.get(name)
                 if sampler is not None:
                     L.llama_sampler_accept(sampler, token)
+
+    def accept_output(self, tokens: Iterable[int]) -> None:
+        """Tell the grammar what the reply already holds (a replayed step's earlier tokens)."""
+        for tok in tokens:
+            self._accept_grammar(tok, check=True)
+
+    def _accept_grammar(self, token: int, *, check: bool) -> None:
+        """Move the grammar past `token`. A token it forbids (one forced by "continue with")
+        would abort llama.cpp: the grammar is dropped for the rest of the reply instead."""
+        if self.grammar is None or not self._grammar_live:
+            return
+        if check and not allowed(self.grammar, token):
+            self._grammar_live = False
+            return
+        L.llama_sampler_accept(self.grammar, token)
 
     def close(self) -> None:
         for sampler in self._owned:
@@ -229,6 +271,8 @@ class StepSampler:
                w_final: npt.NDArray[np.float32] | None, raw_max: float) -> bool:
         """Fill the candidate array; True when the first cutting stage already ran on a head
         of the vocabulary (top-k), so the chain goes on from the stage after it."""
+        if self._grammar_live:
+            return self._grammar_start(logits, w_ids, w_final, raw_max, None)
         cand, s = self.cand, self.settings
         stage = self._head_stage
         if stage == STAGE_TOP_K and s.top_k < self.n_vocab:
@@ -255,6 +299,73 @@ class StepSampler:
             cand.buf["logit"][w_ids] = w_final  # filled in id order: position = id
         return False
 
+    def _grammar_start(self, logits: npt.NDArray[np.float32], w_ids: npt.NDArray[np.int32],
+                       w_final: npt.NDArray[np.float32] | None, raw_max: float,
+                       norm: Normaliser | None) -> bool:
+        """`_start` with the grammar: the first cut's survivors found among the allowed tokens
+        of a head (see the module docstring), or the grammar applied to the whole vocabulary.
+        `norm` (a captured step): widen the head until the unchecked raw mass is under 0.1%."""
+        cand, s, grammar = self.cand, self.settings, self.grammar
+        stage = self._head_stage
+        self._checked = None
+        if stage == STAGE_TOP_K and s.top_k >= self.n_vocab:
+            stage = None
+        for count in _GRAMMAR_HEADS if stage is not None else ():
+            ids, values = head_ids(logits, w_ids, w_final, raw_max,
+                                   count=max(count, 2 * s.top_k if stage == STAGE_TOP_K else 0))
+            if ids is None or values is None:
+                break
+            cand.fill_ids(ids, values)
+            L.llama_sampler_apply(grammar, cand.ref)
+            ok = cand.view()["logit"] > -np.inf
+            n_ok = int(np.count_nonzero(ok))
+            floor = float(values.min())  # every token scoring at least this was checked
+            if stage == STAGE_TOP_K:
+                enough = n_ok >= s.top_k
+            else:
+                enough = n_ok > 0 and float(values[ok].max()) + math.log(s.min_p) - 1.0 >= floor
+            if enough and norm is not None:
+                enough = 1.0 - float(norm.probs(logits[ids]).sum()) <= _GRAMMAR_TAIL
+            if not enough:
+                continue
+            self._checked = (ids, values, ok)
+            kept_ids, kept_values = ids[ok], values[ok]
+            cand.fill_ids(kept_ids, kept_values)
+            if stage == STAGE_MIN_P:
+                return False  # min-p keeps the allowed scores near the best, in id order
+            L.llama_sampler_apply(self.samplers[STAGE_TOP_K], cand.ref)
+            kept = cand.view()["logit"]
+            if (len(np.unique(kept)) == len(kept)
+                    and int(np.count_nonzero(kept_values >= kept.min())) == len(kept)):
+                return True
+            self.full_fallbacks += 1  # a tie at the cut: as without the grammar
+            self._checked = None
+            break
+        self.grammar_full_steps += 1
+        cand.fill(logits)
+        if len(w_ids) and w_final is not None:
+            cand.buf["logit"][w_ids] = w_final
+        L.llama_sampler_apply(grammar, cand.ref)
+        if not np.any(cand.view()["logit"] > -np.inf):
+            raise SettingsError("the grammar allows no token of this model's vocabulary here")
+        return False
+
+    def _grammar_view(self, logits: npt.NDArray[np.float32], norm: Normaliser,
+                      w_ids: npt.NDArray[np.int32],
+                      w_final: npt.NDArray[np.float32] | None) -> StageView:
+        """The grammar stage of a captured step whose grammar checked a head."""
+        assert self._checked is not None
+        ids, values, ok = self._checked
+        gone = ids[~ok]
+        shift = norm.shift
+        z = norm.z_with(logits, w_ids, w_final) if w_final is not None else norm.z
+        z -= float(np.exp(values[~ok].astype(np.float64) - shift).sum())
+        order = ranked(ids[ok], values[ok])[: self.top_n]
+        probs = np.exp(values[ok][order].astype(np.float64) - shift) / max(z, 1e-300)
+        mass = 1.0 - float(norm.probs(logits[gone]).sum())
+        return StageView(STAGE_GRAMMAR, self.n_vocab - len(gone), max(0.0, mass),
+                         ints(ids[ok][order]), floats(probs))
+
     # --- sampling ---
 
     def sample_fast(self, logits: npt.NDArray[np.float32]) -> int:
@@ -267,6 +378,7 @@ class StepSampler:
             L.llama_sampler_apply(self.samplers[name], self.cand.ref)
         token = self._draw()
         self._accept(token)
+        self._accept_grammar(token, check=False)
         return token
 
     def _draw(self) -> int:
@@ -297,7 +409,13 @@ class StepSampler:
         by_name: dict[str, StageView] = {}
         for name, values in zip(self._prefix, after, strict=True):
             by_name[name] = self._window_view(name, logits, norm, raw_ids, w_ids, values)
-        done = self._start(logits, w_ids, w_final, norm.max)
+        if self._grammar_live:
+            done = self._grammar_start(logits, w_ids, w_final, norm.max, norm)
+            by_name[STAGE_GRAMMAR] = (
+                self._grammar_view(logits, norm, w_ids, w_final) if self._checked is not None
+                else self._snapshot(STAGE_GRAMMAR, logits, norm))
+        else:
+            done = self._start(logits, w_ids, w_final, norm.max)
         if done:
             by_name[self._rest[0]] = self._snapshot(self._rest[0], logits, norm)
         for name in self._rest[1:] if done else self._rest:
@@ -319,6 +437,7 @@ class StepSampler:
         where = np.flatnonzero(final["id"] == token)
         prob = float(final_p[where[0]]) if len(where) else 0.0
         self._accept(token)
+        self._accept_grammar(token, check=forced is not None)
         listed = views[0].ids
         if token in listed:
             raw_rank = listed.index(token) + 1  # listed: no pass over the vocabulary needed

@@ -231,6 +231,9 @@ def large_snapshot(name: str, view: npt.NDArray[Any], top_n: int,
     kept = int(np.count_nonzero(finite))
     if kept <= SMALL:
         return small_snapshot(name, view[np.flatnonzero(finite)], top_n, logits, norm)
+    if kept < len(lg):  # many masked (a grammar): their -inf would poison the sums below
+        alive = np.flatnonzero(finite)
+        view, lg, finite = view[alive], lg[alive], np.ones(kept, dtype=bool)
     mx = float(lg[0]) if sorted_ else float(lg.max())
     z = _exp_sum(lg, mx)[0]
     if sorted_:

@@ -30,6 +30,7 @@ from desktop.engine.crash import EXIT_LOG_REFUSED
 from desktop.engine.session import MessageSession, Session, SessionFactory, TokenSession
 
 if TYPE_CHECKING:  # the sampler imports llama_cpp: the worker does so only when it generates
+    from desktop.engine.drafting import Drafter
     from desktop.engine.step_sampler import StepSampler
 
 
@@ -75,6 +76,7 @@ class Worker:
         self.conn = conn
         self.log_path = log_path
         self.session: Session | None = None  # LlamaSession, HfSession or RemoteSession
+        self.drafter: Drafter | None = None  # speculative decoding's, when the load asked
         self.pending: collections.deque[object] = collections.deque()
 
     def send(self, event: object) -> None:
@@ -129,6 +131,9 @@ class Worker:
         return session
 
     def _unload(self) -> None:
+        if self.drafter is not None:
+            self.drafter.close()
+            self.drafter = None
         if self.session is not None:
             self.session.close()
             self.session = None
@@ -173,6 +178,15 @@ class Worker:
         except LoadFailed as exc:
             self.send(P.EngineError(msg.request_id, "load_failed", str(exc)))
             return
+        if msg.settings.draft != "none":
+            from desktop.engine.drafting import load_drafter
+
+            try:
+                self.drafter = load_drafter(msg.settings, self.session, self.log_path)
+            except LoadFailed as exc:
+                self._unload()
+                self.send(P.EngineError(msg.request_id, "load_failed", str(exc)))
+                return
         self.send(P.Loaded(msg.request_id, self.session.info))
 
     # --- generate ---
@@ -220,6 +234,8 @@ class Worker:
     ) -> None:
         from desktop.core.steps import GenerationDone, StepRecord, Timings, Usage
         from desktop.core.stop_matcher import StopMatcher
+        from desktop.engine.session import piece_counts
+        from desktop.engine.speculative import feed_for
         from desktop.engine.step_batch import StepBatcher
 
         settings = msg.settings
@@ -228,12 +244,13 @@ class Worker:
         finish, first_token_at = "length", 0.0
         n_generated = 0
         steps = StepBatcher(self.send, msg.request_id)
+        feed = feed_for(session, self.drafter, decode_ms)
         try:
             for step in range(settings.max_tokens):
                 if self._cancel_requested():
                     finish = "cancelled"
                     break
-                logits = session.logits()
+                logits, draft = feed.logits()
                 forced = msg.forced_tokens[step] if step < len(msg.forced_tokens) else None
                 if msg.capture or forced is not None:
                     token, fields = sampler.sample_captured(logits, forced)
@@ -246,16 +263,20 @@ class Worker:
                 text = "" if eog else utf8.decode(session.piece_bytes(token))
                 if fields is not None:
                     pieces = session.display_pieces(fields["stages"], token)
+                    if draft >= 0:
+                        pieces[draft] = session.display_piece(draft)
                     record = StepRecord(
                         step=step, text=text, piece=session.display_piece(token), pieces=pieces,
-                        n_vocab=session.n_vocab, position=len(session.cached),
-                        decode_ms=decode_ms, **fields,
+                        n_vocab=session.n_vocab, position=feed.position,
+                        decode_ms=feed.decode_ms, draft_token=draft, **fields,
                     )
                 else:
                     record = StepRecord(
                         step=step, token_id=token, text=text, piece=session.display_piece(token),
                         prob=0.0, raw_prob=0.0, raw_rank=0, entropy_raw=0.0, entropy_final=0.0,
-                        stages=(), n_vocab=session.n_vocab, position=len(session.cached),
+                        stages=(), n_vocab=session.n_vocab, position=feed.position,
+                        pieces={draft: session.display_piece(draft)} if draft >= 0 else {},
+                        draft_token=draft,
                     )
                 steps.add(record)
                 if eog:
@@ -264,20 +285,25 @@ class Worker:
                 if stops.feed(text):
                     finish = "stop"
                     break
-                if len(session.cached) + 1 >= session.n_ctx:
+                if feed.position + 1 >= session.n_ctx:
                     finish = "context"
                     break
-                t0 = time.perf_counter()
-                session.decode([token])
-                decode_ms = (time.perf_counter() - t0) * 1000
+                # A draft may propose up to the last step, never a token "continue with" forces.
+                feed.advance(token, 0 if step + 1 < len(msg.forced_tokens)
+                             else settings.max_tokens - 1 - step)
         finally:
             steps.flush()  # before Done, or before the error an exception becomes
+            drafted = feed.finish()
         ended = time.perf_counter()
+        # Tokens per prompt piece (the X-ray's parts), counted after the reply so that neither
+        # the first token nor prompt_ms waits for it.
+        piece_tokens = () if msg.prompt_tokens else piece_counts(
+            session, msg.prompt, msg.add_bos, prompt)
         gen_s = max(ended - first_token_at, 1e-9) if first_token_at else 0.0
         done = GenerationDone(
             finish_reason=finish,
             text=stops.text(utf8.decode(b"", final=True)),
-            usage=Usage(len(prompt), n_generated, reused),
+            usage=Usage(len(prompt), n_generated, reused, piece_tokens),
             timings=Timings(
                 prompt_ms=(prompt_done - started) * 1000,
                 first_token_ms=((first_token_at or ended) - started) * 1000,
@@ -285,6 +311,7 @@ class Worker:
                 tokens_per_second=(n_generated - 1) / gen_s if n_generated > 1 else 0.0,
             ),
             stop_string=stops.matched,
+            draft=drafted,
         )
         self.send(P.Done(msg.request_id, done, tuple(prompt)))
 
@@ -323,6 +350,7 @@ class Worker:
             return
         try:
             sampler.accept(last_n(context, msg.settings, session.n_ctx))
+            sampler.accept_output(context[msg.n_prompt:])  # the grammar's place in the reply
             token, fields = sampler.sample_captured(session.logits(), forced=msg.token_id)
         finally:
             sampler.close()

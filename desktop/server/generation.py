@@ -31,11 +31,15 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from desktop import __version__
+from desktop.core.generation import resolve_seed
 from desktop.core.model_info import ModelInfo
 from desktop.core.openai import responses as S
+from desktop.core.openai.reasoning import ReasoningRelease, reasoning_of
 from desktop.core.openai.requests import ApiError, ApiRequest
 from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import GenerationDone, StepRecord
+from desktop.core.tools.formats import HERMES, ToolFormat, parse_tool_calls
+from desktop.core.tools.stream import CallHold
 from desktop.engine import protocol as P
 from desktop.server.app import ServerApp
 from desktop.server.config import ClientGone
@@ -48,14 +52,17 @@ FINGERPRINT = f"openlid-{__version__}"  # the responses' "system_fingerprint"
 
 def chat_prompt(info: ModelInfo, request: ApiRequest) -> tuple[P.PromptPieces, SamplerSettings]:
     """Render a chat request through the model's template: the engine's prompt pieces, and the
-    request's settings with the template's own stop strings added."""
-    from desktop.core.templates.prompt import TemplateError, choose_template, render_prompt
+    request's settings with the template's own stop strings added (and, when a tool call must
+    come, the grammar that holds the reply to one: `core.tools.grammar`)."""
+    from desktop.core.templates.prompt import TemplateError, choose_template
+    from desktop.core.tools.grammar import tool_call_grammar
+    from desktop.core.tools.prompt import render_with_tools
 
     template = choose_template(info.chat_templates, info.architecture, info.name)
-    messages = [{"role": role, "content": text} for role, text in request.messages]
+    tools = request.tools if request.wants_tools else ()
     try:
-        rendered = render_prompt(
-            template, messages,
+        shown = render_with_tools(
+            template, request.chat_messages(), tools,
             bos_token=info.bos.text if info.bos else None,
             eos_token=info.eos.text if info.eos else None,
         )
@@ -64,9 +71,30 @@ def chat_prompt(info: ModelInfo, request: ApiRequest) -> tuple[P.PromptPieces, S
             f"The model's chat template ({template.name}) cannot lay out these messages: {exc}",
             param="messages", code="template_error",
         ) from exc
-    stops = tuple(dict.fromkeys(request.settings.stop + template.stop))
-    pieces = tuple((segment.text, segment.trusted) for segment in rendered.segments)
-    return pieces, request.settings.replace(stop=stops)
+    settings = request.settings
+    grammar = tool_call_grammar(shown.format, tools, request.tool_choice,
+                                request.parallel_tool_calls) if tools else ""
+    if grammar:
+        if settings.structured_output != "none":
+            raise ApiError(
+                "A tool call that must come is already held to a grammar: give 'tool_choice' "
+                "\"required\" (or a function) or a structured output, not both.",
+                param="tool_choice", code="invalid_value",
+            )
+        settings = settings.replace(structured_output="gbnf", grammar=grammar)
+    stops = tuple(dict.fromkeys(settings.stop + template.stop))
+    pieces = tuple((segment.text, segment.trusted) for segment in shown.rendered.segments)
+    return pieces, settings.replace(stop=stops)
+
+
+def tool_format(info: ModelInfo | None) -> ToolFormat:
+    """The convention the model's template asks tool calls in (see `core.tools.prompt`)."""
+    from desktop.core.templates.prompt import choose_template
+    from desktop.core.tools.prompt import tool_format_of
+
+    if info is None:
+        return HERMES
+    return tool_format_of(choose_template(info.chat_templates, info.architecture, info.name))
 
 
 @dataclass
@@ -87,6 +115,8 @@ class Exchange:
     done: GenerationDone | None = None
     stream: bool = False
     error: str = ""
+    settings: SamplerSettings | None = None  # what the engine sampled with (seed resolved)
+    model: str = ""  # the model id that answered
 
     def to_entry(self) -> RequestLogEntry:
         """The finished request, for the app's request log."""
@@ -96,6 +126,7 @@ class Exchange:
             duration_ms=(time.perf_counter() - self.clock) * 1000, body=self.body,
             prompt=self.prompt, prompt_pieces=self.pieces, steps=tuple(self.steps),
             done=self.done, stream=self.stream, error=self.error,
+            settings=self.settings, model=self.model,
         )
 
 
@@ -130,6 +161,9 @@ class GenerationReply:
                                 f"({app.max_request_seconds:g} s per request)")
                     engine.stop_early()
 
+            # A "random" seed is drawn here, so the request log names the seed really used.
+            settings = resolve_seed(settings)
+            ex.settings, ex.model = settings, app.model_id
             events = engine.generate(ex.pieces, request.prompt_tokens, settings, watch=watch)
             with contextlib.closing(events):
                 first = next(events)  # an engine error raises here, before any header
@@ -165,6 +199,10 @@ class GenerationReply:
         if ex.done is None:
             raise ApiError("The engine ended without finishing.", status=500,
                            type_="server_error")
+        calls: dict[str, Any] = {}
+        if request.wants_tools:
+            parsed = parse_tool_calls(ex.done.text, tool_format(self.app.info))
+            calls = dict(content=parsed.content, tool_calls=parsed.calls)
         common: dict[str, Any] = dict(
             response_id=ids.response_id, created=ids.created, model=ids.model, done=ex.done,
             tokens=tokens, logprobs=request.logprobs, top=request.top_logprobs,
@@ -172,7 +210,8 @@ class GenerationReply:
             steps=[S.step_row(r) for r in ex.steps] if request.openlid_steps else None,
         )
         if request.kind == "chat":
-            self._reply(ex, S.chat_response(**common))
+            self._reply(ex, S.chat_response(**common, **calls,
+                                            reasoning=reasoning_of(self.app.info, ex.pieces)))
         else:
             self._reply(ex, S.completion_response(**common, text_offset=text_offset))
 
@@ -185,12 +224,15 @@ class GenerationReply:
                                     model=ids.model, fingerprint=FINGERPRINT,
                                     include_usage=usage)
 
+        # A thinking block goes out as `reasoning_content`, the rest as `content`.
+        think = ReasoningRelease(reasoning_of(self.app.info, ex.pieces) if chat else None)
+
         def chunk(text: str, tokens: list[tuple[int, StepRecord]] | None,
                   finish: str | None = None, step: StepRecord | None = None) -> dict[str, Any]:
             logged = tokens if request.logprobs and finish is None else None
             row = S.step_row(step) if step is not None else None
             if chat:
-                delta = {} if finish else {"content": text}
+                delta = {} if finish else think.delta(text)
                 return S.chat_chunk(**base, delta=delta, tokens=logged,
                                     top=request.top_logprobs, finish=finish, step=row)
             return S.completion_chunk(**base, text=text, tokens=logged, top=request.top_logprobs,
@@ -202,6 +244,8 @@ class GenerationReply:
             self._event(S.chat_chunk(**base, delta={"role": "assistant", "content": ""},
                                      tokens=[] if request.logprobs else None))
         release = S.TextRelease(settings.stop)
+        # With tools offered, text that may be a call is held back (core.tools.stream).
+        hold = CallHold(tool_format(self.app.info)) if chat and request.wants_tools else None
         try:
             for item in items:
                 # openlid_steps: one chunk per generated token, carrying its row, even while
@@ -213,13 +257,26 @@ class GenerationReply:
                     step = item if request.openlid_steps else None
                 else:
                     text, tokens = release.finish(self._done(ex, item))
+                if hold is not None:
+                    text = hold.feed(text)
                 if text or tokens or step is not None:
                     self._event(chunk(text, tokens, step=step))
         except ApiError as exc:  # the engine failed mid-stream: say so in the stream, as OpenAI
             ex.error = exc.message
             self._event(exc.to_json())
         if ex.done is not None:
-            self._event(chunk("", None, S.finish_reason(ex.done)))
+            finish = S.finish_reason(ex.done)
+            if hold is not None:
+                rest, calls = hold.finish(ex.done.text)
+                if rest:
+                    self._event(chunk(rest, None))
+                # As llama-server: each call whole in one delta, after the content.
+                for index, call in enumerate(calls):
+                    self._event(S.chat_chunk(**base, delta=S.tool_call_delta(index, call)))
+                finish = "tool_calls" if calls else finish
+            if tail := think.finish():
+                self._event(S.chat_chunk(**base, delta=tail))
+            self._event(chunk("", None, finish))
             if usage:
                 obj = "chat.completion.chunk" if chat else "text_completion"
                 self._event(S.usage_chunk(response_id=ids.response_id, created=ids.created,

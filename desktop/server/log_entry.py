@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import GenerationDone, StepRecord
 
 __all__ = ["RequestCallback", "RequestLogEntry", "StepCallback"]
@@ -34,6 +35,8 @@ class RequestLogEntry:
     done: GenerationDone | None = None
     stream: bool = False
     error: str = ""  # the error message sent back, if any
+    settings: SamplerSettings | None = None  # what it was sampled with, the seed drawn included
+    model: str = ""  # the model id that answered ("" when none did)
 
 
 RequestCallback = Callable[[RequestLogEntry], None]

@@ -7,7 +7,8 @@ window forward), the crash dialog for uncaught exceptions, the damaged-database 
 the window opens; exit status 1 when the person quits there), and the first-run welcome.
 
 Options: `--model PATH` loads that model instead of the last one; `--theme light|dark|system`
-(or OPENLID_THEME) overrides the system colour scheme, which is otherwise followed live.
+(or OPENLID_THEME) overrides the theme chosen in View → Theme (remembered; "system" at first,
+which follows the system's colour scheme live).
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QApplication, QStyleFactory
+from PySide6.QtWidgets import QApplication
+
+from desktop.ui.window.theme import ThemeSwitcher
 
 APP_NAME = "Openlid"
 
@@ -28,50 +29,14 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(prog="openlid", add_help=False)
     parser.add_argument("--model", default="", help="load this GGUF file at start")
     parser.add_argument("--theme", choices=("light", "dark", "system"),
-                        default=os.environ.get("OPENLID_THEME", "system"))
+                        default=os.environ.get("OPENLID_THEME") or None)  # None: the saved one
     return parser.parse_known_args(list(argv))  # the rest goes to Qt (-platform, -style, …)
 
 
-def dark_palette() -> QPalette:
-    pal = QPalette()
-    roles = {
-        QPalette.ColorRole.Window: "#202124", QPalette.ColorRole.WindowText: "#e8eaed",
-        QPalette.ColorRole.Base: "#17181a", QPalette.ColorRole.AlternateBase: "#2a2c30",
-        QPalette.ColorRole.Text: "#e8eaed", QPalette.ColorRole.Button: "#2d2f33",
-        QPalette.ColorRole.ButtonText: "#e8eaed", QPalette.ColorRole.Highlight: "#3d6fb4",
-        QPalette.ColorRole.HighlightedText: "#ffffff", QPalette.ColorRole.ToolTipBase: "#2d2f33",
-        QPalette.ColorRole.ToolTipText: "#e8eaed", QPalette.ColorRole.Link: "#8ab4f8",
-        QPalette.ColorRole.PlaceholderText: "#8a8d91", QPalette.ColorRole.Mid: "#3c3f44",
-        QPalette.ColorRole.Dark: "#111214", QPalette.ColorRole.Light: "#4a4d52",
-        QPalette.ColorRole.Midlight: "#36393d", QPalette.ColorRole.Shadow: "#000000",
-        QPalette.ColorRole.BrightText: "#ff6b6b",
-    }
-    for role, color in roles.items():
-        pal.setColor(role, QColor(color))
-    disabled = QColor("#6f7277")
-    for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text,
-                 QPalette.ColorRole.ButtonText):
-        pal.setColor(QPalette.ColorGroup.Disabled, role, disabled)
-    return pal
-
-
 def apply_theme(app: QApplication, theme: str = "system") -> None:
-    """Fusion everywhere (the same look on every OS); colours follow the system or `theme`."""
-    if any(k.lower() == "fusion" for k in QStyleFactory.keys()):  # noqa: SIM118 (a Qt list)
-        app.setStyle("Fusion")
-    hints = app.styleHints()
-    if theme == "dark":
-        hints.setColorScheme(Qt.ColorScheme.Dark)
-    elif theme == "light":
-        hints.setColorScheme(Qt.ColorScheme.Light)
-
-    def follow(scheme: Qt.ColorScheme) -> None:
-        dark = theme == "dark" or (theme == "system" and scheme == Qt.ColorScheme.Dark)
-        app.setPalette(dark_palette() if dark else app.style().standardPalette())
-
-    follow(hints.colorScheme())
-    if theme == "system":
-        hints.colorSchemeChanged.connect(follow)
+    """Fusion everywhere (the same look on every OS); colours follow the system or `theme`
+    (desktop.ui.window.theme, which View → Theme switches live)."""
+    ThemeSwitcher.of(app).apply(theme)
 
 
 def run_app(argv: Sequence[str]) -> int:
@@ -99,7 +64,10 @@ def run_app(argv: Sequence[str]) -> int:
     if not instance.start():
         return 0  # the running Openlid was asked to come forward; two would share one database
     app.setWindowIcon(app_icon())
-    apply_theme(app, args.theme)
+    from desktop.ui.settings import AppSettings
+
+    settings = AppSettings()
+    apply_theme(app, args.theme or settings.theme)
     install_excepthook(app)
 
     from desktop.core import paths
@@ -113,11 +81,9 @@ def run_app(argv: Sequence[str]) -> int:
         return 1
 
     from desktop.ui.engine_service import settle_heap
-    from desktop.ui.settings import AppSettings
     from desktop.ui.window.main_window import MainWindow
     from desktop.ui.window.welcome_dialog import show_if_first_run
 
-    settings = AppSettings()
     window = MainWindow(settings)
     instance.sig_activation_requested.connect(lambda: bring_to_front(window))
     window.show()

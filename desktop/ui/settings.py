@@ -147,6 +147,16 @@ class AppSettings:
         self._q.setValue("window/state", state)
 
     @property
+    def theme(self) -> str:
+        """View → Theme: "system", "light" or "dark"."""
+        value = str(self._get("window/theme", "system"))
+        return value if value in ("system", "light", "dark") else "system"
+
+    @theme.setter
+    def theme(self, value: str) -> None:
+        self._q.setValue("window/theme", value)
+
+    @property
     def welcome_shown(self) -> bool:
         return str(self._get("app/welcome_shown", "false")).lower() == "true"
 
@@ -164,3 +174,18 @@ class AppSettings:
     @chart_top_n.setter
     def chart_top_n(self, value: int) -> None:
         self._q.setValue("chart/top_n", int(value))
+
+    @property
+    def chart_view(self) -> dict[str, bool]:
+        """The chart's view options: log scale, fitted y axis, legend shown ({} = defaults)."""
+        try:
+            data = json.loads(str(self._get("chart/view", "{}")))
+        except (TypeError, ValueError):
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, bool)}
+
+    @chart_view.setter
+    def chart_view(self, value: dict[str, bool]) -> None:
+        self._q.setValue("chart/view", json.dumps(dict(value)))

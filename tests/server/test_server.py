@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from desktop.core.sampler_stages import RANDOM_SEED
 from desktop.server.openlid_server import OpenlidServer, ServerConfigError
 from tests.server.conftest import API_KEY, LOAD, LoggedServer, raw_request, settle
 
@@ -140,6 +141,27 @@ def test_seed_makes_sampling_reproducible(client: openai.OpenAI, server: LoggedS
     first = sample(1234)
     assert sample(1234) == first
     assert any(sample(seed) != first for seed in (1, 2))
+
+
+def test_the_log_keeps_the_settings_and_the_seed_drawn(client: openai.OpenAI,
+                                                        server: LoggedServer) -> None:
+    """A request without a seed is sampled with one drawn for it, and its log entry names it,
+    so the app's chart can say what the request was sampled with and replay it."""
+    def sample(**seed: int) -> str:
+        return client.completions.create(
+            model=server.model_id, prompt="Once upon a time", max_tokens=6, temperature=1.5,
+            top_p=0.9, **seed).choices[0].text
+
+    sample(seed=1)  # both runs below then reuse the cached prompt alike (see above)
+    text = sample()
+    settle(server)
+    entry = server.entries[-1]
+    assert entry.settings is not None
+    assert entry.model == server.model_id
+    assert (entry.settings.temperature, entry.settings.top_p) == (1.5, 0.9)
+    assert 0 < entry.settings.seed < RANDOM_SEED
+    assert sample(seed=entry.settings.seed) == text  # the logged seed reproduces the reply
+    settle(server)
 
 
 def test_stop_strings_cut_text_and_logprobs(client: openai.OpenAI, server: LoggedServer) -> None:

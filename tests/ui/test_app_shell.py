@@ -271,3 +271,21 @@ def test_bring_to_front_restores_a_minimised_window(qtbot) -> None:
     bring_to_front(window)
     assert window.isVisible()
     assert not window.isMinimized()
+
+
+def test_the_charts_view_options_are_remembered(qtbot, home: Path) -> None:
+    from desktop.ui.chart.chart_dock import ChartDock
+
+    dock = ChartDock()
+    qtbot.addWidget(dock)
+    settings = AppSettings()
+    dock.sig_view_options_changed.connect(
+        lambda options: setattr(settings, "chart_view", options))
+    dock.controls.auto_y_box.setChecked(not dock.controls.auto_y_box.isChecked())
+    wanted = dock.view_options()
+    assert AppSettings().chart_view == wanted  # on disk
+    # A new dock at the next start gets them back (restore_panels hands it the stored ones).
+    again = ChartDock()
+    qtbot.addWidget(again)
+    again.set_view_options(AppSettings().chart_view)
+    assert again.view_options() == wanted

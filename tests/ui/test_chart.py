@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtCore import QPoint, QPointF, QRect, Qt
 from PySide6.QtWidgets import QMainWindow, QWidget
 from pytestqt.qtbot import QtBot
 
@@ -24,12 +24,7 @@ from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import StageView, StepRecord
 from desktop.core.token_text import token_label
 from desktop.ui.chart import ChartDock
-from desktop.ui.chart.distribution_chart import (
-    LEGEND_COLUMNS,
-    LEGEND_ONE_ROW_WIDTH,
-    LOG_FLOOR,
-    DistributionChart,
-)
+from desktop.ui.chart.distribution_chart import LOG_FLOOR
 
 pytestmark = [
     # The offscreen platform says this whenever a window's minimum size changes; not ours.
@@ -131,10 +126,15 @@ def test_bars_labels_cut_lines_and_chosen_token_follow_the_record(
     if min_p.kept != top_p.kept:
         assert chart.cut_lines["min_p"].value() == pytest.approx(min_p.kept - 0.5)
         assert chart.min_p_line.value() == pytest.approx(SETTINGS.min_p * raw.probs[0])
-    # A cut label sits left of its line, or right of it near the left edge (inside the plot).
-    for name, view in (("top_k", top_k), ("top_p", top_p)):
-        label_x = chart.cut_lines[name].label.anchor.x()
-        assert label_x == (0.0 if view.kept - 0.5 < 4 else 1.0), (name, view.kept)
+    # A cut label sits left of its line, or right of it near the left edge: inside the plot.
+    vb = chart.getPlotItem().getViewBox()
+    chart.viewport().repaint()  # text items take their place on screen when drawn
+    for name in ("top_k", "top_p"):
+        label = chart.cut_lines[name].label
+        box = label.sceneBoundingRect()
+        assert vb.sceneBoundingRect().contains(box), name
+        at = vb.mapViewToScene(QPointF(chart.cut_lines[name].value(), 0.5)).x()
+        assert min(abs(box.right() - at), abs(box.left() - at)) < 2, name  # beside its line
     # Cumulative curve: the running sum of the probabilities top-p received.
     cx, cy = chart.cumulative.getData()
     assert list(cy) == pytest.approx(list(np.cumsum(record.stage("typical").probs)))
@@ -250,43 +250,6 @@ def test_pick_a_candidate_and_continue_with_it(qtbot: QtBot, dock: ChartDock) ->
     assert blocker.args == [5, token]
 
 
-def test_what_if_is_debounced_and_a_replay_reshapes_the_chart(
-        qtbot: QtBot, dock: ChartDock) -> None:
-    for step in range(4):
-        dock.add_step(make_record(step))
-    dock.select_step(2)
-    original = dock.record_of(2)
-    assert original is not None
-    requests: list[tuple[int, SamplerSettings]] = []
-    dock.sig_replay_requested.connect(lambda step, s: requests.append((step, s)))
-    spin = dock.inspector.spins["temperature"]
-    for value in (0.7, 0.5, 0.3, 0.0):
-        spin.setValue(value)
-    qtbot.waitUntil(lambda: len(requests) == 1, timeout=1000)
-    qtbot.wait(150)
-    assert len(requests) == 1  # four edits, one request
-    step, settings = requests[0]
-    assert step == 2
-    assert settings == SETTINGS.replace(temperature=0.0)
-    # The engine would answer with the true distribution; temperature 0 keeps only the argmax.
-    raw = original.stages[0]
-    greedy = StageView("temperature", 1, raw.probs[0], raw.ids[:1], (1.0,))
-    replayed = dataclasses.replace(original, stages=(*original.stages[:-1], greedy),
-                                   prob=1.0 if original.raw_rank == 1 else 0.0, replayed=True)
-    dock.show_replay(replayed)
-    assert dock.shown is replayed
-    assert heights(dock.chart.stage_bars) == [1.0]
-    assert xs(dock.chart.stage_bars) == [0.0]
-    assert "Replay of step 2" in dock.header.text()
-    assert "Replay:" in dock.inspector.status.text()
-    assert "impossible" in dock.inspector.status.text()
-    dock.show_replay(dataclasses.replace(replayed, step=1))  # stale: another step
-    assert dock.shown is replayed
-    dock.inspector.original_button.click()
-    assert dock.shown is original
-    assert spin.value() == pytest.approx(SETTINGS.temperature)
-
-
 def test_exports(qtbot: QtBot, dock: ChartDock, tmp_path: Path) -> None:
     record = make_record(9)
     dock.add_step(record)
@@ -360,8 +323,7 @@ def test_a_remote_model_shows_its_note_and_offers_only_the_raw_stage(
     dock.set_engine_stages(info.available_stages, info.stages_note, REMOTE_REPLAY_NOTE)
     assert dock.stages_note.isVisible()
     assert dock.stages_note.text() == STAGES_NOTE
-    legend = [label.text for _sample, label in dock.chart.legend.items]
-    assert legend == ["raw softmax", "chosen token"]
+    assert dock.chart.legend.texts() == ["raw softmax", "chosen token"]
 
     record = remote_record(3)
     dock.add_step(record)
@@ -392,7 +354,7 @@ def test_a_remote_model_shows_its_note_and_offers_only_the_raw_stage(
     assert not dock.stages_note.isVisible()
     assert dock.stage_box.count() == len(local.stages)
     assert dock.chart.shown_stage() is local.stages[-1]
-    assert len(dock.chart.legend.items) == 5
+    assert len(dock.chart.legend.texts()) == 5
     assert all(spin.isEnabled() for spin in dock.inspector.spins.values())
     assert dock.inspector.spins["temperature"].toolTip() == ""
 
@@ -433,23 +395,24 @@ def test_real_engine_live_chart_replay_and_continue(
         dock.select_step(2)
         with qtbot.waitSignal(service.sig_step_replayed, timeout=30_000):
             dock.inspector.spins["temperature"].setValue(0.0)
-        shown = dock.shown
-        assert shown is not None
-        assert shown.replayed
-        assert shown.step == 2
+        # The recorded step stays on the chart; the replay is drawn over it.
+        assert dock.shown is steps[2]
+        overlay = dock.what_if.record
+        assert overlay is not None
+        assert overlay.replayed
+        assert overlay.step == 2
         argmax = steps[2].stages[0].ids[0]
-        assert shown.stages[-1].ids == (argmax,)
-        assert shown.stages[-1].probs == pytest.approx((1.0,))
-        assert xs(dock.chart.stage_bars) == [0.0]
-        assert heights(dock.chart.stage_bars) == pytest.approx([1.0])
+        assert overlay.stages[-1].ids == (argmax,)
+        assert overlay.stages[-1].probs == pytest.approx((1.0,))
+        assert xs(dock.chart.what_if_bars) == [0.0]
+        assert heights(dock.chart.what_if_bars) == pytest.approx([1.0])
         assert "Replay:" in dock.inspector.status.text()
 
         dock.inspector.spins["temperature"].setValue(0.8)
-        with qtbot.waitSignal(service.sig_step_replayed, timeout=30_000):
-            dock.inspector.spins["top_k"].setValue(1)
-        qtbot.waitUntil(lambda: dock.shown is not shown, timeout=2000)
-        assert dock.shown is not None
-        assert dock.shown.stages[-1].kept == 1
+        dock.inspector.spins["top_k"].setValue(1)
+        qtbot.waitUntil(lambda: dock.what_if.record is not None
+                        and dock.what_if.record.stages[-1].kept == 1, timeout=30_000)
+        assert dock.what_if.settings == settings.replace(temperature=0.8, top_k=1)
 
         # "Continue with this token": the first token of the new branch is the one picked.
         click_view(qtbot, dock.chart, 1.0, 0.001)
@@ -487,24 +450,26 @@ def test_chart_bench_runs_and_reports_a_ratio(
 
 
 
-def test_the_legend_takes_two_rows_in_a_narrow_chart_and_the_bars_make_room(
-        qtbot: QtBot) -> None:
-    chart = DistributionChart()
-    qtbot.addWidget(chart)
-    chart.show()
-    qtbot.waitExposed(chart)
+def test_the_legend_sits_outside_the_plot_and_the_band_above_the_bars_holds_the_labels(
+        qtbot: QtBot, dock: ChartDock) -> None:
+    chart = dock.chart
+    assert chart.legend.parent() is not None  # a line of words in the dock, not in the plot
+    def rect(widget: QWidget) -> QRect:
+        return QRect(widget.mapTo(dock, QPoint(0, 0)), widget.size())
 
-    def top() -> float:
-        return float(chart.getPlotItem().viewRange()[1][1])
-
-    chart.resize(LEGEND_ONE_ROW_WIDTH + 100, 400)
-    qtbot.waitUntil(lambda: chart.legend.columnCount == LEGEND_COLUMNS)
-    assert top() == pytest.approx(1.2)
-    chart.resize(LEGEND_ONE_ROW_WIDTH - 200, 400)
-    qtbot.waitUntil(lambda: chart.legend.columnCount < LEGEND_COLUMNS)
-    assert top() == pytest.approx(1.4)  # a taller band above 100% for the second row
-    chart.set_log_scale(True)
-    assert top() == pytest.approx(1.6)
+    assert not rect(chart.legend).intersects(rect(chart))
+    assert rect(chart.legend).bottom() < rect(chart).top()
+    assert chart.legend.isVisible()
+    dock.legend_box.setChecked(False)  # collapsible
+    assert not chart.legend.isVisible()
+    dock.legend_box.setChecked(True)
+    record = make_record(7)
+    dock.add_step(record)
+    painted(qtbot, dock, record)
+    # 100% sits below the band for the chosen token's label and the cut labels' row(s).
+    low, high = chart.y_view()
+    band_px = (high - 1.0) / (high - low) * chart.getPlotItem().getViewBox().height()
+    assert band_px >= (chart.label_rows + 1) * chart.row_px
 
 
 def xtc_record(step: int) -> StepRecord:
@@ -538,11 +503,10 @@ def test_xtc_cuts_the_head_and_the_chart_says_so(qtbot: QtBot, dock: ChartDock) 
     assert chart.cut_lines["top_k"].value() == pytest.approx(29.5)
     labels = [dock.stage_box.itemText(i) for i in range(dock.stage_box.count())]
     assert labels == ["raw softmax", "top-k", "XTC", "temperature (final)"]
-    legend = [label.text for _sample, label in chart.legend.items]
-    assert "after temperature" in legend
+    assert "after temperature" in chart.legend.texts()
     dock.stage_box.setCurrentIndex(1)  # top-k: XTC has not run yet, nothing of the head is gone
     assert 0 not in xs(chart.removed_bars)
-    assert "after top-k" in [label.text for _sample, label in chart.legend.items]
+    assert "after top-k" in chart.legend.texts()
 
 
 def test_a_cut_near_the_left_edge_labels_to_its_right(qtbot: QtBot, dock: ChartDock) -> None:

@@ -89,7 +89,21 @@ def test_download_shows_progress_and_lands_verified(
     qtbot.waitUntil(lambda: row.state.text() == "Done")
     assert row.bar.value() == 1000
     assert row.buttons["folder"].isVisibleTo(row)
-    assert window.model_page.download_button(BIG_FILE).text() == "Downloaded ✓"
+    page_button = window.model_page.download_button(BIG_FILE)
+    mark = window.model_page.downloaded_mark(BIG_FILE)
+    assert mark.isVisibleTo(window.model_page)
+    assert mark.text() == "Downloaded ✓"
+    qtbot.waitUntil(lambda: mark.width() >= mark.sizeHint().width(), timeout=2000)  # not cut
+    assert page_button.text() == "Load"
+    assert page_button.isEnabled()
+    # A finished download is one click from chatting: Load on its row and on the page.
+    assert row.buttons["load"].isVisibleTo(row)
+    with qtbot.waitSignal(window.sig_load_requested, timeout=1000) as load:
+        row.buttons["load"].click()
+    assert load.args == [str(final)]
+    with qtbot.waitSignal(window.sig_load_requested, timeout=1000) as load:
+        page_button.click()
+    assert load.args == [str(final)]
     assert not panel.overall.isVisibleTo(panel)
     assert panel.summary.text() == "1 finished"
 
@@ -106,7 +120,7 @@ def test_pause_and_resume_go_on_from_the_part_file(
     assert row.buttons["resume"].isVisibleTo(row)
     assert not row.buttons["pause"].isVisibleTo(row)
     assert window.model_page.download_button(BIG_FILE).text() == "Resume"
-
+    assert row.bar.property("state") == "paused"  # its own colour (hub_style), not the blue
     hub.faults.throttle_bps = 0
     with qtbot.waitSignal(window.sig_model_downloaded, timeout=20_000):
         row.buttons["resume"].click()

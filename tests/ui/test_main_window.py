@@ -90,10 +90,13 @@ def test_first_start_loads_the_ready_model_and_chats(qtbot: Any, window: MainWin
     w = window
     wait_loaded(qtbot, w)  # no click at all: the ready model loads by itself on first start
     assert w.models.path == str(gemma_path)
-    assert "Gemma" in w.status.model_label.text()
+    # One name for the model everywhere: file and quant, then the repo it came from.
+    name = w.library.display_name(str(gemma_path))
+    assert name == "gemma-3-270m-q4_k_m · google/gemma-3-270m"
+    assert w.status.model_label.text() == name
     assert w.status.backend_label.text().startswith("CPU")
     assert "loaded" in w.library.list.currentItem().text()
-    assert "Chatting with Gemma" in w.chat_view.empty_label.text()
+    assert f"Chatting with {name}" in w.chat_view.empty_label.text()
     assert w.template_panel.template().id == "gemma"  # the file has no template of its own
     assert [w.tabs.tabText(i) for i in range(w.tabs.count())] == ["Chat", "Completion"]
     assert w.services is not None
@@ -154,8 +157,17 @@ def test_engine_crash_shows_reload_and_keeps_the_conversation(qtbot: Any,
     wait_idle(qtbot, w)
     w.engine.host.kill()  # what an out-of-memory kill or a driver crash looks like
     qtbot.waitUntil(lambda: w.chat_view.notice.isVisible(), timeout=30_000)
-    assert "Reload" in w.chat_view.notice.action_button.text()
-    assert "killed" in w.chat_view.notice.label.text()
+    notice = w.chat_view.notice
+    assert "Reload" in notice.action_button.text()
+    # One plain sentence (what happened, what to do); the engine's words behind "Details".
+    assert notice.label.text().startswith("The model stopped because this computer ran out of "
+                                          "memory.")
+    assert "SIGKILL" not in notice.label.text()
+    assert notice.details_link.isVisibleTo(notice)
+    assert not notice.details.isVisibleTo(notice)
+    notice.details_link.linkActivated.emit("details")
+    assert notice.details.isVisibleTo(notice)
+    assert "killed" in notice.details.text()
     assert w.models.info is None
     assert w.status.model_label.text() == "No model loaded"
     assert [m.item.role for m in w.chat_view.messages] == ["user", "assistant"]

@@ -86,7 +86,7 @@ def test_lists_models_folder_with_metadata_and_keeps_a_broken_file_with_its_reas
     entry = panel.entries[str(good)]
     assert entry.report is not None  # the load panel's fit estimate reads it
     assert entry.source == "models folder"
-    assert panel.display_name(str(good)) == "Tiny"
+    assert panel.display_name(str(good)) == "tiny F32 · org"  # file, quant, folder
     details = panel.details(str(good))
     assert details.startswith("llama · ")
     assert "params" in details
@@ -225,7 +225,7 @@ def test_the_loaded_model_cannot_be_removed(qtbot: Any, panel: ModelLibraryPanel
     assert "loaded" in panel.list.currentItem().text()
     panel.request_remove()
     assert offered == []  # refused before asking
-    assert "Busy is in use" in panel.message.text()
+    assert "busy F32 is in use" in panel.message.text()
     assert model.exists()
     panel.set_loaded("")
     panel.set_loading(str(model))

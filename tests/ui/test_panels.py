@@ -58,6 +58,7 @@ def test_every_sampler_field_round_trips(qtbot, sampling: SamplingPanel) -> None
         top_n=123, ignore_eos=True, dry_multiplier=0.8, dry_base=2.5, dry_allowed_length=4,
         dry_penalty_last_n=-1, dry_sequence_breakers=("\n", "User:"), top_n_sigma=1.5,
         xtc_probability=0.25, xtc_threshold=0.2, dynatemp_range=0.5, dynatemp_exponent=2.0,
+        structured_output="gbnf", json_schema='{"type": "string"}', grammar='root ::= "x"',
     )
     with qtbot.waitSignal(sampling.sig_settings_changed) as blocker:
         sampling.set_settings(custom)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import GenerationDone, StageView, StepRecord, Timings, Usage
 from desktop.server.openlid_server import RequestLogEntry
 from desktop.ui.server import RequestLogView, request_models
@@ -70,15 +71,19 @@ def test_request_log_live_rows_errors_and_bound(qtbot: Any,
     assert model.rowCount() == 1
     assert model.index(0, 5).data() == "2"
     assert model.index(0, 2).data() == "generating…"
-    with qtbot.waitSignal(view.sig_steps_selected) as selected:
+    with qtbot.waitSignal(view.sig_request_selected) as selected:
         view.select_request(1)
-    assert len(selected.args[0]) == 2
+    assert len(selected.args[0].steps) == 2
+    assert selected.args[0].settings is None  # a live row: the settings come with its entry
     view.add_step(1, _step(2))
     assert view.steps_model.rowCount() == 3  # the selected live request grows in place
     steps = (_step(0), _step(1), _step(2))
-    with qtbot.waitSignal(view.sig_steps_selected) as final:
-        view.add_entry(_entry(1, steps))
-    assert final.args[0] == list(steps)
+    with qtbot.waitSignal(view.sig_request_selected) as final:
+        view.add_entry(_entry(1, steps, settings=SamplerSettings(temperature=0.2, seed=1234),
+                              model="gemma"))
+    assert list(final.args[0].steps) == list(steps)
+    assert final.args[0].kind == "served"
+    assert final.args[0].settings_at(2) == SamplerSettings(temperature=0.2, seed=1234)
     assert model.rowCount() == 1
     assert model.index(0, 3).data() == "200"
     assert view.prompt_view.toPlainText() == "<start_of_turn>user\nhi<end_of_turn>\n"

@@ -276,9 +276,11 @@ def test_serve_a_chat_and_see_it_in_the_log(panel: ServerPanel, service: ServerS
     row = log.model.row_of(entry.request_id)
     assert log.model.index(row, 3).data() == "200"
     assert log.model.index(row, 5).data() == str(entry.done.usage.completion_tokens)
-    with qtbot.waitSignal(log.sig_steps_selected) as selected:
+    with qtbot.waitSignal(log.sig_request_selected) as selected:
         assert log.select_request(entry.request_id)
-    assert selected.args[0] == list(entry.steps)
+    assert list(selected.args[0].steps) == list(entry.steps)
+    assert entry.settings is not None
+    assert selected.args[0].settings == entry.settings  # what the chart's header reads
     assert log.steps_model.rowCount() == len(entry.steps)
     prompt = log.prompt_view.toPlainText()
     assert prompt == entry.prompt

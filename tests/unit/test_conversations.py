@@ -27,6 +27,7 @@ from desktop.core.conversations.store import (
     StoreError,
     migrate,
 )
+from desktop.core.generation import Generation, ModelRef
 from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import StageView, StepRecord
 from desktop.core.templates.prompt import build_messages
@@ -207,8 +208,37 @@ def test_markdown_export_shows_the_active_branch(store: ConversationStore) -> No
     u = store.append(c.id, "user", "Hi")
     store.append(c.id, "assistant", "old")
     store.add_message(c.id, "assistant", "new", parent_id=u.id)
-    assert export_markdown(store, c.id) == (
-        "# Notes\n\n**System prompt:**\n\nBe kind.\n\n## User\n\nHi\n\n## Assistant\n\nnew\n")
+    text = export_markdown(store, c.id)
+    assert text.startswith("# Notes\n\n")
+    assert "**System prompt:**\n\nBe kind.\n\n" in text
+    assert "**Custom instructions:**\n\n*(none)*" in text
+    assert text.endswith("## User\n\nHi\n\n## Assistant\n\nnew\n")
+    assert "old" not in text
+
+
+def test_markdown_export_says_the_model_and_each_replys_settings(
+        store: ConversationStore) -> None:
+    """What a reader needs to reproduce a reply: the conversation's set-up (model, system
+    prompt, template, settings) and per reply the settings its Generation stored, which differ
+    from the conversation's when they were changed between replies."""
+    c = store.create("Tuned", model_path="/m/gemma.gguf", system_prompt="Be brief.",
+                     template_id="gemma", sampler=SamplerSettings(temperature=0.3))
+    store.append(c.id, "user", "Hi")
+    reply = Generation.live(1, SamplerSettings(temperature=1.5, top_k=7, seed=42),
+                            model=ModelRef("gemma-3-270m-q4_k_m · google/gemma-3-270m",
+                                           "/m/gemma.gguf"), template_id="gemma")
+    store.append(c.id, "assistant", "Hello!", meta={**reply.meta(), "finish_reason": "stop"})
+    text = export_markdown(store, c.id)
+    assert "- **Model file:** `/m/gemma.gguf`" in text
+    assert "- **Template:** gemma" in text
+    assert "- **Sampling settings:** T 0.30" in text
+    assert "**System prompt:**\n\nBe brief." in text
+    reply_part = text.split("## Assistant", 1)[1]
+    assert "*Model: gemma-3-270m-q4_k_m · google/gemma-3-270m*" in reply_part
+    assert "*Sampled with: T 1.50 · top-k 7" in reply_part
+    assert "seed 42" in reply_part
+    assert "*Finished: stop*" in reply_part
+    assert reply_part.rstrip().endswith("Hello!")
 
 
 def test_schema_version_and_newer_files(tmp_path: Path) -> None:

@@ -53,6 +53,9 @@ def test_the_header_words_come_from_the_settings_and_the_stage_registry() -> Non
     assert sampled_with(s.replace(mirostat=2)).startswith("T 0.20 · Mirostat v2 τ 5.00")
     assert sampled_with(SamplerSettings()).endswith("seed random (not recorded)")
     assert sampled_with(None) == "settings not recorded"
+    # Structured output is part of what a step was sampled with.
+    assert sampled_with(s.replace(structured_output="json")).startswith(
+        "T 0.20 · grammar: Any JSON · top-k 40")
 
 
 def test_a_live_generation_keeps_what_was_sent_and_a_saved_one_reads_it_back() -> None:

@@ -45,11 +45,13 @@ def test_llama_cpps_default_order_and_every_stage_has_words() -> None:
         assert stage.kind in ("truncation", "reshaping")
         assert (stage.cut != "") == (stage.kind == "truncation")
         assert stage.noop(SamplerSettings()) == (stage.name in (
-            "penalties", "dry", "top_n_sigma", "typical", "xtc", "mirostat"))
+            "penalties", "dry", "top_n_sigma", "typical", "xtc", "mirostat", "grammar"))
         for p in stage.params:
             assert p.label
             assert len(p.help) > 30
-            assert p.api
+            # Structured output travels as response_format / grammar / json_schema, which
+            # core.structured_output reads; every other knob has its request field names.
+            assert p.api or p.field == "structured_output"
 
 
 def test_settings_fields_are_the_registrys_with_its_defaults() -> None:
@@ -58,7 +60,9 @@ def test_settings_fields_are_the_registrys_with_its_defaults() -> None:
     for p in ALL_PARAMS:
         assert p.field in fields
         assert getattr(defaults, p.field) == p.default, p.field
-    assert fields - {p.field for p in ALL_PARAMS} == {"stop", "order", "ignore_eos"}
+    # Free text, not knobs: the stop strings, the order, and a structured output's schema/grammar.
+    assert fields - {p.field for p in ALL_PARAMS} == {"stop", "order", "ignore_eos",
+                                                      "json_schema", "grammar"}
 
 
 @pytest.mark.parametrize("param", NUMERIC, ids=lambda p: p.field)

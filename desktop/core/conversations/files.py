@@ -37,6 +37,7 @@ from desktop.core.conversations.import_check import (
 )
 from desktop.core.conversations.records import step_rows
 from desktop.core.conversations.store import Conversation, ConversationStore, Message, StoreError
+from desktop.core.generation import sampled_with, spans_from_meta
 
 __all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "MAX_FILE_BYTES", "ConversationImport",
            "ImportRefused", "export_json", "export_markdown", "import_json", "insert_import",
@@ -111,14 +112,51 @@ def import_json(store: ConversationStore, data: Any) -> Conversation:
     return insert_import(store, check_export(data, time.time()))
 
 
+def _reply_facts(meta: dict[str, Any] | None) -> list[str]:
+    """What a stored reply says it was made with: its model, template and sampling settings
+    (each part's, when it was made in parts), as Markdown lines."""
+    if not meta:
+        return []
+    lines = []
+    model = str(meta.get("model_name") or meta.get("model_path") or "")
+    if model:
+        lines.append(f"*Model: {model}*  ")
+    if meta.get("template_id"):
+        lines.append(f"*Template: {meta['template_id']}*  ")
+    spans = spans_from_meta(meta)
+    if len(spans) == 1:
+        lines.append(f"*Sampled with: {sampled_with(spans[0].settings)}*  ")
+    else:
+        lines += [f"*From token {span.start + 1}: {sampled_with(span.settings)}*  "
+                  for span in spans]
+    if meta.get("finish_reason"):
+        lines.append(f"*Finished: {meta['finish_reason']}*  ")
+    return lines
+
+
 def export_markdown(store: ConversationStore, conversation_id: int) -> str:
-    """The branch being shown, as Markdown: title, system prompt, then one section per message."""
+    """The branch being shown, as Markdown: title; what the conversation was set up with (model,
+    system prompt, custom instructions, template, sampling settings); then one section per
+    message, each reply with the model and the settings it was really made with (its stored
+    Generation meta: these can differ from the conversation's, when they were changed
+    between replies)."""
     conversation = store.get(conversation_id)
     lines = [f"# {conversation.title}", ""]
+    setup = []
+    if conversation.model_path:
+        setup.append(f"- **Model file:** `{conversation.model_path}`")
+    if conversation.template_id:
+        setup.append(f"- **Template:** {conversation.template_id}")
+    setup.append(f"- **Sampling settings:** {sampled_with(conversation.sampler)}")
+    lines += [*setup, ""]
     for label, text in (("System prompt", conversation.system_prompt),
                         ("Custom instructions", conversation.custom_instructions)):
-        if text.strip():
-            lines += [f"**{label}:**", "", text, ""]
+        lines += [f"**{label}:**", "", text if text.strip() else "*(none)*", ""]
     for message in store.active_path(conversation_id):
-        lines += [f"## {message.role.capitalize()}", "", message.content, ""]
+        lines += [f"## {message.role.capitalize()}", ""]
+        if message.role == "assistant":
+            facts = _reply_facts(message.meta)
+            if facts:
+                lines += [*facts, ""]
+        lines += [message.content, ""]
     return "\n".join(lines).rstrip() + "\n"

@@ -368,7 +368,8 @@ _STEP_FIELDS = (("step", "count", True), ("token_id", "integer", True), ("text",
                 ("raw_rank", "count", True), ("entropy_raw", "number", True),
                 ("entropy_final", "number", True), ("n_vocab", "count", False),
                 ("position", "count", False), ("sample_ms", "amount", False),
-                ("decode_ms", "amount", False), ("replayed", "flag", False))
+                ("decode_ms", "amount", False), ("replayed", "flag", False),
+                ("draft_token", "integer", False), ("draft_piece", "piece", False))
 _STEP_KEYS = frozenset({key for key, _, _ in _STEP_FIELDS} | {"stages"})
 _STAGE_KEYS = frozenset({"name", "kept", "mass", "top"})
 _CANDIDATE_KEYS = frozenset({"id", "text", "p"})

@@ -11,18 +11,21 @@ renders the prompt. The policies (ids as in the Template panel's combo):
 A turn is a user message and the replies after it. The last turn (the message being answered) is
 never dropped: when even system + last turn do not fit, every policy raises `ContextOverflow`.
 
-Token counts are estimates, since the exact count needs the model's tokenizer in the engine
-process: `estimate_tokens` takes characters / 3.5 plus a few tokens of template markup per
-message, times `scale`, which the caller refines from the engine's real count of the last prompt
-it sent (tokens counted / tokens estimated). The engine still refuses a prompt over n_ctx with a
-clear error, so an estimate that is a little low costs an error message, never a wrong answer.
+Token counts come from the engine's tokenizer wherever it has counted the text: every reply
+records how many tokens each piece of its prompt became (`Usage.piece_tokens`), and
+`TokenCounts` keeps those counts by message text, with the template's markup per message
+measured on the same prompt. So every message already sent once is counted exactly; only text
+the engine has never seen (the new message) is estimated: `estimate_tokens` takes characters /
+3.5 plus a few tokens of markup, times a scale learnt from the engine's real counts. The engine
+still refuses a prompt over n_ctx with a clear error, so an estimate that is a little low costs
+an error message, never a wrong answer.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 POLICIES = ("stop", "truncate_middle", "rolling_window")
 CHARS_PER_TOKEN = 3.5
@@ -54,6 +57,61 @@ class Fitted:
 def estimate_tokens(text: str, scale: float = 1.0) -> int:
     """A cheap token count for one message: characters / 3.5 plus template markup, × scale."""
     return math.ceil((len(text) / CHARS_PER_TOKEN + MESSAGE_OVERHEAD) * scale)
+
+
+KEPT_COUNTS = 4096  # texts whose exact count is remembered (the newest)
+
+
+@dataclass(frozen=True)
+class TokenCounts:
+    """Exact token counts the engine gave for texts it was sent, the template's markup tokens
+    per message measured on the last prompt, and the scale for estimating anything else.
+
+    Immutable: the GUI thread makes a new one after each reply (`learned`) and hands it to the
+    database thread inside the prompt context."""
+
+    texts: Mapping[str, int] = field(default_factory=dict)  # message text as sent -> tokens
+    markup: float = MESSAGE_OVERHEAD  # markup tokens per message (last prompt measured)
+    scale: float = 1.0  # real / estimated tokens of texts the engine has counted
+
+    def exact(self, text: str) -> int | None:
+        """The engine's count of `text` (templates may trim message text), or None."""
+        n = self.texts.get(text)
+        return self.texts.get(text.strip()) if n is None else n
+
+    def count(self, text: str) -> int:
+        """One message's tokens: exact text + measured markup, or the scaled estimate."""
+        n = self.exact(text)
+        if n is None:
+            return estimate_tokens(text, self.scale)
+        return n + math.ceil(self.markup)
+
+    def is_exact(self, text: str) -> bool:
+        return self.exact(text) is not None
+
+    def learned(self, pieces: Iterable[tuple[str, bool]], piece_tokens: Sequence[int],
+                n_messages: int) -> TokenCounts:
+        """These counts plus a prompt's: `pieces` as sent, `piece_tokens` the engine's count
+        per piece with the tokens it added itself first (`Usage.piece_tokens`). Unchanged when
+        the counts do not match the pieces."""
+        pieces = tuple(pieces)
+        if len(piece_tokens) != len(pieces) + 1 or n_messages <= 0:
+            return self
+        texts = dict(self.texts)
+        markup = piece_tokens[0]
+        real = estimated = 0.0
+        for (text, trusted), n in zip(pieces, piece_tokens[1:], strict=True):
+            if trusted:
+                markup += n
+            elif text:
+                texts.pop(text, None)
+                texts[text] = n  # newest last: the oldest go first when there are too many
+                real += n
+                estimated += len(text) / CHARS_PER_TOKEN
+        for old in list(texts)[:max(0, len(texts) - KEPT_COUNTS)]:
+            del texts[old]
+        scale = self.scale if estimated < 8 else max(0.5, min(3.0, real / estimated))
+        return TokenCounts(texts, markup / n_messages, scale)
 
 
 def reply_reserve(n_ctx: int, max_tokens: int) -> int:

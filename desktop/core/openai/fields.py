@@ -224,6 +224,11 @@ COMMON_FIELDS: dict[str, Checker] = {
     "user": string,
     "ignore_eos": boolean,
     "samplers": sampler_order,
+    # Structured output, checked in openai.requests (core.structured_output): OpenAI's
+    # response_format, llama-server's json_schema (an object) and grammar (GBNF text).
+    "response_format": ignored,
+    "json_schema": ignored,
+    "grammar": ignored,
     # Openlid's own extension: every chunk also carries the engine's StepRecord row, all stages
     # included, so a remote Openlid shows what a local model shows (see openai.responses).
     "openlid_steps": boolean,
@@ -235,9 +240,9 @@ CHAT_FIELDS: dict[str, Checker] = {
     "logprobs": boolean,
     "top_logprobs": integer(0, MAX_TOP_LOGPROBS),
     "max_completion_tokens": checker_for(PARAM_BY_FIELD["max_tokens"]),
-    "response_format": ignored,  # checked in openai.requests: only {"type": "text"}
-    "tools": empty_or_none("tool calling is not implemented"),
-    "tool_choice": only("none", "tool calling is not implemented"),
+    # Tool calling, checked in openai.requests (core.tools.calls).
+    "tools": ignored,
+    "tool_choice": ignored,
     "parallel_tool_calls": boolean,
     "store": only(False, "completions are not stored"),
     "metadata": ignored,

@@ -27,9 +27,12 @@ from collections import deque
 from typing import Any
 
 from desktop.core.conversations.records import step_rows
+from desktop.core.openai.reasoning import with_reasoning
+from desktop.core.reasoning import ReasoningFormat
 from desktop.core.sampling import STAGE_RAW
 from desktop.core.steps import GenerationDone, StepRecord, Usage
 from desktop.core.stop_matcher import StopMatcher
+from desktop.core.tools.calls import ToolCall
 
 # OpenAI's own stand-in for "too improbable to represent" (a probability that underflowed to 0).
 IMPROBABLE_LOGPROB = -9999.0
@@ -161,8 +164,21 @@ def chat_response(
     top: int,
     fingerprint: str,
     steps: list[dict[str, Any]] | None = None,
+    content: str | None = None,
+    tool_calls: tuple[ToolCall, ...] = (),
+    reasoning: ReasoningFormat | None = None,
 ) -> dict[str, Any]:
-    """A whole chat response; `steps` (rows, `openlid_steps` asked for) goes into the choice."""
+    """A whole chat response; `steps` (rows, `openlid_steps` asked for) goes into the choice.
+    With `tool_calls` the message carries them, `content` is the text around them (null when
+    none) and the finish reason is "tool_calls". With `reasoning` (the model's thinking
+    markers) a thinking block leaves `content` for `reasoning_content`, as llama-server's."""
+    message: dict[str, Any] = {"role": "assistant", "content": done.text, "refusal": None}
+    finish = finish_reason(done)
+    if tool_calls:
+        message["content"] = content or None
+        message["tool_calls"] = [c.to_json() for c in tool_calls]
+        finish = "tool_calls"
+    message = with_reasoning(message, reasoning)
     response: dict[str, Any] = {
         "id": response_id,
         "object": "chat.completion",
@@ -172,13 +188,13 @@ def chat_response(
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": done.text, "refusal": None},
+                "message": message,
                 "logprobs": (
                     {"content": [chat_logprob(r, top) for _, r in tokens], "refusal": None}
                     if logprobs
                     else None
                 ),
-                "finish_reason": finish_reason(done),
+                "finish_reason": finish,
             }
         ],
         "usage": usage_json(done.usage),
@@ -301,6 +317,11 @@ def completion_chunk(
     if include_usage:
         chunk["usage"] = None
     return _with_rows(chunk, "openlid_step", step)
+
+
+def tool_call_delta(index: int, call: ToolCall) -> dict[str, Any]:
+    """A streamed chunk's delta carrying one whole tool call (llama-server sends them so)."""
+    return {"tool_calls": [{"index": index, **call.to_json()}]}
 
 
 def usage_chunk(

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from desktop.core.reasoning import history_without_thinking
 from desktop.core.resources import resource_path
 from desktop.core.templates.sandbox import RenderLimits, TemplateError, render_template
 from desktop.core.templates.taint import TaintedStr, spans_of, taint_join
@@ -340,6 +341,7 @@ def render_prompt(
 
     bos_token/eos_token: the loaded model's token texts (default: the template's own guess).
     extra: more template variables (e.g. `enable_thinking`, `date_string`).
+    Earlier replies' thinking blocks are left out (`reasoning.history_without_thinking`).
     If the template refuses a system message (raise_exception) or silently drops it, the system
     text is folded into the first user message and a note says so. Raises TemplateError.
     """
@@ -347,6 +349,8 @@ def render_prompt(
         # The blank lines between messages are the app's; the messages are the user's.
         contents = (str(m.get("content", "")) for m in messages)
         return _finish(taint_join("\n\n", [TaintedStr(c) for c in contents if c]))
+    # Earlier replies' thinking stays out of later turns (Qwen3's template drops it itself).
+    messages = history_without_thinking(template.text, messages)
     variables: dict[str, Any] = dict(extra or {})
     variables.update(
         add_generation_prompt=add_generation_prompt,

@@ -7,69 +7,61 @@ top-p and min-p levels and the inspector's what-if controls all start from those
 settings (`Generation.settings_at`), never from the Sampling panel. The dock draws what the
 StepRecords report and never computes a probability of its own.
 
-Tokens may arrive far faster than anyone can read (hundreds per second from a small model), and
-repainting per token froze the GUI (FACTS.md). In the window, the generation tracker's one redraw
-timer hands steps over in batches (`add_steps`, which only stores them and writes two numbers per
-step into the timeline) and then ticks `on_frame`, which paints when at least 34 ms have passed
-since the previous paint: at most ~30 paints a second however fast tokens come. The interval
-stretches (up to 250 ms) when paints are dear, so the chart keeps to ~12% of one core: on a
-2-core machine the engine's own threads need the rest (target: ≤ 5% tokens/s lost,
-`desktop.bench.chart`). Fed one step at a time without a tracker (`add_step`: the benchmark, the
-request log), the dock paces itself with its own single-shot timer, which runs only while
-something new waits to be drawn.
+Tokens may arrive far faster than anyone can read. In the window, the generation tracker's one
+redraw timer hands steps over in batches (`add_steps`, which only stores them and writes two
+numbers per step into the timeline) and then ticks `on_frame`, which paints when the interval
+`pacing` allows has passed since the previous paint (34 ms, stretched up to 250 ms when paints
+are dear: ≤ 5% tokens/s lost on 2 cores, `desktop.bench.chart`). Fed one step at a time
+without a tracker (`add_step`: the benchmark, the request log), the dock paces itself with its
+own single-shot timer, which runs only while something new waits to be drawn.
 
 "Live" follows the newest step; selecting a step (timeline click, `select_step`, or moving an
 inspector setting) pins it until Live is pressed again. The last step stays on screen when a
-generation ends or is stopped. The dock does not talk to the engine: the window connects
-`sig_replay_requested` to `EngineService.replay` and feeds `Replayed` records to `show_replay`.
+generation ends or is stopped.
+
+What-if (`overlay.WhatIfOverlay`): where the Sampling panel's settings (`set_panel_settings`,
+pushed by the window) shape a finished step differently from how it was sampled, or once the
+inspector's sliders move, the chart draws that step replayed under them, outlined over the
+recorded bars, and names the difference; header and cut lines stay the recorded step's. The
+dock does not talk to the engine: the window connects `sig_replay_requested` (coalesced, one
+replay in flight) to `EngineService.replay` and feeds `Replayed` records to `show_replay`.
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QShowEvent
 from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
     QDockWidget,
-    QFileDialog,
-    QHBoxLayout,
     QLabel,
-    QPushButton,
     QSizePolicy,
-    QSpinBox,
     QSplitter,
     QVBoxLayout,
     QWidget,
 )
 
 from desktop.core.generation import Generation
-from desktop.core.sampler_stages import stage_label
 from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import StepRecord
-from desktop.core.token_text import step_csv, step_json
-from desktop.ui.chart.distribution_chart import MAX_BARS, MIN_BARS, DistributionChart
+from desktop.ui.chart.controls import ChartControls
+from desktop.ui.chart.distribution_chart import DistributionChart
+from desktop.ui.chart.exports import ask_and_export, write_export
 from desktop.ui.chart.inspector import StepInspector
+from desktop.ui.chart.overlay import WhatIfOverlay
+from desktop.ui.chart.pacing import PAINT_INTERVAL_MS, PaintPacing
 from desktop.ui.chart.step_header import sampled_header, step_header
 from desktop.ui.chart.timeline import Timeline
 
-PAINT_INTERVAL_MS = 34  # ≥ 1000/30: never more than 30 paints a second
-MAX_INTERVAL_MS = 250  # ... and never fewer than 4 while tokens arrive
-# Share of one core the chart may take from the GUI thread (and, on a small machine, from the
-# engine's threads): the interval stretches when a paint costs more than this allows. The
-# measured cost misses some of Qt's own drawing, so the real share runs higher; and on a machine
-# whose cores all run llama.cpp threads, a paint pre-empts one of them while the others spin at
-# the next barrier. 0.05 (4-5 paints a second at 40 tokens/s on 2 cores) keeps tokens/s with
-# the chart shown at 0.94-0.98 of the chart hidden there (`openlid bench --chart`).
-PAINT_BUDGET = 0.05
 TIMELINE_INTERVAL_S = 0.1  # the timeline only scrolls: 10 redraws a second are plenty
 # Full records kept for selection: one with its stages and pieces is ~22 KiB (Gemma, top-50).
 # Older steps keep only their timeline numbers.
 HISTORY_LIMIT = 2000
+TITLE = "Probabilities"  # the tab's words: short, so six tabs fit a 560-pixel-wide dock area
 
 
 class ChartDock(QDockWidget):
@@ -77,21 +69,20 @@ class ChartDock(QDockWidget):
     sig_replay_requested = Signal(int, object)  # step, SamplerSettings
     sig_continue_requested = Signal(int, int)  # step, token id
     sig_bar_count_changed = Signal(int)  # the person chose how many bars to draw (to persist)
+    sig_view_options_changed = Signal(object)  # {"log_scale", "auto_y", "legend": bool} (persist)
 
     def __init__(self, parent: QWidget | None = None, history_limit: int = HISTORY_LIMIT) -> None:
-        super().__init__("Token probabilities", parent)
+        super().__init__(TITLE, parent)
         self.setObjectName("ChartDock")
         self.history_limit = history_limit
         self.latest: StepRecord | None = None
-        self.shown: StepRecord | None = None  # what the chart draws (maybe a replay)
+        self.shown: StepRecord | None = None  # the recorded step the chart draws
         self.selected_step: int | None = None  # None while live
         self.generation: Generation | None = None  # what is shown (its steps' settings)
         # What steps fed by `add_step` were sampled with (no Generation: the benchmark, tests).
         self.settings: SamplerSettings | None = None
-        self.replay_settings: SamplerSettings | None = None
         self.paint_count = 0
-        self.paint_cost_s = 0.0  # smoothed GUI time of one paint, drawing included
-        self._rendered_s = 0.0
+        self.pacing = PaintPacing()
         self._painted_at = 0.0  # monotonic time of the last paint (frame pacing)
         self._dirty = False  # steps arrived since the last paint
         self._framed = False  # painted from the tracker's frames (else from its own timer)
@@ -107,61 +98,45 @@ class ChartDock(QDockWidget):
 
     def _build(self) -> None:
         body = QWidget(self)
-        self.header = QLabel("No step yet: generate some text to see its distributions.")
-        self.header.setWordWrap(True)  # a long token and its figures must not be cut off
-        self.header.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        # New text every paint must not ask the window for a new layout.
-        self.header.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.header = _label("No step yet: generate some text to see its distributions.")
         # What the shown step was sampled with: changes with the generation, not per paint.
-        self.sampled_label = QLabel("")
-        self.sampled_label.setObjectName("sampledWith")
-        self.sampled_label.setWordWrap(True)
-        self.sampled_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.sampled_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.sampled_label = _label("", "sampledWith")
         self.sampled_label.setToolTip("The sampler settings this step was drawn with, as sent "
                                       "to the engine (the Sampling panel may differ now)")
         self.sampled_label.setVisible(False)
-        self.stage_box = QComboBox()
-        self.stage_box.setToolTip("Which stage of the sampler chain the dark bars show")
-        self.stage_box.setMinimumContentsLength(14)
+        # What the overlay shows: the knobs it changes and what that does to this step.
+        self.what_if_label = _label("", "whatIf")
+        self.controls = ChartControls(body)
+        self.stage_box, self.log_box = self.controls.stage_box, self.controls.log_box
+        self.auto_y_box, self.legend_box = self.controls.auto_y_box, self.controls.legend_box
+        self.bars_spin, self.live_button = self.controls.bars_spin, self.controls.live_button
         self.stage_box.currentIndexChanged.connect(self._on_stage_chosen)
-        self.log_box = QCheckBox("Log scale")
         self.log_box.toggled.connect(self._on_log_toggled)
-        self.bars_spin = QSpinBox()
-        self.bars_spin.setRange(MIN_BARS, MAX_BARS)
-        self.bars_spin.setValue(50)
-        self.bars_spin.setPrefix("top ")
-        self.bars_spin.setToolTip("How many candidates to draw (as many as the step carries)")
+        self.auto_y_box.toggled.connect(self._on_auto_y_toggled)
+        self.legend_box.toggled.connect(self._on_legend_toggled)
         self.bars_spin.valueChanged.connect(self._on_bars_changed)
-        self.live_button = QPushButton("Live")
-        self.live_button.setCheckable(True)
-        self.live_button.setChecked(True)
-        self.live_button.setToolTip("Follow the newest token; off while a past step is selected")
         self.live_button.toggled.connect(self.set_live)
         # Why some stages are missing (a remote engine reports only the raw distribution).
-        self.stages_note = QLabel("")
-        self.stages_note.setObjectName("stagesNote")
-        self.stages_note.setWordWrap(True)
+        self.stages_note = _label("", "stagesNote")
+        self.stages_note.setSizePolicy(QSizePolicy.Policy.Preferred,
+                                       QSizePolicy.Policy.Preferred)
         self.stages_note.setVisible(False)
-        controls = QHBoxLayout()
-        controls.addWidget(QLabel("Stage:"))
-        controls.addWidget(self.stage_box)
-        controls.addWidget(self.log_box)
-        controls.addWidget(self.bars_spin)
-        controls.addStretch(1)
-        controls.addWidget(self.live_button)
 
         self.chart = DistributionChart(body)
-        self.chart.setMinimumHeight(220)
+        self.chart.setMinimumHeight(140)
         self.chart.sig_candidate_picked.connect(self._on_candidate_picked)
         self.timeline = Timeline(body)
-        self.timeline.setMinimumHeight(110)
+        self.timeline.setMinimumHeight(56)
         self.timeline.sig_step_selected.connect(self._on_timeline_clicked)
         self.inspector = StepInspector(body)
         self.inspector.sig_replay_requested.connect(self._on_replay_requested)
         self.inspector.sig_continue_requested.connect(self.sig_continue_requested)
         self.inspector.sig_original_requested.connect(self._show_original)
         self.inspector.sig_export_requested.connect(self._on_export_requested)
+        # The what-if overlay: which settings, the replays behind it, its words.
+        self.what_if = WhatIfOverlay(self.chart, self.inspector, self.what_if_label, self)
+        self.replays = self.what_if.replays
+        self.replays.sig_replay_requested.connect(self.sig_replay_requested)
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.chart)
         splitter.addWidget(self.timeline)
@@ -169,10 +144,11 @@ class ChartDock(QDockWidget):
         splitter.setStretchFactor(1, 1)
         layout = QVBoxLayout(body)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addLayout(controls)
-        layout.addWidget(self.stages_note)
-        layout.addWidget(self.header)
-        layout.addWidget(self.sampled_label)
+        layout.setSpacing(3)
+        layout.addWidget(self.controls)
+        for label in (self.stages_note, self.header, self.sampled_label, self.what_if_label,
+                      self.chart.legend):
+            layout.addWidget(label)
         layout.addWidget(splitter, 1)
         layout.addWidget(self.inspector)
         self.setWidget(body)
@@ -212,6 +188,7 @@ class ChartDock(QDockWidget):
         """Paint what is new at once (a generation ended, or was just shown)."""
         self._timer.stop()
         self._paint(timeline=True)
+        self._update_what_if()  # a generation that just ended can be replayed now
 
     @Slot(object)
     def add_step(self, record: StepRecord) -> None:
@@ -237,6 +214,7 @@ class ChartDock(QDockWidget):
     def clear(self) -> None:
         """Show nothing; steps added after this carry no recorded settings until told."""
         self._timer.stop()
+        self.what_if.stop()
         self.latest = self.shown = None
         self.generation, self.settings = None, None
         self.selected_step = None
@@ -275,13 +253,16 @@ class ChartDock(QDockWidget):
 
     @Slot(object)
     def show_replay(self, record: StepRecord) -> None:
-        """Draw a `Replayed` record of the selected step at once (stale answers are dropped)."""
-        current = self.selected_step if self.selected_step is not None else (
-            self.latest.step if self.latest is not None else None)
-        if record.step != current:
-            return
-        self._show(record, self.replay_settings)
-        self.inspector.show_replay(record)
+        """A `Replayed` record came back: draw it over the shown step at once, if it is that
+        step's and an overlay is still wanted (stale answers are dropped), and send the latest
+        wanted settings if they moved on meanwhile."""
+        self.what_if.answer(record)
+
+    def set_panel_settings(self, settings: SamplerSettings) -> None:
+        """The Sampling panel's settings now (the window pushes every change): where they
+        shape a finished step differently from how it was sampled, the chart overlays it."""
+        self.replays.set_panel(settings)
+        self._update_what_if()
 
     def set_sampler_settings(self, settings: SamplerSettings) -> None:
         """What the steps fed by `add_step` were sampled with (reference lines, what-if base),
@@ -323,23 +304,26 @@ class ChartDock(QDockWidget):
     def set_bar_count(self, n: int) -> None:
         self.bars_spin.setValue(n)  # clamps to 10..200; redraws through _on_bars_changed
 
+    def view_options(self) -> dict[str, bool]:
+        """Log scale, auto-scaled y axis, legend shown: for the window to remember."""
+        return self.controls.view_options()
+
+    def set_view_options(self, options: Mapping[str, object]) -> None:
+        self.controls.set_view_options(options)
+
     def record_of(self, step: int) -> StepRecord | None:
         return self._history.get(step)
 
     # --- exports ---
 
     def export_csv(self, path: str | Path) -> None:
-        if self.shown is not None:
-            Path(path).write_text(step_csv(self.shown), encoding="utf-8")
+        write_export("csv", path, self.shown, self.chart)
 
     def export_json(self, path: str | Path) -> None:
-        if self.shown is not None:
-            Path(path).write_text(step_json(self.shown), encoding="utf-8")
+        write_export("json", path, self.shown, self.chart)
 
     def export_png(self, path: str | Path) -> None:
-        from pyqtgraph.exporters import ImageExporter
-
-        ImageExporter(self.chart.getPlotItem()).export(str(path))
+        write_export("png", path, self.shown, self.chart)
 
     # --- painting ---
 
@@ -371,22 +355,20 @@ class ChartDock(QDockWidget):
     def _pace(self, work_s: float) -> None:
         """Stretch the paint interval when paints are dear (slow machine, big dock)."""
         rendered = self.chart.paint_seconds + self.timeline.paint_seconds
-        cost = work_s + rendered - self._rendered_s  # this update + the last frame's drawing
-        self._rendered_s = rendered
-        self.paint_cost_s = 0.8 * self.paint_cost_s + 0.2 * cost
-        interval = self.paint_cost_s / PAINT_BUDGET * 1000
-        self._timer.setInterval(round(min(max(interval, PAINT_INTERVAL_MS), MAX_INTERVAL_MS)))
+        self._timer.setInterval(self.pacing.interval_ms(work_s, rendered))
 
     def _show(self, record: StepRecord, settings: SamplerSettings | None) -> None:
         if self.shown is None or self.shown.step != record.step:
             self.chart.candidate = None  # a pick belongs to its step (a replay keeps it)
+            self.what_if.follow(None, None, False)  # ... and so does an overlay
         self.shown = record
         names = tuple(s.name for s in record.stages)
         if names != self._stage_names:
             self._fill_stage_box(names)
-        self.chart.show_record(record, settings)
+        self.chart.show_record(record, settings, self.what_if.record)
         self.header.setText(step_header(record, len(self.chart.bar_ids)))
         self._show_sampled(record, settings)
+        self._update_what_if()
 
     def _show_sampled(self, record: StepRecord, settings: SamplerSettings | None) -> None:
         # QLabel ignores the same text: following live steps costs a comparison.
@@ -395,27 +377,34 @@ class ChartDock(QDockWidget):
         self.sampled_label.setText(text)
         self.sampled_label.setVisible(bool(text))
 
+    # --- the what-if overlay ---
+
+    def _replayable(self) -> bool:
+        """Whether the panel's what-if may be asked for the shown step unasked: a local engine
+        and a finished generation with its prompt (a stored reply has none), or a pinned step
+        fed without a Generation."""
+        if self.inspector.replay_note:
+            return False
+        gen = self.generation
+        if gen is None:
+            return self.selected_step is not None
+        return gen.finished and bool(gen.prompt_tokens)
+
+    def _update_what_if(self) -> None:
+        """Want the overlay the shown step should have now; a replay computes it."""
+        shown = self.shown
+        self.what_if.follow(shown, self.settings_of(shown) if shown is not None else None,
+                            self._replayable())
+
     def _fill_stage_box(self, names: tuple[str, ...]) -> None:
-        wanted = self.chart.stage_name
         self._stage_names = names
-        if self.available_stages:  # offer only what the engine reports
-            names = tuple(n for n in names if n in self.available_stages)
-        self.stage_box.blockSignals(True)  # refilling is not a choice
-        self.stage_box.clear()
-        for k, name in enumerate(names):
-            label = stage_label(name)
-            self.stage_box.addItem(f"{label} (final)" if k == len(names) - 1 else label, name)
-        index = names.index(wanted) if wanted in names else len(names) - 1
-        self.stage_box.setCurrentIndex(index)
-        self.stage_box.blockSignals(False)
-        if self.available_stages and names:
+        chosen = self.controls.fill_stages(names, self.chart.stage_name, self.available_stages)
+        if self.available_stages and chosen is not None:
             # By name: the record (a stored local reply, say) may carry stages left out here.
-            self.chart.stage_name = names[index]
+            self.chart.stage_name = chosen
 
     def _set_live_button(self, on: bool) -> None:
-        self.live_button.blockSignals(True)
-        self.live_button.setChecked(on)
-        self.live_button.blockSignals(False)
+        self.controls.set_live_checked(on)
 
     # --- reactions ---
 
@@ -428,6 +417,15 @@ class ChartDock(QDockWidget):
 
     def _on_log_toggled(self, on: bool) -> None:
         self.chart.set_log_scale(on)
+        self.sig_view_options_changed.emit(self.view_options())
+
+    def _on_auto_y_toggled(self, on: bool) -> None:
+        self.chart.set_auto_y(on)
+        self.sig_view_options_changed.emit(self.view_options())
+
+    def _on_legend_toggled(self, on: bool) -> None:
+        self.chart.legend.setVisible(on)
+        self.sig_view_options_changed.emit(self.view_options())
 
     def _on_bars_changed(self, n: int) -> None:
         self.chart.set_bar_count(n)
@@ -445,23 +443,18 @@ class ChartDock(QDockWidget):
     def _on_replay_requested(self, step: int, settings: SamplerSettings) -> None:
         if self.selected_step != step:  # a what-if pins the step it is about
             self.select_step(step)
-        self.replay_settings = settings
-        self.sig_replay_requested.emit(step, settings)
+        self.replays.set_override(step, settings)
+        self._update_what_if()
 
     def _show_original(self) -> None:
+        """Reset: the step's own settings in the inspector; the panel's what-if, if any."""
         record = self.inspector.record
         if record is not None:
+            self.replays.set_override(record.step, None)
             self._show(record, self.settings_of(record))
 
     def _on_export_requested(self, kind: str) -> None:
-        record = self.shown
-        if record is None:
-            return
-        suffix = {"csv": "CSV (*.csv)", "json": "JSON (*.json)", "png": "PNG image (*.png)"}[kind]
-        name = f"step-{record.step}{'-replay' if record.replayed else ''}.{kind}"
-        path, _ = QFileDialog.getSaveFileName(self, "Export step", str(Path.home() / name), suffix)
-        if path:
-            {"csv": self.export_csv, "json": self.export_json, "png": self.export_png}[kind](path)
+        ask_and_export(self, kind, self.shown, self.chart)
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
@@ -470,5 +463,16 @@ class ChartDock(QDockWidget):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._timer.stop()
+        self.what_if.stop()
         super().closeEvent(event)
 
+
+def _label(text: str, name: str = "") -> QLabel:
+    """A selectable, wrapping line of words that never asks the window for a new layout."""
+    label = QLabel(text)
+    if name:
+        label.setObjectName(name)
+    label.setWordWrap(True)  # a long token and its figures must not be cut off
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+    return label

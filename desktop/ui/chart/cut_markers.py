@@ -104,11 +104,36 @@ class CutMarkers:
             _place(line, at)
             if at is not None:
                 _set_label(line, text)
-                # Left of its line, except near the left edge, where it would leave the plot
-                # and cover the chosen token's label: then right of it.
-                _anchor(line, (0.0, 0.0) if at < min(4.0, n / 4) else (1.0, 0.0))
         self._draw_top_p(record, settings, pos, y_of)
         self._draw_min_p(record, settings, y_of, shown)
+
+    def arrange(self, px_of: Callable[[float], float], width: float, height: float,
+                row_px: float, pad: float) -> int:
+        """Place the shown cut lines' labels at the top of the plot: beside their line (left of
+        it, the survivors' side, unless that would leave the plot), inside the plot, and a row
+        lower where one would print over another. `px_of` maps x to pixels from the plot's left
+        edge; the plot is `width` × `height` pixels. Returns the rows used (at least 1), which
+        the chart keeps free of bars and of the chosen token's label."""
+        placed: list[tuple[int, float, float]] = []  # row, left and right edge in pixels
+        shown = sorted((line for line in self.cut_lines.values() if line.isVisible()),
+                       key=lambda line: float(line.value()))
+        for line in shown:
+            w = float(line.label.textItem.boundingRect().width())
+            at = px_of(float(line.value()))
+            if at - w >= 0 or at + w > width:
+                left, anchor = at - w, (1.0, 0.0)
+            else:
+                left, anchor = at, (0.0, 0.0)
+            row = 0
+            while any(r == row and left < right + pad and left + w + pad > start
+                      for r, start, right in placed):
+                row += 1
+            placed.append((row, left, left + w))
+            _anchor(line, anchor)
+            position = 1.0 - (pad + row * (row_px + 1)) / height  # rows 1 pixel apart
+            if line.label.orthoPos != position:
+                line.label.setPosition(position)
+        return max((r for r, _, _ in placed), default=0) + 1
 
     def _draw_top_p(self, record: StepRecord, settings: SamplerSettings | None,
                     pos: dict[int, int], y_of: Callable[[float], float]) -> None:

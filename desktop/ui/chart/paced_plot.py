@@ -1,6 +1,7 @@
 """The base of the chart dock's plots: paint timing for the dock's pacing, live palette changes.
 
-GUI thread only. The chart dock reads `paint_seconds` to keep its redraw rate affordable.
+GUI thread only. The chart dock reads `paint_seconds` to keep its redraw rate affordable; the
+what-if benchmark reads `painted_at`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class PacedPlot(pg.PlotWidget):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.paint_seconds = 0.0  # total time spent drawing (read by the dock's pacing)
+        self.painted_at = 0.0  # perf_counter() when the last paint ended (the benchmarks)
 
     def _apply_palette(self) -> None:
         """Follow the window's colours; subclasses colour their items here."""
@@ -30,7 +32,8 @@ class PacedPlot(pg.PlotWidget):  # type: ignore[misc]
     def paintEvent(self, event: QPaintEvent) -> None:
         started = time.perf_counter()
         super().paintEvent(event)
-        self.paint_seconds += time.perf_counter() - started  # the dock paces paints with it
+        self.painted_at = time.perf_counter()
+        self.paint_seconds += self.painted_at - started  # the dock paces paints with it
 
     def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)

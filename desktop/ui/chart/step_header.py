@@ -1,14 +1,27 @@
-"""The chart dock's header words for one step: what was picked and how sure, and what the step
-was sampled with. Pure text from a `StepRecord` and recorded `SamplerSettings` (no Qt); called on
-the GUI thread by `chart_dock`.
+"""The chart dock's header words for one step: what was picked and how sure, what the step was
+sampled with, and what a what-if under other settings would change. Pure text from
+`StepRecord`s and `SamplerSettings` (no Qt); called on the GUI thread by `chart_dock`.
 """
 
 from __future__ import annotations
 
 from desktop.core.generation import sampled_with
+from desktop.core.sampler_stages import PARAM_BY_FIELD, STAGE_OF_FIELD
 from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import StepRecord
-from desktop.core.token_text import format_bits, format_prob, token_label
+from desktop.core.token_text import (
+    compare_steps,
+    describe_comparison,
+    format_bits,
+    format_prob,
+    token_label,
+)
+
+# The settings that shape a step's distribution: every stage's knobs and the chain's order,
+# temperature first (what people tune, as `sampled_with` names it). The rest (seed, max tokens,
+# stop strings, how many candidates are reported) do not.
+SHAPING_FIELDS: tuple[str, ...] = (
+    "temperature", *(f for f in STAGE_OF_FIELD if f != "temperature"), "order")
 
 
 def step_header(record: StepRecord, n_bars: int) -> str:
@@ -36,3 +49,50 @@ def sampled_header(record: StepRecord, settings: SamplerSettings | None,
     if settings is None and not known:
         return ""
     return f"Sampled with {sampled_with(settings)}"
+
+
+def what_if_settings(recorded: SamplerSettings, other: SamplerSettings) -> SamplerSettings:
+    """The recorded settings with `other`'s shaping knobs: the step as `other` would shape it
+    (the seed, candidate count and the rest stay the step's own)."""
+    return recorded.replace(**{f: getattr(other, f) for f in SHAPING_FIELDS})
+
+
+def _field_words(field: str, value: object) -> str:
+    if field == "order":
+        return "order " + " → ".join(str(v) for v in value)  # type: ignore[attr-defined]
+    if field == "temperature":
+        return f"T {value:g}"
+    stage = STAGE_OF_FIELD[field]
+    param = PARAM_BY_FIELD[field]
+    label = stage.label if len(stage.params) == 1 else param.label
+    if isinstance(value, tuple):
+        return f"{label} changed"
+    return f"{label} {value:g}" if isinstance(value, float) else f"{label} {value}"
+
+
+def settings_difference(recorded: SamplerSettings | None, what_if: SamplerSettings) -> str:
+    """The shaping knobs `what_if` changes, in words: "T 1.5 · top-p 0.5" ("" when none)."""
+    if recorded is None:
+        return "other settings"
+    return " · ".join(_field_words(f, getattr(what_if, f)) for f in SHAPING_FIELDS
+                      if getattr(what_if, f) != getattr(recorded, f))
+
+
+def what_if_line(original: StepRecord, replayed: StepRecord,
+                 recorded: SamplerSettings | None, what_if: SamplerSettings) -> str:
+    """"top-p 0.5 would keep 5 of 23 · ‘ the’ 76% → 91%": the knobs changed, how many candidates
+    the final stage would keep of those it kept, and the chosen token's probability before and
+    after (from the two records' reported numbers)."""
+    cmp = compare_steps(original, replayed)
+    token = token_label(original.piece)
+    after = (f"{format_prob(cmp.prob_after)}" if cmp.prob_after > 0
+             else "0 (no longer possible)")
+    return (f"{settings_difference(recorded, what_if) or 'the same settings'} would keep "
+            f"{cmp.kept_after:,} of {cmp.kept_before:,} · ‘{token}’ "
+            f"{format_prob(cmp.prob_before)} → {after}")
+
+
+def what_if_details(original: StepRecord, replayed: StepRecord) -> str:
+    """The longer account (which tokens became possible or impossible), for a tooltip."""
+    pieces = {**original.pieces, **replayed.pieces}
+    return describe_comparison(compare_steps(original, replayed), pieces)

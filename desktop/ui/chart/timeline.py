@@ -45,7 +45,8 @@ class Timeline(PacedPlot):
         plot.setMouseEnabled(x=False, y=False)
         plot.disableAutoRange()
         plot.showAxis("right")
-        plot.setLabel("left", "entropy (bits)", color=ENTROPY_COLOR.name())
+        # Short: the label turns a quarter and must fit a 56-pixel-high plot (its ticks say bits).
+        plot.setLabel("left", "entropy", color=ENTROPY_COLOR.name())
         plot.setLabel("right", "chosen p", color=PROB_COLOR.name())
         # Probability has its own 0..1 scale: a second view box sharing x, on the right axis.
         self.prob_view = pg.ViewBox(enableMouse=False)

@@ -8,22 +8,28 @@ seed used, the model — and its StepRecords; the panels are read once per turn,
 A click on any reply's text opens that step: a stored reply's steps load from the database
 (its Generation rebuilt from what was saved) and `sig_generation_shown` hands it to the chart,
 which also follows the branch and conversation shown. The prompt is fitted to the context by
-the Template panel's overflow policy (core.conversations.overflow); token counts are estimated
-from characters and calibrated by `token_scale`, the real / estimated size of the last prompt
-the engine took. Regenerate, Edit and "continue with this token" make a new version (sibling; the
-forced prefix keeps its original records, only the new token on is generated); Continue extends
-a reply in place. Stop keeps the partial reply; an engine crash keeps it too and offers Reload.
+the Template panel's overflow policy (core.conversations.overflow), with the engine's exact
+token counts of every text it has been sent (`token_counts`, learnt from each reply's
+`Usage.piece_tokens`) and an estimate only for text it has not. Each stored reply keeps its
+X-ray record (core.conversations.xray): the tokens of each part of its prompt, the tokens the
+engine reused from its KV cache and the prefill's milliseconds. Regenerate, Edit and
+"continue with this token" make a new version (sibling; the forced prefix keeps its original
+records, only the new token on is generated); Continue extends a reply in place. Stop keeps
+the partial reply; an engine crash keeps it too and offers Reload.
 The controller never waits: every database step is a StoreService call with a callback.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from desktop.core.conversations import xray as X
+from desktop.core.conversations.overflow import TokenCounts
 from desktop.core.generation import Generation, ModelRef, SettingsSpan
 from desktop.core.steps import StepRecord
 from desktop.ui.chat import turns as T
@@ -45,6 +51,7 @@ class ChatController(QObject):
     # What the chart should show: a reply's Generation (None: nothing, the branch has no steps)
     # and the step to select (-1: none, the last step is shown).
     sig_generation_shown = Signal(object, int)
+    sig_reply_stored = Signal(int)  # a reply (and its X-ray record) is stored: conversation id
 
     def __init__(self, engine: EngineService, db: StoreService, view: ChatView,
                  context: Callable[[], T.PromptContext | None],
@@ -58,7 +65,8 @@ class ChatController(QObject):
         self.last: Generation | None = None  # the reply generated last (this conversation)
         self.turn: T.Turn | None = None
         self.preparing = False  # a database step of a turn is running
-        self.token_scale = 1.0  # real tokens / estimated tokens of the last prompt sent
+        self.token_scale = 1.0  # real tokens / estimated tokens of text the engine counted
+        self.token_counts = TokenCounts()  # the engine's counts of texts sent, by text
         # Replies' Generations by message id: those made in this session keep their prompt
         # tokens (replay, "continue with this token"); stored ones are read back on demand.
         self._generations: OrderedDict[int, Generation] = OrderedDict()
@@ -136,11 +144,19 @@ class ChatController(QObject):
     def _ready_context(self, quiet: bool = False) -> T.PromptContext | None:
         if self.busy:
             return None
-        ctx = self.context()
+        ctx = self.xray_context()
         if ctx is None and not quiet:
             self._fail(RuntimeError("No model is loaded. Choose one under Models and press "
                                     "Load."))
         return ctx
+
+    def xray_context(self) -> T.PromptContext | None:
+        """The panels' context with the engine's token counts: what the next turn is fitted
+        with (the X-ray greys out the turns it would leave out); None without a model."""
+        ctx = self.context()
+        if ctx is None:
+            return None
+        return dataclasses.replace(ctx, token_counts=self.token_counts)
 
     def send(self, text: str) -> None:
         loading = self.model_loading()
@@ -282,17 +298,29 @@ class ChatController(QObject):
         if gen is not self.generation or gen.done is None:
             return
         done, turn = gen.done, self.turn
-        if turn is not None and turn.estimated_tokens > 0 and gen.prompt_tokens:
-            unscaled = turn.estimated_tokens / self.token_scale
-            self.token_scale = max(0.5, min(3.0, len(gen.prompt_tokens) / unscaled))
-        prefix_text = "".join(r.text for r in gen.steps[:gen.prefix_length])
-        self._save(gen, prefix_text + done.text, {
+        usage = done.usage
+        extra: dict[str, Any] = {
             "finish_reason": done.finish_reason,
             "completion_tokens": len(gen),
-            "prompt_tokens": done.usage.prompt_tokens,
+            "prompt_tokens": usage.prompt_tokens,
+            "cached_tokens": usage.cached_tokens,
+            "prompt_ms": round(done.timings.prompt_ms, 3),
             "tokens_per_second": round(done.timings.tokens_per_second, 2),
             "first_token_ms": round(done.timings.first_token_ms, 1),
-        })
+        }
+        if turn is not None:
+            self.token_counts = self.token_counts.learned(turn.pieces, usage.piece_tokens,
+                                                          turn.n_messages)
+            self.token_scale = self.token_counts.scale
+            extra["xray"] = X.make_record(
+                turn.pieces, turn.labels, prompt_tokens=usage.prompt_tokens,
+                piece_tokens=usage.piece_tokens, cached_tokens=usage.cached_tokens,
+                prompt_ms=done.timings.prompt_ms, n_ctx=turn.n_ctx, policy=turn.policy,
+                dropped_turns=turn.dropped_turns)
+        if done.draft is not None:  # speculative decoding: proposals made and kept
+            extra["draft"] = done.draft.to_json()
+        prefix_text = "".join(r.text for r in gen.steps[:gen.prefix_length])
+        self._save(gen, prefix_text + done.text, extra)
 
     def _on_failed(self, gen: Generation, kind: str, message: str) -> None:
         if gen is not self.generation:
@@ -357,6 +385,8 @@ class ChatController(QObject):
             self.view.set_busy(False)
             self._show(self.turn.items if self.turn is not None else ())
         self.sig_conversations_changed.emit()
+        if items and self.conversation_id is not None:
+            self.sig_reply_stored.emit(self.conversation_id)
 
     # --- stored replies: their Generations, the chart ---
 

@@ -19,8 +19,8 @@ import time
 from functools import partial
 from pathlib import Path
 
-from PySide6.QtCore import QPoint, Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtCore import QEvent, QObject, QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QContextMenuEvent, QMouseEvent
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -80,6 +80,7 @@ class ConversationListPanel(QWidget):
         self._own_jobs = jobs is None
         self._jobs = jobs or JobService("openlid-conversation-import", max_threads=1, parent=self)
         self.import_error: QMessageBox | None = None  # the box of the last refused import
+        self.menu: QMenu | None = None  # a row's menu while it is open
         self.current_id: int | None = None
         self._query_serial = 0
         self._filling = False
@@ -107,7 +108,12 @@ class ConversationListPanel(QWidget):
         self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.list.setEditTriggers(QListWidget.EditTrigger.EditKeyPressed)  # F2 renames
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.list.customContextMenuRequested.connect(self._menu)
+        self.list.customContextMenuRequested.connect(self._menu)  # the Menu key
+        # A right press shows the row's menu itself and is kept from the list: letting it
+        # through would make that row current, open its conversation, and the reload that
+        # follows swallowed the menu (the first right-click on a closed conversation showed
+        # none). The mouse's own context-menu event is dropped so the menu comes once.
+        self.list.viewport().installEventFilter(self)
         self.list.currentItemChanged.connect(self._on_current_changed)
         self.list.itemChanged.connect(self._on_item_edited)
 
@@ -217,16 +223,55 @@ class ConversationListPanel(QWidget):
         if box.clickedButton() is delete:
             self.delete(conversation_id)
 
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.list.viewport():
+            if (event.type() in (QEvent.Type.MouseButtonPress, QEvent.Type.MouseButtonRelease,
+                                 QEvent.Type.MouseButtonDblClick)
+                    and isinstance(event, QMouseEvent)
+                    and event.button() == Qt.MouseButton.RightButton):
+                if event.type() == QEvent.Type.MouseButtonPress:
+                    self._menu(event.position().toPoint())
+                return True
+            if (event.type() == QEvent.Type.ContextMenu and isinstance(event, QContextMenuEvent)
+                    and event.reason() == QContextMenuEvent.Reason.Mouse):
+                return True
+        return super().eventFilter(watched, event)
+
     def _menu(self, pos: QPoint) -> None:
         item = self.list.itemAt(pos)
         if item is None:
             return
-        conversation_id = int(item.data(ID_ROLE))
+        if self.menu is not None:
+            self.menu.close()
+        # popup, not exec: no nested event loop in which a list reload could pull the row away
+        self.menu = self.row_menu(item)
+        self.menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.menu.destroyed.connect(self._forget_menu)
+        self.menu.popup(self.list.viewport().mapToGlobal(pos))
+
+    def _forget_menu(self) -> None:
+        self.menu = None
+
+    def row_menu(self, item: QListWidgetItem) -> QMenu:
+        """Open, Rename, Export…, Delete… for the conversation of `item` (which stays as it is
+        in the list: right-clicking does not open it)."""
+        conversation_id, title = int(item.data(ID_ROLE)), item.text()
         menu = QMenu(self)
-        menu.addAction("Rename", lambda: self.list.editItem(item))
-        menu.addAction("Export…", self.choose_export)
-        menu.addAction("Delete…", lambda: self._confirm_delete(conversation_id, item.text()))
-        menu.exec(self.list.viewport().mapToGlobal(pos))
+        menu.addAction("Open", lambda: self._open(conversation_id))
+        menu.addAction("Rename", lambda: self._rename_inline(conversation_id))
+        menu.addAction("Export…", lambda: self.choose_export(conversation_id))
+        menu.addAction("Delete…", lambda: self._confirm_delete(conversation_id, title))
+        return menu
+
+    def _open(self, conversation_id: int) -> None:
+        item = self._item(conversation_id)
+        if item is not None:
+            self.list.setCurrentItem(item)  # opens it through _on_current_changed
+
+    def _rename_inline(self, conversation_id: int) -> None:
+        item = self._item(conversation_id)  # looked up now: the list may have been refilled
+        if item is not None:
+            self.list.editItem(item)
 
     # --- export and import (files written and read on the database thread) ---
 
@@ -297,8 +342,10 @@ class ConversationListPanel(QWidget):
         if box is self.import_error:
             self.import_error = None
 
-    def choose_export(self) -> None:
-        item = self.list.currentItem()
+    def choose_export(self, conversation_id: int | None = None) -> None:
+        """Ask where to export `conversation_id` (default: the selected one)."""
+        item = (self._item(conversation_id) if conversation_id is not None
+                else self.list.currentItem())
         if item is None:
             self.sig_message.emit("Pick a conversation to export first.")
             return

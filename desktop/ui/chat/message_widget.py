@@ -8,6 +8,10 @@ candidates (token_view.py), and a reply whose steps are stored but not loaded as
 (`sig_steps_requested`). The Tokens toggle only changes how tokens look: shaded by how sure the
 model was (the token view) or plain Markdown; the chat view applies it to every reply and keeps
 it. Text from the model is never trusted as HTML.
+
+A reasoning model's thinking block (`core.reasoning`) is shown collapsed above the answer
+(thinking_block.py), streaming while the reply streams; the answer's body shows only the answer.
+The stored text stays whole: the split is made again from it whenever the reply is shown.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal
-from PySide6.QtGui import QGuiApplication, QHelpEvent, QMouseEvent, QPainter
+from PySide6.QtGui import QGuiApplication, QHelpEvent, QMouseEvent, QPainter, QTextCursor
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -32,8 +36,10 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core.generation import Generation
+from desktop.core.reasoning import THINK, ReasoningFormat, ReasoningSplit, split_reasoning
 from desktop.core.steps import StepRecord
 from desktop.ui.chat.markdown_body import AutoHeightBrowser, MarkdownBody
+from desktop.ui.chat.thinking_block import ThinkingBlock, thinking_title
 from desktop.ui.chat.token_view import (
     TextMap,
     TokenView,
@@ -79,7 +85,8 @@ class ElidedLabel(QLabel):
 class MessageWidget(QFrame):
     """Header, body and footer of one message. Emits requests; the controller acts on them."""
 
-    sig_edit_submitted = Signal(object, str)  # message id, new text
+    sig_edit_submitted = Signal(object, str)  # message id, new text: save it and send it
+    sig_edit_saved = Signal(object, str)  # message id, new text: a new version, nothing sent
     sig_regenerate_requested = Signal(object)
     sig_continue_requested = Signal(object)
     sig_sibling_requested = Signal(object, int)  # message id, 0-based sibling index to show
@@ -87,9 +94,14 @@ class MessageWidget(QFrame):
     sig_steps_requested = Signal(object)  # message id: its steps are needed (load them)
     sig_shading_toggled = Signal(bool)  # the Tokens toggle: shade tokens (every reply) or not
 
-    def __init__(self, item: MessageItem, parent: QWidget | None = None) -> None:
+    def __init__(self, item: MessageItem, parent: QWidget | None = None,
+                 reasoning: ReasoningFormat = THINK) -> None:
         super().__init__(parent)
         self.item = item
+        # The thinking markers of the model that streams into it. A finished reply is split
+        # without `starts_inside`: it may be another model's, and a reply whose prompt opened
+        # the block (DeepSeek-R1) still shows its lone closing marker.
+        self.reasoning = reasoning
         self.setObjectName("userMessage" if item.role == USER else "assistantMessage")
         self.setFrameShape(QFrame.Shape.StyledPanel if item.role == USER else QFrame.Shape.NoFrame)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
@@ -107,9 +119,12 @@ class MessageWidget(QFrame):
         self._shown: dict[QObject, tuple[QTextBrowser, str, int]] = {}  # viewport → view, part
         self._maps: dict[QObject, TextMap] = {}
         self._pending_click: int | None = None  # a click waiting for the steps to load
+        self._raw = ""  # the streamed reply, whole (thinking and answer)
+        self.thinking = ThinkingBlock()
         self.footer = QLabel(item.footer)
         self.footer.setObjectName("messageFooter")
         self.footer.setVisible(bool(item.footer))
+        self._layout.addWidget(self.thinking)
         self._layout.addWidget(self.body)
         self._layout.addWidget(self.footer)
         self.show_text(item.text)
@@ -151,7 +166,7 @@ class MessageWidget(QFrame):
         self.tokens_button.toggled.connect(self.sig_shading_toggled)
         self.tokens_button.hide()
         head.addWidget(self.tokens_button)
-        self.edit_button.setVisible(item.role == USER)
+        self.edit_button.setVisible(item.role in (USER, ASSISTANT))  # replies can be edited too
         self.regenerate_button.setVisible(item.role == ASSISTANT)
         self.continue_button.setVisible(item.role == ASSISTANT)
         for w in (self.edit_button, self.regenerate_button, self.continue_button):
@@ -190,9 +205,18 @@ class MessageWidget(QFrame):
             self.next_button.setEnabled(self.item.sibling_index < self.item.sibling_count - 1)
 
     def text(self) -> str:
+        """The whole reply, its thinking included (what is stored)."""
         if self.stream_view is not None:
-            return self.stream_view.toPlainText()
+            return self._raw
         return self.item.text
+
+    def reasoning_split(self) -> ReasoningSplit:
+        """The reply split into thinking and answer (no thinking for the person's messages)."""
+        text = self.text()
+        if self.item.role != ASSISTANT:
+            return ReasoningSplit("", text, False, False)
+        fmt = self.reasoning if self.stream_view is not None else self.reasoning.inside(False)
+        return split_reasoning(text, fmt)
 
     # --- body states: finished (Markdown), streaming (plain, appended), editing ---
 
@@ -211,18 +235,30 @@ class MessageWidget(QFrame):
         else Markdown; clickable either way when the reply has steps."""
         self.stream_view = None
         self.editor = None
+        split = (split_reasoning(text, self.reasoning.inside(False))
+                 if self.item.role == ASSISTANT else ReasoningSplit("", text, False, False))
+        self.thinking.show_split(split, self._thinking_title(split, text))
         if self.shaded and self.generation is not None and len(self.generation):
-            view = TokenView(self.generation.steps)
+            view = TokenView(self.generation.steps)  # every token, the thinking's too
             view.sig_step_clicked.connect(self._on_token_clicked)
             self._replace_body(view)
+            self.thinking.hide()
             return
-        body = MarkdownBody(text)
+        body = MarkdownBody(split.answer)
         self._replace_body(body)
         if self.item.role == ASSISTANT:
             for browser, part, start in body.parts:
-                self._watch(browser, part, start)
+                self._watch(browser, part, split.answer_start + start)
+            if split.has_thinking:
+                shown = split.thinking.strip()
+                self._watch(self.thinking.view, shown, split.thinking_start + (
+                    len(split.thinking) - len(split.thinking.lstrip())))
         if self.shaded and self.item.has_steps and self.generation is None:
             self.sig_steps_requested.emit(self.item.id)  # shaded once they are loaded
+
+    def _thinking_title(self, split: ReasoningSplit, text: str) -> str:
+        steps = self.generation.steps if self.generation is not None else ()
+        return thinking_title(split, text, steps, streaming=self.stream_view is not None)
 
     @property
     def steps(self) -> tuple[StepRecord, ...]:
@@ -234,6 +270,10 @@ class MessageWidget(QFrame):
         the Tokens toggle, shades the tokens when it is on, and answers a click that waited."""
         self.generation = generation
         self._starts_of = -1
+        if self.thinking.isVisibleTo(self) and self.stream_view is None:
+            split = self.reasoning_split()
+            if split.has_thinking:
+                self.thinking.set_title(self._thinking_title(split, self.text()))
         self.tokens_button.setVisible(self.item.role == ASSISTANT and (
             self.item.has_steps or (generation is not None and len(generation) > 0)))
         if self.shaded and generation is not None and self._showing_text():
@@ -265,6 +305,8 @@ class MessageWidget(QFrame):
     def _offset_at(self, viewport: QObject, pos: Any) -> int:
         """The character of the reply under a point of a shown text view."""
         browser, part, start = self._shown[viewport]
+        if browser is self.stream_view:  # the answer streamed so far: it starts after thinking
+            start = self.reasoning_split().answer_start
         shown = browser.document().toPlainText()
         text_map = self._maps.get(viewport)
         if text_map is None or text_map.shown != shown:  # a streaming view grows
@@ -320,14 +362,33 @@ class MessageWidget(QFrame):
     # --- streaming ---
 
     def begin_stream(self, initial: str = "") -> AutoHeightBrowser:
+        """Stream into this message: `append_streamed` adds text (`initial` is a continued
+        reply's text so far); thinking goes to the thinking block, the rest to the answer."""
         view = AutoHeightBrowser()
-        view.setPlainText(initial)
         self._replace_body(view)
         self.stream_view = view
         self._watch(view, "", 0)
+        self._raw = ""
+        self.thinking.begin_stream(self.reasoning)
+        self.append_streamed(initial)
         self.footer.setText("generating…")
         self.footer.show()
         return view
+
+    def append_streamed(self, text: str) -> None:
+        """More of the streamed reply (a batch: one insertion per part it touches)."""
+        if self.stream_view is None or not text:
+            return
+        self._raw += text
+        answer, replace, closed = self.thinking.feed(text)
+        if replace:
+            self.stream_view.setPlainText(answer)
+        elif answer:
+            cursor = QTextCursor(self.stream_view.document())
+            cursor.movePosition(QTextCursor.MoveOperation.End)
+            cursor.insertText(answer)
+        if closed:
+            self.thinking.set_title(self._thinking_title(self.reasoning_split(), self._raw))
 
     def finish(self, item: MessageItem) -> None:
         self.item = item
@@ -347,20 +408,32 @@ class MessageWidget(QFrame):
         buttons = QHBoxLayout()
         buttons.addStretch(1)
         cancel = QPushButton("Cancel")
-        send = QPushButton("Save && send")
-        send.setDefault(True)
         cancel.clicked.connect(lambda: self.show_text(self.item.text))
-        send.clicked.connect(self._submit_edit)
         buttons.addWidget(cancel)
-        buttons.addWidget(send)
+        # Save keeps the edit as a new version (the original stays one arrow away) and sends
+        # nothing; Save & send, for the person's own message, also asks for a new reply.
+        save = QPushButton("Save")
+        save.setAccessibleName("Save edit without sending")
+        save.setToolTip("Keep this text as a new version of the message; nothing is sent")
+        save.clicked.connect(lambda: self._submit_edit(send=False))
+        buttons.addWidget(save)
+        if self.item.role == USER:
+            send = QPushButton("Save && send")
+            send.setToolTip("Keep this text as a new version and get a new reply to it")
+            send.setDefault(True)
+            send.clicked.connect(lambda: self._submit_edit(send=True))
+            buttons.addWidget(send)
+        else:
+            save.setDefault(True)
         layout.addWidget(self.editor)
         layout.addLayout(buttons)
         self._replace_body(box)
+        self.thinking.hide()  # the editor holds the whole text, thinking included
         self.editor.setFocus()
 
-    def _submit_edit(self) -> None:
+    def _submit_edit(self, send: bool = True) -> None:
         if self.editor is None:
             return
         text = self.editor.toPlainText()
         if text.strip():
-            self.sig_edit_submitted.emit(self.item.id, text)
+            (self.sig_edit_submitted if send else self.sig_edit_saved).emit(self.item.id, text)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from desktop.core.conversations.overflow import estimate_tokens, fit_messages
+from desktop.core.conversations import xray as X
+from desktop.core.conversations.overflow import TokenCounts, fit_messages
 from desktop.core.conversations.store import Conversation, ConversationStore, Message
 from desktop.core.generation import SettingsSpan, spans_from_meta, spans_to_meta
 from desktop.core.sampling import SamplerSettings
@@ -46,6 +47,15 @@ class PromptContext:
     n_ctx: int = 0  # the loaded context window; 0: unknown, no overflow policy applied
     overflow_policy: str = "stop"  # an overflow.POLICIES id (the Template panel's combo)
     token_scale: float = 1.0  # real tokens / estimated tokens of the last prompt sent
+    thinking: bool | None = None  # enable_thinking for templates that take it (None: no switch)
+    # The engine's exact counts of texts already sent (the controller fills it in).
+    token_counts: TokenCounts = field(default_factory=TokenCounts)
+
+    def counts(self) -> TokenCounts:
+        """The counts to fit the prompt with: a scale set by the window wins over none."""
+        if self.token_counts.texts or self.token_scale == 1.0:
+            return self.token_counts
+        return dataclasses.replace(self.token_counts, scale=self.token_scale)
 
     def generation_settings(self) -> SamplerSettings:
         """The sampler settings plus the template's end-of-turn strings as stop strings."""
@@ -65,6 +75,25 @@ class Turn:
     continue_id: int | None = None  # an assistant message being continued in place
     continue_text: str = ""
     estimated_tokens: int = 0  # the prompt's estimated size (calibrates the next estimate)
+    # For the X-ray: where each piece came from, which turns the overflow policy left out,
+    # how many messages were sent, and the context it was fitted to.
+    labels: tuple[X.PieceLabel, ...] = ()
+    dropped_turns: tuple[int, ...] = ()
+    n_messages: int = 0
+    n_ctx: int = 0
+    policy: str = ""
+
+
+@dataclass(frozen=True)
+class RenderedTurn:
+    """`render_pieces`' answer: the prompt and what the X-ray records about it."""
+
+    pieces: PromptPieces
+    notes: tuple[str, ...]
+    tokens: int  # the prompt's size as the overflow policy counted it
+    labels: tuple[X.PieceLabel, ...]
+    dropped_turns: tuple[int, ...]
+    n_messages: int
 
 
 def title_from(text: str) -> str:
@@ -106,12 +135,15 @@ def items_of(store: ConversationStore, path: list[Message]) -> tuple[MessageItem
 
 
 def render_pieces(ctx: PromptContext, history: Sequence[Message | Mapping[str, str]],
-                  ) -> tuple[PromptPieces, tuple[str, ...], int]:
+                  ) -> RenderedTurn:
     """The prompt for `history` under the context overflow policy: its pieces, notes for the
-    chat (what was left out), and its estimated token count. ContextOverflow when it cannot
-    fit (the "stop" policy, or a last turn too long on its own)."""
-    chats = [m.to_chat() if isinstance(m, Message) else dict(m) for m in history]
-    chats = [m for m in chats if m["role"] != "system"]  # the current system prompt replaces them
+    chat (what was left out), its token count (exact where the engine has counted the text)
+    and, for the X-ray, where each piece came from. ContextOverflow when it cannot fit (the
+    "stop" policy, or a last turn too long on its own)."""
+    stored = [m for m in history if (m.role if isinstance(m, Message) else m["role"]) != "system"]
+    chats = [m.to_chat() if isinstance(m, Message) else dict(m) for m in stored]
+    ids = [m.id if isinstance(m, Message) else None for m in stored]
+    numbers = X.turn_numbers([m["role"] for m in chats])
     placement: InstructionsPlacement = ("first_user" if ctx.placement == "first_user"
                                         else "system")
 
@@ -119,19 +151,43 @@ def render_pieces(ctx: PromptContext, history: Sequence[Message | Mapping[str, s
         return build_messages(ctx.system_prompt, ctx.instructions, turns, None,
                               instructions_placement=placement)
 
+    counts = ctx.counts()
     messages = build(chats)
     fitted = fit_messages(messages, ctx.n_ctx, ctx.sampler.max_tokens, ctx.overflow_policy,
-                          lambda m: estimate_tokens(m["content"], ctx.token_scale))
+                          lambda m: counts.count(m["content"]))
     notes: tuple[str, ...] = (fitted.note,) if fitted.note else ()
+    offset = len(messages) - len(chats)  # the system message, when there is one
+    kept = list(range(len(chats)))
     if fitted.dropped_turns:
         # Rebuild from the kept history, so instructions placed in the first user message move
         # to the first one still sent rather than leaving with a dropped turn.
-        offset = len(messages) - len(chats)  # the system message, when there is one
-        messages = build([chats[i - offset] for i in fitted.kept if i >= offset])
+        kept = [i - offset for i in fitted.kept if i >= offset]
+        messages = build([chats[i] for i in kept])
     rendered = render_prompt(ctx.template, messages, add_generation_prompt=True,
-                             bos_token=ctx.bos, eos_token=ctx.eos)
-    return (tuple((s.text, s.trusted) for s in rendered.segments), (*notes, *rendered.notes),
-            fitted.tokens)
+                             bos_token=ctx.bos, eos_token=ctx.eos,
+                             extra=({"enable_thinking": ctx.thinking}
+                                    if ctx.thinking is not None else None))
+    pieces = tuple((s.text, s.trusted) for s in rendered.segments)
+    sent = X.sent_messages(messages, [(chats[i], numbers[i], ids[i]) for i in kept],
+                           system_prompt=ctx.system_prompt, instructions=ctx.instructions,
+                           placement=ctx.placement)
+    dropped = tuple(sorted({numbers[i] for i in range(len(chats)) if i not in set(kept)}))
+    return RenderedTurn(pieces, (*notes, *rendered.notes), fitted.tokens,
+                        X.label_pieces(pieces, sent), dropped, len(messages))
+
+
+def _with_new_id(labels: tuple[X.PieceLabel, ...], message_id: int) -> tuple[X.PieceLabel, ...]:
+    """The new message's labels once it is stored (it is rendered before it has an id)."""
+    return tuple(dataclasses.replace(lb, message_id=message_id)
+                 if lb.kind == X.NEW and lb.message_id is None else lb for lb in labels)
+
+
+def _turn(conversation: Conversation, items: tuple[MessageItem, ...], parent_id: int | None,
+          r: RenderedTurn, ctx: PromptContext, **extra: Any) -> Turn:
+    labels = r.labels if parent_id is None else _with_new_id(r.labels, parent_id)
+    return Turn(conversation, items, parent_id, r.pieces, r.notes, estimated_tokens=r.tokens,
+                labels=labels, dropped_turns=r.dropped_turns, n_messages=r.n_messages,
+                n_ctx=ctx.n_ctx, policy=ctx.overflow_policy, **extra)
 
 
 def load_branch(store: ConversationStore,
@@ -144,7 +200,7 @@ def prepare_send(store: ConversationStore, conversation_id: int | None, text: st
                  ctx: PromptContext) -> Turn:
     # Render first: a prompt refused by the "stop" policy must not leave the message stored.
     history = store.active_path(conversation_id) if conversation_id is not None else []
-    pieces, notes, tokens = render_pieces(ctx, [*history, {"role": "user", "content": text}])
+    rendered = render_pieces(ctx, [*history, {"role": "user", "content": text}])
     if conversation_id is None:
         conversation = store.create(
             title_from(text), model_path=ctx.model_path, system_prompt=ctx.system_prompt,
@@ -153,8 +209,7 @@ def prepare_send(store: ConversationStore, conversation_id: int | None, text: st
         conversation_id = conversation.id
     user = store.append(conversation_id, "user", text)
     path = store.active_path(conversation_id)
-    return Turn(store.get(conversation_id), items_of(store, path), user.id, pieces, notes,
-                estimated_tokens=tokens)
+    return _turn(store.get(conversation_id), items_of(store, path), user.id, rendered, ctx)
 
 
 def prepare_regenerate(store: ConversationStore, message_id: int, ctx: PromptContext) -> Turn:
@@ -162,18 +217,16 @@ def prepare_regenerate(store: ConversationStore, message_id: int, ctx: PromptCon
     if reply.parent_id is None:
         raise ValueError("this reply has no message before it to answer")
     path = store.active_path(reply.conversation_id, reply.parent_id)
-    pieces, notes, tokens = render_pieces(ctx, path)
-    return Turn(store.get(reply.conversation_id), items_of(store, path), reply.parent_id,
-                pieces, notes, estimated_tokens=tokens)
+    return _turn(store.get(reply.conversation_id), items_of(store, path), reply.parent_id,
+                 render_pieces(ctx, path), ctx)
 
 
 def prepare_edit(store: ConversationStore, message_id: int, text: str,
                  ctx: PromptContext) -> Turn:
     edited = store.edit_message(message_id, text)
     path = store.active_path(edited.conversation_id)
-    pieces, notes, tokens = render_pieces(ctx, path)
-    return Turn(store.get(edited.conversation_id), items_of(store, path), edited.id, pieces,
-                notes, estimated_tokens=tokens)
+    return _turn(store.get(edited.conversation_id), items_of(store, path), edited.id,
+                 render_pieces(ctx, path), ctx)
 
 
 def prepare_continue(store: ConversationStore, message_id: int, ctx: PromptContext) -> Turn:
@@ -182,15 +235,18 @@ def prepare_continue(store: ConversationStore, message_id: int, ctx: PromptConte
     reply = store.message(message_id)
     history = store.active_path(reply.conversation_id, reply.parent_id) \
         if reply.parent_id is not None else []
+    so_far = ctx.counts().count(reply.content)
+    fit_ctx = ctx
     if ctx.n_ctx > 0:  # the reply so far takes room from the context, like the history
-        room = ctx.n_ctx - estimate_tokens(reply.content, ctx.token_scale)
-        ctx = dataclasses.replace(ctx, n_ctx=max(1, room))
-    pieces, notes, tokens = render_pieces(ctx, history)
+        fit_ctx = dataclasses.replace(ctx, n_ctx=max(1, ctx.n_ctx - so_far))
+    r = render_pieces(fit_ctx, history)
+    turn = max((lb.turn for lb in r.labels), default=0)
+    label = X.PieceLabel(len(r.pieces), X.SO_FAR, 0, len(reply.content), turn, reply.id)
+    r = dataclasses.replace(r, pieces=(*r.pieces, (reply.content, False)),
+                            labels=(*r.labels, label), tokens=r.tokens + so_far)
     path = store.active_path(reply.conversation_id, reply.id)
-    return Turn(store.get(reply.conversation_id), items_of(store, path), reply.parent_id,
-                (*pieces, (reply.content, False)), notes, continue_id=reply.id,
-                continue_text=reply.content,
-                estimated_tokens=tokens + estimate_tokens(reply.content, ctx.token_scale))
+    return _turn(store.get(reply.conversation_id), items_of(store, path), reply.parent_id, r,
+                 ctx, continue_id=reply.id, continue_text=reply.content)
 
 
 def save_reply(store: ConversationStore, turn: Turn, text: str, meta: dict[str, Any],

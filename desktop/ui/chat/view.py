@@ -6,16 +6,20 @@ acts on them. A reply's text arrives in batches (`append_batch`, one insertion p
 generation tracker's redraw timer makes them, ~30 a second at most); `append_stream` takes text
 piece by piece through a `StreamBuffer`, which joins it the same way. The Tokens toggle is the
 view's: switching it on one reply shades every reply's tokens, and it stays on for new ones.
+Replies show a reasoning model's thinking collapsed above the answer, split by the markers of
+`reasoning_format` (set from the model's template); the Thinking box beside the input is shown
+when the template takes `enable_thinking`, and the controller reads `thinking_enabled`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
+    QCheckBox,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -27,8 +31,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.core.reasoning import THINK, ReasoningFormat
 from desktop.ui.chat.message_widget import ASSISTANT, MessageItem, MessageWidget
-from desktop.ui.chat.stream_buffer import StreamBuffer, TextSink
+from desktop.ui.chat.stream_buffer import StreamBuffer
 
 COLUMN_WIDTH = 900  # a readable line length on wide screens
 
@@ -64,7 +69,8 @@ class ChatInput(QPlainTextEdit):
 
 
 class NoticeBar(QFrame):
-    """A message across the top of the transcript, with an optional action (e.g. Reload)."""
+    """A message across the top of the transcript, with an optional action (e.g. Reload) and,
+    when given, the technical words behind a "Details" link (shown on click, selectable)."""
 
     sig_action_triggered = Signal(str)  # the action's key
 
@@ -76,27 +82,51 @@ class NoticeBar(QFrame):
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.label.setAccessibleName("Notice")
+        self.details_link = QLabel('<a href="details">Details</a>')
+        self.details_link.setAccessibleName("Show details")
+        self.details_link.linkActivated.connect(lambda _: self._toggle_details())
+        self.details = QLabel()
+        self.details.setObjectName("noticeDetails")
+        self.details.setWordWrap(True)
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.details.setAccessibleName("Notice details")
+        self.details.hide()
         self.action_button = QPushButton()
         self.close_button = QPushButton("Dismiss")
         self.close_button.clicked.connect(self.hide)
         self._action = ""
         self.action_button.clicked.connect(self._trigger)
+        words = QVBoxLayout()
+        words.setContentsMargins(0, 0, 0, 0)
+        words.addWidget(self.label)
+        words.addWidget(self.details)
         layout = QHBoxLayout(self)
-        layout.addWidget(self.label, 1)
+        layout.addLayout(words, 1)
+        layout.addWidget(self.details_link)
         layout.addWidget(self.action_button)
         layout.addWidget(self.close_button)
         self.hide()
 
     def show_notice(self, text: str, action: str = "", action_label: str = "",
-                    kind: str = "error") -> None:
+                    kind: str = "error", details: str = "") -> None:
         self.setProperty("kind", kind)
         self.style().unpolish(self)
         self.style().polish(self)
         self.label.setText(text)
+        self.details.setText(details)
+        self.details.hide()
+        self.details_link.setVisible(bool(details))
+        self.details_link.setText('<a href="details">Details</a>')
         self._action = action
         self.action_button.setText(action_label)
         self.action_button.setVisible(bool(action))
         self.show()
+
+    def _toggle_details(self) -> None:
+        shown = not self.details.isVisible()
+        self.details.setVisible(shown)
+        self.details_link.setText(f'<a href="details">{"Hide details" if shown else "Details"}'
+                                  '</a>')
 
     def _trigger(self) -> None:
         self.hide()
@@ -107,12 +137,15 @@ class ChatView(QWidget):
     sig_send_requested = Signal(str)
     sig_stop_requested = Signal()
     sig_edit_submitted = Signal(object, str)  # message id, new text (becomes a new version)
+    sig_edit_saved = Signal(object, str)  # the same, kept without sending (EditSaver)
+    sig_transcript_changed = Signal()  # a branch shown, a message added, a reply finished
     sig_regenerate_requested = Signal(object)
     sig_continue_requested = Signal(object)
     sig_sibling_requested = Signal(object, int)
     sig_notice_action_triggered = Signal(str)
     sig_step_clicked = Signal(object, int)  # a reply's text was clicked: message id, step
     sig_steps_requested = Signal(object)  # a reply's stored steps are needed: message id
+    sig_thinking_changed = Signal(bool)  # the Thinking box: enable_thinking for the next turns
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -121,8 +154,9 @@ class ChatView(QWidget):
         self._busy = False
         self._stick_to_bottom = True
         self.shade_tokens = False  # the Tokens toggle, for every reply
+        self.reasoning_format: ReasoningFormat = THINK  # the loaded model's thinking markers
         self.buffer = StreamBuffer(self._sink_text, parent=self)
-        self._sink: TextSink | None = None
+        self._sink: Callable[[str], None] | None = None
 
         self.notice = NoticeBar(self)
         self.notice.sig_action_triggered.connect(self.sig_notice_action_triggered)
@@ -167,9 +201,18 @@ class ChatView(QWidget):
         self.stop_button.setToolTip("Stop generating (Esc)")
         self.stop_button.clicked.connect(self.sig_stop_requested)
         self.stop_button.hide()
+        self.thinking_check = QCheckBox("Thinking")
+        self.thinking_check.setAccessibleName("Let the model think before answering")
+        self.thinking_check.setToolTip(
+            "The model's template has a thinking switch (enable_thinking): on, the model "
+            "thinks before it answers; off, it answers at once")
+        self.thinking_check.setChecked(True)
+        self.thinking_check.toggled.connect(self.sig_thinking_changed)
+        self.thinking_check.hide()
         row = QHBoxLayout()
         row.setContentsMargins(12, 4, 12, 12)
         row.addWidget(self.input, 1)
+        row.addWidget(self.thinking_check, 0, Qt.AlignmentFlag.AlignBottom)
         row.addWidget(self.send_button, 0, Qt.AlignmentFlag.AlignBottom)
         row.addWidget(self.stop_button, 0, Qt.AlignmentFlag.AlignBottom)
 
@@ -202,6 +245,30 @@ class ChatView(QWidget):
     def busy(self) -> bool:
         return self._busy
 
+    def set_thinking_available(self, available: bool) -> None:
+        """Show the Thinking box (the template takes `enable_thinking`) or hide it."""
+        self.thinking_check.setVisible(available)
+
+    @property
+    def thinking_enabled(self) -> bool | None:
+        """`enable_thinking` for the next prompt: None when the template has no such switch."""
+        if self.thinking_check.isHidden():
+            return None
+        return self.thinking_check.isChecked()
+
+    def set_thinking_enabled(self, on: bool) -> None:
+        self.thinking_check.setChecked(on)
+
+    def set_reasoning_format(self, fmt: ReasoningFormat) -> None:
+        """The loaded model's thinking markers: every reply shown is split again by them."""
+        if fmt == self.reasoning_format:
+            return
+        self.reasoning_format = fmt
+        for widget in self.messages:
+            widget.reasoning = fmt
+            if widget is not self._streaming and widget.editor is None:
+                widget.show_text(widget.item.text)
+
     def set_empty_text(self, text: str) -> None:
         self.empty_label.setText(text)
         self.empty_label.setVisible(not self.messages)
@@ -221,6 +288,7 @@ class ChatView(QWidget):
             self._add(item)
         self.empty_label.setVisible(not self.messages)
         self._stick_to_bottom = True
+        self.sig_transcript_changed.emit()
 
     def add_message(self, item: MessageItem) -> MessageWidget:
         widget = self._add(item)
@@ -229,8 +297,9 @@ class ChatView(QWidget):
         return widget
 
     def _add(self, item: MessageItem) -> MessageWidget:
-        widget = MessageWidget(item, self.column)
+        widget = MessageWidget(item, self.column, self.reasoning_format)
         widget.sig_edit_submitted.connect(self.sig_edit_submitted)
+        widget.sig_edit_saved.connect(self.sig_edit_saved)
         widget.sig_regenerate_requested.connect(self.sig_regenerate_requested)
         widget.sig_continue_requested.connect(self.sig_continue_requested)
         widget.sig_sibling_requested.connect(self.sig_sibling_requested)
@@ -276,9 +345,10 @@ class ChatView(QWidget):
         widget = self.widget_for(item.id)
         if widget is None:
             widget = self.add_message(item)
-        view = widget.begin_stream(initial)
+        widget.begin_stream(initial)
         self._streaming = widget
-        self._sink = TextSink(view.document())
+        # The widget splits the text: thinking to its thinking block, the rest to the answer.
+        self._sink = widget.append_streamed
         self._stick_to_bottom = True
 
     @property
@@ -308,6 +378,7 @@ class ChatView(QWidget):
         if widget is None:
             widget = self.widget_for(item.id) or self.add_message(item)
         widget.finish(item)
+        self.sig_transcript_changed.emit()  # the reply has its stored id and final text now
 
     def _sink_text(self, text: str) -> None:
         if self._sink is not None:

@@ -35,23 +35,13 @@ from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
 
 from desktop.core.downloads.manager import DownloadError, DownloadManager, RetryPolicy
 from desktop.core.downloads.progress import DownloadsSnapshot
-from desktop.core.downloads.store import JOB_DONE, DownloadJob
-from desktop.core.hub import quant
+from desktop.core.downloads.store import JOB_DONE
 from desktop.core.hub.client import ModelFile
+from desktop.ui.hub.hub_format import model_path
 
 __all__ = ["DownloadService", "model_path"]
 
 _log = logging.getLogger("openlid.downloads")
-
-
-def model_path(job: DownloadJob) -> str:
-    """The file to load for a finished job: its (first) GGUF, else the folder it went to."""
-    ggufs = sorted((f for f in job.files if f.path.lower().endswith(".gguf")
-                    and not quant.is_projector(f.path)), key=lambda f: f.path)
-    if ggufs:
-        shard = [f for f in ggufs if (s := quant.shard_name(f.path)) is not None and s.index == 1]
-        return str((shard or ggufs)[0].destination(job.dest_dir))
-    return str(Path(job.dest_dir))
 
 
 class _Command(QRunnable):

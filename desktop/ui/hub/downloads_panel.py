@@ -1,5 +1,7 @@
 """DownloadsPanel: the download queue — per job and overall progress, bytes, speed, ETA, state,
-the reason a job stopped, and pause / resume / retry / cancel / remove. GUI thread only.
+the reason a job stopped, and pause / resume / retry / cancel / remove, and Load for a finished
+one (`sig_load_requested(path)`). Each state has its own colour, on its word and its bar; long
+titles are cut in the middle, whole on hover. GUI thread only.
 
 It draws `DownloadsSnapshot`s (immutable, from DownloadService, at most a few a second) and
 asks for changes through `sig_*_requested(job_id)` signals; it never calls the manager itself.
@@ -41,6 +43,8 @@ from desktop.core.downloads.store import (
     DownloadJob,
 )
 from desktop.core.hub import quant
+from desktop.ui.hub.elided_label import ElidedLabel
+from desktop.ui.hub.hub_format import model_path
 
 __all__ = ["DownloadsPanel", "JobRow", "job_title"]
 
@@ -55,7 +59,7 @@ _ACTIONS = {
     JOB_PAUSED: ("resume", "cancel", "remove"),
     JOB_FAILED: ("retry", "cancel", "remove"),
     JOB_CANCELLED: ("retry", "remove"),
-    JOB_DONE: ("folder", "remove"),
+    JOB_DONE: ("load", "folder", "remove"),
 }
 
 
@@ -103,7 +107,8 @@ class JobRow(QFrame):
         self.setObjectName("downloadJob")
         self.job_id = job_id
         self._dest = ""
-        self.title = QLabel()
+        self.model = ""  # the file (or folder) to load once the job is done
+        self.title = ElidedLabel()
         self.title.setObjectName("jobTitle")
         self.state = QLabel()
         self.state.setObjectName("jobState")
@@ -111,6 +116,7 @@ class JobRow(QFrame):
         self.bar.setRange(0, _SCALE)
         self.bar.setTextVisible(True)
         self.bar.setAccessibleName("Download progress")
+        self.bar.setObjectName("jobBar")
         self.detail = QLabel()
         self.detail.setObjectName("jobDetail")
         self.message = QLabel()
@@ -131,6 +137,11 @@ class JobRow(QFrame):
             button.clicked.connect(lambda _=False, s=signal: s.emit(self.job_id))
             self.buttons[name] = button
             buttons.addWidget(button)
+        load = QPushButton("Load")
+        load.setToolTip("Load this model to chat with it")
+        load.clicked.connect(lambda: panel.sig_load_requested.emit(self.model))
+        self.buttons["load"] = load
+        buttons.addWidget(load)
         folder = QPushButton("Show folder")
         folder.clicked.connect(self._open_folder)
         self.buttons["folder"] = folder
@@ -148,13 +159,16 @@ class JobRow(QFrame):
 
     def update_from(self, p: JobProgress) -> None:
         self._dest = p.job.dest_dir
-        self.title.setText(job_title(p.job))
-        self.title.setToolTip("\n".join(f.path for f in p.job.files))
+        self.model = model_path(p.job)
+        title = job_title(p.job)
+        self.title.setText(title)
+        self.title.setToolTip("\n".join((title, *(f.path for f in p.job.files))))
         self.state.setText(_state_text(p))
         if self.state.property("state") != p.state:  # re-styling costs more than the labels
-            self.state.setProperty("state", p.state)
-            self.state.style().unpolish(self.state)
-            self.state.style().polish(self.state)
+            for widget in (self.state, self.bar):  # the bar's colour says the state too
+                widget.setProperty("state", p.state)
+                widget.style().unpolish(widget)
+                widget.style().polish(widget)
         fraction = 1.0 if p.state == JOB_DONE else p.fraction or 0.0
         self.bar.setValue(round(fraction * _SCALE))
         self.bar.setFormat(f"{fraction:.0%}")
@@ -172,6 +186,7 @@ class JobRow(QFrame):
 
 
 class DownloadsPanel(QWidget):
+    sig_load_requested = Signal(str)  # a finished download's model file (or folder)
     sig_pause_requested = Signal(int)
     sig_resume_requested = Signal(int)
     sig_retry_requested = Signal(int)

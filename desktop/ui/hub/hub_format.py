@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
+from pathlib import Path
 
 from desktop.core import fit
+from desktop.core.downloads.store import DownloadJob
 from desktop.core.hardware import HardwareInfo
 from desktop.core.hub import quant
 from desktop.core.hub.client import ModelSummary, ModelUnit
@@ -25,6 +27,7 @@ __all__ = [
     "format_count",
     "format_params",
     "format_updated",
+    "model_path",
     "param_count",
     "param_limits",
     "unit_fit",
@@ -154,3 +157,13 @@ def unit_fit(
         return None
     vram = hardware.free_vram_bytes if hardware is not None and hardware.gpus else None
     return fit.estimate_fit(size, settings, None, available, vram_available=vram or None)
+
+
+def model_path(job: DownloadJob) -> str:
+    """The file to load for a finished job: its (first) GGUF, else the folder it went to."""
+    ggufs = sorted((f for f in job.files if f.path.lower().endswith(".gguf")
+                    and not quant.is_projector(f.path)), key=lambda f: f.path)
+    if ggufs:
+        shard = [f for f in ggufs if (s := quant.shard_name(f.path)) is not None and s.index == 1]
+        return str((shard or ggufs)[0].destination(job.dest_dir))
+    return str(Path(job.dest_dir))

@@ -32,4 +32,14 @@ QLabel#jobState { font-weight: 600; }
 QLabel#jobState[state="done"] { color: #2e9d4f; }
 QLabel#jobState[state="failed"] { color: #d04040; }
 QLabel#jobState[state="paused"], QLabel#jobState[state="cancelled"] { color: #d08a00; }
+QProgressBar#jobBar {
+    border: 1px solid palette(mid); border-radius: 4px; background: palette(window);
+    text-align: center; min-height: 14px;
+}
+QProgressBar#jobBar::chunk { background: #3d7fd9; border-radius: 3px; }
+QProgressBar#jobBar[state="paused"]::chunk { background: #d08a00; }
+QProgressBar#jobBar[state="done"]::chunk { background: #2e9d4f; }
+QProgressBar#jobBar[state="failed"]::chunk { background: #d04040; }
+QProgressBar#jobBar[state="cancelled"]::chunk { background: #8a8d91; }
+QLabel#downloadedMark { color: #2e9d4f; font-weight: 600; padding: 0 4px; }
 """

@@ -38,6 +38,7 @@ __all__ = ["HubWindow"]
 
 class HubWindow(QWidget):
     sig_model_downloaded = Signal(str)  # the downloaded model's file (or folder)
+    sig_load_requested = Signal(str)  # Load pressed on a finished download (its model file)
 
     def __init__(
         self,
@@ -108,6 +109,8 @@ class HubWindow(QWidget):
         hub.sig_logged_in.connect(self._on_logged_in)
         hub.sig_hardware_detected.connect(page.set_hardware)
         page.sig_download_requested.connect(self.download)
+        page.sig_load_requested.connect(self.sig_load_requested)
+        panel.sig_load_requested.connect(self.sig_load_requested)
         page.sig_login_requested.connect(hub.login)
         page.sig_reload_requested.connect(self._reload)
         dl.sig_downloads_changed.connect(self._on_downloads)

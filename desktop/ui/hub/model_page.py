@@ -12,10 +12,11 @@ Gated or private repos: the Hub's refusal (401/403) in plain words, and "Log in 
 which asks for a token and emits it as `sig_login_requested`; HubService hands it to
 huggingface_hub's own login, which stores it. The page keeps no copy of it.
 
-Out: `sig_download_requested(ModelUnit)`, `sig_login_requested(str)`, `sig_reload_requested()`.
+Out: `sig_download_requested(ModelUnit)`, `sig_load_requested(path)` (a downloaded unit's
+Load), `sig_login_requested(str)`, `sig_reload_requested()`.
 In: `show_loading`, `show_details`, `show_card`, `show_failure`, `show_info`, `set_hardware`,
 `set_load_settings`, `set_downloads` (the Download buttons follow the queue: "42%",
-"Downloaded ✓", "Resume" …).
+"Resume" …, and a downloaded unit shows "Downloaded ✓" and Load).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from desktop.ui.hub.hub_format import (
     access_text,
     format_count,
     format_updated,
+    model_path,
     unit_fit,
     unit_kind_text,
 )
@@ -66,6 +68,7 @@ __all__ = ["FILE_COLUMNS", "ModelPage"]
 FILE_COLUMNS = ("Model", "Kind", "Quant", "Size", "Fit", "")
 COL_NAME, COL_KIND, COL_QUANT, COL_SIZE, COL_FIT, COL_ACTION = range(len(FILE_COLUMNS))
 _AGAIN = {JOB_PAUSED: "Resume", JOB_FAILED: "Retry"}
+_BUTTON_WORDS = ("Download", "Resume", "Retry", "Queued", "100%", "Load")
 _LOGIN_KINDS = frozenset({KIND_GATED, KIND_FORBIDDEN, KIND_NOT_FOUND})
 _BADGE_TEXT = {fit.FIT_FITS: "fits", fit.FIT_TIGHT: "tight", fit.FIT_WONT: "won't fit",
                fit.FIT_UNKNOWN: "unknown"}
@@ -73,6 +76,7 @@ _BADGE_TEXT = {fit.FIT_FITS: "fits", fit.FIT_TIGHT: "tight", fit.FIT_WONT: "won'
 
 class ModelPage(QWidget):
     sig_download_requested = Signal(object)  # ModelUnit of the shown repo
+    sig_load_requested = Signal(str)  # a downloaded unit's model file (or folder)
     sig_login_requested = Signal(str)  # a token typed by the user, for huggingface_hub's login
     sig_reload_requested = Signal()
 
@@ -107,6 +111,7 @@ class ModelPage(QWidget):
         self.files.setRootIsDecorated(True)
         self.files.setUniformRowHeights(True)
         self.files.setAlternatingRowColors(True)
+        self.files.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # the quant ends the name
         header = self.files.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
@@ -253,11 +258,24 @@ class ModelPage(QWidget):
             self.files.addTopLevelItem(item)
             button = QPushButton("Download")
             button.setObjectName("downloadButton")
+            # Wide enough for every word it takes ("Downloaded ✓" sits beside it): the column
+            # sizes itself once, so a longer word later would be cut.
+            metrics = button.fontMetrics()
+            button.setMinimumWidth(24 + max(metrics.horizontalAdvance(t) for t in _BUTTON_WORDS))
             button.setEnabled(unit.complete)
             if not unit.complete:
                 button.setToolTip("Shards are missing on the Hub: this model cannot be loaded.")
-            button.clicked.connect(lambda _=False, u=unit: self.sig_download_requested.emit(u))
-            self.files.setItemWidget(item, COL_ACTION, button)
+            button.clicked.connect(lambda _=False, u=unit: self._on_action(u))
+            cell = QWidget()
+            cell_row = QHBoxLayout(cell)
+            cell_row.setContentsMargins(2, 0, 2, 0)
+            cell_row.setSpacing(4)
+            mark = QLabel("Downloaded ✓")
+            mark.setObjectName("downloadedMark")
+            mark.setVisible(False)
+            cell_row.addWidget(mark)
+            cell_row.addWidget(button)
+            self.files.setItemWidget(item, COL_ACTION, cell)
             self._rows.append((unit, item, button))
         grouped = {f.path for u in details.units for f in u.files}
         others = [f.path for f in details.files if f.path not in grouped]
@@ -282,6 +300,22 @@ class ModelPage(QWidget):
 
     def download_button(self, name: str) -> QPushButton:
         return next(b for u, _, b in self._rows if u.name == name)
+
+    def downloaded_mark(self, name: str) -> QLabel:
+        """Tests: the "Downloaded ✓" beside a unit's button."""
+        button = self.download_button(name)
+        cell = button.parentWidget()
+        mark = cell.findChild(QLabel, "downloadedMark") if cell is not None else None
+        assert isinstance(mark, QLabel)
+        return mark
+
+    def _on_action(self, unit: ModelUnit) -> None:
+        """The row's button: Load once the unit is downloaded, else Download (or resume)."""
+        job = self._job_for(unit)
+        if job is not None and job.state == JOB_DONE:
+            self.sig_load_requested.emit(model_path(job.job))
+        else:
+            self.sig_download_requested.emit(unit)
 
     # --- fit badges -------------------------------------------------------------------------
 
@@ -343,7 +377,7 @@ class ModelPage(QWidget):
             job = self._job_for(unit)
             state = job.state if job is not None else ""
             if state == JOB_DONE:
-                text, enabled = "Downloaded ✓", False
+                text, enabled = "Load", True
             elif state == JOB_DOWNLOADING and job is not None and job.fraction is not None:
                 text, enabled = f"{job.fraction:.0%}", False
             elif state in (JOB_DOWNLOADING, JOB_QUEUED):
@@ -352,3 +386,9 @@ class ModelPage(QWidget):
                 text, enabled = _AGAIN.get(state, "Download"), True
             button.setText(text)
             button.setEnabled(enabled)
+            button.setToolTip("Load this model to chat with it" if state == JOB_DONE else "")
+            cell = button.parentWidget()
+            mark = cell.findChild(QLabel, "downloadedMark") if cell is not None else None
+            if isinstance(mark, QLabel):
+                mark.setVisible(state == JOB_DONE)
+        self.files.resizeColumnToContents(COL_ACTION)

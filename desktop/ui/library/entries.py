@@ -14,19 +14,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QListWidget, QListWidgetItem, QMessageBox, QWidget
+from PySide6.QtWidgets import QListView, QListWidget, QListWidgetItem, QMessageBox, QWidget
 
 from desktop.core.gguf_file.check import GgufProblem, GgufReport, check_gguf
 from desktop.core.library import catalog as library
+from desktop.core.library.names import model_name
 from desktop.remote import entries as remote_models
+from desktop.ui.library.row_delegate import (
+    DETAILS_ROLE,
+    LOADED_ROLE,
+    ORIGIN_ROLE,
+    PATH_ROLE,
+    STATE_ROLE,
+    TITLE_ROLE,
+    LibraryRowDelegate,
+)
 
 FILE = "file"  # a model on this computer, managed by desktop.core.library.catalog
 REMOTE = "remote"  # a non-file entry ("remote:…") that its owner adds with `add_entry`
 
 DELETE = "delete"
 UNLIST = "unlist"
-PATH_ROLE = Qt.ItemDataRole.UserRole
 
 
 @dataclass(frozen=True)
@@ -39,11 +47,17 @@ class LibraryEntry:
     path: str
     name: str
     details: str = ""
+    origin: str = ""  # the repo ("owner/name") or folder it came from; see core.library.names
     problem: str = ""
     kind: str = FILE
     source: str = ""
     size_bytes: int = 0
     report: GgufReport | None = None
+
+    @property
+    def display_name(self) -> str:
+        """The one name Openlid uses for this model everywhere (file, quant, repo)."""
+        return f"{self.name} · {self.origin}" if self.origin else self.name
 
     @property
     def usable(self) -> bool:
@@ -96,8 +110,12 @@ def summary(model: library.LocalModel) -> str:
     return " · ".join(p for p in parts if p)
 
 
-def entry_from_model(model: library.LocalModel, report: GgufReport | None = None) -> LibraryEntry:
-    return LibraryEntry(path=model.path, name=model.name or Path(model.path).name,
+def entry_from_model(model: library.LocalModel, report: GgufReport | None = None,
+                     models_dir: Path | None = None) -> LibraryEntry:
+    name = model_name(model.path, model.quant,
+                      models_dir=str(models_dir.absolute()) if models_dir else "",
+                      source=model.source)
+    return LibraryEntry(path=model.path, name=name.title, origin=name.origin,
                         details="" if model.problem else summary(model), problem=model.problem,
                         kind=FILE, source=model.source, size_bytes=model.size_bytes,
                         report=report)
@@ -131,19 +149,20 @@ def info_line(entry: LibraryEntry) -> str:
 
 # --- jobs (pool threads) ---------------------------------------------------------------------
 
-def _with_report(model: library.LocalModel) -> LibraryEntry:
+def _with_report(model: library.LocalModel, models_dir: Path) -> LibraryEntry:
     """The entry, with the GGUF report the load panel needs (about 35 ms for a 270M model)."""
     if model.problem or model.format != "gguf":
-        return entry_from_model(model)
+        return entry_from_model(model, models_dir=models_dir)
     try:
-        return entry_from_model(model, check_gguf(model.path))
+        return entry_from_model(model, check_gguf(model.path), models_dir)
     except GgufProblem as exc:  # changed since the library cached its metadata
-        return entry_from_model(library.LocalModel(**{**model.to_json(), "problem": str(exc)}))
+        return entry_from_model(library.LocalModel(**{**model.to_json(), "problem": str(exc)}),
+                                models_dir=models_dir)
 
 
 def scan_entries(models_dir: Path) -> tuple[LibraryEntry, ...]:
     """Every model on this computer the library knows, then the remote endpoints."""
-    local = tuple(_with_report(m) for m in library.scan(models_dir))
+    local = tuple(_with_report(m, models_dir) for m in library.scan(models_dir))
     try:
         remote = tuple(entry_from_remote(e) for e in remote_models.list_entries())
     except remote_models.RemoteModelError as exc:  # an unreadable file: say so, keep listing
@@ -159,7 +178,7 @@ def import_entries(items: tuple[tuple[str, str], ...],
     added, refused = [], []
     for path, source in items:
         try:
-            added.append(_with_report(library.import_model(path, source, models_dir)))
+            added.append(_with_report(library.import_model(path, source, models_dir), models_dir))
         except library.LibraryError as exc:
             refused.append(f"{Path(path).name} can't be used: {exc}")
     return tuple(added), tuple(refused)
@@ -249,10 +268,10 @@ class LibraryList(QListWidget):
         self.loaded_path = ""
         self.loading_path = ""
         self.setAccessibleName("Local models")
-        self.setSpacing(2)
-        self.setWordWrap(False)
-        self.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.setSpacing(1)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setResizeMode(QListView.ResizeMode.Adjust)  # rows re-wrap when the dock resizes
+        self.setItemDelegate(LibraryRowDelegate(self))
 
     def rows(self) -> list[QListWidgetItem]:
         items = (self.item(i) for i in range(self.count()))
@@ -295,24 +314,37 @@ class LibraryList(QListWidget):
         return "⚠ unusable: " + entry.problem if entry.problem else entry.details
 
     def display_name(self, path: str) -> str:
-        if path and path == self.ready_path:
-            from desktop.core.ready_model import DISPLAY_NAME
-
-            return DISPLAY_NAME
+        """The model's one name (file, quant and repo: core.library.names), as the status bar,
+        the chat and every message say it."""
         entry = self.entries.get(path)
-        return entry.name if entry is not None and entry.name else Path(path).name
+        return entry.display_name if entry is not None and entry.name else Path(path).name
+
+    def state_text(self, path: str) -> str:
+        return ("● loaded" if path == self.loaded_path
+                else "◌ loading…" if path == self.loading_path else "")
+
+    def origin_text(self, path: str) -> str:
+        """The row's second line: the repo or folder, and where the file was found."""
+        entry = self.entries.get(path)
+        if entry is None:
+            return ""
+        where = ("ready model" if path == self.ready_path
+                 else "" if entry.source in ("models folder", "") else entry.source)
+        return " · ".join(x for x in (entry.origin, where) if x)
 
     def decorate(self, item: QListWidgetItem) -> None:
+        """The row's texts; `LibraryRowDelegate` lays them out (wrapped to the dock's width).
+        The item's own text holds them all, for screen readers and tests."""
         path = str(item.data(PATH_ROLE))
-        state = ("  ● loaded" if path == self.loaded_path
-                 else "  ◌ loading…" if path == self.loading_path else "")
-        details = self.details(path)
-        if len(details) > 60:
-            details = details[:59] + "…"
-        item.setText(f"{self.display_name(path)}{state}\n{details}")
-        font = QFont(self.font())
-        font.setBold(path == self.loaded_path)
-        item.setFont(font)
+        entry = self.entries.get(path)
+        title = entry.name if entry is not None and entry.name else Path(path).name
+        state, origin, details = self.state_text(path), self.origin_text(path), self.details(path)
+        item.setData(TITLE_ROLE, title)
+        item.setData(STATE_ROLE, state)
+        item.setData(ORIGIN_ROLE, origin)
+        item.setData(DETAILS_ROLE, details)
+        item.setData(LOADED_ROLE, path == self.loaded_path)
+        item.setText("\n".join(x for x in (f"{title}  {state}".rstrip(), origin, details) if x))
 
     def redecorate(self) -> None:
         for item in self.rows():

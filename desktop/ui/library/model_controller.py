@@ -4,6 +4,10 @@ Sends load and unload requests to `EngineService` and turns its answers into a f
 window's parts follow (library, status bar, panels, chat). Remembers the last model in
 `AppSettings` once it has loaded, and what to reload after an engine crash. Never waits: a load is a
 request; `sig_model_changed` arrives when the engine answers.
+
+A load that is not given its settings uses the ones saved for that model when there are some
+(`remembered_load`, set by `ui.window.model_defaults`), else the Load panel's; `applied` is what
+was sent and `applied_saved` says whether it came from the model's saved settings.
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ class ModelController(QObject):
         self.loading_path = ""
         self.wanted_path = ""  # the model the person chose last: what Reload loads
         self.applied: LoadSettings | None = None
+        self.applied_saved = False  # `applied` are the settings saved for this model
+        # The load settings saved for a model path, if any (None: the Load panel's are used).
+        self.remembered_load: Callable[[str], LoadSettings | None] = lambda _path: None
         self._load_id: int | None = None
         engine.sig_model_loaded.connect(self._on_loaded)
         engine.sig_request_failed.connect(self._on_failed)
@@ -63,7 +70,9 @@ class ModelController(QObject):
     def load(self, path: str, settings: LoadSettings | None = None) -> None:
         if self.engine.busy:
             self.engine.cancel()  # a load replaces the model: end the reply first
-        settings = settings or self._load_settings()
+        remembered = self.remembered_load(path) if settings is None else None
+        self.applied_saved = remembered is not None
+        settings = settings or remembered or self._load_settings()
         self.wanted_path = path
         self.loading_path = path
         self.applied = settings

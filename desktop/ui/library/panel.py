@@ -1,5 +1,7 @@
 """ModelLibraryPanel: the models Openlid knows — the ready Gemma model, the models folder and models
-imported in place — each with architecture, parameters, quant, context and template; Load, Eject,
+imported in place — each named by file, quant and repo (`core.library.names`, the name the
+status bar and the chat use too) with architecture, parameters, quant, context and template;
+Load (button, double-click, Enter, the row's menu, `load_path` for a finished download), Eject,
 Remove…, Import…, and Find models on this computer…. GUI thread only.
 
 The list comes from `desktop.core.library.catalog` (shared with `openlid models`). Everything
@@ -11,16 +13,14 @@ another kind (e.g. "remote:…", added with `add_entry`) survive rescans.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
-    QLabel,
-    QPushButton,
+    QMenu,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from desktop.core import paths
 from desktop.ui.job_service import JobService
+from desktop.ui.library.controls import button, label, row_menu
 from desktop.ui.library.discover_dialog import LibraryDiscoverDialog, open_discover_dialog
 from desktop.ui.library.entries import (
     DELETE,
@@ -50,22 +51,6 @@ from desktop.ui.library.entries import (
 from desktop.ui.library.remote_model_dialog import RemoteModelDialog
 
 
-def _button(text: str, name: str, slot: Callable[[], object], tip: str = "") -> QPushButton:
-    button = QPushButton(text)
-    button.setAccessibleName(name)
-    button.setToolTip(tip)
-    button.clicked.connect(slot)
-    return button
-
-
-def _label(name: str) -> QLabel:
-    label = QLabel()
-    label.setObjectName(name)
-    label.setWordWrap(True)
-    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    return label
-
-
 class ModelLibraryPanel(QWidget):
     sig_load_requested = Signal(str)  # model path
     sig_eject_requested = Signal()
@@ -85,30 +70,34 @@ class ModelLibraryPanel(QWidget):
 
         self.list = LibraryList(self)
         self.entries = self.list.entries  # the same dict, for callers that look entries up
-        self.list.itemDoubleClicked.connect(lambda *_: self.request_load())
+        self._pending_load = ""  # a path to load once a scan lists it (a finished download)
+        self._import_error = False  # the message shown is an import's refusal
+        self.list.itemActivated.connect(lambda *_: self.request_load())  # double-click, Enter
+        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.list.customContextMenuRequested.connect(self._row_menu)
         self.list.currentItemChanged.connect(lambda *_: self._update_buttons())
-        self.info = _label("libraryInfo")
-        self.message = _label("libraryMessage")
+        self.info = label("libraryInfo")
+        self.message = label("libraryMessage")
         self.message.hide()
-        self.load_button = _button("Load", "Load selected model", self.request_load)
-        self.eject_button = _button("Eject", "Eject model", self.sig_eject_requested.emit)
-        self.remove_button = _button("Remove…", "Remove selected model", self.request_remove)
-        self.import_button = _button(
+        self.load_button = button("Load", "Load selected model", self.request_load)
+        self.eject_button = button("Eject", "Eject model", self.sig_eject_requested.emit)
+        self.remove_button = button("Remove…", "Remove selected model", self.request_remove)
+        self.import_button = button(
             "Import…", "Import a GGUF file or a safetensors folder", self.choose_import,
             "Add a .gguf file, or a safetensors model (pick its config.json), where it is: "
             "nothing is copied. You can also drop files onto the list.")
-        self.find_button = _button(
+        self.find_button = button(
             "Find on this computer…", "Find models on this computer", self.find_models,
             "Look in the Hugging Face cache and LM Studio's models folder")
-        self.remote_button = _button(
+        self.remote_button = button(
             "Add remote…", "Add a remote model", self.add_remote,
             "A model served by an OpenAI-compatible endpoint: llama-server (also with RPC "
             "workers across machines), vLLM, Ollama, LM Studio, or another Openlid")
 
-        self.folder_label = _label("modelsFolder")
+        self.folder_label = label("modelsFolder")
         self.folder_label.setWordWrap(False)  # a long path is cut, never widens the dock
         self.folder_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.folder_button = _button(
+        self.folder_button = button(
             "Change…", "Change the models folder", self.choose_models_dir,
             "Where downloads go and which folder is scanned for models (shared with the "
             "openlid command line)")
@@ -126,8 +115,8 @@ class ModelLibraryPanel(QWidget):
         for buttons in ((self.load_button, self.eject_button, self.remove_button),
                         (self.import_button, self.find_button, self.remote_button)):
             row = QHBoxLayout()
-            for button in buttons:
-                row.addWidget(button)
+            for widget in buttons:
+                row.addWidget(widget)
             row.addStretch(1)
             layout.addLayout(row)
         self._update_buttons()
@@ -170,12 +159,20 @@ class ModelLibraryPanel(QWidget):
                 self._drop(path)
         for entry in found:
             self.add_entry(entry)
-        if self.message.property("error") is not True:
-            self.message.hide()
+        if self.message.property("error") is not True or self._import_error:
+            self.message.hide()  # an import's refusal is about a file the new list now shows
+            self._import_error = False
         if not self.entries:
             self.show_message(f"No models yet. Import a GGUF file, find models on this computer, "
                               f"or put one in {self.models_dir}.", error=False)
         self.sig_scan_finished.emit()
+        pending, self._pending_load = self._pending_load, ""
+        if pending in self.entries:
+            self.select(pending)
+            self.request_load()
+        elif pending:
+            self.show_message(f"{Path(pending).name} is not in the library: it may have been "
+                              "moved. Import it with Import….")
 
     def _after_change(self) -> None:
         if self._scan_job:
@@ -198,7 +195,11 @@ class ModelLibraryPanel(QWidget):
         names = ", ".join(Path(p).name for p, _ in items)
         self.show_message(f"Checking {names}…", error=False)
         self.jobs.submit(import_entries, items, self.models_dir, on_done=self._on_imported,
-                         on_error=lambda exc: self.show_message(f"Import failed: {exc}"))
+                         on_error=self._on_import_failed)
+
+    def _on_import_failed(self, exc: Exception) -> None:
+        self.show_message(f"Import failed: {exc}")
+        self._import_error = True
 
     def _on_imported(self, result: tuple[tuple[LibraryEntry, ...], tuple[str, ...]]) -> None:
         added, refused = result
@@ -208,6 +209,7 @@ class ModelLibraryPanel(QWidget):
             self.select(added[-1].path)
         if refused:
             self.show_message("\n".join(refused))
+            self._import_error = True
         else:
             self.show_message(f"Added {len(added)} model{'s' if len(added) != 1 else ''} "
                               "(linked in place).", error=False)
@@ -354,7 +356,35 @@ class ModelLibraryPanel(QWidget):
         self.info.setText(info_line(entry) if entry is not None else "")
         self.info.setVisible(entry is not None)
 
+    # --- the row menu ---
+
+    def _row_menu(self, pos: QPoint) -> None:
+        item = self.list.itemAt(pos)
+        if item is None:
+            return
+        self.list.setCurrentItem(item)
+        menu = self.row_menu()
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        menu.popup(self.list.viewport().mapToGlobal(pos))
+
+    def row_menu(self) -> QMenu:
+        """The selected row's actions: Load (or Eject when it is loaded), Remove…"""
+        path = self.selected_path()
+        return row_menu(self, loaded=bool(path) and path == self.list.loaded_path,
+                        can_load=self.load_button.isEnabled(), load=self.request_load,
+                        eject=self.sig_eject_requested.emit, remove=self.request_remove)
+
     # --- load state (from the main window) ---
+
+    def load_path(self, path: str) -> None:
+        """Load `path` (a download that just finished): now when it is listed, else after the
+        rescan this starts."""
+        if path in self.entries:
+            self.select(path)
+            self.request_load()
+            return
+        self._pending_load = path
+        self.refresh()
 
     def request_load(self) -> None:
         path = self.selected_path()
@@ -383,6 +413,7 @@ class ModelLibraryPanel(QWidget):
         self._update_buttons()
 
     def show_message(self, text: str, error: bool = True) -> None:
+        self._import_error = False
         self.message.setProperty("error", error)
         self.message.setText(text)
         self.message.show()

@@ -13,6 +13,8 @@ API
 - `set_model_info(info: ModelInfo | None, applied: LoadSettings | None = None)` — after a load
   (or None after an unload): what this llama.cpp build can offload, and the settings in effect.
 - `set_hardware(HardwareInfo)` — GPUs and their free memory, for the estimate.
+- `set_saved_note(text)` — where the settings shown came from, when not from the panel (the
+  settings saved for the model being loaded); "" hides it.
 - `refresh_estimate()` — redo the estimate (free memory changes over time).
 - `estimate() -> FitEstimate | None`.
 - Signals: `sig_reload_requested(object LoadSettings)` (the "Reload to apply" button),
@@ -42,6 +44,7 @@ from desktop.core.hardware import HardwareInfo
 from desktop.core.model_info import KV_CACHE_TYPES, LoadSettings, ModelInfo
 from desktop.core.sampling import SettingsError
 from desktop.ui.panels.controls import NumberField, fill_with_scroll, hint_label
+from desktop.ui.panels.draft_panel import DraftPanel
 
 _DEFAULTS = LoadSettings()
 _CORES = os.cpu_count() or 4
@@ -90,8 +93,14 @@ class LoadPanel(QWidget):
         column.setContentsMargins(6, 6, 6, 6)
         self.message = hint_label(warning=True)
         column.addWidget(self.message)
+        self.saved_note = hint_label()
+        self.saved_note.setObjectName("saved_note")
+        column.addWidget(self.saved_note)
         column.addWidget(self._build_gpu_group())
         column.addWidget(self._build_context_group())
+        self.draft = DraftPanel()  # speculative decoding: a draft model or n-gram lookup
+        self.draft.sig_changed.connect(self._on_edited)
+        column.addWidget(self.draft)
         column.addWidget(self._build_fit_group())
         self.reload_button = QPushButton("Reload to apply")
         self.reload_button.setToolTip("Load the model again with these settings")
@@ -188,7 +197,7 @@ class LoadPanel(QWidget):
     # --- public API ---
 
     def settings(self) -> LoadSettings:
-        return LoadSettings(
+        return self.draft.apply_to(LoadSettings(
             n_gpu_layers=int(self.gpu_layers.value()),
             n_ctx=int(self.n_ctx.value()),
             n_threads=int(self.n_threads.value()),
@@ -198,7 +207,7 @@ class LoadPanel(QWidget):
             use_mlock=self.use_mlock.isChecked(),
             kv_cache_type=self.kv_type.currentText(),
             seed=self._seed,
-        )
+        ))
 
     def set_settings(self, settings: LoadSettings) -> None:
         problem = ""
@@ -233,7 +242,12 @@ class LoadPanel(QWidget):
     def set_model_info(self, info: ModelInfo | None, applied: LoadSettings | None = None) -> None:
         self._info = info
         self._applied = applied if info is not None else None
+        self.draft.set_model_info(info)
         self._after_change()
+
+    def set_saved_note(self, text: str) -> None:
+        self.saved_note.setText(text)
+        self.saved_note.setVisible(bool(text))
 
     def set_hardware(self, hardware: HardwareInfo | None) -> None:
         self._hardware = hardware
@@ -260,6 +274,7 @@ class LoadPanel(QWidget):
             index = self.kv_type.findText(s.kv_cache_type)
             self.kv_type.setCurrentIndex(max(index, 0))
             self._seed = s.seed if 0 <= s.seed <= 0xFFFFFFFF else _DEFAULTS.seed
+            self.draft.set_from(s)
         finally:
             self._updating = False
 

@@ -86,7 +86,8 @@ TIPS = {
 }
 
 # Settings a preset leaves alone: they belong to the session, not to the sampling "style".
-SESSION_FIELDS = ("seed", "max_tokens", "stop", "top_n", "ignore_eos")
+SESSION_FIELDS = ("seed", "max_tokens", "stop", "top_n", "ignore_eos", "structured_output",
+                  "json_schema", "grammar")
 
 
 def decode_stop(text: str) -> tuple[str, ...]:

@@ -1,7 +1,8 @@
 """SamplingPanel: every `SamplerSettings` knob, with presets, a seed lock and the sampler order.
 
 GUI thread only. Self-contained: the main window reads `settings()`, listens to
-`sig_settings_changed`, and persists values through `AppSettings`.
+`sig_settings_changed`, and persists values through `AppSettings`. Its Structured output section
+is `structured_output.StructuredOutputBox`.
 
 API
 - `SamplingPanel(app_settings: AppSettings | None = None)` — user presets are read from and saved
@@ -59,6 +60,7 @@ from desktop.ui.panels.sampling_fields import (
     shaping_equal,
 )
 from desktop.ui.panels.stage_order import StageOrderEditor
+from desktop.ui.panels.structured_output import StructuredOutputBox
 from desktop.ui.settings import AppSettings
 
 RANDOM_SEED = 0xFFFFFFFF  # llama.cpp's "pick a new seed each run"
@@ -89,6 +91,9 @@ class SamplingPanel(QWidget):
         for title, names in GROUPS:
             column.addWidget(self._build_group(title, names))
         column.addWidget(self._build_output_extras())
+        self.structured = StructuredOutputBox()
+        self.structured.sig_changed.connect(self._on_edited)
+        column.addWidget(self.structured)
         column.addWidget(self._build_order_group())
         column.addStretch(1)
         # One label width for every group, so the sliders line up down the whole panel.
@@ -240,6 +245,7 @@ class SamplingPanel(QWidget):
             dry_sequence_breakers=decode_stop(self.breakers_edit.toPlainText()),
             order=self.order_editor.order(),
             ignore_eos=self.ignore_eos.isChecked(),
+            **self.structured.fields(),
         )
 
     def set_settings(self, settings: SamplerSettings) -> None:
@@ -308,6 +314,7 @@ class SamplingPanel(QWidget):
                     edit.setPlainText(encode_stop(tuple(x for x in strings if x)))
             self.order_editor.set_order(s.order)
             self.ignore_eos.setChecked(bool(s.ignore_eos))
+            self.structured.set_fields(s.structured_output, s.json_schema, s.grammar)
         finally:
             self._updating = False
 

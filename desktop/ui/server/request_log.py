@@ -5,7 +5,8 @@ is answered). A table lists the requests (time, method, path, status, duration, 
 request that is still generating shows as a live row whose token count grows. Selecting a row
 shows the exact prompt the engine received (control tokens highlighted, message text tinted,
 as in the Template panel), the per-token records, the reply and the request body, and emits
-`sig_steps_selected(list[StepRecord])` so the window can draw them in the probability chart;
+`sig_request_selected(Generation)` — the request rebuilt as the chart's one value, with the
+settings and seed it was sampled with — so the window can draw it in the probability chart;
 selecting one token emits `sig_step_selected(StepRecord)`.
 
 The item models live in `request_models` (the log keeps the newest `MAX_REQUESTS` requests).
@@ -14,7 +15,7 @@ API
 - `add_entry(RequestLogEntry)`, `add_step(request_id, StepRecord)`, `clear()`.
 - `set_special_tokens(texts)` — the served model's BOS/EOS/EOT texts, highlighted as well.
 - `entries() -> list[RequestLogEntry]`, `select_request(request_id) -> bool`.
-- Signals: `sig_steps_selected(object)`, `sig_step_selected(object)`.
+- Signals: `sig_request_selected(object)`, `sig_step_selected(object)`.
 """
 
 from __future__ import annotations
@@ -46,14 +47,16 @@ from desktop.ui.server.request_models import (
     StepTableModel,
     _Row,
     duration_text,
+    served_generation,
 )
 
 _EMPTY = ("No requests yet. Start the server and send one: the snippets above are ready to "
           "paste.")
+_PICK = "Select a request to see its prompt and tokens."
 
 
 class RequestLogView(QWidget):
-    sig_steps_selected = Signal(object)  # list[StepRecord] of the selected request
+    sig_request_selected = Signal(object)  # Generation: the selected request, as sampled
     sig_step_selected = Signal(object)  # StepRecord of the selected token
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -146,7 +149,7 @@ class RequestLogView(QWidget):
             self._follow(at_end)
         if self._shown == entry.request_id:
             self._show(row)
-            self.sig_steps_selected.emit(list(row.steps))
+            self.sig_request_selected.emit(served_generation(row))
 
     def clear(self) -> None:
         self.model.clear()
@@ -189,13 +192,15 @@ class RequestLogView(QWidget):
         self.clear_button.setEnabled(n > 0)
         if n == 0:
             self.summary.setText(_EMPTY)
+        elif self.summary.text() == _EMPTY:  # the first request arrived: the hint is stale
+            self.summary.setText(_PICK)
 
     def _on_request_selected(self, selected: QItemSelection, _deselected: QItemSelection) -> None:
         indexes = selected.indexes()
         row = self.model.row_at(indexes[0].row()) if indexes else None
         self._show(row)
         if row is not None:
-            self.sig_steps_selected.emit(list(row.steps))
+            self.sig_request_selected.emit(served_generation(row))
 
     def _on_step_selected(self, selected: QItemSelection, _deselected: QItemSelection) -> None:
         indexes = selected.indexes()
@@ -208,8 +213,7 @@ class RequestLogView(QWidget):
         self.steps_model.set_steps(row.steps if row is not None else ())
         entry = row.entry if row is not None else None
         if row is None:
-            self.summary.setText(_EMPTY if not self.model.rowCount() else
-                                 "Select a request to see its prompt and tokens.")
+            self.summary.setText(_EMPTY if not self.model.rowCount() else _PICK)
         else:
             self._show_summary(row)
         if entry is None:

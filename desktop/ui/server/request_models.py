@@ -17,6 +17,7 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QWidget
 
+from desktop.core.generation import Generation, ModelRef
 from desktop.core.steps import StepRecord
 from desktop.core.token_text import format_prob, token_label
 from desktop.server.openlid_server import RequestLogEntry
@@ -46,6 +47,17 @@ class _Row:
         if self.entry is not None and self.entry.done is not None:
             return self.entry.done.usage.completion_tokens
         return len(self.steps)
+
+
+def served_generation(row: _Row) -> Generation:
+    """A served request as the chart's `Generation`: its steps, and the settings and seed the
+    engine sampled with (unknown while it still generates: the entry brings them at the end)."""
+    entry = row.entry
+    if entry is None:
+        return Generation(row.request_id, None, kind="served", steps=row.live)
+    return Generation(row.request_id, entry.settings, kind="served",
+                      model=ModelRef(entry.model, entry.model), steps=entry.steps,
+                      done=entry.done)
 
 
 class RequestLogModel(HeaderedTableModel):

@@ -32,6 +32,7 @@ from desktop.core import paths
 from desktop.ui.chat.completion_view import CompletionView
 from desktop.ui.chat.controller import ChatController
 from desktop.ui.chat.conversation_list import ConversationListPanel
+from desktop.ui.chat.edit_saver import EditSaver
 from desktop.ui.chat.store_service import StoreService
 from desktop.ui.chat.view import ChatView
 from desktop.ui.engine_service import EngineService
@@ -39,11 +40,15 @@ from desktop.ui.job_service import JobService
 from desktop.ui.library.model_controller import ModelController
 from desktop.ui.library.panel import ModelLibraryPanel
 from desktop.ui.settings import AppSettings
+from desktop.ui.window.crash_banner import plain_crash
 from desktop.ui.window.parts import WindowParts
 from desktop.ui.window.services import WindowServices
 from desktop.ui.window.status_bar import StatusBar
 from desktop.ui.window.style import STYLE_SHEET
+from desktop.ui.window.theme import ThemeSwitcher, restyle
+from desktop.ui.window.theme_menu import add_theme_menu
 from desktop.ui.window.wiring import WindowWiring
+from desktop.ui.xray.view import open_xray
 
 LEFT = Qt.DockWidgetArea.LeftDockWidgetArea
 RIGHT = Qt.DockWidgetArea.RightDockWidgetArea
@@ -89,15 +94,32 @@ class MainWindow(QMainWindow):
         self._build_right_docks()
 
         self.status = StatusBar(lambda: self.engine.host.pid, self)
+        self.status.set_namer(self.library.display_name)  # one name for a model everywhere
         self.setStatusBar(self.status)
         self.chat = ChatController(self.engine, self.db, self.chat_view,
                                    lambda: self.wiring.prompt_context(), self)
         self.wiring = WindowWiring(self._parts(), self.new_chat, self)
+        self.edit_saver = EditSaver(self.db, self.chat_view, self.chat, self)
+        # The X-ray: each turn's prompt as it was sent, read from the stored records.
+        self.xray_view = open_xray(self, self.db, self.chat.xray_context)
+        self.chat.sig_conversation_changed.connect(self.xray_view.show_conversation)
+        self.chat.sig_reply_stored.connect(lambda _cid: self.xray_view.refresh())
+        self.chat_view.input.textChanged.connect(
+            lambda: self.xray_view.set_draft(self.chat_view.input.toPlainText()))
+        # The template preview follows the transcript, not only the typing: right after a
+        # reply it shows the reply (the wiring's own refresh comes before it is stored).
+        self.chat_view.sig_transcript_changed.connect(self.wiring.update_preview)
+        self.models.sig_model_changed.connect(self._on_model_changed)
+        # After the wiring's own handler (connected first), so this banner is the one shown:
+        # one plain sentence, the engine's words behind "Details".
+        self.models.sig_engine_crashed.connect(self._on_engine_crashed)
         self.services: WindowServices | None = None
         self.server_dock: QDockWidget | None = None
+        self.mcp_dock: QDockWidget | None = None
         if with_services:
             self._add_services(models_dir or paths.models_dir(), database or paths.database_path())
         self._build_menus()
+        ThemeSwitcher.of().sig_dark_changed.connect(self._on_dark_changed)
         self._fit_to_screen()
         self._layout_restored = self._restore_layout()
         self._shown_once = False
@@ -160,37 +182,56 @@ class MainWindow(QMainWindow):
             chart_dock=self.chart_dock, status=self.status, parent=self)
         self.server_dock = self._dock("Server", "ServerDock", self.services.server_panel, RIGHT)
         self.tabifyDockWidget(self.load_dock, self.server_dock)
+        self.mcp_dock = self._dock("MCP", "McpDock", self.services.mcp_panel, RIGHT)
+        self.tabifyDockWidget(self.server_dock, self.mcp_dock)
         self.chart_dock.raise_()
+        self.services.hub.sig_load_requested.connect(self.load_from_hub)
+        frame = self.services.hub_frame
+        # The Hub window is an overlay on the main one: Esc or Ctrl+W puts it away, and the
+        # main window's place shortcuts bring the main window back from it.
+        for keys, slot in (("Esc", frame.close), ("Ctrl+W", frame.close),
+                           ("Ctrl+1", lambda: self._come_back(0)),
+                           ("Ctrl+2", lambda: self._come_back(1))):
+            QShortcut(QKeySequence(keys), frame, slot,
+                      context=Qt.ShortcutContext.WindowShortcut)
 
     def _build_menus(self) -> None:
+        """Every main action is in a menu, with its shortcut shown there."""
         bar = self.menuBar()
         file = bar.addMenu("&File")
         self._action(file, "&New chat", "Ctrl+N", self.new_chat)
         self._action(file, "&Import model…", "Ctrl+O", self.library.choose_import)
-        self._action(file, "&Find models on this computer…", "", self.library.find_models)
-        self._action(file, "Add &remote model…", "", self.library.add_remote)
-        self._action(file, "&Export conversation…", "Ctrl+E", self.conversations.choose_export)
-        self._action(file, "Import &conversation…", "", self.conversations.choose_import)
-        self._action(file, "&Delete conversation…", "", self.conversations.delete_selected)
+        self._action(file, "&Find models on this computer…", "Ctrl+Shift+F",
+                     self.library.find_models)
+        self._action(file, "Add &remote model…", "Ctrl+Shift+R", self.library.add_remote)
+        self._action(file, "&Export conversation…", "Ctrl+E",
+                     lambda: self.conversations.choose_export())
+        self._action(file, "Import &conversation…", "Ctrl+Shift+I",
+                     self.conversations.choose_import)
+        self._action(file, "&Delete conversation…", "Ctrl+Shift+Backspace",
+                     self.conversations.delete_selected)
         file.addSeparator()
         self._action(file, "&Quit", "Ctrl+Q", self.close)
         model = bar.addMenu("&Model")
-        self._action(model, "&Load selected", "", self.library.request_load)
+        self._action(model, "&Load selected", "Ctrl+Shift+L", self.library.request_load)
         self._action(model, "&Reload", "Ctrl+R", lambda: self.models.reload())
-        self._action(model, "&Eject", "", self.models.eject)
+        self._action(model, "&Eject", "Ctrl+Shift+E", self.models.eject)
         self._action(model, "&Stop generating", "Esc", self.stop_generation)
         view = bar.addMenu("&View")
         self._action(view, "&Chat", "Ctrl+1", lambda: self.tabs.setCurrentIndex(0))
         self._action(view, "C&ompletion", "Ctrl+2", lambda: self.tabs.setCurrentIndex(1))
         self._action(view, "&Hugging Face Hub…", "Ctrl+3", self.show_hub_browser)
         self._action(view, "Co&mpare settings…", "Ctrl+4", self.show_compare)
+        self._action(view, "Conversation &X-ray…", "Ctrl+5", self.show_xray)
+        self._action(view, "&MCP servers", "Ctrl+6", self.show_mcp)
         self._action(view, "Focus the message box", "Ctrl+L", self.focus_input)
         self._action(view, "&Settings panels", "Ctrl+,", self.show_settings)
+        self.theme_actions = add_theme_menu(view, self.settings, self)
         view.addSeparator()
         for dock in self.findChildren(QDockWidget):
             view.addAction(dock.toggleViewAction())
         help_menu = bar.addMenu("&Help")
-        self._action(help_menu, "&About Openlid", "", self._about)
+        self._action(help_menu, "&About Openlid", "F1", self._about)
         QShortcut(QKeySequence("Ctrl+Return"), self, self.submit_current,
                   context=Qt.ShortcutContext.WindowShortcut)
 
@@ -274,6 +315,19 @@ class MainWindow(QMainWindow):
         """The welcome's "use the ready model": load it unless it is already loaded."""
         self.wiring.load_ready_model()
 
+    def show_mcp(self) -> None:
+        """The MCP dock: the user's tool servers from mcp.json and their tools."""
+        if self.mcp_dock is not None:
+            self.mcp_dock.show()
+            self.mcp_dock.raise_()
+
+    def show_xray(self) -> None:
+        """What each turn of the open conversation sent, reused and left out."""
+        self.xray_view.show_conversation(self.chat.conversation_id)
+        self.xray_view.show()
+        self.xray_view.raise_()
+        self.xray_view.activateWindow()
+
     def show_compare(self) -> None:
         """The Compare window (desktop.ui.compare), made on first use, on this engine."""
         from desktop.ui.compare.window import CompareWindow
@@ -285,6 +339,35 @@ class MainWindow(QMainWindow):
     def show_hub_browser(self) -> None:
         if self.services is not None:
             self.services.show_hub()
+
+    def _on_model_changed(self, info: object) -> None:
+        """A model loaded: a notice about the last one failing (could not be loaded, the engine
+        stopped) is out of date."""
+        if info is not None:
+            self.chat_view.notice.hide()
+
+    def _on_engine_crashed(self, engine_words: str) -> None:
+        self.chat_view.notice.show_notice(plain_crash(engine_words), "reload", "Reload",
+                                          details=engine_words)
+
+    def _on_dark_changed(self, _dark: bool) -> None:
+        """A new theme: every style sheet polished again with the new palette (the chart's
+        plots, under the window's sheet, re-colour on the palette change that follows)."""
+        restyle(self)
+        if self.services is not None:
+            restyle(self.services.hub)
+
+    def load_from_hub(self, path: str) -> None:
+        """Load on a finished download: the library loads it (once its scan lists it) and the
+        main window comes forward, at the chat."""
+        self.library.load_path(path)
+        self._come_back(0)
+
+    def _come_back(self, tab: int) -> None:
+        self.tabs.setCurrentIndex(tab)
+        self.show()
+        self.raise_()
+        self.activateWindow()
 
     # --- closing ---
 

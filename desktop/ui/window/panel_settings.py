@@ -22,6 +22,7 @@ def restore_panels(parts: WindowParts) -> None:
     parts.prompt_panel.set_instructions(s.custom_instructions)
     parts.prompt_panel.set_placement(s.instructions_placement)
     parts.chart_dock.set_bar_count(s.chart_top_n)
+    parts.chart_dock.set_view_options(s.chart_view)
     parts.chart_dock.set_sampler_settings(parts.sampling_panel.settings())
 
 

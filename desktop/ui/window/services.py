@@ -18,15 +18,18 @@ closeEvent through `shutdown()`, after cancelling its own work.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from desktop.core.model_info import LoadSettings
 from desktop.ui.library.entries import FILE
+from desktop.ui.tools.mcp_panel import McpPanel
+from desktop.ui.tools.mcp_service import McpService
 
 if TYPE_CHECKING:
+    from desktop.core.generation import Generation
     from desktop.ui.chart.chart_dock import ChartDock
     from desktop.ui.library.model_controller import ModelController
     from desktop.ui.library.panel import ModelLibraryPanel
@@ -57,6 +60,10 @@ class WindowServices(QObject):
         self.hub_frame.resize(1200, 800)
         self.server = ServerService(parent=self, engine=models.engine)
         self.server_panel = ServerPanel(self.server)
+        # The user's MCP servers (mcp.json): listed now, none started until asked.
+        self.mcp = McpService(parent=self)
+        self.mcp_panel = McpPanel(self.mcp)
+        self.mcp.reload()
 
         self.hub.sig_model_downloaded.connect(self._on_downloaded)
         library.sig_models_dir_changed.connect(self._on_models_dir_changed)
@@ -67,7 +74,7 @@ class WindowServices(QObject):
         library.sig_entry_removed.connect(lambda _path: self._list_models())
         models.engine.sig_lent_changed.connect(self._on_lent_changed)
         log = self.server_panel.log_view
-        log.sig_steps_selected.connect(self._show_request_steps)
+        log.sig_request_selected.connect(self._show_request)
         log.sig_step_selected.connect(lambda record: chart_dock.select_step(record.step))
         self._on_load_settings(load_panel.settings())
         self.server_panel.set_sampler_defaults(sampling_panel.settings())
@@ -102,12 +109,10 @@ class WindowServices(QObject):
         elif self.status.currentMessage() == "Answering a request to the local server…":
             self.status.clearMessage()
 
-    def _show_request_steps(self, steps: Any) -> None:
-        """A served request was picked in the log: its tokens go to the chart."""
+    def _show_request(self, generation: Generation) -> None:
+        """A served request was picked in the log: the chart shows it as it was sampled."""
         chart = self.chart_dock
-        chart.clear()
-        for record in steps:
-            chart.add_step(record)
+        chart.show_generation(generation)
         chart.show()
         chart.raise_()
 
@@ -116,3 +121,4 @@ class WindowServices(QObject):
         self.hub_frame.close()
         self.hub_frame.deleteLater()
         self.server.shutdown()
+        self.mcp.shutdown()

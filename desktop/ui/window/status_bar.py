@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
+from desktop.core.drafting import draft_words
 from desktop.core.model_info import ModelInfo
 from desktop.core.steps import GenerationDone, StepRecord
 from desktop.ui.library.entries import format_bytes
@@ -49,6 +50,7 @@ class StatusBar(QStatusBar):
         super().__init__(parent)
         self.setObjectName("statusBar")
         self._engine_pid = engine_pid or (lambda: None)
+        self._namer: Callable[[str], str] | None = None
         self.model_label = self._label("No model loaded", "Model")
         self.backend_label = self._label("", "Backend and GPU layers")
         self.speed_label = self._label("", "Tokens per second")
@@ -56,6 +58,8 @@ class StatusBar(QStatusBar):
         self.context_label = self._label("", "Context used")
         self.memory_label = self._label("", "Memory")
         self._n_ctx = 0
+        self._model_path = ""
+        self._plain_tps: dict[str, float] = {}  # per model: the last reply's speed without a draft
         self._started = 0.0
         self._first_at = 0.0
         self._tokens = 0
@@ -75,20 +79,31 @@ class StatusBar(QStatusBar):
 
     # --- model ---
 
+    def set_namer(self, namer: Callable[[str], str]) -> None:
+        """How models are named (the library's `display_name`: file, quant and repo), so the
+        status bar says the same name as the library row."""
+        self._namer = namer
+
     def set_loading(self, name: str) -> None:
         self.model_label.setText(f"Loading {name}…")
         self.backend_label.setText("")
 
     def set_model(self, info: ModelInfo | None, name: str = "") -> None:
         """Show the loaded model (`name`, when given, instead of the one in its metadata)."""
+        self._model_path = info.path if info is not None else ""
         if info is None:
             self.model_label.setText("No model loaded")
             self.backend_label.setText("")
             self.context_label.setText("")
             self._n_ctx = 0
             return
-        quant = f" · {info.quant}" if info.quant else ""
-        self.model_label.setText(f"{name or info.name or info.architecture}{quant}")
+        if not name and self._namer is not None and info.path:
+            name = self._namer(info.path)  # the library's name already says the quant
+            self.model_label.setText(name)
+        else:
+            quant = f" · {info.quant}" if info.quant else ""
+            self.model_label.setText(f"{name or info.name or info.architecture}{quant}")
+        self.model_label.setToolTip(f"Model: {info.path}")
         if info.n_layers_offloaded:
             layers = f" · {info.n_layers_offloaded}/{info.n_layer} layers on GPU"
         elif info.gpu_offload_supported:
@@ -137,7 +152,15 @@ class StatusBar(QStatusBar):
 
     def generation_finished(self, done: GenerationDone) -> None:
         timings = done.timings
-        self.speed_label.setText(f"{timings.tokens_per_second:.1f} tok/s")
+        tps = timings.tokens_per_second
+        text = f"{tps:.1f} tok/s"
+        if done.draft is None:
+            if tps > 0:
+                self._plain_tps[self._model_path] = tps
+        else:  # speculative decoding: how many proposals the model kept, and what it gained
+            plain = self._plain_tps.get(self._model_path)
+            text += " · " + draft_words(done.draft, tps / plain if plain else None)
+        self.speed_label.setText(text)
         self.ttft_label.setText(f"First token {timings.first_token_ms:.0f} ms")
         self.set_context(done.usage.total_tokens)
 

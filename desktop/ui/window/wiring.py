@@ -8,7 +8,7 @@ for (a clicked token, the branch shown), and runs replays and "continue with thi
 the Generation the chart shows. It also runs completion mode (no template, no store), the
 template panel's token count and the start-up choice of model: the one named on the command
 line, else the last one, else the ready Gemma model, so a first start is one click (or none)
-from chatting.
+from chatting. A loaded model's per-model defaults are `ModelDefaultsWiring`'s (`model_defaults`).
 
 It is handed the window's `WindowParts` and a `new_chat` callback, never the window itself.
 """
@@ -22,10 +22,13 @@ from PySide6.QtCore import QObject
 
 from desktop.core import hardware
 from desktop.core.generation import Generation, ModelRef
+from desktop.core.model_defaults import is_base_model
 from desktop.core.model_info import LoadSettings, ModelInfo
+from desktop.core.reasoning import format_of_template, takes_enable_thinking
 from desktop.core.steps import StepRecord
 from desktop.core.templates.prompt import render_completion
 from desktop.ui.chat.turns import PromptContext
+from desktop.ui.window.model_defaults import ModelDefaultsWiring
 from desktop.ui.window.panel_settings import restore_panels, save_panels, still_there
 from desktop.ui.window.parts import WindowParts
 
@@ -61,6 +64,12 @@ class WindowWiring(QObject):
         tracker.sig_started.connect(self._on_started)
         tracker.sig_steps_added.connect(self._on_steps)
         tracker.add_frame_client(w.chart_dock.on_frame)
+        # The chart overlays a finished step replayed under the panel's settings when they differ
+        # from how it was sampled; its view options (log, fitted y, legend) are remembered.
+        w.sampling_panel.sig_settings_changed.connect(w.chart_dock.set_panel_settings)
+        w.chart_dock.set_panel_settings(w.sampling_panel.settings())
+        w.chart_dock.sig_view_options_changed.connect(
+            lambda options: setattr(w.settings, "chart_view", options))
         tracker.sig_finished.connect(self._on_finished)
         tracker.sig_failed.connect(self._on_failed)
         w.engine.sig_step_replayed.connect(self._on_replayed)
@@ -90,6 +99,7 @@ class WindowWiring(QObject):
         w.chart_dock.sig_replay_requested.connect(self._replay)
         w.chart_dock.sig_continue_requested.connect(self._continue_with_token)
         w.chart_dock.sig_bar_count_changed.connect(self._on_bar_count_changed)
+        self.model_defaults = ModelDefaultsWiring(parts, parent=self)
 
     # --- settings in and out ---
 
@@ -111,6 +121,10 @@ class WindowWiring(QObject):
     def _on_template_changed(self, template: Any) -> None:
         if self.parts.models.info is not None and not template.id.startswith("custom:unsaved"):
             self.parts.settings.template_id = template.id
+        # A reasoning model's thinking markers, and its Thinking switch, come from its template.
+        view = self.parts.chat_view
+        view.set_reasoning_format(format_of_template(template.text))
+        view.set_thinking_available(takes_enable_thinking(template.text))
 
     def _on_bar_count_changed(self, n: int) -> None:
         self.parts.settings.chart_top_n = n
@@ -193,11 +207,11 @@ class WindowWiring(QObject):
         w.library.set_loaded(info.path)
         name = w.library.display_name(info.path)
         hint = ""
-        if w.library.ready_path == info.path:
-            # The shipped model is a small *base* model: it continues text rather than follows
-            # instructions. Say so before the first reply surprises anyone.
-            hint = ("\n\nThis small base model continues text more than it answers questions: "
-                    "try the Completion tab, or load an instruction-tuned model for real chat.")
+        if is_base_model(info.architecture, info.chat_templates):
+            # A base model (the shipped Gemma) continues text: it opens in Completion. Say so.
+            hint = ("\n\nThis is a base model (it has no chat template): it continues text more "
+                    "than it answers questions, so it opened in the Completion tab. Load an "
+                    "instruction-tuned model for real chat.")
         w.chat_view.set_empty_text(
             f"Chatting with {name}. Type a message below to start.{hint}")
         self.update_preview()
@@ -222,12 +236,14 @@ class WindowWiring(QObject):
     def _on_load_failed(self, path: str, reason: str) -> None:
         w = self.parts
         w.library.set_load_failed(path, reason)
+        w.tabs.setCurrentWidget(w.chat_view)  # where the notice is (not Completion's)
         w.chat_view.notice.show_notice(
             f"{w.library.display_name(path)} could not be loaded: {reason}")
 
     def _on_crashed(self, text: str) -> None:
         w = self.parts
         w.library.set_loaded("")
+        w.tabs.setCurrentWidget(w.chat_view)
         w.chat_view.notice.show_notice(text, "reload", "Reload")
 
     def _on_notice_action(self, action: str) -> None:
@@ -279,14 +295,19 @@ class WindowWiring(QObject):
             n_ctx=info.n_ctx,
             overflow_policy=w.template_panel.overflow_policy(),
             token_scale=w.chat.token_scale,
+            thinking=w.chat_view.thinking_enabled,
         )
 
     # --- generations: chart, status bar, completion mode ---
 
     def _on_started(self, gen: Generation) -> None:
-        """Any generation sent (chat or completion): the chart follows it from its first step."""
-        self.parts.chart_dock.show_generation(gen)
-        self.parts.status.generation_started()
+        """Any generation sent (chat or completion): the chart follows it from its first step,
+        and a chat reply is shown where it streams (a base model left the window in Completion)."""
+        w = self.parts
+        w.chart_dock.show_generation(gen)
+        w.status.generation_started()
+        if gen.kind == "chat" and w.tabs.currentWidget() is w.completion_view:
+            w.tabs.setCurrentWidget(w.chat_view)
 
     def start_completion(self, text: str) -> None:
         w = self.parts

@@ -1,0 +1,122 @@
+"""The MCP panel and the permission dialog, driven offscreen: mcp.json from the data folder, a
+real stdio MCP server (tests/unit/mcp_add_server.py) connected with a click, its tools listed,
+a tool called through the service, a server that cannot start said in words, and the three
+answers of the permission dialog."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import QTimer
+
+from desktop.core.tools.calls import ToolCall
+from desktop.core.tools.mcp_config import mcp_config_path
+from desktop.ui.tools.mcp_panel import McpPanel
+from desktop.ui.tools.mcp_service import McpService
+from desktop.ui.tools.permission import ToolPermissionDialog, ToolPermissions
+
+pytest.importorskip("mcp")
+pytestmark = pytest.mark.usefixtures("no_dangling")
+
+SERVER = str(Path(__file__).parents[1] / "unit" / "mcp_add_server.py")
+
+
+@pytest.fixture
+def service(home: Path) -> Iterator[McpService]:
+    mcp_config_path().write_text(json.dumps({"mcpServers": {
+        "adder": {"command": sys.executable, "args": [SERVER]},
+        "ghost": {"command": "openlid-no-such-command"},
+        "half": {"args": []},
+    }}), encoding="utf-8")
+    s = McpService(start_timeout=60)
+    yield s
+    s.shutdown()
+
+
+def select(panel: McpPanel, name: str) -> None:
+    item = panel._server_item(name)
+    assert item is not None
+    panel.tree.setCurrentItem(item)
+
+
+def test_nothing_runs_until_a_server_is_connected(qtbot: Any, service: McpService) -> None:
+    panel = McpPanel(service)
+    qtbot.addWidget(panel)
+    assert panel.tree.topLevelItemCount() == 0  # not read yet: nothing listed, nothing started
+    service.reload()
+    assert [panel.tree.topLevelItem(i).text(0) for i in range(2)] == ["adder", "ghost"]
+    assert "server 'half' in mcp.json was left out" in panel.error_label.text()
+    assert panel.tree.topLevelItem(0).text(1) == "not connected"
+    select(panel, "adder")
+    assert panel.connect_button.isEnabled()
+    panel.connect_button.click()
+    adder = panel._server_item("adder")
+    qtbot.waitUntil(lambda: adder.text(1) == "connected", timeout=60_000)
+    assert sorted(adder.child(i).text(0) for i in range(adder.childCount())) == [
+        "add", "fail", "shout"]
+    assert panel.disconnect_button.isEnabled()
+    with qtbot.waitSignal(service.sig_tool_finished, timeout=30_000) as finished:
+        call_id = service.call_tool("adder", "add", {"a": 20, "b": 22})
+    assert finished.args[0] == call_id
+    assert finished.args[1].text == "42"
+    panel.disconnect_button.click()
+    qtbot.waitUntil(lambda: adder.text(1) == "not connected", timeout=30_000)
+
+
+def test_a_server_that_cannot_start_is_said_in_words(qtbot: Any, service: McpService) -> None:
+    panel = McpPanel(service)
+    qtbot.addWidget(panel)
+    service.reload()
+    select(panel, "ghost")
+    panel.connect_button.click()
+    ghost = panel._server_item("ghost")
+    qtbot.waitUntil(lambda: ghost.text(1) == "failed", timeout=30_000)
+    assert ("could not start 'ghost': the command 'openlid-no-such-command' was not found"
+            in panel.error_label.text())
+    assert panel.connect_button.isEnabled()  # try again after fixing mcp.json
+
+
+def test_a_bad_file_is_said_in_words(qtbot: Any, home: Path) -> None:
+    mcp_config_path().write_text("{oops", encoding="utf-8")
+    s = McpService()
+    try:
+        panel = McpPanel(s)
+        qtbot.addWidget(panel)
+        s.reload()
+        assert "mcp.json is not valid JSON" in panel.error_label.text()
+        assert "line 1, column 2" in panel.error_label.text()
+    finally:
+        s.shutdown()
+
+
+CALL = ToolCall("call_1", "add", '{"a": 2, "b": 3}')
+
+
+def answer_with(qtbot: Any, button: str) -> None:
+    def click() -> None:
+        from PySide6.QtWidgets import QApplication
+
+        dialog = QApplication.activeModalWidget()
+        assert isinstance(dialog, ToolPermissionDialog)
+        assert '"a": 2' in dialog.arguments.toPlainText()
+        getattr(dialog, button).click()
+
+    QTimer.singleShot(0, click)
+
+
+def test_permission_dialog_once_always_and_deny(qtbot: Any) -> None:
+    permissions = ToolPermissions()
+    answer_with(qtbot, "deny_button")
+    assert not permissions.ask(None, "adder", CALL)
+    answer_with(qtbot, "once_button")
+    assert permissions.ask(None, "adder", CALL)
+    assert not permissions.allowed("adder", "add")  # once: asked again next time
+    answer_with(qtbot, "always_button")
+    assert permissions.ask(None, "adder", CALL)
+    assert permissions.ask(None, "adder", CALL)  # no dialog now: none is answered
+    assert not permissions.allowed("other", "add")
