@@ -248,10 +248,14 @@ class MainWindow(QMainWindow):
         """First start: most of the screen, at most 1600 × 1000, centred."""
         screen = QGuiApplication.primaryScreen()
         area = screen.availableGeometry() if screen is not None else QRect(0, 0, 1440, 900)
-        width = min(1600, int(area.width() * 0.94))
-        height = min(1000, int(area.height() * 0.94))
+        # The docks' contents set a least size (about 1,200 × 700): centre what the window will
+        # really be, never pushing its right edge off a small screen.
+        least = self.minimumSizeHint()
+        width = max(min(1600, int(area.width() * 0.94)), least.width())
+        height = max(min(1000, int(area.height() * 0.94)), least.height())
         self.resize(width, height)
-        self.move(area.x() + (area.width() - width) // 2, area.y() + (area.height() - height) // 2)
+        self.move(area.x() + max(0, (area.width() - width) // 2),
+                  area.y() + max(0, (area.height() - height) // 2))
 
     def _restore_layout(self) -> bool:
         geometry = self.settings.window_geometry()
