@@ -89,12 +89,23 @@ check-layers: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# PYTEST_ARGS="-n 4 --dist loadfile" runs the suite in four processes (pytest-xdist) on a machine
-# with the cores for it; on two cores the CPU-bound engine tests only slow each other down.
+# The suite runs in two parts: every folder but tests/engine in two pytest-xdist processes, file
+# by file (most of those tests wait on sockets, child processes and timers, so two share two
+# cores well), then tests/engine alone, since the real engine keeps both cores busy by itself.
+# Both parts run even when the first fails. PYTEST_ARGS (e.g. tests/unit, or "-n 4 --dist
+# loadfile" on a bigger machine) runs one plain pytest with those arguments instead;
+# PYTEST_ARGS="--cpu-report" prints the CPU seconds per folder and the dearest tests.
 PYTEST_ARGS ?=
+PYTEST := QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
 test: check-layers typecheck
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest $(PYTEST_ARGS)
+ifeq ($(strip $(PYTEST_ARGS)),)
+	$(PYTEST) -n 2 --dist loadfile --ignore=tests/engine; first=$$?; \
+		$(PYTEST) tests/engine; second=$$?; \
+		test $$first -eq 0 && test $$second -eq 0
+else
+	$(PYTEST) $(PYTEST_ARGS)
+endif
 
 # Upgrade every locked package to the newest release the ranges in pyproject.toml allow.
 lock: | $(UV)

@@ -1,10 +1,11 @@
 """`openlid bench`: the engine against a bare llama-cpp-python loop, chain by chain, same model,
 same threads, one run. Benchmarks report ratios; tests never assert timings.
 
-Runs in the CLI process. The reference loop lives in its own spawned child (reference.py; the
-only llama_cpp import is there), the engine in its usual worker; both stay loaded, and their runs
-are interleaved chain by chain and round by round (the order of the sides turns each round), and
-the best round of each counts, so a neighbour's load on a shared machine hits every side alike.
+Runs in the CLI process. The reference loop lives in its own spawned child
+(`engine.reference_loop`; this package never imports llama_cpp), the engine in its usual
+worker; both stay loaded, and their runs are interleaved chain by chain and round by round
+(the order of the sides turns each round), and the best round of each counts, so a neighbour's
+load on a shared machine hits every side alike.
 
 Every run gets a prompt no run has seen (chains.Prompts), so time to first token includes the
 prompt on both sides; the report says how many prompt tokens each side found in its KV cache.
@@ -52,7 +53,7 @@ class BenchError(RuntimeError):
 
 class _Reference:
     def __init__(self, path: str, settings: LoadSettings) -> None:
-        from desktop.bench import reference
+        from desktop.engine import reference_loop as reference
 
         ctx = mp.get_context("spawn")
         self.conn, child = ctx.Pipe(duplex=True)

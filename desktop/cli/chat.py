@@ -23,6 +23,10 @@ from desktop.core import paths
 from desktop.core.conversations import xray as X
 from desktop.core.conversations.files import export_json, export_markdown
 from desktop.core.conversations.store import ConversationStore
+from desktop.core.documents import prompt as D
+from desktop.core.documents.extract import Document, DocumentError, read_document
+from desktop.core.documents.retrieval import retrieve
+from desktop.core.documents.store import DocumentStore
 from desktop.core.generation import resolve_seed
 from desktop.core.model_info import LoadSettings, ModelInfo
 from desktop.core.sampling import SamplerSettings
@@ -38,7 +42,8 @@ class TerminalChat:
 
     def __init__(self, host: Any, info: ModelInfo, store: ConversationStore,
                  template: PromptTemplate, settings: SamplerSettings, system: str,
-                 out: TextIO, show_prompt: bool = False, xray: bool = False) -> None:
+                 out: TextIO, show_prompt: bool = False, xray: bool = False,
+                 attachments: tuple[Document, ...] = ()) -> None:
         self.host = host
         self.info = info
         self.store = store
@@ -51,6 +56,11 @@ class TerminalChat:
         self.conversation = store.create(
             "Terminal chat", model_path=info.path, system_prompt=system,
             template_id=template.id, sampler=settings)
+        with DocumentStore(store.path) as docs:
+            for document in attachments:
+                d = docs.attach(self.conversation.id, document)
+                self.say(f"[attached {d.name}: " + ("sent whole with every message]" if d.whole
+                         else f"{d.chunks} chunks, the most relevant sent with each message]"))
 
     def say(self, text: str) -> None:
         self.out.write(text + "\n")
@@ -104,8 +114,10 @@ class TerminalChat:
 
         cid = self.conversation.id
         history = self.store.active_path(cid)
+        with DocumentStore(self.store.path) as docs:
+            block = D.compose(retrieve(docs, cid, user_text), user_text)
         messages = build_messages(self.conversation.system_prompt,
-                                  self.conversation.custom_instructions, history, user_text)
+                                  self.conversation.custom_instructions, history, block.content)
         try:
             rendered = render_for(self.template, messages, self.info)
         except TemplateError as exc:
@@ -118,13 +130,14 @@ class TerminalChat:
             self.say(rendered.text)
             self.say("--- end of prompt ---")
         user = self.store.append(cid, "user", user_text)
-        labels = _labels(self.conversation, history, messages, rendered, user.id)
+        sent = D.split_pieces(pieces(rendered), block.segments())
+        labels = _labels(self.conversation, history, messages, sent, user.id, block)
         # A random seed is drawn here, so the stored reply names the seed it was sampled with.
         settings = resolve_seed(
             self.settings.replace(stop=(*self.settings.stop, *self.template.stop)))
         stops = StopMatcher(settings.stop)
         done = None
-        request = self.host.generate(pieces(rendered), settings)
+        request = self.host.generate(sent, settings)
         try:
             for event in self.host.wait(request):
                 if isinstance(event, P.Step):
@@ -152,7 +165,7 @@ class TerminalChat:
                                "completion_tokens": usage.completion_tokens},
                         prompt_tokens=usage.prompt_tokens, cached_tokens=usage.cached_tokens,
                         prompt_ms=round(done.timings.prompt_ms, 3),
-                        xray=X.make_record(pieces(rendered), labels,
+                        xray=X.make_record(sent, labels,
                                            prompt_tokens=usage.prompt_tokens,
                                            piece_tokens=usage.piece_tokens,
                                            cached_tokens=usage.cached_tokens,
@@ -171,15 +184,16 @@ class TerminalChat:
 
 
 def _labels(conversation: Any, history: list[Any], messages: list[dict[str, str]],
-            rendered: Any, user_id: int) -> tuple[X.PieceLabel, ...]:
+            sent_pieces: Any, user_id: int, block: D.Block) -> tuple[X.PieceLabel, ...]:
     """Where each piece of this turn's prompt came from (the history and the new message)."""
     chats = [m for m in history if m.role != "system"]
     numbers = X.turn_numbers([*(m.role for m in chats), "user"])
     kept = [*((m.to_chat(), n, m.id) for m, n in zip(chats, numbers, strict=False)),
             (messages[-1], numbers[-1], user_id)]
     sent = X.sent_messages(messages, kept, system_prompt=conversation.system_prompt,
-                           instructions=conversation.custom_instructions)
-    return X.label_pieces(pieces(rendered), sent)
+                           instructions=conversation.custom_instructions,
+                           documents=block.spans)
+    return X.label_pieces(sent_pieces, sent)
 
 
 def run_chat(args: argparse.Namespace, model_path: Path, load: LoadSettings,
@@ -190,6 +204,13 @@ def run_chat(args: argparse.Namespace, model_path: Path, load: LoadSettings,
 
     stdin = stdin or sys.stdin
     out = out or sys.stdout
+    attachments = []
+    for name in getattr(args, "attach", None) or ():
+        try:  # read before the model loads: a file that cannot be used is said at once
+            attachments.append(read_document(Path(name).expanduser()))
+        except DocumentError as exc:
+            print(f"openlid: cannot attach {exc}", file=sys.stderr)
+            return 2
     # Opened before the model loads, so a damaged database (DatabaseDamaged, put into words by
     # `openlid`'s main) is said at once, not after a long load.
     store = ConversationStore(paths.database_path())
@@ -207,7 +228,8 @@ def run_chat(args: argparse.Namespace, model_path: Path, load: LoadSettings,
             print(f"openlid: template: {exc}", file=sys.stderr)
             return 2
         chat = TerminalChat(host, info, store, template, settings, args.system or "", out,
-                            show_prompt=args.show_prompt, xray=getattr(args, "xray", False))
+                            show_prompt=args.show_prompt, xray=getattr(args, "xray", False),
+                            attachments=tuple(attachments))
         chat.say(f"[{_model_label(info, str(model_path))}, template {template.name}; {HELP}]")
         return _loop(chat, stdin)
     finally:

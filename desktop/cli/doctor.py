@@ -1,8 +1,10 @@
 """`openlid doctor`: what this machine and this llama.cpp build can do, measured.
 
 No Qt. Prints the hardware, whether the build can offload to a GPU, loads the model with every
-layer offloaded and says how many really went, then measures tokens/s on the GPU and on the CPU in
-one run. A person with a GPU runs it (see packaging/gpu_check.sh) and the figures go in the README.
+layer offloaded and says how many really went (llama.cpp's per-layer device assignment and its
+weight buffers, read from the worker's log: `core.gpu_layers`), what GPU layers "auto" picks here,
+then measures tokens/s on the GPU and on the CPU in one run. A person with a GPU runs it (see
+packaging/gpu_check.sh) and the figures go in the README.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import json
 from typing import Any
 
+from desktop.core.gpu_layers import read_offload, resolve_gpu_layers
 from desktop.core.hardware import detect
 from desktop.core.model_info import LoadSettings
 from desktop.core.sampling import SamplerSettings
@@ -47,12 +50,19 @@ def _measure(path: str, settings: LoadSettings, tokens: int) -> dict[str, Any]:
                 elif not isinstance(event, P.Step):
                     return {"error": str(event)}
         assert done is not None
+        try:
+            with open(host.log_path, encoding="utf-8", errors="replace") as f:
+                seen = read_offload(f.read())
+        except OSError:
+            seen = None
         return {
             "backend": info.backend,
             "gpu_offload_supported": info.gpu_offload_supported,
             "layers_offloaded": info.n_layers_offloaded,
             "layers": info.n_layer,
             "offload_note": info.offload_note,
+            "layers_by_device": dict(seen.devices) if seen is not None else None,
+            "weights_mib_by_buffer": dict(seen.buffers_mib) if seen is not None else None,
             "load_ms": round(info.load_ms, 1),
             "tokens_per_second": round(done.timings.tokens_per_second, 2),
             "first_token_ms": round(done.timings.first_token_ms, 2),
@@ -79,6 +89,8 @@ def cmd_doctor(args: argparse.Namespace, model_path: str) -> int:
     report["gpu_run"] = _measure(model_path, base.replace(n_gpu_layers=-1), args.tokens)
     report["cpu_run"] = _measure(model_path, base.replace(n_gpu_layers=0), args.tokens)
     gpu, cpu = report["gpu_run"], report["cpu_run"]
+    report["auto_gpu_layers"] = resolve_gpu_layers(
+        model_path, base, supports_gpu=bool(gpu.get("gpu_offload_supported")))
     if gpu.get("tokens_per_second") and cpu.get("tokens_per_second"):
         report["gpu_speedup"] = round(gpu["tokens_per_second"] / cpu["tokens_per_second"], 2)
     if args.json:
@@ -97,8 +109,12 @@ def cmd_doctor(args: argparse.Namespace, model_path: str) -> int:
         print(f"{label}: backend {run['backend']}, {run['layers_offloaded']}/{run['layers']} "
               f"layers offloaded, {run['tokens_per_second']} tokens/s, first token "
               f"{run['first_token_ms']} ms")
+        if run["layers_by_device"]:
+            where = ", ".join(f"{name} {n}" for name, n in run["layers_by_device"].items())
+            print(f"  layers by device (llama.cpp's assignment): {where}")
         if run["offload_note"]:
             print(f"  note: {run['offload_note']}")
+    print(f"GPU layers auto would offload {report['auto_gpu_layers']} layers on this machine")
     if "gpu_speedup" in report:
         print(f"GPU vs CPU: {report['gpu_speedup']}x")
     return 0

@@ -29,7 +29,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="GGUF file or remote:<id> (default: the ready Gemma model)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
     p.add_argument("--ctx", type=int, default=4096, help="context length in tokens")
-    p.add_argument("--gpu-layers", type=int, default=0, help="layers to offload (-1 = all)")
+    p.add_argument("--gpu-layers", type=int, default=-2,
+                   help="layers to offload (-2 = auto: as many as fit in free VRAM, -1 = all)")
     from desktop.cli.draft import add_draft_args
 
     add_draft_args(p)
@@ -96,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--download", action="store_true",
                    help="instead: Openlid's download path vs a plain HTTP GET of the same file "
                    "from a local server (no model needed)")
+    p.add_argument("--structured", action="store_true",
+                   help="instead: tokens/s with a JSON schema (and any JSON) against without")
     p.add_argument("--size", type=int, default=256, help="with --download: file size in MiB")
     p.add_argument("--rate", type=float, default=0.0,
                    help="with --download: pace the server to this many MB/s (0 = loopback)")
@@ -108,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the exact rendered prompt before each reply")
     p.add_argument("--xray", action="store_true",
                    help="after each reply: the prompt's tokens per part and the KV-cache reuse")
+    p.add_argument("--attach", action="append", default=[], metavar="FILE",
+                   help="attach a document (txt, md, code, pdf, docx; repeatable): short ones "
+                        "are sent whole, long ones searched for each message")
     _add_sampler_args(p)
 
     from desktop.cli.compare import add_compare_parser
@@ -313,6 +319,10 @@ def _report_failure(event: object) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.download:
         return _download_bench(args)
+    if args.structured:
+        from desktop.bench.grammar import cmd_grammar_bench
+
+        return cmd_grammar_bench(args, str(_model_path(args)), _load_settings(args))
     if args.draft is not None or args.draft_model:
         from desktop.bench.draft import cmd_draft_bench
 
@@ -327,8 +337,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"openlid: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT if exc.bad_input else EXIT_FAIL
     # The GUI benchmarks run in their own process: the CLI never imports Qt.
-    qt_runs = [("chart", "desktop.bench.chart", ["--rounds", str(args.repeat)]),
-               ("ui", "desktop.bench.window", [])]
+    qt_runs = [("chart", "desktop.ui.bench.chart", ["--rounds", str(args.repeat)]),
+               ("ui", "desktop.ui.bench.window", [])]
     for key, module, extra in qt_runs:
         if getattr(args, key):
             report[key] = _qt_bench(module, model, args, extra)

@@ -81,7 +81,8 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "or the rest of the context)")
     p.add_argument("--ctx", type=int, default=4096, help="context length in tokens")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
-    p.add_argument("--gpu-layers", type=int, default=0, help="layers to offload (-1 = all)")
+    p.add_argument("--gpu-layers", type=int, default=-2,
+                   help="layers to offload (-2 = auto: as many as fit in free VRAM, -1 = all)")
     p.add_argument("--model-id", default=None, help="model name reported at /v1/models")
     p.add_argument("--quiet", action="store_true", help="do not print one line per request")
     return p

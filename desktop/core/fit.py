@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import gguf
 
-from desktop.core.model_info import KV_CACHE_TYPES, LoadSettings
+from desktop.core.model_info import GPU_LAYERS_AUTO, KV_CACHE_TYPES, LoadSettings
 
 __all__ = [
     "FIT_FITS",
@@ -29,6 +29,7 @@ __all__ = [
     "FitEstimate",
     "MemoryInfo",
     "ModelShape",
+    "auto_gpu_layers",
     "available_memory",
     "estimate_fit",
     "format_bytes",
@@ -229,6 +230,23 @@ def offload_fraction(n_gpu_layers: int, n_layer: int) -> float:
     return min(n_gpu_layers, n_layer + 1) / (n_layer + 1)
 
 
+def auto_gpu_layers(file_size: int, settings: LoadSettings, shape: ModelShape | None,
+                    vram_free: int | None, *, n_ctx_train: int = 0) -> int:
+    """GPU layers "auto": as many as fit in `vram_free` bytes (within the same comfort share as
+    RAM), counting the output layer as llama.cpp does (n_layer + 1 offloads everything); 0 with
+    no free VRAM (no GPU, or a build that cannot offload)."""
+    if not vram_free or vram_free <= 0:
+        return 0
+    use = shape if shape is not None else _rough_shape(file_size, n_ctx_train)
+    n_ctx = settings.n_ctx or use.n_ctx_train
+    total = (file_size + kv_cache_bytes(use, n_ctx, settings.kv_cache_type)
+             + _compute_bytes(use, n_ctx, settings.n_batch, settings.flash_attn))
+    layers = max(use.n_layer, 0) + 1
+    # offload_fraction is linear in the layers, so the most that fit is one division.
+    fitting = int(vram_free * _COMFORT_SHARE * layers // max(total, 1))
+    return max(0, min(fitting, layers))
+
+
 def _verdict(need: int, available: int) -> str:
     if need <= available * _COMFORT_SHARE:
         return FIT_FITS
@@ -262,7 +280,10 @@ def estimate_fit(
              f" = {format_bytes(total)}")
     if rough:
         parts = "roughly " + parts + " (no layer sizes in the file, so KV is a guess)"
-    share = offload_fraction(settings.n_gpu_layers, use.n_layer) if vram_available else 0.0
+    layers = settings.n_gpu_layers
+    if layers == GPU_LAYERS_AUTO:
+        layers = auto_gpu_layers(file_size, settings, use, vram_available)
+    share = offload_fraction(layers, use.n_layer) if vram_available else 0.0
     vram_need = int(total * share)
     ram_need = total - vram_need
     if available is None or available <= 0:

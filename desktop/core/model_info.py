@@ -13,11 +13,15 @@ from desktop.core.drafting import DRAFT_KINDS, DRAFT_MODEL, DRAFT_P_MIN, MAX_DRA
 from desktop.core.sampling import SettingsError
 
 KV_CACHE_TYPES = ("f16", "f32", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl")
+# GPU layers "auto": as many as fit in free VRAM by the fit estimate, 0 without a GPU
+# (resolved by the engine at load: core.gpu_layers.resolve_gpu_layers).
+GPU_LAYERS_AUTO = -2
+GPU_LAYERS_ALL = -1
 
 
 @dataclass(frozen=True)
 class LoadSettings:
-    n_gpu_layers: int = 0  # -1 = all layers
+    n_gpu_layers: int = GPU_LAYERS_AUTO  # -1 = all layers, -2 = auto
     n_ctx: int = 4096  # 0 = the model's training context
     n_threads: int = 0  # 0 = one per physical core (llama.cpp picks)
     n_batch: int = 512
@@ -34,10 +38,13 @@ class LoadSettings:
     draft_model: str = ""
     n_draft: int = 8
     draft_p_min: float = DRAFT_P_MIN
+    # A vision model's projector (mmproj GGUF, paired by core.vision); "" = text only.
+    mmproj: str = ""
 
     def validated(self) -> LoadSettings:
         checks: list[tuple[bool, str]] = [
-            (self.n_gpu_layers >= -1, "GPU layers must be ≥ -1 (-1 = all)"),
+            (self.n_gpu_layers >= GPU_LAYERS_AUTO,
+             "GPU layers must be ≥ -2 (-2 = auto: as many as fit in free VRAM, -1 = all)"),
             (self.n_ctx >= 0, "context length must be ≥ 0 (0 = the model's own)"),
             (self.n_threads >= 0, "threads must be ≥ 0 (0 = automatic)"),
             (self.n_batch >= 1, "batch size must be ≥ 1"),
@@ -107,6 +114,7 @@ class ModelInfo:
     available_stages: tuple[str, ...] = ()
     stages_note: str = ""
     draft: str = ""  # the speculative drafting in use, in words ("" = none)
+    vision: str = ""  # the loaded projector's file name ("" = no image input)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

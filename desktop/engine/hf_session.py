@@ -23,7 +23,7 @@ import torch
 import transformers
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
-from desktop.core.model_info import LoadSettings, ModelInfo, SpecialToken
+from desktop.core.model_info import GPU_LAYERS_AUTO, LoadSettings, ModelInfo, SpecialToken
 from desktop.engine.session import (
     LoadFailed,
     display_pieces,
@@ -217,7 +217,8 @@ class HfSession:
         n_layer = int(getattr(self.config, "num_hidden_layers", 0) or 0)
         on_gpu = backend != "CPU"
         note = ""
-        if settings.n_gpu_layers != 0 and not on_gpu:
+        # Asked for GPU layers outright (auto, the default, means: only where there is a GPU).
+        if settings.n_gpu_layers not in (0, GPU_LAYERS_AUTO) and not on_gpu:
             note = "torch finds no GPU (CUDA or Metal), so every layer runs on the CPU"
         size = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
         device_name = torch.cuda.get_device_name(0) if backend == "CUDA" else backend

@@ -171,11 +171,12 @@ class EngineHost:
         capture: bool = True,
         add_bos: bool = True,
         forced_tokens: tuple[int, ...] = (),
+        images: tuple[bytes, ...] = (),
     ) -> int:
         settings = (settings or SamplerSettings()).validated()
         return self._request(
             lambda rid: P.GenerateRequest(
-                rid, prompt, prompt_tokens, settings, capture, add_bos, forced_tokens
+                rid, prompt, prompt_tokens, settings, capture, add_bos, forced_tokens, images
             )
         )
 
@@ -192,8 +193,15 @@ class EngineHost:
             lambda rid: P.ReplayRequest(rid, context_tokens, token_id, step, settings, n_prompt)
         )
 
-    def tokenize(self, prompt: P.PromptPieces, add_bos: bool = True) -> int:
-        return self._request(lambda rid: P.TokenizeRequest(rid, prompt, add_bos))
+    def tokenize(self, prompt: P.PromptPieces, add_bos: bool = True,
+                 images: tuple[bytes, ...] = ()) -> int:
+        return self._request(lambda rid: P.TokenizeRequest(rid, prompt, add_bos, images))
+
+    def rescore(self, prompt: P.PromptPieces, ablated: P.PromptPieces,
+                reply_tokens: tuple[int, ...], add_bos: bool = True) -> int:
+        """Score `reply_tokens` under `prompt` and under `ablated`; answered by `Rescored`."""
+        return self._request(
+            lambda rid: P.RescoreRequest(rid, prompt, ablated, reply_tokens, add_bos))
 
     def cancel(self) -> None:
         if self.alive:
@@ -240,7 +248,8 @@ class EngineHost:
         """Yield events of one request until its final event (for the CLI and tests; only for a
         host built without `on_event`).
 
-        Final events: Loaded, Done, Replayed, Tokenized, Unloaded, EngineError, Crashed.
+        Final events: Loaded, Done, Replayed, Tokenized, Rescored, Unloaded, EngineError,
+        Crashed.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:

@@ -9,8 +9,8 @@ asks for every position's and may be rolled back past its first rejected token.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import os
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ import llama_cpp as L
 import numpy as np
 import numpy.typing as npt
 
+from desktop.core.gpu_layers import offload_note, read_offload, resolve_gpu_layers
 from desktop.core.model_info import LoadSettings, ModelInfo, SpecialToken
 from desktop.engine.session import (
     ContextOverflow,
@@ -26,6 +27,7 @@ from desktop.engine.session import (
     display_pieces,
     reusable_prefix,
 )
+from desktop.engine.vision import ImageError, Vision, is_image_position, open_vision
 
 __all__ = ["ContextOverflow", "LlamaSession", "LoadFailed"]
 
@@ -41,7 +43,6 @@ _KV_TYPES = {
     "iq4_nl": L.GGML_TYPE_IQ4_NL,
 }
 
-_OFFLOADED = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")
 
 
 def _meta(model: Any, key: str, size: int = 1 << 20) -> str | None:
@@ -85,7 +86,9 @@ class LlamaSession:
         settings = settings.validated()
         L.llama_backend_init()
         mparams = L.llama_model_default_params()
-        mparams.n_gpu_layers = 999 if settings.n_gpu_layers < 0 else settings.n_gpu_layers
+        self.gpu_layers = resolve_gpu_layers(  # "auto" becomes as many as fit in free VRAM
+            path, settings, supports_gpu=bool(L.llama_supports_gpu_offload()))
+        mparams.n_gpu_layers = 999 if self.gpu_layers < 0 else self.gpu_layers
         mparams.use_mmap = settings.use_mmap
         mparams.use_mlock = settings.use_mlock
         log_offset = _log_size(log_path)
@@ -131,7 +134,15 @@ class LlamaSession:
         self.cached: list[int] = []  # tokens whose keys/values the context holds, in order
         self._piece_buf = ctypes.create_string_buffer(256)
         self._display: dict[int, str] = {}
+        self.vision: Vision | None = None
+        try:
+            self.vision = open_vision(model, path, settings, threads)
+        except LoadFailed:
+            self.close()
+            raise
         self.info = self._describe(path, settings, n_ctx_train, log_path, log_offset, started)
+        if self.vision is not None:
+            self.info = dataclasses.replace(self.info, vision=self.vision.name)
 
     # --- description ---
 
@@ -158,16 +169,11 @@ class LlamaSession:
         system_info = L.llama_print_system_info().decode("utf-8", errors="replace")
         supports_gpu = bool(L.llama_supports_gpu_offload())
         n_layer = int(L.llama_model_n_layer(model))
-        offloaded, note = 0, ""
-        log_text = _read_from(log_path, log_offset)
-        found = _OFFLOADED.findall(log_text)
-        if found:
-            offloaded = int(found[-1][0])
-        requested = n_layer + 1 if settings.n_gpu_layers < 0 else settings.n_gpu_layers
-        if requested > 0 and not supports_gpu:
-            note = "this llama.cpp build has no GPU backend, so every layer runs on the CPU"
-        elif requested > 0 and offloaded < min(requested, n_layer + 1):
-            note = f"only {offloaded} of the requested layers went to the GPU (see the engine log)"
+        # The layers llama.cpp really assigned to a GPU (its per-layer log lines), not its
+        # "offloaded N/M" line, which echoes the request.
+        seen = read_offload(_read_from(log_path, log_offset))
+        offloaded = seen.on_gpu if seen is not None else 0
+        note = offload_note(settings.n_gpu_layers, self.gpu_layers, supports_gpu, n_layer, seen)
         return ModelInfo(
             path=path,
             architecture=_meta(model, "general.architecture") or "",
@@ -219,6 +225,18 @@ class LlamaSession:
             tokens.pop(0)
         return tokens
 
+    def tokenize_with_images(self, pieces: tuple[tuple[str, bool], ...], add_bos: bool,
+                             images: tuple[bytes, ...]) -> list[int]:
+        """`tokenize_pieces` for a prompt whose image markers stand for `images`: each image
+        a span of image positions (engine.vision); raises ImageError in words."""
+        if self.vision is None:
+            raise ImageError("this model was loaded without a vision projector (mmproj), so "
+                             "it cannot see images")
+        tokens = self.tokenize_pieces((), add_bos)
+        for part in self.vision.tokenize_pieces(pieces, images):
+            tokens.extend(part if isinstance(part, list) else self.tokenize_pieces((part,), False))
+        return tokens
+
     def piece_bytes(self, token: int, special: bool = False) -> bytes:
         buf = self._piece_buf
         n = L.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, special)
@@ -230,6 +248,8 @@ class LlamaSession:
     def display_piece(self, token: int) -> str:
         """A token's text for display: special tokens by name, stray bytes as \\xNN."""
         text = self._display.get(token)
+        if token < 0:
+            return self.vision.describe(token) if self.vision is not None else ""
         if text is None:
             text = self.piece_bytes(token, special=True).decode("utf-8", errors="backslashreplace")
             self._display[token] = text
@@ -250,8 +270,48 @@ class LlamaSession:
             L.llama_memory_clear(self.memory, True)
             common = 0
         self.cached = tokens[:common]
+        if any(is_image_position(t) for t in tokens[common:]) or (
+                common and is_image_position(tokens[common - 1])):
+            return self._prepare_images(tokens, common)
         for start in range(common, len(tokens), self.n_batch):
             self.decode(tokens[start : start + self.n_batch])
+        return common
+
+    def _prepare_images(self, tokens: list[int], common: int) -> int:
+        """`prepare` for a prompt with images: text runs decoded in batches, each image span
+        encoded and decoded whole by mtmd (a span cut by the reused prefix is redone)."""
+        if self.vision is None:
+            raise ImageError("this model was loaded without a vision projector (mmproj)")
+        vision = self.vision
+        i = 0
+        while i < common:  # back up to the start of an image the reused prefix cuts
+            if is_image_position(tokens[i]):
+                end = i + vision.span_length(tokens[i])
+                if end > common:
+                    common = i
+                    break
+                i = end
+            else:
+                i += 1
+        self.rollback(common)
+        i = common
+        while i < len(tokens):
+            if is_image_position(tokens[i]):
+                end = i + vision.span_length(tokens[i])
+                try:
+                    vision.evaluate(self.ctx, tokens[i], i, self.n_batch, end == len(tokens))
+                except (ImageError, RuntimeError):
+                    L.llama_memory_clear(self.memory, True)
+                    self.cached = []
+                    raise
+                self.cached.extend(tokens[i:end])
+            else:
+                end = i
+                while end < len(tokens) and not is_image_position(tokens[end]):
+                    end += 1
+                end = min(end, i + self.n_batch)
+                self.decode(tokens[i:end])
+            i = end
         return common
 
     def decode(self, tokens: list[int], all_logits: bool = False) -> None:
@@ -304,6 +364,10 @@ class LlamaSession:
             self.decode(kept[start: start + self.n_batch])
 
     def close(self) -> None:
+        vision = getattr(self, "vision", None)
+        if vision is not None:
+            vision.close()
+            self.vision = None
         if getattr(self, "batch", None) is not None:
             L.llama_batch_free(self.batch)
             self.batch = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from desktop.core.conversations.ablation import ReplyScores
 from desktop.core.model_info import LoadSettings, ModelInfo
 from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import GenerationDone, StepRecord
@@ -36,6 +37,7 @@ class GenerateRequest:
     capture: bool = True  # fill each StepRecord's stages; off = only the chosen token
     add_bos: bool = True  # prepend BOS when the model asks for it
     forced_tokens: tuple[int, ...] = ()  # take these first instead of sampling ("continue with")
+    images: tuple[bytes, ...] = ()  # encoded images, one per core.vision.IMAGE_MARKER in `prompt`
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,19 @@ class ReplayRequest:
 class TokenizeRequest:
     request_id: int
     prompt: PromptPieces
+    add_bos: bool = True
+    images: tuple[bytes, ...] = ()  # as in GenerateRequest: counted as the image tokens they are
+
+
+@dataclass(frozen=True)
+class RescoreRequest:
+    """Score a reply's tokens teacher-forced under the whole prompt and under `ablated` (the
+    prompt without one part): "without this part" (engine.rescore)."""
+
+    request_id: int
+    prompt: PromptPieces
+    ablated: PromptPieces
+    reply_tokens: tuple[int, ...]
     add_bos: bool = True
 
 
@@ -119,6 +134,13 @@ class Tokenized:
 
 
 @dataclass(frozen=True)
+class Rescored:
+    request_id: int
+    full: ReplyScores  # the reply under the whole prompt
+    ablated: ReplyScores  # the same tokens under the prompt without the part
+
+
+@dataclass(frozen=True)
 class Unloaded:
     request_id: int
 
@@ -144,4 +166,5 @@ class Crashed:
     log_path: str
 
 
-EngineEvent = Loaded | Step | Done | Replayed | Tokenized | Unloaded | EngineError | Crashed
+EngineEvent = (Loaded | Step | Done | Replayed | Tokenized | Unloaded | EngineError | Crashed
+               | Rescored)

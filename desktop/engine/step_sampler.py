@@ -2,41 +2,36 @@
 
 Runs in the engine worker process. The candidate array is a numpy structured array laid out
 exactly like `llama_token_data` {id, logit, p}, handed to `llama_sampler_apply` stage by stage, so
-what a StepRecord shows is what was sampled and the token is llama.cpp's own draw. The factory
-below builds each stage's sampler the way llama.cpp's common/sampling.cpp does (penalties, DRY,
-top-n-sigma, top-k, typical, top-p, min-p, XTC, temperature with its dynamic range; or
-temperature then Mirostat), so a chain and seed give llama-server's tokens.
+what a StepRecord shows is what was sampled and the token is llama.cpp's own draw. The samplers
+come from `engine.step_chain`, built the way llama.cpp's common/sampling.cpp builds them, so a
+chain and seed give llama-server's tokens.
 
 Capture is kept near llama.cpp's own cost, and shortcuts make some chains cheaper than llama.cpp's
 (each proven equal to the full-vocabulary chain by tests/engine/test_step_sampler.py): penalties
 and DRY change only the tokens of their window, so they run on those alone and their scores are
 patched in; when the first stage that cuts is top-k or min-p, only the head that can survive it
 enters the array (top-k falls back to the whole vocabulary when scores tie at its cut, where
-sorts may differ); a snapshot of a large array reads its head from a threshold instead of
-sorting it. Stages whose result hangs on statistics of the whole vocabulary summed in float32
-(top-p's normaliser, typical's entropy, top-n-sigma's deviation, XTC's, Mirostat's and dynamic
-temperature's softmax) run on the whole array exactly as llama.cpp runs them: computing those
-sums any other way could move a cut by one token.
+sorts may differ); typical and Mirostat, which begin with a full sort, get the array already
+sorted by numpy (~1 ms where llama.cpp's sort takes ~40 ms on 262k scores), and run again on the
+whole vocabulary when a survivor lies past the sorted head or shares its score (see
+`Candidates.fill_sorted`); top-p or min-p after top-n-sigma sees its survivors without the -inf
+rest; a snapshot of a large array reads its head from a threshold instead of sorting it. Stages
+whose result hangs on sums over the whole vocabulary in float32 (top-p's normaliser, typical's
+entropy, top-n-sigma's deviation, XTC's and dynamic temperature's softmax) still compute them in
+llama.cpp, over the same numbers: computing those sums any other way could move a cut by one
+token.
 
 Structured output adds llama.cpp's grammar sampler (`engine.grammar`) before every stage that
 cuts, as llama.cpp applies it first (it only masks tokens, so it commutes with penalties and DRY
-and a StepRecord lists it after them). Checking a token against a grammar costs ~0.14 µs, the
-whole 262k vocabulary ~36 ms, so when the first cut is top-k or min-p the grammar checks a head
-of the vocabulary, widened until it holds that cut's survivors (k allowed tokens; every allowed
-token within min-p of the best allowed one), and the whole vocabulary only when no head does or
-the chain's first cut needs whole-vocabulary sums. A captured step also widens the head until
-the unchecked tokens hold under 0.1% of the raw mass, so the grammar stage's mass is that exact;
-its `kept` then counts the vocabulary less the tokens found forbidden.
+and a StepRecord lists it after them); `engine.step_grammar` runs it on a head where that is
+exact. Its `kept` counts the vocabulary less the tokens found forbidden.
 """
 
 from __future__ import annotations
 
 import collections
-import ctypes
-import math
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
 import llama_cpp as L
@@ -55,11 +50,12 @@ from desktop.core.sampler_stages import (
     STAGE_TOP_N_SIGMA,
     STAGE_TOP_P,
     STAGE_TYPICAL,
-    STAGE_XTC,
 )
-from desktop.core.sampling import SamplerSettings, SettingsError
+from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import StageView
 from desktop.engine.grammar import allowed, grammar_sampler, grammar_text
+from desktop.engine.step_chain import WINDOWED, Build, chain_plan, is_active, llama_chain
+from desktop.engine.step_grammar import GrammarStart
 from desktop.engine.step_shortcuts import (
     SMALL,
     TOKEN_DATA,
@@ -77,91 +73,12 @@ from desktop.engine.step_shortcuts import (
 __all__ = ["TOKEN_DATA", "StepSampler", "llama_chain"]
 
 
-@dataclass(frozen=True)
-class _Build:
-    """What a stage's sampler is built from."""
-
-    s: SamplerSettings
-    n_vocab: int
-    n_ctx: int
-    vocab: Any  # llama.cpp's vocabulary (DRY turns its sequence breakers into tokens), or None
-
-    def window(self, last_n: int) -> int:
-        return self.n_ctx if last_n < 0 else last_n
+# llama.cpp's partial sort puts a score in bucket int(6.4 * score + 64), clamped to 0…127: -inf
+# and every score below this share bucket 0.
+_BUCKET_FLOOR = -9.84
 
 
-def _dry(b: _Build) -> Any:
-    s = b.s
-    breakers = [t.encode("utf-8") for t in s.dry_sequence_breakers]
-    if breakers and b.vocab is None:
-        raise SettingsError(
-            "DRY's sequence breakers need llama.cpp's tokenizer (a GGUF model); for this model "
-            "clear the sequence breakers or turn DRY off")
-    array = (ctypes.c_char_p * max(1, len(breakers)))(*breakers)
-    return L.llama_sampler_init_dry(b.vocab, s.dry_multiplier, s.dry_base, s.dry_allowed_length,
-                                    b.window(s.dry_penalty_last_n), array, len(breakers))
-
-
-# The factory: each stage's llama.cpp sampler, as common/sampling.cpp builds it (min_keep 0).
-_FACTORY: dict[str, Callable[[_Build], Any]] = {
-    STAGE_PENALTIES: lambda b: L.llama_sampler_init_penalties(
-        b.n_vocab, b.window(b.s.repeat_last_n), b.s.repeat_penalty, b.s.frequency_penalty,
-        b.s.presence_penalty),
-    STAGE_DRY: _dry,
-    STAGE_TOP_N_SIGMA: lambda b: L.llama_sampler_init_top_n_sigma(b.s.top_n_sigma),
-    STAGE_TOP_K: lambda b: L.llama_sampler_init_top_k(b.s.top_k),
-    STAGE_TYPICAL: lambda b: L.llama_sampler_init_typical(b.s.typical_p, 0),
-    STAGE_TOP_P: lambda b: L.llama_sampler_init_top_p(b.s.top_p, 0),
-    STAGE_MIN_P: lambda b: L.llama_sampler_init_min_p(b.s.min_p, 0),
-    STAGE_XTC: lambda b: L.llama_sampler_init_xtc(b.s.xtc_probability, b.s.xtc_threshold, 0,
-                                                  b.s.seed),
-    STAGE_TEMPERATURE: lambda b: L.llama_sampler_init_temp_ext(
-        b.s.temperature, b.s.dynatemp_range, b.s.dynatemp_exponent),
-}
-# With Mirostat on, llama.cpp's chain is plain temperature, then Mirostat, which draws itself.
-_MIROSTAT_FACTORY: dict[str, Callable[[_Build], Any]] = {
-    STAGE_TEMPERATURE: lambda b: L.llama_sampler_init_temp(b.s.temperature),
-    STAGE_MIROSTAT: lambda b: (
-        L.llama_sampler_init_mirostat(b.n_vocab, b.s.seed, b.s.mirostat_tau, b.s.mirostat_eta,
-                                      100)
-        if b.s.mirostat == 1
-        else L.llama_sampler_init_mirostat_v2(b.s.seed, b.s.mirostat_tau, b.s.mirostat_eta)),
-}
-_GRAMMAR_HEADS = (512, 4096, 32768)  # head sizes the grammar checks before the whole vocabulary
-_GRAMMAR_TAIL = 1e-3  # a captured step's grammar leaves at most this raw mass unchecked
-# Stages whose apply changes only the tokens of their history window (the field holding its
-# length): on a full array they run on those tokens alone.
-_WINDOWED = {STAGE_PENALTIES: "repeat_last_n", STAGE_DRY: "dry_penalty_last_n"}
-
-
-def _chain_plan(s: SamplerSettings) -> tuple[tuple[str, ...], dict[str, Callable[[_Build], Any]]]:
-    if s.mirostat:
-        return (STAGE_TEMPERATURE, STAGE_MIROSTAT), _MIROSTAT_FACTORY
-    return tuple(s.order), _FACTORY
-
-
-def _active(s: SamplerSettings, name: str) -> bool:
-    return name == STAGE_MIROSTAT or s.is_on(name)
-
-
-def llama_chain(settings: SamplerSettings, n_vocab: int, n_ctx: int, vocab: Any = None) -> Any:
-    """The same chain as one `llama_sampler_chain` (its draw included), for a bare loop that runs
-    llama.cpp's `llama_sampler_sample` without any capture. The caller frees it."""
-    s = settings.validated()
-    order, factory = _chain_plan(s)
-    build = _Build(s, n_vocab, n_ctx, vocab)
-    chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
-    if s.is_on(STAGE_GRAMMAR):  # first, as llama.cpp's common sampler applies it
-        L.llama_sampler_chain_add(chain, grammar_sampler(vocab, grammar_text(s)))
-    for name in order:
-        if _active(s, name):
-            L.llama_sampler_chain_add(chain, factory[name](build))  # the chain frees it
-    if not s.mirostat:
-        L.llama_sampler_chain_add(chain, L.llama_sampler_init_dist(s.seed))
-    return chain
-
-
-class StepSampler:
+class StepSampler(GrammarStart):
     """Builds the chain for one generation and samples (and optionally captures) each step."""
 
     def __init__(self, settings: SamplerSettings, n_vocab: int, n_ctx: int,
@@ -174,21 +91,21 @@ class StepSampler:
         self.top_n = s.top_n
         self.cand = Candidates(n_vocab)
         self._owned: list[Any] = []
-        order, factory = _chain_plan(s)
+        order, factory = chain_plan(s)
         self.order = list(order)
-        build = _Build(s, n_vocab, n_ctx, vocab)
+        build = Build(s, n_vocab, n_ctx, vocab)
         self.samplers = {name: self._own(factory[name](build))
-                         for name in self.order if _active(s, name)}
+                         for name in self.order if is_active(s, name)}
         self.draw = None if s.mirostat else self._own(L.llama_sampler_init_dist(s.seed))
         active = [name for name in self.order if name in self.samplers]
         # Penalties and DRY at the head of the chain touch only their window: they run on a
         # small array of those tokens, and their new scores are patched into the big one.
         n_prefix = 0
-        while shortcuts and n_prefix < len(active) and active[n_prefix] in _WINDOWED:
+        while shortcuts and n_prefix < len(active) and active[n_prefix] in WINDOWED:
             n_prefix += 1
         self._prefix = active[:n_prefix]
         self._rest = active[n_prefix:]
-        windows = [build.window(getattr(s, _WINDOWED[n])) for n in active if n in _WINDOWED]
+        windows = [build.window(getattr(s, WINDOWED[n])) for n in active if n in WINDOWED]
         self._history: collections.deque[int] = collections.deque(maxlen=max(windows, default=0))
         self._wcand = Candidates(max(1, self._history.maxlen or 1))
         # When the first stage that cuts is top-k or min-p, only the tokens that can survive
@@ -196,6 +113,26 @@ class StepSampler:
         first = self._rest[0] if self._rest and shortcuts else None
         self._head_stage = first if first in (STAGE_TOP_K, STAGE_MIN_P) else None
         self.full_fallbacks = 0  # steps where a tie at the cut sent top-k to the whole array
+        # Typical and Mirostat sort the whole vocabulary first: when only temperatures come
+        # before them, the array is handed over already sorted (Candidates.fill_sorted).
+        self._sort_at: int | None = None
+        self._presorted: npt.NDArray[np.float32] | None = None  # the head's tied scores
+        if shortcuts and self._head_stage is None and not s.is_on(STAGE_GRAMMAR):
+            for i, name in enumerate(self._rest):
+                if name in (STAGE_TYPICAL, STAGE_MIROSTAT):
+                    self._sort_at = i
+                    break
+                if (name != STAGE_TEMPERATURE or s.temperature <= 0
+                        or (s.dynatemp_range > 0 and not s.mirostat)):
+                    break
+        self._divisors = (s.temperature,) * (self._sort_at or 0)
+        # Top-n-sigma masks the vocabulary with -inf and keeps its size: when top-p or min-p
+        # comes next, its few survivors go on alone (see `_compact`).
+        at = self._rest.index(STAGE_TOP_N_SIGMA) if STAGE_TOP_N_SIGMA in self._rest else -1
+        self._compact_at = (at if shortcuts and 0 <= at < len(self._rest) - 1
+                            and self._rest[at + 1] in (STAGE_TOP_P, STAGE_MIN_P) else None)
+        self.compacted = 0  # steps whose top-n-sigma survivors went on alone
+        self.sorted_fills = 0  # steps whose sorting stage got a sorted array
         # The grammar: after the penalty/DRY prefix, before every stage that cuts.
         self.grammar = (self._own(grammar_sampler(vocab, grammar_text(s)))
                         if s.is_on(STAGE_GRAMMAR) else None)
@@ -294,79 +231,73 @@ class StepSampler:
                 # in the same (id) order, so the survivors are the same tokens in the same order.
                 cand.fill_ids(ids, values)
                 return False
-        cand.fill(logits)
-        if len(w_ids) and w_final is not None:
-            cand.buf["logit"][w_ids] = w_final  # filled in id order: position = id
+        elif self._sort_at is not None:
+            current = logits
+            if len(w_ids) and w_final is not None:
+                current = logits.copy()
+                current[w_ids] = w_final
+            self._presorted = cand.fill_sorted(current, self._divisors)
+            if self._presorted is not None:
+                self.sorted_fills += 1
+                return False
+        self._fill_full(logits, w_ids, w_final)
         return False
 
-    def _grammar_start(self, logits: npt.NDArray[np.float32], w_ids: npt.NDArray[np.int32],
-                       w_final: npt.NDArray[np.float32] | None, raw_max: float,
-                       norm: Normaliser | None) -> bool:
-        """`_start` with the grammar: the first cut's survivors found among the allowed tokens
-        of a head (see the module docstring), or the grammar applied to the whole vocabulary.
-        `norm` (a captured step): widen the head until the unchecked raw mass is under 0.1%."""
-        cand, s, grammar = self.cand, self.settings, self.grammar
-        stage = self._head_stage
-        self._checked = None
-        if stage == STAGE_TOP_K and s.top_k >= self.n_vocab:
-            stage = None
-        for count in _GRAMMAR_HEADS if stage is not None else ():
-            ids, values = head_ids(logits, w_ids, w_final, raw_max,
-                                   count=max(count, 2 * s.top_k if stage == STAGE_TOP_K else 0))
-            if ids is None or values is None:
-                break
-            cand.fill_ids(ids, values)
-            L.llama_sampler_apply(grammar, cand.ref)
-            ok = cand.view()["logit"] > -np.inf
-            n_ok = int(np.count_nonzero(ok))
-            floor = float(values.min())  # every token scoring at least this was checked
-            if stage == STAGE_TOP_K:
-                enough = n_ok >= s.top_k
-            else:
-                enough = n_ok > 0 and float(values[ok].max()) + math.log(s.min_p) - 1.0 >= floor
-            if enough and norm is not None:
-                enough = 1.0 - float(norm.probs(logits[ids]).sum()) <= _GRAMMAR_TAIL
-            if not enough:
-                continue
-            self._checked = (ids, values, ok)
-            kept_ids, kept_values = ids[ok], values[ok]
-            cand.fill_ids(kept_ids, kept_values)
-            if stage == STAGE_MIN_P:
-                return False  # min-p keeps the allowed scores near the best, in id order
-            L.llama_sampler_apply(self.samplers[STAGE_TOP_K], cand.ref)
-            kept = cand.view()["logit"]
-            if (len(np.unique(kept)) == len(kept)
-                    and int(np.count_nonzero(kept_values >= kept.min())) == len(kept)):
-                return True
-            self.full_fallbacks += 1  # a tie at the cut: as without the grammar
-            self._checked = None
-            break
-        self.grammar_full_steps += 1
-        cand.fill(logits)
+    def _fill_full(self, logits: npt.NDArray[np.float32], w_ids: npt.NDArray[np.int32],
+                   w_final: npt.NDArray[np.float32] | None) -> None:
+        self.cand.fill(logits)
         if len(w_ids) and w_final is not None:
-            cand.buf["logit"][w_ids] = w_final
-        L.llama_sampler_apply(grammar, cand.ref)
-        if not np.any(cand.view()["logit"] > -np.inf):
-            raise SettingsError("the grammar allows no token of this model's vocabulary here")
-        return False
+            self.cand.buf["logit"][w_ids] = w_final  # filled in id order: position = id
 
-    def _grammar_view(self, logits: npt.NDArray[np.float32], norm: Normaliser,
-                      w_ids: npt.NDArray[np.int32],
-                      w_final: npt.NDArray[np.float32] | None) -> StageView:
-        """The grammar stage of a captured step whose grammar checked a head."""
-        assert self._checked is not None
-        ids, values, ok = self._checked
-        gone = ids[~ok]
-        shift = norm.shift
-        z = norm.z_with(logits, w_ids, w_final) if w_final is not None else norm.z
-        z -= float(np.exp(values[~ok].astype(np.float64) - shift).sum())
-        order = ranked(ids[ok], values[ok])[: self.top_n]
-        probs = np.exp(values[ok][order].astype(np.float64) - shift) / max(z, 1e-300)
-        mass = 1.0 - float(norm.probs(logits[gone]).sum())
-        return StageView(STAGE_GRAMMAR, self.n_vocab - len(gone), max(0.0, mass),
-                         ints(ids[ok][order]), floats(probs))
+    def _compact(self) -> None:
+        """Top-n-sigma's survivors alone, in the array's (id) order, for top-p or min-p: the
+        -inf scores it left add exactly 0 to their softmax sums and never survive, so the same
+        tokens survive with the same probabilities. Kept only where every sort orders them
+        alike (no two equal scores) and llama.cpp's bucket sort puts no survivor in the
+        lowest bucket with the -inf ones (scores ≥ -9.84)."""
+        view = self.cand.view()
+        if len(view) <= SMALL:
+            return
+        lg = view["logit"]
+        alive = np.flatnonzero(lg > -np.inf)
+        if not 0 < len(alive) <= SMALL:
+            return
+        values = lg[alive]
+        if float(values.min()) < _BUCKET_FLOOR or len(np.unique(values)) < len(values):
+            return
+        self.cand.fill_ids(view["id"][alive], values)
+        self.compacted += 1
 
-    # --- sampling ---
+    def _apply(self, index: int, logits: npt.NDArray[np.float32], w_ids: npt.NDArray[np.int32],
+               w_final: npt.NDArray[np.float32] | None) -> None:
+        """Run stage `self._rest[index]` on the candidates. On a sorted fill, a survivor past
+        the head (id -1) or one whose score another token shares (where llama.cpp's sort may
+        order them otherwise) sends the sorting stage to the whole vocabulary in id order, from
+        the state it had before (Mirostat's mu and RNG: a clone taken first)."""
+        name = self._rest[index]
+        sampler = self.samplers[name]
+        ties = self._presorted
+        if index != self._sort_at or ties is None:
+            L.llama_sampler_apply(sampler, self.cand.ref)
+            if index == self._compact_at:
+                self._compact()
+            return
+        self._presorted = None
+        spare = L.llama_sampler_clone(sampler) if name == STAGE_MIROSTAT else None
+        L.llama_sampler_apply(sampler, self.cand.ref)
+        kept = self.cand.view()
+        if int(kept["id"].min()) >= 0 and not (len(ties) and np.isin(kept["logit"], ties).any()):
+            if spare is not None:
+                L.llama_sampler_free(spare)
+            return
+        self.full_fallbacks += 1
+        if spare is not None:
+            self._owned[self._owned.index(sampler)] = spare
+            self.samplers[name] = spare
+            L.llama_sampler_free(sampler)
+        self._fill_full(logits, w_ids, w_final)
+        for prior in self._rest[: index + 1]:
+            L.llama_sampler_apply(self.samplers[prior], self.cand.ref)
 
     def sample_fast(self, logits: npt.NDArray[np.float32]) -> int:
         """Run the chain and draw, capturing nothing."""
@@ -374,8 +305,8 @@ class StepSampler:
         w_final = after[-1] if after else None
         raw_max = float(logits.max()) if self._head_stage else 0.0
         done = self._start(logits, w_ids, w_final, raw_max)
-        for name in self._rest[1:] if done else self._rest:
-            L.llama_sampler_apply(self.samplers[name], self.cand.ref)
+        for i in range(1 if done else 0, len(self._rest)):
+            self._apply(i, logits, w_ids, w_final)
         token = self._draw()
         self._accept(token)
         self._accept_grammar(token, check=False)
@@ -418,9 +349,9 @@ class StepSampler:
             done = self._start(logits, w_ids, w_final, norm.max)
         if done:
             by_name[self._rest[0]] = self._snapshot(self._rest[0], logits, norm)
-        for name in self._rest[1:] if done else self._rest:
-            L.llama_sampler_apply(self.samplers[name], self.cand.ref)
-            by_name[name] = self._snapshot(name, logits, norm)
+        for i in range(1 if done else 0, len(self._rest)):
+            self._apply(i, logits, w_ids, w_final)
+            by_name[self._rest[i]] = self._snapshot(self._rest[i], logits, norm)
         for name in self.order:
             view = by_name.get(name)
             if view is None:  # turned off: it passes its input on unchanged

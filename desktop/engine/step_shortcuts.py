@@ -30,6 +30,8 @@ SMALL = 4096  # at or below this many candidates a snapshot sorts them all
 _CHUNK = 32768
 _LOG2E = 1.0 / math.log(2.0)
 _GAPS = (8.0, 16.0, 32.0, 64.0)  # how far below the top a snapshot's head reaches, in turn
+SORT_HEAD = 2048  # tokens whose ids a sorted fill writes (typical's and Mirostat's survivors)
+_NO_IDS = np.zeros(0, dtype=np.int32)
 
 
 class Candidates:
@@ -66,6 +68,37 @@ class Candidates:
         head["id"] = ids
         head["logit"] = values
         self._reset(n)
+
+    def fill_sorted(self, values: npt.NDArray[np.float32], divisors: tuple[float, ...]
+                    ) -> npt.NDArray[np.float32] | None:
+        """Every score, highest first, as llama.cpp's full sort leaves them (`sorted` set, so
+        typical's and Mirostat's softmax skip their own sort: ~40 ms of bucket sort here, where
+        numpy sorts the scores in ~1 ms). Only the head's ids are written; past it an id is -1.
+
+        Every position holds the same score as after llama.cpp's sort (a sort of the same
+        numbers), so a stage computes the same sums and picks the same positions; a position
+        holds the same token wherever its score is unique. Returns the head's scores that are
+        not unique, as they will be after dividing by `divisors` (the temperatures llama.cpp
+        applies first, in float32 as it does: a division can make two scores equal): a stage
+        that keeps one of them, or keeps an id -1, must run on the whole vocabulary instead.
+        None, with nothing filled, when no short head exists."""
+        ids, vals = head_ids(values, _NO_IDS, None, float(values.max()), count=SORT_HEAD)
+        if ids is None or vals is None:
+            return None
+        order = ranked(ids, vals)
+        ids, vals = ids[order], vals[order]
+        seen = vals
+        for d in divisors:
+            seen = seen / np.float32(d)
+        same = seen[1:] == seen[:-1]
+        n = len(values)
+        self.buf["logit"][:n] = np.sort(values)[::-1]
+        self.buf["id"][: len(ids)] = ids
+        self.buf["id"][len(ids) : n] = -1
+        self._reset(n)
+        self.arr.sorted = True
+        tied: npt.NDArray[np.float32] = seen[1:][same]
+        return tied
 
     def view(self) -> npt.NDArray[Any]:
         start = (ctypes.cast(self.arr.data, ctypes.c_void_p).value or 0) - self._base

@@ -28,6 +28,7 @@ from desktop.core.sampling import SamplerSettings, SettingsError
 from desktop.engine import protocol as P
 from desktop.engine.crash import EXIT_LOG_REFUSED
 from desktop.engine.session import MessageSession, Session, SessionFactory, TokenSession
+from desktop.engine.vision_prompt import ImageError, prompt_tokens
 
 if TYPE_CHECKING:  # the sampler imports llama_cpp: the worker does so only when it generates
     from desktop.engine.drafting import Drafter
@@ -105,10 +106,16 @@ class Worker:
             self.generate(msg)
         elif isinstance(msg, P.ReplayRequest):
             self.replay(msg)
+        elif isinstance(msg, P.RescoreRequest):  # "without this part" (engine.rescore)
+            from desktop.engine.rescore import answer
+
+            answer(self.session, msg, self.send)
         elif isinstance(msg, P.TokenizeRequest):
             session = self._require(msg.request_id)
             if session is not None:
-                tokens = session.tokenize_pieces(msg.prompt, msg.add_bos)
+                tokens = prompt_tokens(session, msg, self.send)
+                if tokens is None:
+                    return
                 pieces = tuple(session.display_piece(t) for t in tokens)
                 self.send(P.Tokenized(msg.request_id, tuple(tokens), pieces))
         elif isinstance(msg, P.UnloadRequest):
@@ -199,7 +206,9 @@ class Worker:
             return
         settings = msg.settings.validated()
         started = time.perf_counter()
-        prompt = list(msg.prompt_tokens) or session.tokenize_pieces(msg.prompt, msg.add_bos)
+        prompt = list(msg.prompt_tokens) or prompt_tokens(session, msg, self.send)
+        if prompt is None:
+            return
         if not prompt:
             self.send(P.EngineError(msg.request_id, "bad_request", "the prompt is empty"))
             return
@@ -208,13 +217,16 @@ class Worker:
         except ContextOverflow as exc:
             self.send(P.EngineError(msg.request_id, "context_overflow", str(exc)))
             return
+        except ImageError as exc:  # an image no longer held, or one mtmd could not encode
+            self.send(P.EngineError(msg.request_id, "bad_request", str(exc)))
+            return
         prompt_done = time.perf_counter()
         decode_ms = (prompt_done - started) * 1000
         sampler = _sampler(msg.request_id, settings, session, self.send)
         if sampler is None:
             return
         try:
-            sampler.accept(last_n(prompt, settings, session.n_ctx))
+            sampler.accept([t for t in last_n(prompt, settings, session.n_ctx) if t >= 0])
             self._decode_loop(
                 msg, session, sampler, prompt, reused, started, prompt_done, decode_ms
             )
@@ -244,7 +256,8 @@ class Worker:
         finish, first_token_at = "length", 0.0
         n_generated = 0
         steps = StepBatcher(self.send, msg.request_id)
-        feed = feed_for(session, self.drafter, decode_ms)
+        # A draft model cannot see the images, so an image prompt goes without drafting.
+        feed = feed_for(session, None if min(prompt, default=0) < 0 else self.drafter, decode_ms)
         try:
             for step in range(settings.max_tokens):
                 if self._cancel_requested():
@@ -297,7 +310,7 @@ class Worker:
         ended = time.perf_counter()
         # Tokens per prompt piece (the X-ray's parts), counted after the reply so that neither
         # the first token nor prompt_ms waits for it.
-        piece_tokens = () if msg.prompt_tokens else piece_counts(
+        piece_tokens = () if msg.prompt_tokens or msg.images else piece_counts(
             session, msg.prompt, msg.add_bos, prompt)
         gen_s = max(ended - first_token_at, 1e-9) if first_token_at else 0.0
         done = GenerationDone(
@@ -344,12 +357,15 @@ class Worker:
         except ContextOverflow as exc:
             self.send(P.EngineError(msg.request_id, "context_overflow", str(exc)))
             return
+        except ImageError as exc:
+            self.send(P.EngineError(msg.request_id, "bad_request", str(exc)))
+            return
         decode_ms = (time.perf_counter() - started) * 1000
         sampler = _sampler(msg.request_id, msg.settings, session, self.send)
         if sampler is None:
             return
         try:
-            sampler.accept(last_n(context, msg.settings, session.n_ctx))
+            sampler.accept([t for t in last_n(context, msg.settings, session.n_ctx) if t >= 0])
             sampler.accept_output(context[msg.n_prompt:])  # the grammar's place in the reply
             token, fields = sampler.sample_captured(session.logits(), forced=msg.token_id)
         finally:

@@ -73,6 +73,7 @@ class _Held:
     capture: bool
     add_bos: bool
     forced_tokens: tuple[int, ...]
+    images: tuple[bytes, ...] = ()  # one per image marker in `prompt` (vision models)
 
 
 _DROPPED = EngineLoan(lambda _loan: None, lambda _event: None)  # owns a stopped loan's late events
@@ -87,6 +88,7 @@ class EngineService(QObject):
     sig_generation_finished = Signal(int, object, object)  # request id, GenerationDone, tokens
     sig_step_replayed = Signal(int, object)  # request id, StepRecord
     sig_tokenized = Signal(int, object, object)  # request id, token ids, display pieces
+    sig_rescored = Signal(int, object, object)  # request id, ReplyScores whole, without the part
     sig_model_unloaded = Signal(int)
     sig_request_failed = Signal(int, str, str)  # request id, kind, message in plain words
     sig_engine_crashed = Signal(object)  # protocol.Crashed
@@ -130,8 +132,10 @@ class EngineService(QObject):
         capture: bool = True,
         add_bos: bool = True,
         forced_tokens: tuple[int, ...] = (),
+        images: tuple[bytes, ...] = (),
     ) -> int:
-        held = _Held(0, prompt, settings, prompt_tokens, capture, add_bos, forced_tokens)
+        held = _Held(0, prompt, settings, prompt_tokens, capture, add_bos, forced_tokens,
+                     images)
         if self._lending():
             rid = held.public_id = next(self._held_ids)
             self._queue.append(held)
@@ -147,6 +151,11 @@ class EngineService(QObject):
 
     def tokenize(self, prompt: P.PromptPieces, add_bos: bool = True) -> int:
         return self.host.tokenize(prompt, add_bos)
+
+    def rescore(self, prompt: P.PromptPieces, ablated: P.PromptPieces,
+                reply_tokens: tuple[int, ...]) -> int:
+        """A reply re-scored without one part of its prompt (answered by `sig_rescored`)."""
+        return self.host.rescore(prompt, ablated, reply_tokens)
 
     def cancel(self) -> None:
         """Stop the window's generation (a held one ends at once, "cancelled", with no text)."""
@@ -235,7 +244,7 @@ class EngineService(QObject):
     def _send(self, item: _Held) -> int:
         rid = self.host.generate(item.prompt, item.settings, prompt_tokens=item.prompt_tokens,
                                  capture=item.capture, add_bos=item.add_bos,
-                                 forced_tokens=item.forced_tokens)
+                                 forced_tokens=item.forced_tokens, images=item.images)
         self._running[rid] = None
         return rid
 
@@ -290,6 +299,8 @@ class EngineService(QObject):
             self.sig_step_replayed.emit(event.request_id, event.record)
         elif isinstance(event, P.Tokenized):
             self.sig_tokenized.emit(event.request_id, event.tokens, event.pieces)
+        elif isinstance(event, P.Rescored):
+            self.sig_rescored.emit(event.request_id, event.full, event.ablated)
         elif isinstance(event, P.Unloaded):
             self.model = None
             self.sig_model_unloaded.emit(event.request_id)

@@ -81,6 +81,7 @@ CHAINS = {
     "typical_reordered": SamplerSettings(seed=13, top_k=0, typical_p=0.9, order=(
         "temperature", "penalties", "dry", "top_n_sigma", "top_k", "typical", "top_p",
         "min_p", "xtc")),
+    "typical": SamplerSettings(seed=23, top_k=0, typical_p=0.9),  # the bench's typical row
     "mirostat_v1": SamplerSettings(seed=17, mirostat=1, temperature=0.9),
     "mirostat_v2": SamplerSettings(seed=19, mirostat=2, mirostat_tau=3.0),
 }

@@ -19,8 +19,14 @@ def test_doctor_reports_offload_and_speed(gemma_path: Path) -> None:
     gpu, cpu = report["gpu_run"], report["cpu_run"]
     assert cpu["layers_offloaded"] == 0
     assert cpu["tokens_per_second"] > 0
+    # llama.cpp's own assignment, read from the worker's log: Gemma 3 270M's 18 layers and its
+    # output layer, each on the CPU here, and the weight buffers that hold them.
+    assert cpu["layers_by_device"] == {"CPU": 19}
+    assert any(name.startswith("CPU") for name in cpu["weights_mib_by_buffer"])
     if not gpu["gpu_offload_supported"]:
         assert gpu["layers_offloaded"] == 0
+        assert gpu["layers_by_device"] == {"CPU": 19}
         assert "no GPU backend" in gpu["offload_note"]
+        assert report["auto_gpu_layers"] == 0
     else:
         assert gpu["layers_offloaded"] > 0 or gpu["offload_note"]

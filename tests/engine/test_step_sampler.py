@@ -298,3 +298,118 @@ def test_the_worker_refuses_dry_breakers_without_a_llama_vocabulary_in_words() -
     sampler = _sampler(8, SamplerSettings(), backend, sent.append)
     assert sampler is not None
     sampler.close()
+
+
+SORTING = {
+    "typical": SamplerSettings(seed=21, top_k=0, typical_p=0.9),
+    "mirostat_v1": SamplerSettings(seed=22, mirostat=1, temperature=0.9),
+    "mirostat_v2": SamplerSettings(seed=23, mirostat=2, temperature=1.5),
+}
+
+
+def _against_llama(settings: SamplerSettings, steps: list[np.ndarray], vocab: Any,
+                   ) -> StepSampler:
+    """Captured and fast draws, stage by stage, against the shortcut-free sampler and
+    llama.cpp's whole chain; returns the captured sampler (closed) for its counters."""
+    captured = StepSampler(settings, N_VOCAB, N_CTX, vocab)
+    fast = StepSampler(settings, N_VOCAB, N_CTX, vocab)
+    plain = StepSampler(settings, N_VOCAB, N_CTX, vocab, shortcuts=False)
+    chain = llama_chain(settings, N_VOCAB, N_CTX, vocab)
+    try:
+        for step, logits in enumerate(steps):
+            full = FullArray(logits)
+            L.llama_sampler_apply(chain, full.ref)
+            expected = int(full.view()["id"][full.arr.selected])
+            L.llama_sampler_accept(chain, expected)
+            token_a, a = captured.sample_captured(logits)
+            token_b, b = plain.sample_captured(logits)
+            assert (token_a, fast.sample_fast(logits), token_b) == (expected,) * 3, step
+            for sa, sb in zip(a["stages"], b["stages"], strict=True):
+                assert (sa.name, sa.kept, sa.ids) == (sb.name, sb.kept, sb.ids)
+                # A snapshot's own normaliser sums a sorted array in another order.
+                assert sa.probs == pytest.approx(sb.probs, rel=1e-5, abs=1e-12)
+                assert sa.mass == pytest.approx(sb.mass, rel=1e-5)
+            assert a["prob"] == b["prob"]  # the draw's distribution: llama.cpp's own sums
+        assert fast.sorted_fills == captured.sorted_fills
+        assert fast.full_fallbacks == captured.full_fallbacks
+    finally:
+        for s in (captured, fast, plain):
+            s.close()
+        L.llama_sampler_free(chain)
+    return captured
+
+
+@pytest.mark.parametrize("name", list(SORTING))
+def test_typical_and_mirostat_get_a_sorted_array_with_llama_cpps_results(
+        name: str, vocab: Any) -> None:
+    """The sorting stages skip llama.cpp's full sort: same survivors, probabilities and
+    draws as the whole vocabulary in id order. (Equal scores further down, which these
+    logits have, change nothing: no stage keeps them.)"""
+    steps = [_logits(300 + i, (6.0, 8.0, 10.0)[i % 3]) for i in range(6)]
+    sampler = _against_llama(SORTING[name], steps, vocab)
+    assert sampler.sorted_fills == 6
+    assert sampler.full_fallbacks == 0
+
+
+@pytest.mark.parametrize("name", list(SORTING))
+def test_ties_in_the_head_keep_llama_cpps_own_sort(name: str, vocab: Any) -> None:
+    """Equal scores among the survivors (where llama.cpp's sort order decides which of them
+    sits where, so which one a draw lands on, and which one a cut keeps) send the stage to
+    llama.cpp's own sort; the grid-rounded logits tie everywhere, the cut included."""
+    steps = []
+    for i in range(4):
+        logits = _logits(400 + i, 3.0)
+        top = np.argsort(-logits)[:6]
+        logits[top[1 + i % 4]] = logits[top[0]]  # the best score, twice
+        steps.append(logits)
+    steps += [_logits(410 + i, 3.0, ties=True) for i in range(2)]
+    sampler = _against_llama(SORTING[name], steps, vocab)
+    assert sampler.sorted_fills == 6
+    if name == "mirostat_v2":  # it always keeps the best token, so both tied ones
+        assert sampler.full_fallbacks == 6
+
+
+def test_a_temperature_that_makes_two_scores_equal_is_a_tie() -> None:
+    """Mirostat's temperature runs before the sort: 1.5 can map two neighbouring float32
+    scores onto one, which is a tie for llama.cpp's sort even though the raw scores differ."""
+    logits = _logits(500, 3.0)
+    top = np.argsort(-logits)[:3]
+    a = logits[top[0]]
+    b = np.nextafter(a, np.float32(-np.inf), dtype=np.float32)
+    while b / np.float32(1.5) != a / np.float32(1.5):
+        b = np.nextafter(b, np.float32(-np.inf), dtype=np.float32)
+    assert b > logits[top[1]]
+    logits[top[1]] = b  # distinct raw scores, equal once divided by 1.5
+    sampler = StepSampler(SORTING["mirostat_v2"], N_VOCAB, N_CTX)
+    try:
+        sampler.sample_fast(logits)
+        assert sampler.full_fallbacks == 1
+        sampler.sample_fast(_logits(501, 3.0))
+        assert (sampler.sorted_fills, sampler.full_fallbacks) == (2, 1)
+    finally:
+        sampler.close()
+
+
+def test_survivors_past_the_sorted_head_rerun_on_the_whole_vocabulary(vocab: Any) -> None:
+    """A plateau holding most of the mass: typical keeps tokens past the sorted head, whose
+    ids are unknown, so it runs again on the whole vocabulary. (Mirostat's rerun from its state
+    before, mu and RNG, is the tie test's: v2 falls back on every step there.)"""
+    steps = []
+    for i in range(4):
+        logits = _logits(600 + i, 0.01)  # a plateau holding most of the mass …
+        logits[np.random.default_rng(i).choice(N_VOCAB, 3000, replace=False)] += 3.0  # … a head
+        steps.append(logits)
+    sampler = _against_llama(SORTING["typical"], steps, vocab)
+    assert sampler.sorted_fills == 4
+    assert sampler.full_fallbacks >= 1
+
+
+def test_top_n_sigma_survivors_go_on_alone_with_llama_cpps_results(vocab: Any) -> None:
+    """Top-p and min-p after top-n-sigma see its survivors without the -inf rest: the same
+    tokens, probabilities and draws as llama.cpp's whole chain; a tie among the survivors (grid
+    logits) keeps the whole array."""
+    settings = SamplerSettings(seed=31, top_k=0, top_n_sigma=1.0)
+    steps = [_logits(700 + i, (1.0, 3.0, 6.0)[i % 3]) for i in range(6)]
+    steps += [_logits(710, 3.0, ties=True)]
+    sampler = _against_llama(settings, steps, vocab)
+    assert sampler.compacted == 6

@@ -439,7 +439,7 @@ def test_real_engine_live_chart_replay_and_continue(
 @pytest.mark.engine
 def test_chart_bench_runs_and_reports_a_ratio(
         qtbot: QtBot, gemma_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from desktop.bench import chart as chart_bench
+    from desktop.ui.bench import chart as chart_bench
 
     assert chart_bench.main(["--model", str(gemma_path), "--tokens", "8", "--rounds", "1",
                              "--threads", "2"]) == 0

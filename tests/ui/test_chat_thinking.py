@@ -229,7 +229,8 @@ def test_a_real_reply_with_a_thinking_block_on_every_turn_and_after_regenerate(
     from desktop.ui.window.main_window import MainWindow
 
     settings = AppSettings()
-    settings.load_settings = LoadSettings(n_ctx=1024, n_threads=2)
+    # One thread: two wait on each other at every barrier on a loaded 2-core machine.
+    settings.load_settings = LoadSettings(n_ctx=1024, n_threads=1)
     w = MainWindow(settings, models_dir=gemma_models_dir, with_services=False)
     qtbot.addWidget(w)
     w.show()
@@ -288,3 +289,75 @@ def test_the_thinking_switch_shows_only_where_the_template_takes_enable_thinking
         qtbot.mouseClick(view.thinking_check, Qt.MouseButton.LeftButton)
     assert changed.args == [False]
     assert view.thinking_enabled is False
+
+
+# --- thinking counted as its own part: the footer and the context meter ---
+
+
+def test_thinking_is_counted_in_the_footer_and_the_context_meter(
+        qtbot: Any, chat: Chat, tmp_path: Path) -> None:
+    from desktop.ui.panels.context_meter import ContextBox
+
+    box = ContextBox((("refuse", "Refuse"),))
+    qtbot.addWidget(box)
+    box.show_counts((("system", 10), ("history", 30)), 1000, exact=True, how="")
+    seen: list[tuple[int, int]] = []
+    tally = chat.controller.thinking
+    tally.sig_changed.connect(lambda current, not_sent: seen.append((current, not_sent)))
+    tally.sig_changed.connect(box.set_thinking)
+
+    # REPLY is 13 tokens (one a word); 9 of them start before </think>, as the block's title
+    # counts them.
+    chat.send("Hello")
+    [reply] = chat.replies()
+    assert reply.footer.text().startswith("13 tokens (9 thinking)")
+    currents = [current for current, _ in seen]
+    assert currents[0] == 0  # the reply's count starts empty ...
+    assert currents == sorted(currents)  # ... grows while it thinks ...
+    assert currents[-1] == 9  # ... and stops at the closing marker
+    assert {not_sent for _, not_sent in seen} == {0}  # nothing earlier to leave out
+    parts = [(p.name, p.tokens) for p in box.meter.parts()]
+    assert parts == [("system", 10), ("history", 30), ("thinking", 9)]
+    assert box.meter.used() == 49
+    assert "thinking&nbsp;9" in box.legend.text()
+    assert "not&nbsp;sent" not in box.legend.text()
+    conversation_id = chat.controller.conversation_id or 0
+    with ConversationStore(tmp_path / "openlid.sqlite3") as store:
+        stored = [m.meta for m in store.active_path(conversation_id) if m.role == "assistant"]
+    assert stored[0] is not None
+    assert stored[0]["thinking_tokens"] == 9
+
+    # The next turn: the first reply's thinking is left out of the prompt, so said as not sent.
+    chat.send("Hello again")
+    assert seen[-1] == (9, 9)
+    assert "thinking&nbsp;not&nbsp;sent&nbsp;9" in box.legend.text()
+    assert "greets me" not in chat.last_prompt()
+
+    # A reply without thinking: no part of its own, no words in its footer; both earlier
+    # replies' thinking is not sent.
+    chat.engine.reply = "Just an answer."
+    chat.send("Plain?")
+    assert seen[-1] == (0, 18)
+    assert [p.name for p in box.meter.parts()] == ["system", "history"]
+    assert "thinking&nbsp;not&nbsp;sent&nbsp;18" in box.legend.text()
+    assert chat.replies()[-1].footer.text().startswith("3 tokens")
+    assert "thinking" not in chat.replies()[-1].footer.text()
+
+    # Another conversation: nothing of this one is counted.
+    chat.controller.new_conversation()
+    assert seen[-1] == (0, 0)
+    assert [p.name for p in box.meter.parts()] == ["system", "history"]
+
+
+def test_a_stored_reply_without_its_steps_has_its_thinking_estimated() -> None:
+    from desktop.ui.chat.thinking_count import estimated_thinking_tokens, thinking_tokens
+    from tests.ui.conftest import fake_step
+
+    steps = [fake_step(i, w) for i, w in enumerate(["<think>", "a", " b", "</think>", "ok"])]
+    assert thinking_tokens("<think>a b</think>ok", steps, THINK) == 3
+    assert thinking_tokens("<think>a b", steps[:3], THINK) == 3  # still open: every token
+    assert thinking_tokens("just ok", [fake_step(0, "just"), fake_step(1, " ok")], THINK) == 0
+    assert thinking_tokens(R1_REPLY, [fake_step(0, R1_REPLY)], THINK.inside()) == 1
+    assert estimated_thinking_tokens(REPLY, THINK) > 0
+    assert estimated_thinking_tokens("Just an answer.", THINK) == 0
+    assert estimated_thinking_tokens(R1_REPLY, THINK.inside()) > 0

@@ -77,8 +77,9 @@ def test_search_shows_results_with_filters_and_sort(qtbot: Any, window: HubWindo
     # GGUF is the default format: the safetensors repo is not listed.
     assert set(rows) == {"tiny-gguf", "tiny-llama-gguf", "tiny-gated"}
     assert rows["tiny-gguf"][2:] == ("openlid-test", "900", "40", "2025-03-01", "mit")
-    assert rows["tiny-gated"][6] == "llama3 · gated (approval)"
-    assert window.browser.status.text() == "3 models"
+    assert rows["tiny-gated"][6] == "Gated (approval) · llama3"  # the badge, then licence
+    assert window.browser.status.text() == (
+        "3 models · 1 gated: accept the terms on huggingface.co, then log in above")
 
     with qtbot.waitSignal(window.hub.sig_search_finished):
         window.browser.format_box.setCurrentText("safetensors")

@@ -100,7 +100,7 @@ def test_first_start_loads_the_ready_model_and_chats(qtbot: Any, window: MainWin
     assert w.template_panel.template().id == "gemma"  # the file has no template of its own
     assert [w.tabs.tabText(i) for i in range(w.tabs.count())] == ["Chat", "Completion"]
     assert w.services is not None
-    assert w.services.hub.parent() is w.services.hub_frame
+    assert w.services.hub.window() is w  # the Hub is a page of the window (Ctrl+3)
     assert w.services.server_panel.config() is not None  # the loaded model, ready to serve
     w.sampling_panel.set_settings(GREEDY)  # the next generation must use this
     sent = spy_prompts(w)

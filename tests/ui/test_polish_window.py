@@ -1,6 +1,7 @@
 """Issue 21 in the main window, with the fake engine (no process): one name per model in the
 library and the status bar, View → Theme switched live and remembered (the chart's colours
-follow), a shortcut for every main menu action, and the template preview refreshed by a reply."""
+follow), a shortcut for every main menu action, the Hub page on Ctrl+3 and the template preview
+refreshed by a reply."""
 
 from __future__ import annotations
 
@@ -158,8 +159,9 @@ def test_template_preview_shows_the_reply_as_soon_as_it_ends(
 
 
 @pytest.mark.qt_log_ignore("This plugin does not support")
-def test_ctrl_3_brings_up_the_hub_and_esc_puts_it_away(
+def test_ctrl_3_brings_up_the_hub_page_and_esc_puts_it_away(
         qtbot: Any, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real key presses on the active window: the Hub is a page of it, not a window."""
     from PySide6.QtCore import Qt
 
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # refused at once: no network
@@ -171,15 +173,17 @@ def test_ctrl_3_brings_up_the_hub_and_esc_puts_it_away(
     w.show()
     w.activateWindow()
     assert w.services is not None
-    frame = w.services.hub_frame
-    [hub_action] = [a for a in w.findChildren(QAction) if a.text() == "&Hugging Face Hub…"]
+    [hub_action] = [a for a in w.findChildren(QAction) if a.text() == "&Hub"]
     assert hub_action.shortcut().toString() == "Ctrl+3"
-    hub_action.trigger()
-    assert frame.isVisible()
-    frame.activateWindow()
-    qtbot.waitUntil(lambda: QApplication.activeWindow() is frame, timeout=2000)
-    qtbot.keyClick(frame, Qt.Key.Key_Escape)
-    assert not frame.isVisible()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is w, timeout=2000)
+    qtbot.keyClick(w, Qt.Key.Key_3, Qt.KeyboardModifier.ControlModifier)
+    assert w.pages.on_hub
+    assert w.services.hub.isVisible()
+    assert w.services.hub.window() is w
+    assert QApplication.activeWindow() is w  # no second window came up
+    qtbot.keyClick(w, Qt.Key.Key_Escape)
+    assert not w.pages.on_hub
+    assert w.chat_view.isVisible()
     w.close()
 
 

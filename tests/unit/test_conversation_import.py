@@ -91,7 +91,7 @@ HOSTILE = [
     ("a leaf that is not there", export({"active_leaf_id": 9}),
      "conversation.active_leaf_id: no message has the id 9"),
     ("a role", export(messages=[reply(role="wizard")]),
-     'messages[0].role: expected one of system, user, assistant, got "wizard"'),
+     'messages[0].role: expected one of system, user, assistant, tool, got "wizard"'),
     ("a boolean id", export(messages=[reply(id=True)]),
      "messages[0].id: expected a whole number, got true"),
     ("a mode", export({"mode": "poem"}), 'conversation.mode: expected one of chat, completion'),

@@ -124,7 +124,7 @@ def test_messages_must_stay_in_their_conversation(store: ConversationStore) -> N
     with pytest.raises(ValueError, match="same conversation"):
         store.add_message(b.id, "assistant", "x", parent_id=m.id)
     with pytest.raises(ValueError, match="role"):
-        store.append(a.id, "tool", "x")  # type: ignore[arg-type]
+        store.append(a.id, "robot", "x")  # type: ignore[arg-type]
     with pytest.raises(KeyError):
         store.append(999, "user", "nowhere")
 
@@ -384,7 +384,7 @@ def test_migration_from_schema_1_keeps_old_data(tmp_path: Path) -> None:
         assert len(store.load_steps(2)) == 3
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT version FROM openlid_schema WHERE component = "
-                            "'conversations'").fetchone() == (SCHEMA_VERSION,) == (3,)
+                            "'conversations'").fetchone() == (SCHEMA_VERSION,) == (4,)
 
 
 def test_foreign_key_checks_use_an_index_so_deleting_a_long_branch_is_linear(

@@ -37,6 +37,7 @@ from desktop.core.conversations.import_check import (
 )
 from desktop.core.conversations.records import step_rows
 from desktop.core.conversations.store import Conversation, ConversationStore, Message, StoreError
+from desktop.core.documents.store import DocumentStore
 from desktop.core.generation import sampled_with, spans_from_meta
 
 __all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "MAX_FILE_BYTES", "ConversationImport",
@@ -75,7 +76,14 @@ def export_json(store: ConversationStore, conversation_id: int,
             "active_leaf_id": c.active_leaf_id,
         },
         "messages": [message(m) for m in store.messages(conversation_id)],
+        "attachments": _attachments(store, conversation_id),
     }
+
+
+def _attachments(store: ConversationStore, conversation_id: int) -> list[dict[str, Any]]:
+    """The conversation's attached documents with their text (`core.documents.store`)."""
+    with DocumentStore(store.path) as docs:
+        return docs.export_rows(conversation_id)
 
 
 def read_export_file(path: Path) -> ConversationImport:
@@ -148,6 +156,9 @@ def export_markdown(store: ConversationStore, conversation_id: int) -> str:
     if conversation.template_id:
         setup.append(f"- **Template:** {conversation.template_id}")
     setup.append(f"- **Sampling settings:** {sampled_with(conversation.sampler)}")
+    for doc in _attachments(store, conversation_id):
+        setup.append(f"- **Attached:** {doc['name']} ({doc['size']:,} bytes, "
+                     + ("sent whole)" if doc["whole"] else f"{doc['chunks']} chunks searched)"))
     lines += [*setup, ""]
     for label, text in (("System prompt", conversation.system_prompt),
                         ("Custom instructions", conversation.custom_instructions)):

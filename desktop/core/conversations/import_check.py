@@ -11,21 +11,31 @@ shape of every step row, sampler settings, the generation metadata the chat read
 lengths.
 
 Pure and linear in the size of the file; in the app it runs on a job thread, so the database
-thread only does the short insert.
+thread only does the short insert. The limits and the one-field checks are `import_fields`; the
+step rows of each reply are checked by `import_steps`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeGuard
+from typing import Any
 
+from desktop.core.conversations.import_fields import (
+    MAX_LISTED,
+    MAX_MESSAGES,
+    MAX_NAME,
+    MAX_SHOWN,
+    MAX_STEPS,
+    MAX_TEXT,
+    MAX_TITLE,
+    is_int,
+    is_number,
+    shown,
+)
+from desktop.core.conversations.import_steps import StepChecker
 from desktop.core.conversations.records import (
-    EARLIEST_TIME,
-    LATEST_TIME,
     MODES,
     ROLES,
     Conversation,
@@ -36,21 +46,13 @@ from desktop.core.conversations.records import (
     tree_order,
 )
 from desktop.core.conversations.schema import StoreError
-from desktop.core.sampling import MAX_TOP_N, SamplerSettings, SettingsError
+from desktop.core.sampling import SamplerSettings, SettingsError
 
 EXPORT_FORMAT = "openlid-conversation"
 EXPORT_VERSION = 1
-
-MAX_TITLE = 1_000  # characters
-MAX_NAME = 4_096  # a model path, a template id, a short metadata text
-MAX_TEXT = 16 * 1024 * 1024  # a message, a system prompt
-MAX_PIECE = 4_096  # one token's text
-MAX_MESSAGES = 1_000_000
-MAX_STEPS = 1_048_576  # per reply
-MAX_STAGES = 32
-MAX_INT = 2**63  # ids and counts are 64-bit integers wherever they end up
-MAX_LISTED = 200  # problems kept in the error; the rest are counted
-MAX_SHOWN = 20  # problems in its one-line-per-problem text
+# MAX_LISTED, MAX_SHOWN and MAX_TEXT are this module's words too: ImportRefused's limits.
+__all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "MAX_LISTED", "MAX_SHOWN", "MAX_TEXT",
+           "ConversationImport", "ImportRefused", "check_export", "shown"]
 
 # Generation metadata the chat reads back (footer, continue): each key's expected kind.
 _META_KINDS = {"model_name": "text", "model_path": "text", "template_id": "text",
@@ -87,88 +89,9 @@ class ConversationImport:
     steps: Mapping[int, EncodedSteps]  # a message id of `messages` -> its reply's steps
 
 
-def shown(value: Any) -> str:
-    """A JSON value as a short phrase for an error message."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN"
-        return ("Infinity" if value > 0 else "-Infinity") if math.isinf(value) else repr(value)
-    if isinstance(value, int):
-        digits = str(value) if abs(value) < 10**30 else f"a {len(str(abs(value)))}-digit number"
-        return digits
-    if isinstance(value, str):
-        cut = value[:40]
-        return json.dumps(cut, ensure_ascii=False) + ("…" if len(value) > 40 else "")
-    if isinstance(value, list):
-        return f"a list of {len(value):,}"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
 
-
-def _is_int(value: Any) -> TypeGuard[int]:
-    return type(value) is int and -MAX_INT <= value < MAX_INT
-
-
-def _is_number(value: Any) -> TypeGuard[float]:
-    return type(value) in (int, float) and math.isfinite(value)
-
-
-class _Checker:
-    def __init__(self) -> None:
-        self.listed: list[str] = []
-        self.total = 0
-
-    def bad(self, path: str, what: str) -> None:
-        self.total += 1
-        if len(self.listed) < MAX_LISTED:
-            self.listed.append(f"{path}: {what}")
-
-    def expected(self, path: str, what: str, value: Any) -> None:
-        self.bad(path, f"expected {what}, got {shown(value)}")
-
-    # --- one field of an object; a missing key or null gives `default` ---
-
-    def text(self, d: Mapping[str, Any], key: str, path: str, limit: int,
-             default: str = "", required: bool = False) -> str:
-        value = d.get(key)
-        if value is None:
-            if required:
-                self.bad(f"{path}.{key}", "missing")
-            return default
-        if type(value) is not str:
-            self.expected(f"{path}.{key}", "text", value)
-            return default
-        if len(value) > limit:
-            self.bad(f"{path}.{key}", f"{len(value):,} characters, more than {limit:,}")
-            return default
-        return value
-
-    def time(self, d: Mapping[str, Any], key: str, path: str, default: float) -> float:
-        value = d.get(key)
-        if value is None:
-            return default
-        if not (_is_number(value) and EARLIEST_TIME <= value < LATEST_TIME):
-            self.expected(f"{path}.{key}", "a time between 1970 and 3000 (seconds since 1970)",
-                          value)
-            return default
-        return float(value)
-
-    def ident(self, d: Mapping[str, Any], key: str, path: str,
-              required: bool = False) -> int | None:
-        value = d.get(key)
-        if value is None:
-            if required:
-                self.bad(f"{path}.{key}", "missing")
-            return None
-        if not _is_int(value):
-            self.expected(f"{path}.{key}", "a whole number", value)
-            return None
-        return int(value)
+class _Checker(StepChecker):
+    """Every field of an export; the step rows are `StepChecker`'s."""
 
     # --- the conversation ---
 
@@ -212,9 +135,9 @@ class _Checker:
             if kind == "bool":
                 ok, what = type(value) is bool, "true or false"
             elif kind == "int":
-                ok, what = _is_int(value), "a whole number"
+                ok, what = is_int(value), "a whole number"
             elif kind == "float":
-                ok, what = _is_number(value), "a finite number"
+                ok, what = is_number(value), "a finite number"
             elif kind.startswith("tuple"):  # stop strings, stage order, DRY breakers
                 ok = (isinstance(value, list) and len(value) <= 256
                       and all(type(s) is str and len(s) <= MAX_NAME for s in value))
@@ -279,127 +202,17 @@ class _Checker:
             where = f"{path}.{key}"
             if kind == "text" and not (type(value) is str and len(value) <= MAX_NAME):
                 self.expected(where, f"text of at most {MAX_NAME:,} characters", value)
-            elif kind == "count" and not (_is_int(value) and value >= 0):
+            elif kind == "count" and not (is_int(value) and value >= 0):
                 self.expected(where, "a count (a whole number ≥ 0)", value)
-            elif kind == "integer" and not _is_int(value):
+            elif kind == "integer" and not is_int(value):
                 self.expected(where, "a whole number", value)
-            elif kind == "amount" and not (_is_number(value) and value >= 0):
+            elif kind == "amount" and not (is_number(value) and value >= 0):
                 self.expected(where, "a finite number ≥ 0", value)
             elif kind == "object" and not isinstance(value, dict):
                 self.expected(where, "an object", value)
         return raw
 
-    def steps(self, rows: list[Any], path: str) -> list[dict[str, Any]]:
-        """The rows, checked, as they will be stored (`records.encode_step_rows`): re-encoding
-        them directly is several times cheaper than building StepRecords to serialise again."""
-        checked: list[dict[str, Any]] = []
-        for i, row in enumerate(rows):
-            good = self.step(row, f"{path}[{i}]")
-            if good is not None:
-                checked.append(good)
-        return checked
 
-    def step(self, row: Any, path: str) -> dict[str, Any] | None:
-        if not isinstance(row, dict):
-            self.expected(path, "an object", row)
-            return None
-        before = self.total
-        for key, kind, required in _STEP_FIELDS:
-            value = row.get(key, _MISSING)
-            if value is _MISSING:
-                if required:
-                    self.bad(f"{path}.{key}", "missing")
-            elif not _fits(value, kind):
-                self.expected(f"{path}.{key}", _EXPECTED[kind], value)
-        stages = row.get("stages", _MISSING)
-        if not isinstance(stages, list) or len(stages) > MAX_STAGES:
-            self.expected(f"{path}.stages", f"a list of at most {MAX_STAGES} stages",
-                          "nothing" if stages is _MISSING else stages)
-            stages = []
-        clean = row.keys() <= _STEP_KEYS
-        for j, s in enumerate(stages):
-            clean = self.stage(s, f"{path}.stages[{j}]") and clean
-        if self.total != before:
-            return None
-        return row if clean else _cleaned(row)
-
-    def stage(self, s: Any, path: str) -> bool:
-        """Check one stage of a step; False when it (or a candidate) has keys to drop."""
-        if not isinstance(s, dict):
-            self.expected(path, "an object", s)
-            return True
-        self.text(s, "name", path, MAX_NAME, required=True)
-        kept, mass, top = s.get("kept"), s.get("mass"), s.get("top", [])
-        if not _fits(kept, "count"):
-            self.expected(f"{path}.kept", _EXPECTED["count"], kept)
-        if not _fits(mass, "amount"):
-            self.expected(f"{path}.mass", _EXPECTED["amount"], mass)
-        if not isinstance(top, list) or len(top) > MAX_TOP_N:
-            self.expected(f"{path}.top", f"a list of at most {MAX_TOP_N}", top)
-            return True
-        clean = s.keys() <= _STAGE_KEYS
-        for k, t in enumerate(top):  # the hot loop: 50 candidates x 7 stages a token
-            if isinstance(t, dict):
-                token, p, piece = t.get("id"), t.get("p"), t.get("text", "")
-                if (_is_int(token) and _is_number(p) and p >= 0 and type(piece) is str
-                        and len(piece) <= MAX_PIECE):
-                    if not t.keys() <= _CANDIDATE_KEYS:
-                        clean = False
-                    continue
-            self.candidate(t, f"{path}.top[{k}]")
-        return clean
-
-    def candidate(self, t: Any, path: str) -> None:
-        """Say what is wrong with one entry of a stage's top list (the slow path)."""
-        if not isinstance(t, dict):
-            self.expected(path, "an object", t)
-            return
-        if not _is_int(t.get("id")):
-            self.expected(f"{path}.id", "a whole number", t.get("id"))
-        p = t.get("p")
-        if not (_is_number(p) and p >= 0):
-            self.expected(f"{path}.p", "a probability (a finite number ≥ 0)", p)
-        self.text(t, "text", path, MAX_PIECE)
-
-
-# A step row as `records.step_rows` writes it: (key, kind, required).
-_STEP_FIELDS = (("step", "count", True), ("token_id", "integer", True), ("text", "piece", True),
-                ("piece", "piece", True), ("prob", "amount", True), ("raw_prob", "amount", True),
-                ("raw_rank", "count", True), ("entropy_raw", "number", True),
-                ("entropy_final", "number", True), ("n_vocab", "count", False),
-                ("position", "count", False), ("sample_ms", "amount", False),
-                ("decode_ms", "amount", False), ("replayed", "flag", False),
-                ("draft_token", "integer", False), ("draft_piece", "piece", False))
-_STEP_KEYS = frozenset({key for key, _, _ in _STEP_FIELDS} | {"stages"})
-_STAGE_KEYS = frozenset({"name", "kept", "mass", "top"})
-_CANDIDATE_KEYS = frozenset({"id", "text", "p"})
-_EXPECTED = {"count": "a whole number ≥ 0", "integer": "a whole number",
-             "piece": f"text of at most {MAX_PIECE:,} characters",
-             "amount": "a finite number ≥ 0", "number": "a finite number",
-             "flag": "true or false"}
-
-
-def _fits(value: Any, kind: str) -> bool:
-    if kind == "count":
-        return _is_int(value) and value >= 0
-    if kind == "integer":
-        return _is_int(value)
-    if kind == "piece":
-        return type(value) is str and len(value) <= MAX_PIECE
-    if kind == "amount":
-        return _is_number(value) and value >= 0
-    if kind == "number":
-        return _is_number(value)
-    return type(value) is bool
-
-
-def _cleaned(row: dict[str, Any]) -> dict[str, Any]:
-    """A checked step row without the keys the format does not have (the slow path: only a
-    file written by something else has them), so nothing unchecked is stored."""
-    stages = [{**{k: s[k] for k in _STAGE_KEYS - {"top"} if k in s},
-               "top": [{k: t[k] for k in _CANDIDATE_KEYS if k in t} for t in s.get("top", [])]}
-              for s in row["stages"]]
-    return {**{k: row[k] for k in _STEP_KEYS - {"stages"} if k in row}, "stages": stages}
 
 
 def _as_mode(value: Any) -> Mode:
@@ -407,7 +220,7 @@ def _as_mode(value: Any) -> Mode:
 
 
 def _as_role(value: Any) -> Role:
-    return "system" if value == "system" else "assistant" if value == "assistant" else "user"
+    return value if value in ("system", "assistant", "tool") else "user"
 
 
 def check_export(data: Any, now: float) -> ConversationImport:
@@ -417,7 +230,7 @@ def check_export(data: Any, now: float) -> ConversationImport:
     if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
         raise StoreError("not an Openlid conversation export")
     version = data.get("version", EXPORT_VERSION)
-    if not _is_int(version):
+    if not is_int(version):
         raise ImportRefused([f"version: expected a whole number, got {shown(version)}"], 1)
     if version > EXPORT_VERSION:
         raise StoreError(f"this export was written by a newer Openlid (format version "
@@ -436,7 +249,7 @@ def check_export(data: Any, now: float) -> ConversationImport:
     links: list[tuple[int, int | None]] = []  # (index in `raw`, parent id), ids unique
     for i, m in enumerate(raw):
         message_id = m.get("id") if isinstance(m, dict) else None
-        if not _is_int(message_id):
+        if not is_int(message_id):
             continue
         if message_id in place:
             check.bad(f"messages[{i}].id",
@@ -444,7 +257,7 @@ def check_export(data: Any, now: float) -> ConversationImport:
             continue
         place[message_id] = i
         parent = m.get("parent_id")
-        links.append((i, parent if _is_int(parent) else None))  # a bad one is reported already
+        links.append((i, parent if is_int(parent) else None))  # a bad one is reported already
     # The tree is checked even when other fields are bad, so one pass shows every problem.
     tree = tree_order([raw[i]["id"] for i, _ in links], [parent for _, parent in links])
     for k in tree.orphans:
@@ -455,7 +268,7 @@ def check_export(data: Any, now: float) -> ConversationImport:
         check.bad(f"messages[{i}].parent_id",
                   f"{parent} makes a loop (the message would be its own ancestor)")
     leaf = conversation.active_leaf_id
-    if leaf is not None and _is_int(leaf) and leaf not in place:
+    if leaf is not None and is_int(leaf) and leaf not in place:
         check.bad("conversation.active_leaf_id", f"no message has the id {leaf}")
     if check.total:
         raise ImportRefused(check.listed, check.total)

@@ -29,9 +29,9 @@ __all__ = ["EARLIEST_TIME", "LATEST_TIME", "MODES", "ROLES", "Conversation", "En
            "decode_steps", "dumps", "encode_step_rows", "encode_steps", "loads_dict",
            "message_from_row", "tree_order"]
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
 Mode = Literal["chat", "completion"]
-ROLES = ("system", "user", "assistant")
+ROLES = ("system", "user", "assistant", "tool")  # "tool": a tool's result
 MODES = ("chat", "completion")
 # Timestamps outside these (1970-01-01 and 3000-01-01 UTC) are damage, not dates: the C library
 # cannot format some of them (OverflowError), and SQLite stores NaN as NULL.
@@ -81,7 +81,18 @@ class Message:
     created: float
     meta: dict[str, Any] | None = None  # generation metadata, for assistant messages
 
-    def to_chat(self) -> dict[str, str]:
+    def to_chat(self) -> dict[str, Any]:
+        """The message as a template takes it: a reply that called tools carries its calls
+        (`meta["tool_calls"]`, the text outside them in `meta["tool_content"]`), a tool result
+        the id and name of the call it answers."""
+        meta = self.meta or {}
+        if self.role == "assistant" and meta.get("tool_calls"):
+            return {"role": "assistant", "content": str(meta.get("tool_content", "")),
+                    "tool_calls": list(meta["tool_calls"])}
+        if self.role == "tool":
+            return {"role": "tool", "content": self.content,
+                    "tool_call_id": str(meta.get("tool_call_id", "")),
+                    "name": str(meta.get("name", ""))}
         return {"role": self.role, "content": self.content}
 
 

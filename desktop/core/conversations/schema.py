@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from desktop.core.sqlite_wal import transaction
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 COMPONENT = "conversations"
 
 
@@ -71,24 +71,80 @@ def _v3(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX conversations_by_active_leaf ON conversations(active_leaf_id)")
 
 
+def _v4(conn: sqlite3.Connection) -> None:
+    # Tool results are messages of their own (role "tool"). SQLite cannot alter a CHECK
+    # constraint, so `messages` is rebuilt: a new table, every row copied with its id, the old
+    # one dropped, the new one renamed. `migrate` turns foreign keys off around the transaction
+    # (dropping the old table would otherwise cascade into message_steps and clear every
+    # conversation's active leaf) and checks them before it commits.
+    conn.execute("""
+        CREATE TABLE messages_v4 (
+            id INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            parent_id INTEGER REFERENCES messages(id) ON DELETE CASCADE,
+            role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant', 'tool')),
+            content TEXT NOT NULL,
+            created REAL NOT NULL,
+            meta_json TEXT
+        )""")
+    conn.execute(
+        "INSERT INTO messages_v4(id, conversation_id, parent_id, role, content, created,"
+        " meta_json) SELECT id, conversation_id, parent_id, role, content, created,"
+        " meta_json FROM messages"
+    )
+    conn.execute("DROP TABLE messages")
+    conn.execute("ALTER TABLE messages_v4 RENAME TO messages")
+    conn.execute("CREATE INDEX messages_by_parent ON messages(conversation_id, parent_id)")
+    conn.execute("CREATE INDEX messages_by_parent_id ON messages(parent_id)")
+
+
 # _MIGRATIONS[n] takes the schema from version n to n + 1; append, never edit, released steps.
-_MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2, _v3)
+_MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2, _v3, _v4)
+_REBUILDS = frozenset({3})  # steps (by their starting version) that rebuild a table
 
 
 def migrate(conn: sqlite3.Connection) -> int:
-    """Create or upgrade the conversation tables; returns the schema version now in place."""
+    """Create or upgrade the conversation tables; returns the schema version now in place.
+
+    Foreign keys are off while the steps run (a table rebuild must not cascade), as SQLite's
+    own procedure asks; they are checked before the commit and turned back on after it."""
+    keys_on = bool(conn.execute("PRAGMA foreign_keys").fetchone()[0])
+    if keys_on:
+        conn.execute("PRAGMA foreign_keys=OFF")  # outside the transaction, or it is a no-op
+    try:
+        return _migrate(conn)
+    finally:
+        if keys_on:
+            conn.execute("PRAGMA foreign_keys=ON")
+
+
+def _migrate(conn: sqlite3.Connection) -> int:
     with transaction(conn):
-        conn.execute("CREATE TABLE IF NOT EXISTS openlid_schema ("
-                     "component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
-        row = conn.execute("SELECT version FROM openlid_schema WHERE component = ?",
-                           (COMPONENT,)).fetchone()
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS openlid_schema ("
+            "component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+        )
+        row = conn.execute(
+            "SELECT version FROM openlid_schema WHERE component = ?", (COMPONENT,)
+        ).fetchone()
         version = int(row[0]) if row else 0
         if version > SCHEMA_VERSION:
-            raise StoreError(f"the conversation database was written by a newer Openlid "
-                             f"(schema {version}, this version reads up to {SCHEMA_VERSION})")
+            raise StoreError(
+                f"the conversation database was written by a newer Openlid "
+                f"(schema {version}, this version reads up to {SCHEMA_VERSION})"
+            )
         for step in _MIGRATIONS[version:]:
             step(conn)
-        conn.execute("INSERT INTO openlid_schema(component, version) VALUES (?, ?) "
-                     "ON CONFLICT(component) DO UPDATE SET version = excluded.version",
-                     (COMPONENT, SCHEMA_VERSION))
+        if version and _REBUILDS.intersection(range(version, SCHEMA_VERSION)):
+            broken = conn.execute("PRAGMA foreign_key_check").fetchone()
+            if broken is not None:
+                raise StoreError(
+                    f"the conversation database could not be upgraded: a row of "
+                    f"{broken[0]} points at a missing {broken[2]} row"
+                )
+        conn.execute(
+            "INSERT INTO openlid_schema(component, version) VALUES (?, ?) "
+            "ON CONFLICT(component) DO UPDATE SET version = excluded.version",
+            (COMPONENT, SCHEMA_VERSION),
+        )
     return SCHEMA_VERSION

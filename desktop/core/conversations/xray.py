@@ -34,12 +34,14 @@ from desktop.core.templates.prompt import build_messages
 
 SYSTEM, INSTRUCTIONS, HISTORY, NEW, SO_FAR, TEMPLATE = (
     "system", "instructions", "history", "new message", "reply so far", "template")
-# The context meter's five categories; "reply so far" (a reply continued in place) is history.
-CATEGORIES = (SYSTEM, INSTRUCTIONS, HISTORY, NEW, TEMPLATE)
+DOCUMENT = "document"  # an attached document's excerpt (or the block's own lines) before a message
+# The context meter's categories; "reply so far" (a reply continued in place) is history.
+CATEGORIES = (SYSTEM, INSTRUCTIONS, HISTORY, DOCUMENT, NEW, TEMPLATE)
 RECORD_VERSION = 1
 NOT_RECORDED = "not recorded"
 
 Pieces = tuple[tuple[str, bool], ...]
+DocRef = tuple[str, int, float | None]  # a document part's file, page (0: none), BM25 score
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class Source:
     turn: int = 0  # the conversation turn (1-based) a message's text belongs to; 0: none
     message_id: int | None = None
     offset: int = 0  # where this stretch starts in the stored message's content
+    doc: DocRef | None = None  # DOCUMENT stretches: the excerpt's file, page and score
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class PieceLabel:
     turn: int = 0
     message_id: int | None = None
     offset: int = 0  # where this text starts in the stored message (message_id)
+    doc: DocRef | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,7 @@ class PromptPart:
     turn: int = 0
     message_id: int | None = None
     exact: bool = True  # False: its piece's tokens were shared out by characters
+    doc: DocRef | None = None  # a document excerpt's file, page and BM25 score
 
     @property
     def category(self) -> str:
@@ -93,6 +98,8 @@ class PromptPart:
     @property
     def key(self) -> tuple[str, int, int | None]:
         """The same part in two turns' prompts ("new message" of turn 3 is history in turn 4)."""
+        if self.kind == DOCUMENT:  # excerpts are chosen again for every message
+            return (DOCUMENT, self.turn, hash(self.text))
         kind = HISTORY if self.kind in (NEW, SO_FAR) else self.kind
         return (kind, self.turn, self.message_id if self.turn else None)
 
@@ -177,11 +184,13 @@ def turn_numbers(roles: Sequence[str]) -> list[int]:
 def sent_messages(messages: Sequence[Mapping[str, str]],
                   kept: Sequence[tuple[Mapping[str, str], int, int | None]], *,
                   system_prompt: str, instructions: str, placement: str = "system",
+                  documents: Sequence[tuple[int, int, DocRef | None]] = (),
                   ) -> list[SentMessage]:
     """Each message of `messages` (what `build_messages` made of the kept history) with the
     sources of its text. `kept`: the history messages sent, each with its turn number and its
     stored id (None when not stored yet); the last one, when it is a user message, is the new
-    message this turn answers."""
+    message this turn answers. `documents`: the excerpt block at the start of the new
+    message's text (start, end, reference), which the stored message does not hold."""
     offset = len(messages) - len(kept)
     sent: list[SentMessage] = []
     first_user = instructions if placement == "first_user" else ""
@@ -195,11 +204,31 @@ def sent_messages(messages: Sequence[Mapping[str, str]],
         kind = NEW if k == len(kept) - 1 and chat["role"] == "user" else HISTORY
         lead = first_user if chat["role"] == "user" and not seen_user else ""
         seen_user = seen_user or chat["role"] == "user"
-        sent.append(SentMessage(content, message_sources(content, kind, turn, message_id, lead)))
+        sources = message_sources(content, kind, turn, message_id, lead)
+        if documents and kind == NEW:
+            sources = _with_documents(sources, documents, turn)
+        sent.append(SentMessage(content, sources))
     for extra in messages[len(sent):]:  # instructions sent as a message of their own
         sent.append(SentMessage(extra["content"],
                                 (Source(INSTRUCTIONS, 0, len(extra["content"])),)))
     return sent
+
+
+def _with_documents(sources: tuple[Source, ...],
+                    documents: Sequence[tuple[int, int, DocRef | None]],
+                    turn: int) -> tuple[Source, ...]:
+    """The new message's stretches with the excerpt block cut out of its own text."""
+    out: list[Source] = []
+    for s in sources:
+        if s.kind != NEW:
+            out.append(s)
+            continue
+        base = s.start
+        out += [Source(DOCUMENT, base + a, base + b, turn, doc=ref) for a, b, ref in documents]
+        start = base + max(b for _, b, _ in documents)
+        if s.end > start:
+            out.append(Source(NEW, start, s.end, s.turn, s.message_id, s.offset))
+    return tuple(out)
 
 
 def label_pieces(pieces: Pieces, sent: Sequence[SentMessage]) -> tuple[PieceLabel, ...]:
@@ -230,7 +259,7 @@ def label_pieces(pieces: Pieces, sent: Sequence[SentMessage]) -> tuple[PieceLabe
             a, b = max(s.start, start), min(s.end, end)
             if b > a:
                 labels.append(PieceLabel(index, s.kind, a - start, b - start, s.turn,
-                                         s.message_id, s.offset + a - s.start))
+                                         s.message_id, s.offset + a - s.start, s.doc))
     return tuple(labels)
 
 
@@ -277,6 +306,8 @@ def make_record(pieces: Pieces, labels: Sequence[PieceLabel], *, prompt_tokens: 
             entry: dict[str, Any] = {"k": label.kind, "t": share}
             if label.turn:
                 entry["turn"] = label.turn
+            if label.doc is not None:
+                entry["doc"] = list(label.doc)
             if label.message_id is not None:
                 entry.update(m=label.message_id, a=label.offset, n=label.end - label.start)
             else:
@@ -312,6 +343,15 @@ def _int(value: Any, default: int = 0) -> int:
         return default
 
 
+def _doc_ref(value: Any) -> DocRef | None:
+    """A stored document reference [file, page, score]; None when missing or malformed."""
+    if not isinstance(value, list) or len(value) != 3:
+        return None
+    score = value[2]
+    return (str(value[0]), _int(value[1]),
+            float(score) if isinstance(score, (int, float)) else None)
+
+
 def read_record(reply_id: int, turn: int, meta: Mapping[str, Any] | None,
                 contents: Mapping[int, str]) -> TurnXray:
     """A reply's X-ray from its stored meta; `contents` maps message ids to their text (the
@@ -334,7 +374,8 @@ def read_record(reply_id: int, turn: int, meta: Mapping[str, Any] | None,
             else:
                 mid, text = None, str(p.get("x", ""))
             parts.append(PromptPart(str(p.get("k", TEMPLATE)), text, _int(p.get("t")),
-                                    _int(p.get("turn")), mid, not p.get("approx")))
+                                    _int(p.get("turn")), mid, not p.get("approx"),
+                                    _doc_ref(p.get("doc"))))
     dropped = record.get("dropped_turns")
     return TurnXray(
         reply_id, turn, recorded=True, parts=tuple(parts),
@@ -420,7 +461,8 @@ def next_prompt(messages: Sequence[tuple[str, str, int]], *, system_prompt: str,
 
 
 KIND_WORDS = {SYSTEM: "system prompt", INSTRUCTIONS: "custom instructions", HISTORY: "turn",
-              NEW: "new message", SO_FAR: "reply so far", TEMPLATE: "template markup"}
+              NEW: "new message", SO_FAR: "reply so far", TEMPLATE: "template markup",
+              DOCUMENT: "documents"}
 
 
 def part_name(kind: str, turn: int = 0) -> str:
@@ -442,6 +484,26 @@ def part_rows(parts: Iterable[PromptPart]) -> list[tuple[str, int, int, bool]]:
     return [(kind, turn, tokens, bool(exact)) for (kind, turn), (tokens, exact) in rows.items()]
 
 
+def document_name(part: PromptPart) -> str:
+    """A document part in words: "report.pdf, page 3 (BM25 4.12)", "notes.md (whole)"."""
+    if part.doc is None:
+        return "the excerpt block's own lines"
+    file, page, score = part.doc
+    where = f"{file}, page {page}" if page else file
+    return f"{where} (BM25 {score:.2f})" if score is not None else f"{where} (whole)"
+
+
+def document_lines(parts: Iterable[PromptPart]) -> list[str]:
+    """One line per document excerpt sent, in prompt order, with where it sits and its tokens."""
+    lines, at = [], 0
+    for part in parts:
+        if part.kind == DOCUMENT and part.doc is not None:
+            lines.append(f"document {document_name(part)}: {part.tokens:,} tokens at token "
+                         f"{at:,}{'' if part.exact else ' (≈)'}")
+        at += part.tokens
+    return lines
+
+
 def describe(turn: TurnXray, previous: TurnXray | None = None) -> list[str]:
     """The turn in plain lines for a terminal: its parts, then the reuse and what changed."""
     if not turn.recorded:
@@ -453,6 +515,7 @@ def describe(turn: TurnXray, previous: TurnXray | None = None) -> list[str]:
         lines.append(f"prompt {turn.prompt_tokens:,} tokens = {rows}")
     else:
         lines.append(f"prompt {turn.prompt_tokens:,} tokens (parts {NOT_RECORDED})")
+    lines += document_lines(turn.parts)
     line = (f"reused {turn.cached_tokens:,} from the KV cache, recomputed "
             f"{turn.recomputed_tokens:,} in {turn.prompt_ms:,.1f} ms")
     if previous is not None and previous.has_parts and turn.has_parts:

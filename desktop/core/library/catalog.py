@@ -36,6 +36,7 @@ from typing import Any
 from desktop.core import paths
 from desktop.core.gguf_file.check import GgufProblem, check_gguf
 from desktop.core.library.store import LibraryError, LibraryStore, ModelRecord
+from desktop.core.vision import projector_beside
 
 __all__ = [
     "SOURCES", "LibraryError", "LocalModel", "discover", "discover_places", "hf_cache_dir",
@@ -63,6 +64,8 @@ class LocalModel:
     source: str
     format: str = "gguf"
     problem: str = ""
+    vision: bool = False  # a projector (mmproj) sits beside it: it can take images
+
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -222,7 +225,8 @@ def _model(path: Path, source: str, record: ModelRecord | None) -> tuple[LocalMo
     fields = {k: meta[k] for k in LocalModel.__dataclass_fields__ if k in meta}
     defaults: dict[str, Any] = {"name": path.name, "architecture": "", "n_params": 0, "quant": "",
                                 "context_length": 0, "has_template": False, "size_bytes": size}
-    model = LocalModel(**{**defaults, **fields, "path": str(path), "source": source})
+    model = LocalModel(**{**defaults, **fields, "path": str(path), "source": source,
+                          "vision": path.is_file() and projector_beside(path) is not None})
     return model, ModelRecord(source, size, mtime, meta)
 
 

@@ -11,7 +11,7 @@ Tokens may arrive far faster than anyone can read. In the window, the generation
 redraw timer hands steps over in batches (`add_steps`, which only stores them and writes two
 numbers per step into the timeline) and then ticks `on_frame`, which paints when the interval
 `pacing` allows has passed since the previous paint (34 ms, stretched up to 250 ms when paints
-are dear: ≤ 5% tokens/s lost on 2 cores, `desktop.bench.chart`). Fed one step at a time
+are dear: ≤ 5% tokens/s lost on 2 cores, `desktop.ui.bench.chart`). Fed one step at a time
 without a tracker (`add_step`: the benchmark, the request log), the dock paces itself with its
 own single-shot timer, which runs only while something new waits to be drawn.
 
@@ -30,37 +30,24 @@ replay in flight) to `EngineService.replay` and feeds `Replayed` records to `sho
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QTimer, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QShowEvent
-from PySide6.QtWidgets import (
-    QDockWidget,
-    QLabel,
-    QSizePolicy,
-    QSplitter,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QDockWidget, QWidget
 
 from desktop.core.generation import Generation
 from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import StepRecord
-from desktop.ui.chart.controls import ChartControls
-from desktop.ui.chart.distribution_chart import DistributionChart
+from desktop.ui.chart.dock_body import NO_STEP, ChartBody
 from desktop.ui.chart.exports import ask_and_export, write_export
-from desktop.ui.chart.inspector import StepInspector
 from desktop.ui.chart.overlay import WhatIfOverlay
 from desktop.ui.chart.pacing import PAINT_INTERVAL_MS, PaintPacing
 from desktop.ui.chart.step_header import sampled_header, step_header
-from desktop.ui.chart.timeline import Timeline
+from desktop.ui.chart.step_history import HISTORY_LIMIT, StepHistory
 
 TIMELINE_INTERVAL_S = 0.1  # the timeline only scrolls: 10 redraws a second are plenty
-# Full records kept for selection: one with its stages and pieces is ~22 KiB (Gemma, top-50).
-# Older steps keep only their timeline numbers.
-HISTORY_LIMIT = 2000
 TITLE = "Probabilities"  # the tab's words: short, so six tabs fit a 560-pixel-wide dock area
 
 
@@ -74,7 +61,6 @@ class ChartDock(QDockWidget):
     def __init__(self, parent: QWidget | None = None, history_limit: int = HISTORY_LIMIT) -> None:
         super().__init__(TITLE, parent)
         self.setObjectName("ChartDock")
-        self.history_limit = history_limit
         self.latest: StepRecord | None = None
         self.shown: StepRecord | None = None  # the recorded step the chart draws
         self.selected_step: int | None = None  # None while live
@@ -87,7 +73,7 @@ class ChartDock(QDockWidget):
         self._dirty = False  # steps arrived since the last paint
         self._framed = False  # painted from the tracker's frames (else from its own timer)
         self._timeline_at = 0.0
-        self._history: OrderedDict[int, StepRecord] = OrderedDict()
+        self._history = StepHistory(history_limit)
         self._stage_names: tuple[str, ...] = ()  # the shown record's stages
         self.available_stages: tuple[str, ...] = ()  # what the engine reports; () = all
         self._timer = QTimer(self)
@@ -97,16 +83,11 @@ class ChartDock(QDockWidget):
         self._build()
 
     def _build(self) -> None:
-        body = QWidget(self)
-        self.header = _label("No step yet: generate some text to see its distributions.")
-        # What the shown step was sampled with: changes with the generation, not per paint.
-        self.sampled_label = _label("", "sampledWith")
-        self.sampled_label.setToolTip("The sampler settings this step was drawn with, as sent "
-                                      "to the engine (the Sampling panel may differ now)")
-        self.sampled_label.setVisible(False)
-        # What the overlay shows: the knobs it changes and what that does to this step.
-        self.what_if_label = _label("", "whatIf")
-        self.controls = ChartControls(body)
+        body = ChartBody(self)
+        self.header, self.sampled_label = body.header, body.sampled_label
+        self.what_if_label, self.stages_note = body.what_if_label, body.stages_note
+        self.controls, self.chart = body.controls, body.chart
+        self.timeline, self.inspector = body.timeline, body.inspector
         self.stage_box, self.log_box = self.controls.stage_box, self.controls.log_box
         self.auto_y_box, self.legend_box = self.controls.auto_y_box, self.controls.legend_box
         self.bars_spin, self.live_button = self.controls.bars_spin, self.controls.live_button
@@ -116,19 +97,8 @@ class ChartDock(QDockWidget):
         self.legend_box.toggled.connect(self._on_legend_toggled)
         self.bars_spin.valueChanged.connect(self._on_bars_changed)
         self.live_button.toggled.connect(self.set_live)
-        # Why some stages are missing (a remote engine reports only the raw distribution).
-        self.stages_note = _label("", "stagesNote")
-        self.stages_note.setSizePolicy(QSizePolicy.Policy.Preferred,
-                                       QSizePolicy.Policy.Preferred)
-        self.stages_note.setVisible(False)
-
-        self.chart = DistributionChart(body)
-        self.chart.setMinimumHeight(140)
         self.chart.sig_candidate_picked.connect(self._on_candidate_picked)
-        self.timeline = Timeline(body)
-        self.timeline.setMinimumHeight(56)
         self.timeline.sig_step_selected.connect(self._on_timeline_clicked)
-        self.inspector = StepInspector(body)
         self.inspector.sig_replay_requested.connect(self._on_replay_requested)
         self.inspector.sig_continue_requested.connect(self.sig_continue_requested)
         self.inspector.sig_original_requested.connect(self._show_original)
@@ -137,20 +107,6 @@ class ChartDock(QDockWidget):
         self.what_if = WhatIfOverlay(self.chart, self.inspector, self.what_if_label, self)
         self.replays = self.what_if.replays
         self.replays.sig_replay_requested.connect(self.sig_replay_requested)
-        splitter = QSplitter(Qt.Orientation.Vertical)
-        splitter.addWidget(self.chart)
-        splitter.addWidget(self.timeline)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 1)
-        layout = QVBoxLayout(body)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.setSpacing(3)
-        layout.addWidget(self.controls)
-        for label in (self.stages_note, self.header, self.sampled_label, self.what_if_label,
-                      self.chart.legend):
-            layout.addWidget(label)
-        layout.addWidget(splitter, 1)
-        layout.addWidget(self.inspector)
         self.setWidget(body)
 
     # --- public slots ---
@@ -199,14 +155,8 @@ class ChartDock(QDockWidget):
             self._timer.start()
 
     def _take(self, record: StepRecord) -> None:
-        if self.latest is not None and record.step <= self.latest.step:
-            # Step numbers went back: a new generation or branch. Later steps no longer apply.
-            for step in [s for s in self._history if s >= record.step]:
-                del self._history[step]
         self.latest = record
-        self._history[record.step] = record
-        if len(self._history) > self.history_limit:
-            self._history.popitem(last=False)
+        self._history.add(record)  # drops the steps a new generation or branch replaces
         self.timeline.append(record)
         self._dirty = True
 
@@ -223,7 +173,7 @@ class ChartDock(QDockWidget):
         self.chart.show_record(None)
         self.inspector.set_step(None)
         self._set_live_button(True)
-        self.header.setText("No step yet: generate some text to see its distributions.")
+        self.header.setText(NO_STEP)
         self.sampled_label.setText("")
         self.sampled_label.setVisible(False)
 
@@ -240,7 +190,7 @@ class ChartDock(QDockWidget):
         if record is None:
             if 0 <= step < self.timeline.count:
                 self.header.setText(f"Step {step} is no longer kept: only the last "
-                                    f"{self.history_limit:,} steps are.")
+                                    f"{self._history.limit:,} steps are.")
             return
         self.selected_step = step
         self._set_live_button(False)
@@ -466,13 +416,3 @@ class ChartDock(QDockWidget):
         self.what_if.stop()
         super().closeEvent(event)
 
-
-def _label(text: str, name: str = "") -> QLabel:
-    """A selectable, wrapping line of words that never asks the window for a new layout."""
-    label = QLabel(text)
-    if name:
-        label.setObjectName(name)
-    label.setWordWrap(True)  # a long token and its figures must not be cut off
-    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-    return label

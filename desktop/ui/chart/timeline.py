@@ -4,6 +4,8 @@
 ≤ 30 Hz timer) hands the visible window to the curves. The x range moves in jumps of a quarter
 window rather than every token, so the axes are re-ticked rarely; the y ranges are fixed (the
 entropy range steps up only when a value would not fit). A click selects the nearest step.
+A reasoning model's thinking/answer boundary (the step that closes its thinking block, e.g.
+`</think>`) is marked with a labelled line.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QWidget
 
+from desktop.core.reasoning import THINK
 from desktop.core.steps import StepRecord
 from desktop.ui.chart.paced_plot import PacedPlot
 
 ENTROPY_COLOR = QColor(33, 97, 196)
 PROB_COLOR = QColor(235, 120, 0)
+THINKING_COLOR = QColor(118, 183, 178)
 SELECTED_COLOR = QColor(200, 0, 140)
 _ENTROPY_LADDER = (4.0, 8.0, 12.0, 18.0, 24.0)  # bits; log2(262,144) = 18
 
@@ -65,6 +69,14 @@ class Timeline(PacedPlot):
             angle=90, pen=pg.mkPen(SELECTED_COLOR, width=1.5, style=Qt.PenStyle.DashLine))
         self.selected_line.setVisible(False)
         plot.addItem(self.selected_line)
+        self.thinking_close = THINK.close  # the marker that ends a thinking block
+        self.boundary: int | None = None  # the step that closed the thinking block
+        self._tail = ""  # the last characters before this step, for a marker split in tokens
+        self.boundary_line = pg.InfiniteLine(
+            angle=90, pen=pg.mkPen(THINKING_COLOR, width=1.5), label="answer",
+            labelOpts={"position": 0.85, "color": THINKING_COLOR})
+        self.boundary_line.setVisible(False)
+        plot.addItem(self.boundary_line)
         self._apply_ranges()
         self._apply_palette()
         self.scene().sigMouseClicked.connect(self._on_clicked)
@@ -100,6 +112,16 @@ class Timeline(PacedPlot):
             grow = max(step + 1, 2 * len(self._entropy)) - len(self._entropy)
             self._entropy = np.concatenate([self._entropy, np.full(grow, np.nan)])
             self._prob = np.concatenate([self._prob, np.full(grow, np.nan)])
+        if step == 0 or step < self.count:
+            self._tail = ""
+            if self.boundary is not None and self.boundary >= step:
+                self.boundary = None
+        if self.boundary is None and self.thinking_close:
+            tail = self._tail + record.text
+            if self.thinking_close in tail:
+                self.boundary = step
+            self._tail = tail[-(len(self.thinking_close) - 1):] if len(
+                self.thinking_close) > 1 else ""
         self._entropy[step] = record.entropy_raw
         self._prob[step] = record.prob
         self.count = step + 1
@@ -112,6 +134,7 @@ class Timeline(PacedPlot):
         self.count, self._x0, self._y_max = 0, 0, _ENTROPY_LADDER[0]
         self.selected = None
         self.selected_line.setVisible(False)
+        self.boundary, self._tail = None, ""
         self._dirty = True
         self._apply_ranges()
         self.refresh()
@@ -145,6 +168,9 @@ class Timeline(PacedPlot):
         if peak > self._y_max:
             self._y_max = next((v for v in _ENTROPY_LADDER if v >= peak), math.ceil(peak))
             self._apply_ranges()
+        self.boundary_line.setVisible(self.boundary is not None)
+        if self.boundary is not None:
+            self.boundary_line.setPos(self.boundary + 0.5)  # the answer starts after it
         self.entropy_curve.setData(x, entropy)
         self.prob_dots.setData(x, self._prob[lo:hi])
         return True

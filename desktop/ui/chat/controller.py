@@ -29,13 +29,16 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from desktop.core.conversations import xray as X
+from desktop.core.conversations.images import StoredImage
 from desktop.core.conversations.overflow import TokenCounts
 from desktop.core.generation import Generation, ModelRef, SettingsSpan
 from desktop.core.steps import StepRecord
 from desktop.ui.chat import turns as T
 from desktop.ui.chat.generation_tracker import GenerationTracker
+from desktop.ui.chat.image_attachments import AttachedImage
 from desktop.ui.chat.message_widget import ASSISTANT, MessageItem
 from desktop.ui.chat.store_service import StoreService
+from desktop.ui.chat.thinking_count import ThinkingTally, thinking_tokens
 from desktop.ui.chat.view import ChatView
 from desktop.ui.engine_service import EngineService
 
@@ -74,6 +77,9 @@ class ChatController(QObject):
         self._serial = 0  # drops answers for a conversation no longer shown
         self._turn_serial = 0
         self.model_loading: Callable[[], bool] = lambda: False
+        # ui.chat.tool_loop's hooks: the tools a turn offers, and a finished reply's calls.
+        self.context_hook: Callable[[T.PromptContext], T.PromptContext] | None = None
+        self.reply_meta: Callable[[str], dict[str, Any]] | None = None
         self._send_when_ready = False
         view.sig_send_requested.connect(self.send)
         view.sig_stop_requested.connect(self.stop)
@@ -86,6 +92,8 @@ class ChatController(QObject):
         self.tracker.sig_steps_added.connect(self._on_steps)
         self.tracker.sig_finished.connect(self._on_finished)
         self.tracker.sig_failed.connect(self._on_failed)
+        # The thinking tokens of the reply being made and of earlier ones (the context meter).
+        self.thinking = ThinkingTally(self)
 
     @property
     def busy(self) -> bool:
@@ -156,7 +164,8 @@ class ChatController(QObject):
         ctx = self.context()
         if ctx is None:
             return None
-        return dataclasses.replace(ctx, token_counts=self.token_counts)
+        ctx = dataclasses.replace(ctx, token_counts=self.token_counts)
+        return self.context_hook(ctx) if self.context_hook is not None else ctx
 
     def send(self, text: str) -> None:
         loading = self.model_loading()
@@ -169,8 +178,10 @@ class ChatController(QObject):
                                              "sent as soon as it is ready.", kind="info")
             return
         conversation_id = self.conversation_id
-        self._begin(lambda s: T.prepare_send(s, conversation_id, text, ctx), ctx,
-                    draft=text)
+        attached = self.view.images.take()
+        images = tuple(StoredImage(i.name, i.data) for i in attached)
+        self._begin(lambda s: T.prepare_send(s, conversation_id, text, ctx, images), ctx,
+                    draft=text, attached=attached)
 
     def model_ready(self) -> None:
         """A model has loaded: send a message that was waiting for it."""
@@ -193,6 +204,13 @@ class ChatController(QObject):
         ctx = self._ready_context()
         if ctx is not None and isinstance(message_id, int):
             self._begin(lambda s: T.prepare_continue(s, message_id, ctx), ctx)
+
+    def begin_turn(self, prepare: Callable[[Any, T.PromptContext], T.Turn]) -> bool:
+        """Start a turn prepared on the database thread (the tool loop's next round)."""
+        ctx = self._ready_context()
+        if ctx is not None:
+            self._begin(lambda s: prepare(s, ctx), ctx)
+        return ctx is not None
 
     def can_continue_with_token(self, gen: Generation) -> str:
         """Why "continue with this token" cannot start from `gen` ("" when it can)."""
@@ -234,7 +252,8 @@ class ChatController(QObject):
     def _begin(self, prepare: Callable[[Any], T.Turn], ctx: T.PromptContext, *,
                prompt_tokens: tuple[int, ...] = (), forced: tuple[int, ...] = (),
                prefix: tuple[StepRecord, ...] = (),
-               prefix_spans: tuple[SettingsSpan, ...] = (), draft: str = "") -> None:
+               prefix_spans: tuple[SettingsSpan, ...] = (), draft: str = "",
+               attached: tuple[AttachedImage, ...] = ()) -> None:
         self.preparing = True
         self.view.notice.hide()
         self.view.set_busy(True)
@@ -260,7 +279,7 @@ class ChatController(QObject):
                 "chat", turn.pieces, ctx.generation_settings(),
                 model=ModelRef(ctx.model_name, ctx.model_path), prompt_tokens=prompt_tokens,
                 forced_tokens=forced, prefix=prefix, prefix_spans=prefix_spans,
-                template_id=ctx.template.id)
+                template_id=ctx.template.id, images=turn.images)
             self.generation = gen
             label = ctx.model_name or "Assistant"
             if turn.continue_id is not None:
@@ -280,6 +299,9 @@ class ChatController(QObject):
             self.view.set_busy(False)
             if draft and not self.view.input.toPlainText():
                 self.view.input.setPlainText(draft)  # not stored (e.g. over the context)
+            if attached and not self.view.images.images():  # nor its images
+                for image in attached:
+                    self.view.images.add(image.name, image.data)
             self._fail(exc)
 
         self.db.call(prepare, on_done=prepared, on_error=failed)
@@ -320,6 +342,11 @@ class ChatController(QObject):
         if done.draft is not None:  # speculative decoding: proposals made and kept
             extra["draft"] = done.draft.to_json()
         prefix_text = "".join(r.text for r in gen.steps[:gen.prefix_length])
+        thinking = thinking_tokens(prefix_text + done.text, gen.steps, self.view.reasoning_format)
+        if thinking:
+            extra["thinking_tokens"] = thinking
+        if self.reply_meta is not None and (turn is None or turn.continue_id is None):
+            extra.update(self.reply_meta(prefix_text + done.text))
         self._save(gen, prefix_text + done.text, extra)
 
     def _on_failed(self, gen: Generation, kind: str, message: str) -> None:
@@ -327,7 +354,11 @@ class ChatController(QObject):
             return
         partial = gen.text()  # this request's text (a continued reply's old part is stored)
         if partial:
-            self._save(gen, partial, {"finish_reason": kind, "completion_tokens": len(gen)})
+            extra: dict[str, Any] = {"finish_reason": kind, "completion_tokens": len(gen)}
+            thinking = thinking_tokens(partial, gen.steps, self.view.reasoning_format)
+            if thinking:
+                extra["thinking_tokens"] = thinking
+            self._save(gen, partial, extra)
         else:
             self.generation = None
             self._end(None)

@@ -6,7 +6,9 @@ The edit becomes a new version of the message (`ConversationStore.edit_message`:
 the same parent), so the original stays one arrow away and nothing anyone wrote is lost; the
 branch then shown ends at the new version. An edited reply keeps the model it came from but not
 the sampling settings: its text was not sampled, so the chart says "settings not recorded"
-rather than claim settings that did not make it.
+rather than claim settings that did not make it. The new version keeps the message's images
+(`ImageStore.copy`), as an edit that is sent does: a vision reply regenerated from it still sees
+them.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject
 
+from desktop.core.conversations.images import ImageStore
 from desktop.core.conversations.store import ConversationStore
 from desktop.ui.chat.controller import ChatController
 from desktop.ui.chat.store_service import StoreService
@@ -31,7 +34,10 @@ def save_edit(store: ConversationStore, message_id: int, text: str) -> int:
         old = original.meta or {}
         meta = {"model_name": old.get("model_name", ""), "model_path": old.get("model_path", ""),
                 "edited_from": message_id, "finish_reason": "edited"}
-    return store.edit_message(message_id, text, meta=meta).id
+    edited = store.edit_message(message_id, text, meta=meta)
+    with ImageStore(store.path) as images:
+        images.copy(message_id, edited.id)
+    return edited.id
 
 
 class EditSaver(QObject):

@@ -56,11 +56,11 @@ class GenerationTracker(QObject):
               model: ModelRef | None = None, prompt_tokens: tuple[int, ...] = (),
               forced_tokens: tuple[int, ...] = (), prefix: tuple[StepRecord, ...] = (),
               prefix_spans: tuple[SettingsSpan, ...] = (),
-              template_id: str = "") -> Generation:
+              template_id: str = "", images: tuple[bytes, ...] = ()) -> Generation:
         """Send a request and return its Generation (the settings in it are those sent)."""
         settings = resolve_seed(settings)
         request_id = self.engine.generate(pieces, settings, prompt_tokens=prompt_tokens,
-                                          forced_tokens=forced_tokens)
+                                          forced_tokens=forced_tokens, images=images)
         gen = Generation.live(request_id, settings, kind=kind, model=model,
                               prompt_tokens=prompt_tokens, prefix=prefix,
                               prefix_spans=prefix_spans, template_id=template_id)

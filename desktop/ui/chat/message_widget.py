@@ -1,4 +1,5 @@
-"""One message of the chat transcript: header (who, branch arrows ‹ 1/2 ›, actions), body, footer.
+"""One message of the chat transcript: header (who, branch arrows ‹ 1/2 ›, actions; see
+message_header.py), the thumbnails of its images, body, footer.
 
 GUI thread only. A finished message shows its text as Markdown (see markdown_body.py: each fenced
 code block in its own monospace box with a Copy button); a streaming message shows plain text
@@ -19,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal
-from PySide6.QtGui import QGuiApplication, QHelpEvent, QMouseEvent, QPainter, QTextCursor
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QGuiApplication, QHelpEvent, QMouseEvent, QTextCursor
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -29,16 +30,19 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSizePolicy,
     QTextBrowser,
-    QToolButton,
     QToolTip,
     QVBoxLayout,
     QWidget,
 )
 
+from desktop.core.conversations.images import StoredImage
 from desktop.core.generation import Generation
 from desktop.core.reasoning import THINK, ReasoningFormat, ReasoningSplit, split_reasoning
 from desktop.core.steps import StepRecord
+from desktop.core.tools.calls import ToolCall
+from desktop.ui.chat.image_attachments import ImageStrip
 from desktop.ui.chat.markdown_body import AutoHeightBrowser, MarkdownBody
+from desktop.ui.chat.message_header import ASSISTANT, USER, MessageHeader
 from desktop.ui.chat.thinking_block import ThinkingBlock, thinking_title
 from desktop.ui.chat.token_view import (
     TextMap,
@@ -48,8 +52,10 @@ from desktop.ui.chat.token_view import (
     step_at,
     step_starts,
 )
+from desktop.ui.chat.tool_call_widget import ToolCallWidget
 
-USER, ASSISTANT, SYSTEM = "user", "assistant", "system"
+SYSTEM = "system"
+__all__ = ["ASSISTANT", "SYSTEM", "USER", "MessageItem", "MessageWidget"]
 
 
 @dataclass(frozen=True)
@@ -64,22 +70,8 @@ class MessageItem:
     sibling_count: int = 1
     footer: str = ""  # e.g. "42 tokens · 38 tok/s · stopped"
     has_steps: bool = False  # its StepRecords are stored: the token view can load them
-
-
-class ElidedLabel(QLabel):
-    """A one-line label that shrinks with an ellipsis instead of pushing its row wider."""
-
-    def minimumSizeHint(self) -> QSize:
-        return QSize(40, super().minimumSizeHint().height())
-
-    def paintEvent(self, event: Any) -> None:
-        painter = QPainter(self)
-        painter.setFont(self.font())
-        painter.setPen(self.palette().color(self.foregroundRole()))
-        text = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight,
-                                             self.width())
-        painter.drawText(self.rect(), int(Qt.AlignmentFlag.AlignVCenter), text)
-        painter.end()
+    tool_calls: tuple[ToolCall, ...] = ()  # the calls a reply made (shown under its text)
+    images: tuple[StoredImage, ...] = ()  # the images sent with it (thumbnails above its text)
 
 
 class MessageWidget(QFrame):
@@ -102,7 +94,8 @@ class MessageWidget(QFrame):
         # without `starts_inside`: it may be another model's, and a reply whose prompt opened
         # the block (DeepSeek-R1) still shows its lone closing marker.
         self.reasoning = reasoning
-        self.setObjectName("userMessage" if item.role == USER else "assistantMessage")
+        self.setObjectName("userMessage" if item.role == USER else "toolMessage"
+                           if item.role == "tool" else "assistantMessage")
         self.setFrameShape(QFrame.Shape.StyledPanel if item.role == USER else QFrame.Shape.NoFrame)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         self._layout = QVBoxLayout(self)
@@ -124,71 +117,50 @@ class MessageWidget(QFrame):
         self.footer = QLabel(item.footer)
         self.footer.setObjectName("messageFooter")
         self.footer.setVisible(bool(item.footer))
+        self.image_strip: ImageStrip | None = None
+        self._show_images(item)
         self._layout.addWidget(self.thinking)
         self._layout.addWidget(self.body)
+        self.tool_calls = [ToolCallWidget(call) for call in item.tool_calls]
+        for call_widget in self.tool_calls:
+            self._layout.addWidget(call_widget)
         self._layout.addWidget(self.footer)
         self.show_text(item.text)
         self.set_generation(None)
 
-    def _build_header(self, item: MessageItem) -> QHBoxLayout:
-        head = QHBoxLayout()
-        head.setSpacing(2)
-        who = ElidedLabel(item.label or ("You" if item.role == USER else "Assistant"))
-        who.setObjectName("messageRole")
-        who.setToolTip(who.text())
-        who.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        font = who.font()
-        font.setBold(True)
-        who.setFont(font)
-        head.addWidget(who, 1)
-        self.prev_button = self._tool("‹", "Previous version")
-        self.branch_label = QLabel(f"{item.sibling_index + 1}/{item.sibling_count}")
-        self.branch_label.setAccessibleName("Version")
-        self.next_button = self._tool("›", "Next version")
+    def _build_header(self, item: MessageItem) -> MessageHeader:
+        head = MessageHeader(item)
+        self.header = head
+        self.prev_button, self.next_button = head.prev_button, head.next_button
+        self.branch_label, self.copy_button = head.branch_label, head.copy_button
+        self.edit_button, self.tokens_button = head.edit_button, head.tokens_button
+        self.regenerate_button, self.continue_button = (head.regenerate_button,
+                                                        head.continue_button)
         self.prev_button.clicked.connect(lambda: self._go(-1))
         self.next_button.clicked.connect(lambda: self._go(+1))
-        for w in (self.prev_button, self.branch_label, self.next_button):
-            head.addWidget(w)
-        self.copy_button = self._tool("Copy", "Copy message")
         self.copy_button.clicked.connect(self._copy)
-        head.addWidget(self.copy_button)
-        self.edit_button = self._tool("Edit", "Edit message")
         self.edit_button.clicked.connect(self.start_edit)
-        self.regenerate_button = self._tool("Regenerate", "Regenerate reply")
         self.regenerate_button.clicked.connect(
             lambda: self.sig_regenerate_requested.emit(self.item.id))
-        self.continue_button = self._tool("Continue", "Continue reply")
         self.continue_button.clicked.connect(
             lambda: self.sig_continue_requested.emit(self.item.id))
-        self.tokens_button = self._tool("Tokens", "Shade every reply's tokens by how sure the "
-                                        "model was (click any token to inspect it either way)")
-        self.tokens_button.setCheckable(True)
         self.tokens_button.toggled.connect(self.sig_shading_toggled)
-        self.tokens_button.hide()
-        head.addWidget(self.tokens_button)
-        self.edit_button.setVisible(item.role in (USER, ASSISTANT))  # replies can be edited too
-        self.regenerate_button.setVisible(item.role == ASSISTANT)
-        self.continue_button.setVisible(item.role == ASSISTANT)
-        for w in (self.edit_button, self.regenerate_button, self.continue_button):
-            head.addWidget(w)
-        self._apply_branch(item)
         return head
 
-    def _apply_branch(self, item: MessageItem) -> None:
-        has_siblings = item.sibling_count > 1
-        self.branch_label.setText(f"{item.sibling_index + 1}/{item.sibling_count}")
-        for w in (self.prev_button, self.branch_label, self.next_button):
-            w.setVisible(has_siblings)
-        self.prev_button.setEnabled(item.sibling_index > 0)
-        self.next_button.setEnabled(item.sibling_index < item.sibling_count - 1)
-
-    def _tool(self, text: str, accessible: str) -> QToolButton:
-        button = QToolButton()
-        button.setText(text)
-        button.setAutoRaise(True)
-        button.setAccessibleName(accessible)
-        button.setToolTip(accessible)
-        return button
+    def _show_images(self, item: MessageItem) -> None:
+        """Thumbnails of the message's images, between the header and the text."""
+        if self.image_strip is not None:
+            if self.image_strip.images == item.images:
+                return
+            self._layout.removeWidget(self.image_strip)
+            self.image_strip.hide()
+            self.image_strip.deleteLater()
+            self.image_strip = None
+        if item.images:
+            self.image_strip = ImageStrip(item.images)
+            self.image_strip.setAccessibleName(
+                f"{len(item.images)} image{'s' if len(item.images) > 1 else ''} sent")
+            self._layout.insertWidget(1, self.image_strip)
 
     def _go(self, delta: int) -> None:
         self.sig_sibling_requested.emit(self.item.id, self.item.sibling_index + delta)
@@ -197,12 +169,7 @@ class MessageWidget(QFrame):
         QGuiApplication.clipboard().setText(self.text())
 
     def set_actions_enabled(self, enabled: bool) -> None:
-        for w in (self.edit_button, self.regenerate_button, self.continue_button,
-                  self.prev_button, self.next_button):
-            w.setEnabled(enabled)
-        if enabled:
-            self.prev_button.setEnabled(self.item.sibling_index > 0)
-            self.next_button.setEnabled(self.item.sibling_index < self.item.sibling_count - 1)
+        self.header.set_actions_enabled(self.item, enabled)
 
     def text(self) -> str:
         """The whole reply, its thinking included (what is stored)."""
@@ -392,7 +359,8 @@ class MessageWidget(QFrame):
 
     def finish(self, item: MessageItem) -> None:
         self.item = item
-        self._apply_branch(item)
+        self.header.apply_branch(item)
+        self._show_images(item)
         self.show_text(item.text)
         self.footer.setText(item.footer)
         self.footer.setVisible(bool(item.footer))

@@ -13,9 +13,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from desktop.core.conversations import images as I
 from desktop.core.conversations import xray as X
 from desktop.core.conversations.overflow import TokenCounts, fit_messages
 from desktop.core.conversations.store import Conversation, ConversationStore, Message
+from desktop.core.documents import prompt as D
+from desktop.core.documents.extract import Document
+from desktop.core.documents.retrieval import Excerpt, retrieve
+from desktop.core.documents.store import DocumentStore
 from desktop.core.generation import SettingsSpan, spans_from_meta, spans_to_meta
 from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import StepRecord
@@ -25,6 +30,8 @@ from desktop.core.templates.prompt import (
     build_messages,
     render_prompt,
 )
+from desktop.core.tools.calls import ToolCall, ToolSpec
+from desktop.core.tools.prompt import render_with_tools
 from desktop.ui.chat.message_widget import ASSISTANT, USER, MessageItem
 
 PromptPieces = tuple[tuple[str, bool], ...]
@@ -48,6 +55,8 @@ class PromptContext:
     overflow_policy: str = "stop"  # an overflow.POLICIES id (the Template panel's combo)
     token_scale: float = 1.0  # real tokens / estimated tokens of the last prompt sent
     thinking: bool | None = None  # enable_thinking for templates that take it (None: no switch)
+    tools: tuple[ToolSpec, ...] = ()  # tools offered to the model this turn (ui.chat.tool_loop)
+    attachments: tuple[Document, ...] = ()  # files attached to the message being sent
     # The engine's exact counts of texts already sent (the controller fills it in).
     token_counts: TokenCounts = field(default_factory=TokenCounts)
 
@@ -74,6 +83,7 @@ class Turn:
     notes: tuple[str, ...] = ()
     continue_id: int | None = None  # an assistant message being continued in place
     continue_text: str = ""
+    images: tuple[bytes, ...] = ()  # one per image marker in `pieces`, in order (vision)
     estimated_tokens: int = 0  # the prompt's estimated size (calibrates the next estimate)
     # For the X-ray: where each piece came from, which turns the overflow policy left out,
     # how many messages were sent, and the context it was fitted to.
@@ -107,7 +117,8 @@ def footer_of(meta: dict[str, Any] | None) -> str:
     parts = []
     tokens = meta.get("completion_tokens")
     if tokens:
-        parts.append(f"{tokens} tokens")
+        thinking = meta.get("thinking_tokens")
+        parts.append(f"{tokens} tokens ({thinking} thinking)" if thinking else f"{tokens} tokens")
     rate = meta.get("tokens_per_second")
     if rate:
         parts.append(f"{rate:.1f} tok/s")
@@ -119,23 +130,40 @@ def footer_of(meta: dict[str, Any] | None) -> str:
     return " · ".join(parts)
 
 
-def item_of(store: ConversationStore, message: Message) -> MessageItem:
+def item_of(store: ConversationStore, message: Message,
+            images: Sequence[I.StoredImage] | None = None) -> MessageItem:
+    """What the transcript shows of `message`; its images read from the ImageStore unless
+    given (`items_of` reads a whole branch's in one query)."""
+    if images is None:
+        with I.ImageStore(store.path) as image_store:
+            images = image_store.load(message.id)
     siblings = store.siblings(message.id)
     index = next((i for i, m in enumerate(siblings) if m.id == message.id), 0)
     meta = message.meta or {}
     label = "You" if message.role == USER else str(meta.get("model_name") or "Assistant")
+    if message.role == "tool":
+        label = f"Tool result · {meta.get('name', '')}"
     assistant = message.role == ASSISTANT
+    calls = tuple(ToolCall(str(c.get("id", "")), str(c.get("function", {}).get("name", "")),
+                           str(c.get("function", {}).get("arguments", "{}")))
+                  for c in meta.get("tool_calls") or () if isinstance(c, dict)) \
+        if assistant else ()
     return MessageItem(message.id, message.role, message.content, label, index, len(siblings),
                        footer_of(meta) if assistant else "",
-                       has_steps=assistant and store.has_steps(message.id))
+                       has_steps=assistant and store.has_steps(message.id), tool_calls=calls,
+                       images=tuple(images))
 
 
 def items_of(store: ConversationStore, path: list[Message]) -> tuple[MessageItem, ...]:
-    return tuple(item_of(store, m) for m in path if m.role != "system")
+    shown = [m for m in path if m.role != "system"]
+    with I.ImageStore(store.path) as image_store:
+        images = image_store.load_many(m.id for m in shown)
+    return tuple(item_of(store, m, images.get(m.id, ())) for m in shown)
 
 
 def render_pieces(ctx: PromptContext, history: Sequence[Message | Mapping[str, str]],
-                  ) -> RenderedTurn:
+                  excerpts: Sequence[Excerpt] = (),
+                  image_counts: Mapping[int, int] | None = None) -> RenderedTurn:
     """The prompt for `history` under the context overflow policy: its pieces, notes for the
     chat (what was left out), its token count (exact where the engine has counted the text)
     and, for the X-ray, where each piece came from. ContextOverflow when it cannot fit (the
@@ -143,7 +171,14 @@ def render_pieces(ctx: PromptContext, history: Sequence[Message | Mapping[str, s
     stored = [m for m in history if (m.role if isinstance(m, Message) else m["role"]) != "system"]
     chats = [m.to_chat() if isinstance(m, Message) else dict(m) for m in stored]
     ids = [m.id if isinstance(m, Message) else None for m in stored]
+    for i, n in enumerate((image_counts or {}).get(j, 0) if j is not None else 0 for j in ids):
+        if n:  # an image marker per attached image, where the engine puts it (vision)
+            chats[i] = {**chats[i], "content": I.with_markers(chats[i]["content"], n)}
     numbers = X.turn_numbers([m["role"] for m in chats])
+    block = D.Block("", ())
+    if excerpts and chats and chats[-1]["role"] == "user":  # documents before the message
+        block = D.compose(excerpts, chats[-1]["content"])
+        chats[-1] = {**chats[-1], "content": block.content}
     placement: InstructionsPlacement = ("first_user" if ctx.placement == "first_user"
                                         else "system")
 
@@ -163,14 +198,23 @@ def render_pieces(ctx: PromptContext, history: Sequence[Message | Mapping[str, s
         # to the first one still sent rather than leaving with a dropped turn.
         kept = [i - offset for i in fitted.kept if i >= offset]
         messages = build([chats[i] for i in kept])
-    rendered = render_prompt(ctx.template, messages, add_generation_prompt=True,
-                             bos_token=ctx.bos, eos_token=ctx.eos,
-                             extra=({"enable_thinking": ctx.thinking}
-                                    if ctx.thinking is not None else None))
-    pieces = tuple((s.text, s.trusted) for s in rendered.segments)
+    extra = {"enable_thinking": ctx.thinking} if ctx.thinking is not None else None
+    if ctx.tools or any(c["role"] == "tool" or c.get("tool_calls") for c in chats):
+        # Calls and results keep their fields (build_messages keeps role and content only).
+        first = next((j for j, m in enumerate(messages) if m["role"] != "system"), 0)
+        rich = [{**chats[i], **m} if m["role"] == chats[i]["role"] else m
+                for m, i in zip(messages[first:], kept, strict=False)]
+        messages = [*messages[:first], *rich, *messages[first + len(rich):]]
+        rendered = render_with_tools(ctx.template, messages, ctx.tools, bos_token=ctx.bos,
+                                     eos_token=ctx.eos, extra=extra).rendered
+    else:
+        rendered = render_prompt(ctx.template, messages, add_generation_prompt=True,
+                                 bos_token=ctx.bos, eos_token=ctx.eos, extra=extra)
+    pieces = D.split_pieces(tuple((s.text, s.trusted) for s in rendered.segments),
+                            block.segments())
     sent = X.sent_messages(messages, [(chats[i], numbers[i], ids[i]) for i in kept],
                            system_prompt=ctx.system_prompt, instructions=ctx.instructions,
-                           placement=ctx.placement)
+                           placement=ctx.placement, documents=block.spans)
     dropped = tuple(sorted({numbers[i] for i in range(len(chats)) if i not in set(kept)}))
     return RenderedTurn(pieces, (*notes, *rendered.notes), fitted.tokens,
                         X.label_pieces(pieces, sent), dropped, len(messages))
@@ -196,20 +240,54 @@ def load_branch(store: ConversationStore,
     return conversation, items_of(store, store.active_path(conversation_id))
 
 
+def _excerpts(store: ConversationStore, conversation_id: int | None,
+              path: Sequence[Message | Mapping[str, str]]) -> tuple[Excerpt, ...]:
+    """The documents' excerpts for the last user message of `path` (none without one)."""
+    last = path[-1] if path else None
+    if last is None or (last.role if isinstance(last, Message) else last["role"]) != "user":
+        return ()
+    with DocumentStore(store.path) as docs:
+        return retrieve(docs, conversation_id, last.content if isinstance(last, Message)
+                        else last["content"])
+
+
 def prepare_send(store: ConversationStore, conversation_id: int | None, text: str,
-                 ctx: PromptContext) -> Turn:
-    # Render first: a prompt refused by the "stop" policy must not leave the message stored.
+                 ctx: PromptContext, images: Sequence[I.StoredImage] = ()) -> Turn:
+    # Render first: a prompt refused by the "stop" policy must not leave the message stored
+    # (nor its attachments: they are searched provisionally, stored after).
     history = store.active_path(conversation_id) if conversation_id is not None else []
-    rendered = render_pieces(ctx, [*history, {"role": "user", "content": text}])
-    if conversation_id is None:
-        conversation = store.create(
-            title_from(text), model_path=ctx.model_path, system_prompt=ctx.system_prompt,
-            custom_instructions=ctx.instructions, template_id=ctx.template.id,
-            sampler=ctx.sampler)
-        conversation_id = conversation.id
+    with DocumentStore(store.path) as docs:
+        excerpts = retrieve(docs, conversation_id, text, ctx.attachments)
+        counts, earlier = I.branch_images(store.path, [m.id for m in history])
+        new = {"role": "user", "content": I.with_markers(text, len(images))}
+        rendered = render_pieces(ctx, [*history, new], excerpts, counts)
+        if conversation_id is None:
+            conversation = store.create(
+                title_from(text), model_path=ctx.model_path, system_prompt=ctx.system_prompt,
+                custom_instructions=ctx.instructions, template_id=ctx.template.id,
+                sampler=ctx.sampler)
+            conversation_id = conversation.id
+        attached = [docs.attach(conversation_id, d) for d in ctx.attachments]
     user = store.append(conversation_id, "user", text)
+    if images:
+        with I.ImageStore(store.path) as image_store:
+            image_store.save(user.id, images)
     path = store.active_path(conversation_id)
-    return _turn(store.get(conversation_id), items_of(store, path), user.id, rendered, ctx)
+    notes = tuple(f"{d.name} attached: " + ("sent whole with every message" if d.whole else
+                                            f"{d.chunks} chunks, the most relevant sent with "
+                                            "each message") for d in attached)
+    rendered = dataclasses.replace(rendered, notes=(*rendered.notes, *notes))
+    sent = I.images_sent(rendered.pieces, [*earlier, *(im.data for im in images)])
+    return _turn(store.get(conversation_id), items_of(store, path), user.id, rendered, ctx,
+                 images=sent)
+
+
+def _render_branch(store: ConversationStore, ctx: PromptContext, conversation_id: int,
+                   path: Sequence[Message]) -> tuple[RenderedTurn, tuple[bytes, ...]]:
+    """`render_pieces` for a stored branch, its messages' images marked and sent with it."""
+    counts, images = I.branch_images(store.path, [m.id for m in path])
+    rendered = render_pieces(ctx, path, _excerpts(store, conversation_id, path), counts)
+    return rendered, I.images_sent(rendered.pieces, images)
 
 
 def prepare_regenerate(store: ConversationStore, message_id: int, ctx: PromptContext) -> Turn:
@@ -217,16 +295,20 @@ def prepare_regenerate(store: ConversationStore, message_id: int, ctx: PromptCon
     if reply.parent_id is None:
         raise ValueError("this reply has no message before it to answer")
     path = store.active_path(reply.conversation_id, reply.parent_id)
+    rendered, images = _render_branch(store, ctx, reply.conversation_id, path)
     return _turn(store.get(reply.conversation_id), items_of(store, path), reply.parent_id,
-                 render_pieces(ctx, path), ctx)
+                 rendered, ctx, images=images)
 
 
 def prepare_edit(store: ConversationStore, message_id: int, text: str,
                  ctx: PromptContext) -> Turn:
     edited = store.edit_message(message_id, text)
+    with I.ImageStore(store.path) as image_store:  # the new version keeps the old's images
+        image_store.copy(message_id, edited.id)
     path = store.active_path(edited.conversation_id)
+    rendered, images = _render_branch(store, ctx, edited.conversation_id, path)
     return _turn(store.get(edited.conversation_id), items_of(store, path), edited.id,
-                 render_pieces(ctx, path), ctx)
+                 rendered, ctx, images=images)
 
 
 def prepare_continue(store: ConversationStore, message_id: int, ctx: PromptContext) -> Turn:
@@ -239,14 +321,14 @@ def prepare_continue(store: ConversationStore, message_id: int, ctx: PromptConte
     fit_ctx = ctx
     if ctx.n_ctx > 0:  # the reply so far takes room from the context, like the history
         fit_ctx = dataclasses.replace(ctx, n_ctx=max(1, ctx.n_ctx - so_far))
-    r = render_pieces(fit_ctx, history)
+    r, images = _render_branch(store, fit_ctx, reply.conversation_id, history)
     turn = max((lb.turn for lb in r.labels), default=0)
     label = X.PieceLabel(len(r.pieces), X.SO_FAR, 0, len(reply.content), turn, reply.id)
     r = dataclasses.replace(r, pieces=(*r.pieces, (reply.content, False)),
                             labels=(*r.labels, label), tokens=r.tokens + so_far)
     path = store.active_path(reply.conversation_id, reply.id)
     return _turn(store.get(reply.conversation_id), items_of(store, path), reply.parent_id, r,
-                 ctx, continue_id=reply.id, continue_text=reply.content)
+                 ctx, continue_id=reply.id, continue_text=reply.content, images=images)
 
 
 def save_reply(store: ConversationStore, turn: Turn, text: str, meta: dict[str, Any],

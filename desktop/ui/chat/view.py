@@ -32,6 +32,8 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core.reasoning import THINK, ReasoningFormat
+from desktop.ui.chat.attachments import AttachmentsBar
+from desktop.ui.chat.image_attachments import ImageAttachments
 from desktop.ui.chat.message_widget import ASSISTANT, MessageItem, MessageWidget
 from desktop.ui.chat.stream_buffer import StreamBuffer
 
@@ -209,6 +211,7 @@ class ChatView(QWidget):
         self.thinking_check.setChecked(True)
         self.thinking_check.toggled.connect(self.sig_thinking_changed)
         self.thinking_check.hide()
+        self.attachments = AttachmentsBar(self)  # files sent with the next message
         row = QHBoxLayout()
         row.setContentsMargins(12, 4, 12, 12)
         row.addWidget(self.input, 1)
@@ -221,6 +224,12 @@ class ChatView(QWidget):
         layout.setSpacing(0)
         layout.addWidget(self.notice)
         layout.addWidget(self.transcript, 1)
+        # Images for a vision model (issue #20): picked, pasted or dropped on the input.
+        self.images = ImageAttachments(self.input, self)
+        self.images.setContentsMargins(12, 4, 12, 0)
+        self.images.sig_refused.connect(self.notice.show_notice)
+        layout.addWidget(self.images)
+        layout.addWidget(self.attachments)
         layout.addLayout(row)
         self.set_empty_text("Type a message below to start chatting.")
 
@@ -230,8 +239,14 @@ class ChatView(QWidget):
         text = self.input.toPlainText()
         if not text.strip() or self._busy:
             return
+        if self.attachments.reading():  # the files would be left behind: the text stays
+            self.notice.show_notice("Attached files are still being read; send once they "
+                                    "are listed.")
+            return
         self.input.clear()
         self.sig_send_requested.emit(text)
+        if not self.input.toPlainText():  # taken (not given back): the files went with it
+            self.attachments.clear()
 
     def set_busy(self, busy: bool) -> None:
         """While a reply streams: Stop instead of Send, message actions disabled."""
@@ -268,6 +283,10 @@ class ChatView(QWidget):
             widget.reasoning = fmt
             if widget is not self._streaming and widget.editor is None:
                 widget.show_text(widget.item.text)
+
+    def image_count(self) -> int:
+        """Images the next prompt may carry: the transcript's and those attached now."""
+        return sum(len(m.item.images) for m in self.messages) + len(self.images.images())
 
     def set_empty_text(self, text: str) -> None:
         self.empty_label.setText(text)

@@ -5,7 +5,10 @@ Hub with the search; the quant a repo must offer and the largest model file size
 the core to each page the Hub returns (see desktop.core.hub.filters), and the status line then
 says "filtered on this page", since a page may hold fewer models than asked for. Results: name,
 parameters (file size when a size filter is on), author, downloads, likes, updated, licence and
-access. "More results" fetches the next page of the same search, with the same filters.
+access. A gated repo's access cell is a badge ("Gated", bold amber) whose tooltip, and the status
+line under the results, say what to do: accept the terms on huggingface.co, then log in on the
+account bar above (`set_account` words it for who is logged in). "More results" fetches the next
+page of the same search, with the same filters.
 
 The browser only asks and shows: `sig_search_requested(SearchQuery)`, `sig_more_requested()` and
 `sig_repo_selected(repo_id)` go out; `show_results`, `append_results` and `show_failure` come in
@@ -15,6 +18,7 @@ The browser only asks and shows: `sig_search_requested(SearchQuery)`, `sig_more_
 from __future__ import annotations
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -30,6 +34,8 @@ from PySide6.QtWidgets import (
 
 from desktop.core.downloads.progress import format_size
 from desktop.core.hub.client import ModelSummary, SearchPage, SearchQuery
+from desktop.core.hub.login import Account
+from desktop.ui.hub.account_bar import GATED_HINT
 from desktop.ui.hub.hub_format import (
     FILE_SIZES,
     PARAM_RANGES,
@@ -45,7 +51,9 @@ from desktop.ui.table_model import HeaderedTableModel
 
 __all__ = ["COLUMNS", "HubBrowser", "SearchResultsModel"]
 
-COLUMNS = ("Model", "Size", "Author", "Downloads", "Likes", "Updated", "Licence")
+COLUMNS = ("Model", "Size", "Author", "Downloads", "Likes", "Updated", "Licence · access")
+ACCESS = 6
+GATED_COLOUR = "#c27c00"  # the Hub style's amber, a shade darker to read on white rows
 _RIGHT = {1, 3, 4}
 _FORMATS = {"GGUF": "gguf", "safetensors": "safetensors", "Any format": None}
 _SORTS = {"Most downloads": "downloads", "Most likes": "likes", "Trending": "trending",
@@ -62,6 +70,7 @@ class SearchResultsModel(HeaderedTableModel):
     def __init__(self) -> None:
         super().__init__()
         self._rows: list[ModelSummary] = []
+        self.logged_in = False
 
     def set_models(self, models: tuple[ModelSummary, ...]) -> None:
         self.beginResetModel()
@@ -95,8 +104,18 @@ class SearchResultsModel(HeaderedTableModel):
         if role == Qt.ItemDataRole.TextAlignmentRole and col in _RIGHT:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return self._tooltip(m, col)
+            return self._tooltip(m, col, self.logged_in)
+        if col == ACCESS and m.gated:
+            if role == Qt.ItemDataRole.ForegroundRole:
+                return QColor(GATED_COLOUR)
+            if role == Qt.ItemDataRole.FontRole:
+                bold = QFont()
+                bold.setBold(True)
+                return bold
         return None
+
+    def gated_count(self) -> int:
+        return sum(1 for m in self._rows if m.gated)
 
     @staticmethod
     def _text(m: ModelSummary, col: int) -> str:
@@ -111,11 +130,11 @@ class SearchResultsModel(HeaderedTableModel):
             format_count(m.downloads),
             format_count(m.likes),
             format_updated(m.updated),
-            access_text(m),
+            _access(m),
         )[col]
 
     @staticmethod
-    def _tooltip(m: ModelSummary, col: int) -> str | None:
+    def _tooltip(m: ModelSummary, col: int, logged_in: bool) -> str | None:
         if col == 0:
             return m.repo_id
         if col == 1:
@@ -126,10 +145,22 @@ class SearchResultsModel(HeaderedTableModel):
             return tip
         if col == 5 and m.updated:
             return m.updated
-        if col == 6 and m.gated:
-            return ("Gated: the authors ask you to accept their terms on the Hub (and log in "
-                    "with a token) before you can download it.")
+        if col == ACCESS and m.gated:
+            approval = (" The authors approve each request by hand." if m.gated == "manual"
+                        else "")
+            then = (" You are logged in: once the terms are accepted, it downloads."
+                    if logged_in else "")
+            return f"{GATED_HINT} (huggingface.co/{m.repo_id}).{approval}{then}"
         return None
+
+
+def _access(m: ModelSummary) -> str:
+    """The access cell: a gated repo's badge first, then the licence ('Gated · llama3')."""
+    if not m.gated:
+        return access_text(m)
+    badge = "Gated" if m.gated == "auto" else "Gated (approval)"
+    rest = [m.license or "no licence tag"] + (["private"] if m.private else [])
+    return " · ".join([badge, *rest])
 
 
 class HubBrowser(QWidget):
@@ -269,6 +300,12 @@ class HubBrowser(QWidget):
         self._set_status(message, error=True)
         self.more_button.setEnabled(False)
 
+    def set_account(self, account: Account) -> None:
+        """Gated badges and the status line say what is left to do for who is logged in."""
+        self.results.logged_in = account.logged_in
+        if self.results.rowCount():
+            self._set_status(self._summary_text())
+
     def set_more_available(self, available: bool) -> None:
         self.more_button.setEnabled(available)
 
@@ -290,12 +327,21 @@ class HubBrowser(QWidget):
                 text += " · more on the Hub"
             self._set_status(text)
             return
+        self._set_status(self._summary_text())
+
+    def _summary_text(self) -> str:
+        loaded = self.results.rowCount()
         text = f"{loaded} models" if loaded != 1 else "1 model"
         if self._filtered_note:
             text += f" · {self._filtered_note}"
         if self.more_button.isEnabled():
             text += " · more on the Hub"
-        self._set_status(text)
+        gated = self.results.gated_count()
+        if gated:
+            text += (f" · {gated} gated: accept the terms on huggingface.co"
+                     + (" to download" if self.results.logged_in
+                        else ", then log in above"))
+        return text
 
     def _set_status(self, text: str, error: bool = False) -> None:
         self.status.setText(text)

@@ -11,11 +11,13 @@ strings), and an answer that arrives after a newer request of the same kind (a s
 overtaken by the next one, a repo the user already left) is dropped.
 
 Failures arrive as `sig_hub_failed(request, kind, message)`: `request` says which call failed
-("search", "more", "repo", "card", "login"), `kind` is a `desktop.core.hub.http.KIND_*` value
-and `message` is a sentence for people. The token given to `login` goes to huggingface_hub's own
-`login()` (through desktop.core.hub.login), which validates it and stores it where
-huggingface_hub keeps tokens; it is never logged, kept or emitted here. After a login, the
-client's next call reads the stored token by itself.
+("search", "more", "repo", "card", "login", "account", "logout"), `kind` is a
+`desktop.core.hub.http.KIND_*` value and `message` is a sentence for people. The token given
+to `login` goes to huggingface_hub's own `login()` (through desktop.core.hub.login), which
+validates it and stores it where huggingface_hub keeps tokens; it is never logged, kept or
+emitted here. After a login, the client's next call reads the stored token by itself.
+`check_account()` asks who the stored token belongs to (`sig_account_changed(Account)`, also
+after every login and logout).
 
 `shutdown()` (from the window's closeEvent): stop delivering, drop queued calls, wait briefly
 for running ones, close the HTTP client.
@@ -33,11 +35,14 @@ from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
 from desktop.core import hardware
 from desktop.core.hub.client import HubClient, RepoDetails, SearchPage, SearchQuery, card_body
 from desktop.core.hub.http import KIND_BAD_RESPONSE, HubError
+from desktop.core.hub.login import Account, account, logout
 from desktop.core.hub.login import login as hub_login
 
 __all__ = [
+    "REQUEST_ACCOUNT",
     "REQUEST_CARD",
     "REQUEST_LOGIN",
+    "REQUEST_LOGOUT",
     "REQUEST_MORE",
     "REQUEST_REPO",
     "REQUEST_SEARCH",
@@ -51,6 +56,8 @@ REQUEST_MORE = "more"
 REQUEST_REPO = "repo"
 REQUEST_CARD = "card"
 REQUEST_LOGIN = "login"
+REQUEST_LOGOUT = "logout"
+REQUEST_ACCOUNT = "account"
 _HARDWARE = "hardware"
 _SHUTDOWN_WAIT_MS = 3000  # a call stuck on the network ends at the client's own timeout
 
@@ -88,6 +95,7 @@ class HubService(QObject):
     sig_card_loaded = Signal(str, str)  # repo id, Markdown without its front matter
     sig_hub_failed = Signal(str, str, str)  # request, kind, message
     sig_logged_in = Signal()
+    sig_account_changed = Signal(object)  # Account: who the Hub calls run as now
     sig_hardware_detected = Signal(object)  # HardwareInfo
     # Internal: pool thread → GUI thread. Queued (see __init__): a direct call would run the
     # slot, and every widget it touches, on the pool thread.
@@ -153,10 +161,30 @@ class HubService(QObject):
         self._start(REQUEST_CARD, lambda: (repo_id, card_body(client.model_card(repo_id))),
                     same_ticket=REQUEST_REPO)
 
+    def forget_repo(self) -> None:
+        """The repo's page was put away: drop its answers still on their way."""
+        self._tickets[REQUEST_REPO] = self._tickets.get(REQUEST_REPO, 0) + 1
+        self._repo_id = ""
+
     def login(self, token: str) -> None:
         """Log in to the Hub with huggingface_hub's own `login(token=…)`."""
         endpoint = self.endpoint
         self._start(REQUEST_LOGIN, lambda: hub_login(token.strip(), endpoint))
+
+    def check_account(self) -> None:
+        """Who is logged in (no network call when no token is stored)."""
+        endpoint = self.endpoint
+        self._start(REQUEST_ACCOUNT, lambda: account(endpoint))
+
+    def logout(self) -> None:
+        """Forget huggingface_hub's stored token, then say who (if anyone) is left."""
+        endpoint = self.endpoint
+
+        def out() -> Account:
+            logout()
+            return account(endpoint)
+
+        self._start(REQUEST_LOGOUT, out)
 
     def detect_hardware(self) -> None:
         """`hardware.detect()` (it may run nvidia-smi) for the fit badges."""
@@ -193,6 +221,9 @@ class HubService(QObject):
             self.sig_card_loaded.emit(repo_id, markdown)
         elif request == REQUEST_LOGIN:
             self.sig_logged_in.emit()
+            self.check_account()
+        elif request in (REQUEST_ACCOUNT, REQUEST_LOGOUT):
+            self.sig_account_changed.emit(result)
         elif request == _HARDWARE:
             self.sig_hardware_detected.emit(result)
 

@@ -41,5 +41,7 @@ QProgressBar#jobBar[state="paused"]::chunk { background: #d08a00; }
 QProgressBar#jobBar[state="done"]::chunk { background: #2e9d4f; }
 QProgressBar#jobBar[state="failed"]::chunk { background: #d04040; }
 QProgressBar#jobBar[state="cancelled"]::chunk { background: #8a8d91; }
+QFrame#hubAccount { border-bottom: 1px solid palette(mid); }
+QLabel#accountMessage { color: #d04040; }
 QLabel#downloadedMark { color: #2e9d4f; font-weight: 600; padding: 0 4px; }
 """

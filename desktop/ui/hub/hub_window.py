@@ -1,5 +1,6 @@
-"""HubWindow: find and download models — the Hub browser, a repo's page and the download queue in
-one widget, for a tab or dock of the main window (or alone). GUI thread only.
+"""HubWindow: find and download models — the Hugging Face account, the Hub browser, a repo's page
+and the download queue in one widget: the main window's Hub page (or a window alone). GUI
+thread only.
 
 It owns two services and wires the widgets to them: `HubService` (search, repo, card, login and
 the hardware probe, on its thread pool) and `DownloadService` (the persisted download queue and
@@ -26,10 +27,19 @@ from desktop.core.downloads.manager import RetryPolicy
 from desktop.core.downloads.progress import DownloadsSnapshot
 from desktop.core.hub.client import ModelUnit
 from desktop.core.model_info import LoadSettings
+from desktop.core.vision import with_projector
+from desktop.ui.hub.account_bar import AccountBar
 from desktop.ui.hub.browser import HubBrowser
 from desktop.ui.hub.download_service import DownloadService
 from desktop.ui.hub.downloads_panel import DownloadsPanel
-from desktop.ui.hub.hub_service import REQUEST_MORE, REQUEST_SEARCH, HubService
+from desktop.ui.hub.hub_service import (
+    REQUEST_ACCOUNT,
+    REQUEST_LOGIN,
+    REQUEST_LOGOUT,
+    REQUEST_MORE,
+    REQUEST_SEARCH,
+    HubService,
+)
 from desktop.ui.hub.hub_style import HUB_STYLE
 from desktop.ui.hub.model_page import ModelPage
 
@@ -68,6 +78,7 @@ class HubWindow(QWidget):
             database or paths.database_path(), concurrency=concurrency, endpoint=endpoint,
             token=token, policy=policy, progress_interval=progress_interval, parent=self,
         )
+        self.account_bar = AccountBar()
         self.browser = HubBrowser()
         self.model_page = ModelPage(self.hub.endpoint)
         self.downloads_panel = DownloadsPanel()
@@ -87,6 +98,8 @@ class HubWindow(QWidget):
         self.splitter.setSizes([600, 220])
         column = QVBoxLayout(self)
         column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.account_bar)
         column.addWidget(self.splitter)
 
         self._wire()
@@ -94,6 +107,7 @@ class HubWindow(QWidget):
         self.model_page.set_downloads(self.downloads.snapshot)
         self.downloads.start()
         self.hub.detect_hardware()
+        self.hub.check_account()  # no network call unless a token is stored
 
     def _wire(self) -> None:
         hub, browser, page, dl, panel = (self.hub, self.browser, self.model_page,
@@ -107,6 +121,10 @@ class HubWindow(QWidget):
         hub.sig_card_loaded.connect(page.show_card)
         hub.sig_hub_failed.connect(self._on_failed)
         hub.sig_logged_in.connect(self._on_logged_in)
+        hub.sig_account_changed.connect(self.account_bar.set_account)
+        hub.sig_account_changed.connect(browser.set_account)
+        self.account_bar.sig_login_requested.connect(hub.login)
+        self.account_bar.sig_logout_requested.connect(hub.logout)
         hub.sig_hardware_detected.connect(page.set_hardware)
         page.sig_download_requested.connect(self.download)
         page.sig_load_requested.connect(self.sig_load_requested)
@@ -141,12 +159,26 @@ class HubWindow(QWidget):
         repo_id = details.summary.repo_id
         dest = self.download_dir.joinpath(*repo_id.split("/"))
         self.downloads_panel.clear_refusal()
-        self.downloads.enqueue(repo_id, unit.files, dest, details.commit)
+        # A vision model's projector (mmproj) comes with it, or the model cannot see.
+        files = with_projector(unit.files, details.files)
+        self.downloads.enqueue(repo_id, files, dest, details.commit)
 
     def set_load_settings(self, settings: LoadSettings) -> None:
         """The settings the fit badges assume (the Load panel's, so the context length
         counts)."""
         self.model_page.set_load_settings(settings)
+
+    def close_overlay(self) -> bool:
+        """Esc on the Hub page: put away the open repo's page (back to the results); False when
+        there was none, so the caller can leave the page."""
+        if not self.model_page.repo_id:
+            return False
+        self.hub.forget_repo()
+        self.model_page.clear()
+        self.browser.table.clearSelection()
+        self.browser.table.setCurrentIndex(self.browser.results.index(-1, -1))
+        self.browser.table.setFocus()
+        return True
 
     def _more(self) -> None:
         if not self.hub.more():
@@ -163,7 +195,11 @@ class HubWindow(QWidget):
     def _on_failed(self, request: str, kind: str, message: str) -> None:
         if request in (REQUEST_SEARCH, REQUEST_MORE):
             self.browser.show_failure(kind, message)
+        elif request in (REQUEST_ACCOUNT, REQUEST_LOGOUT):
+            self.account_bar.show_error(message)
         else:
+            if request == REQUEST_LOGIN:
+                self.account_bar.show_error(message)
             self.model_page.show_failure(request, kind, message)
 
     def _on_logged_in(self) -> None:

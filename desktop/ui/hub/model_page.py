@@ -164,6 +164,13 @@ class ModelPage(QWidget):
 
     # --- what is shown ----------------------------------------------------------------------
 
+    def clear(self) -> None:
+        """Back to the placeholder: no repo open (Esc on the Hub page)."""
+        self.stack.setCurrentIndex(0)
+        self.repo_id = ""
+        self.details = None
+        self._clear_files()
+
     def show_loading(self, repo_id: str) -> None:
         self.stack.setCurrentIndex(1)
         self.repo_id = repo_id

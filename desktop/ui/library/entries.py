@@ -106,7 +106,8 @@ def summary(model: library.LocalModel) -> str:
              format_params(model.n_params) + " params" if model.n_params else "",
              model.quant,
              format_context(model.context_length) if model.context_length else "",
-             "template" if model.has_template else "no template"]
+             "template" if model.has_template else "no template",
+             "vision" if model.vision else ""]  # a projector beside it (core.vision)
     return " · ".join(p for p in parts if p)
 
 

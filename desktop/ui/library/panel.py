@@ -87,8 +87,9 @@ class ModelLibraryPanel(QWidget):
             "Add a .gguf file, or a safetensors model (pick its config.json), where it is: "
             "nothing is copied. You can also drop files onto the list.")
         self.find_button = button(
-            "Find on this computer…", "Find models on this computer", self.find_models,
-            "Look in the Hugging Face cache and LM Studio's models folder")
+            "Find…", "Find models on this computer", self.find_models,
+            "Find models on this computer: the Hugging Face cache and LM Studio's models "
+            "folder")
         self.remote_button = button(
             "Add remote…", "Add a remote model", self.add_remote,
             "A model served by an OpenAI-compatible endpoint: llama-server (also with RPC "

@@ -134,7 +134,9 @@ class LibraryRowDelegate(QStyledItemDelegate):
         painter.setFont(small)
         if state:
             painter.setPen(accent)
-            painter.drawText(QRect(rect.right() - state_w + _GAP, y, state_w, tm.height()),
+            # Inside the row: `right()` is the last pixel, and the gap is on the name's side.
+            painter.drawText(QRect(rect.left() + rect.width() - state_w + _GAP, y,
+                                   state_w - _GAP, tm.height()),
                              Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, state)
         y += tm.height()
         painter.setPen(dim)

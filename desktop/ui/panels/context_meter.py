@@ -3,6 +3,11 @@ adds the token count, a legend with each part's tokens and the overflow-policy p
 
 GUI thread only. Shows system prompt / instructions / history / new message / template markup
 against n_ctx, with a legend; past n_ctx the bar is capped and drawn with a red outline.
+Images sent with the conversation (vision models) are counted too: as their own part once their
+tokens are known (`set_images(n, tokens)`), else said as "+ N images" beside the count, so the
+meter never claims a share it has not counted.
+The thinking of the reply being made (or made last) is its own part too (`set_thinking`); the
+thinking of earlier replies, left out of later prompts, is said in the legend as not sent.
 """
 
 from __future__ import annotations
@@ -27,8 +32,12 @@ PART_COLOURS = {
     "instructions": "#b07aa1",
     "history": "#59a14f",
     "new message": "#f28e2b",
+    "document": "#edc948",
     "template": "#9c9c9c",
 }
+IMAGE_COLOUR = "#76b7b2"  # not a prompt part of the X-ray: images have no text to colour
+# The reply's thinking: in the context while it is made, left out of later prompts.
+THINKING_COLOUR = "#ff9da7"
 _OVER = QColor("#d04040")
 
 
@@ -119,21 +128,55 @@ class ContextBox(QWidget):
         column.addWidget(self.meter)
         column.addWidget(self.legend)
         column.addLayout(row)
+        self._images = 0
+        self._image_tokens: int | None = None
+        self._thinking = (0, 0)  # the current reply's thinking tokens, earlier ones not sent
+        self._shown: tuple[tuple[tuple[str, int], ...] | None, int, bool, str] = (
+            None, 0, False, "")
         self.show_counts(None, 0, exact=False, how="")
+
+    def set_images(self, n: int, tokens: int | None = None) -> None:
+        """The conversation's images (the transcript's and those attached to the next message):
+        counted as their own part when `tokens` is known, else said as "+ N images"."""
+        if (n, tokens) == (self._images, self._image_tokens):
+            return
+        self._images, self._image_tokens = max(0, n), tokens
+        parts, n_ctx, exact, how = self._shown
+        self.show_counts(parts, n_ctx, exact=exact, how=how)
+
+    def set_thinking(self, current: int, not_sent: int) -> None:
+        """The thinking of the reply being made (or made last): its own part of the bar, as it
+        fills the context; earlier replies' thinking, left out of the prompt, said as not
+        sent (ui.chat.thinking_count)."""
+        if (current, not_sent) == self._thinking:
+            return
+        self._thinking = (max(0, current), max(0, not_sent))
+        parts, n_ctx, exact, how = self._shown
+        self.show_counts(parts, n_ctx, exact=exact, how=how)
+
+    def _image_words(self) -> str:
+        n = self._images
+        return f" + {n} image{'s' if n != 1 else ''}" if n and self._image_tokens is None else ""
 
     def show_counts(self, parts: tuple[tuple[str, int], ...] | None, n_ctx: int, *,
                     exact: bool, how: str) -> None:
         """`parts`: tokens per part (None: nothing rendered); `how`: why the count is inexact."""
+        self._shown = (parts, n_ctx, exact, how)
+        if parts is not None and self._images and self._image_tokens is not None:
+            parts = (*parts, (f"image{'s' if self._images != 1 else ''}", self._image_tokens))
+        if parts is not None and self._thinking[0]:
+            parts = (*parts, ("thinking", self._thinking[0]))
         if parts is None:
             self.meter.set_parts((), n_ctx)
             self.token_label.setText("Tokens: —")
             self.legend.setText(" ".join(f"<span style='color:{c}'>■</span>&nbsp;{_nb(n)}"
                                          for n, c in PART_COLOURS.items()))
             return
-        self.meter.set_parts(tuple(MeterPart(n, t, PART_COLOURS[n]) for n, t in parts), n_ctx)
+        self.meter.set_parts(tuple(MeterPart(n, t, _colour(n))
+                                   for n, t in parts), n_ctx)
         n = sum(t for _, t in parts)
         approx = "" if exact else "≈ "
-        suffix = f" ({how})" if how and not exact else ""
+        suffix = self._image_words() + (f" ({how})" if how and not exact else "")
         if n_ctx:
             over = " — over the limit" if n > n_ctx else ""
             self.token_label.setText(
@@ -141,8 +184,20 @@ class ContextBox(QWidget):
         else:
             self.token_label.setText(f"Tokens: {approx}{n:,}{suffix}")
         self.legend.setText(" ".join(
-            f"<span style='color:{PART_COLOURS[name]}'>■</span>&nbsp;{_nb(name)}&nbsp;{approx}{t:,}"
-            for name, t in parts))
+            f"<span style='color:{_colour(name)}'>■</span>"
+            f"&nbsp;{_nb(name)}&nbsp;{approx}{t:,}"
+            for name, t in parts) + self._not_sent_words())
+
+    def _not_sent_words(self) -> str:
+        n = self._thinking[1]
+        return (f" <span style='color:{THINKING_COLOUR}'>□</span>&nbsp;{_nb('thinking not sent')}"
+                f"&nbsp;{n:,}" if n else "")
+
+
+def _colour(part: str) -> str:
+    if part == "thinking":
+        return THINKING_COLOUR
+    return PART_COLOURS.get(part, IMAGE_COLOUR)
 
 
 def _nb(text: str) -> str:

@@ -53,7 +53,9 @@ _VERDICT_COLOURS = {fit.FIT_FITS: "#2e9d4f", fit.FIT_TIGHT: "#d08a00", fit.FIT_W
 
 TIPS = {
     "n_gpu_layers": "How many of the model's layers run on the GPU (the rest run on the CPU). "
-                    "More is faster while they fit in VRAM; “all” offloads every layer.",
+                    "More is faster while they fit in VRAM. “auto” (the default) takes as many "
+                    "as fit in free VRAM by the memory estimate, none without a GPU; -1 "
+                    "offloads every layer.",
     "n_ctx": "How many tokens the model can see at once: prompt, history and reply together. "
              "Memory for the KV cache grows with it; the minimum (0) uses the model's own.",
     "n_threads": "CPU threads for generation; “auto” lets llama.cpp use one per physical core.",
@@ -139,7 +141,7 @@ class LoadPanel(QWidget):
         box = QGroupBox("GPU")
         form = QFormLayout(box)
         form.setContentsMargins(6, 6, 6, 6)
-        self.gpu_layers = self._field("n_gpu_layers", minimum=-1, maximum=999, special="all",
+        self.gpu_layers = self._field("n_gpu_layers", minimum=-2, maximum=999, special="auto",
                                       slider_range=(0, 48))
         self.gpu_layers.spin.setAccessibleName("GPU layers")
         form.addRow(self._label("GPU layers", "n_gpu_layers"), self.gpu_layers)

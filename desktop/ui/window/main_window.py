@@ -1,11 +1,13 @@
 """MainWindow: the window a person double-clicks into. GUI thread only.
 
-Left: the model library and the conversation list (docks). Centre: Chat and Completion tabs.
-Right: the System prompt, Template, Sampling and Load panels (tabbed docks), the token
-probability chart and, with services, the local server. Bottom: the status bar. This module
-builds and lays out, then hands each helper the parts it needs (never the window): `WindowWiring`
-(`wiring`) connects the parts in `WindowParts`, `WindowServices` (`services`) runs the Hub and the
-server, `ChatController` runs chat turns, `ModelController` loads models.
+Two pages (`pages`: "Chat | Hub" in the menu bar switches them). Chat: the model library and
+the conversation list (left docks), Chat and Completion tabs (centre), the token probability
+chart and the Prompt, Template, Sampling and Load panels and, with services, the local server
+and MCP (tabbed right docks). Hub: the whole window for finding and downloading models, with the
+Hugging Face account. Bottom: the status bar. This module builds and lays out, then hands each
+helper the parts it needs (never the window): `WindowWiring` (`wiring`) connects the parts in
+`WindowParts`, `WindowServices` (`services`) runs the Hub and the server, `menus` builds the menu
+bar, `ChatController` runs chat turns, `ModelController` loads models.
 
 Services the window owns and stops in `closeEvent`, in this order: cancel (the generation,
 queued jobs and database calls), quit (the threads and the engine process), wait (join them);
@@ -18,14 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QRect, Qt
-from PySide6.QtGui import (
-    QAction,
-    QCloseEvent,
-    QGuiApplication,
-    QKeySequence,
-    QShortcut,
-    QShowEvent,
-)
+from PySide6.QtGui import QCloseEvent, QGuiApplication, QShowEvent
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QTabWidget, QWidget
 
 from desktop.core import paths
@@ -41,12 +36,13 @@ from desktop.ui.library.model_controller import ModelController
 from desktop.ui.library.panel import ModelLibraryPanel
 from desktop.ui.settings import AppSettings
 from desktop.ui.window.crash_banner import plain_crash
+from desktop.ui.window.menus import build_menus
+from desktop.ui.window.pages import PageSwitch
 from desktop.ui.window.parts import WindowParts
 from desktop.ui.window.services import WindowServices
 from desktop.ui.window.status_bar import StatusBar
 from desktop.ui.window.style import STYLE_SHEET
 from desktop.ui.window.theme import ThemeSwitcher, restyle
-from desktop.ui.window.theme_menu import add_theme_menu
 from desktop.ui.window.wiring import WindowWiring
 from desktop.ui.xray.view import open_xray
 
@@ -83,7 +79,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.chat_view, "Chat")
         self.tabs.addTab(self.completion_view, "Completion")
         self.tabs.setAccessibleName("Mode")
-        self.setCentralWidget(self.tabs)
+        self.pages = PageSwitch(self, self.tabs)
+        self.setCentralWidget(self.pages.stack)
 
         self.library = ModelLibraryPanel(self.jobs, models_dir)
         self.conversations = ConversationListPanel(self.db, jobs=self.jobs)
@@ -100,8 +97,14 @@ class MainWindow(QMainWindow):
                                    lambda: self.wiring.prompt_context(), self)
         self.wiring = WindowWiring(self._parts(), self.new_chat, self)
         self.edit_saver = EditSaver(self.db, self.chat_view, self.chat, self)
+        # The attach bar's stored documents: listed for the conversation shown, read again
+        # when a sent message may have stored files.
+        self.chat_view.attachments.bind(self.db)
+        self.chat.sig_conversation_changed.connect(self.chat_view.attachments.show_conversation)
+        self.chat_view.sig_transcript_changed.connect(self.chat_view.attachments.refresh)
         # The X-ray: each turn's prompt as it was sent, read from the stored records.
         self.xray_view = open_xray(self, self.db, self.chat.xray_context)
+        self.xray_view.set_engine(self.engine)
         self.chat.sig_conversation_changed.connect(self.xray_view.show_conversation)
         self.chat.sig_reply_stored.connect(lambda _cid: self.xray_view.refresh())
         self.chat_view.input.textChanged.connect(
@@ -118,7 +121,7 @@ class MainWindow(QMainWindow):
         self.mcp_dock: QDockWidget | None = None
         if with_services:
             self._add_services(models_dir or paths.models_dir(), database or paths.database_path())
-        self._build_menus()
+        self.theme_actions = build_menus(self, self, with_hub=self.services is not None)
         ThemeSwitcher.of().sig_dark_changed.connect(self._on_dark_changed)
         self._fit_to_screen()
         self._layout_restored = self._restore_layout()
@@ -150,10 +153,13 @@ class MainWindow(QMainWindow):
         self.load_panel = LoadPanel()
         # Right column, as tabs: the chart first (the distribution beside the streaming text),
         # then the settings panels. Tabs rather than a vertical split keep the window's minimum
-        # height at the tallest panel's, so it fits a 768-pixel-high screen.
+        # height at the tallest panel's, so it fits a 768-pixel-high screen. One-word titles:
+        # seven tabs must fit the column's ~500 pixels whole at 1280 × 720 ("Probabilities"
+        # alone took a fifth of it, and every title was cut).
         self.chart_dock = ChartDock(self)
+        self.chart_dock.setWindowTitle("Chart")
         self.addDockWidget(RIGHT, self.chart_dock)
-        self.prompt_dock = self._dock("System prompt", "PromptDock", self.prompt_panel, RIGHT)
+        self.prompt_dock = self._dock("Prompt", "PromptDock", self.prompt_panel, RIGHT)
         self.template_dock = self._dock("Template", "TemplateDock", self.template_panel, RIGHT)
         self.sampling_dock = self._dock("Sampling", "SamplingDock", self.sampling_panel, RIGHT)
         self.load_dock = self._dock("Load", "LoadDock", self.load_panel, RIGHT)
@@ -175,74 +181,18 @@ class MainWindow(QMainWindow):
             chart_dock=self.chart_dock)
 
     def _add_services(self, download_dir: Path, database: Path) -> None:
-        """The Hub window and the local server; the server's panel docks beside the Load tab."""
+        """The Hub page and the local server; the server's panel docks beside the Load tab."""
         self.services = WindowServices(
             download_dir, database, library=self.library, models=self.models,
             load_panel=self.load_panel, sampling_panel=self.sampling_panel,
-            chart_dock=self.chart_dock, status=self.status, parent=self)
+            chart_dock=self.chart_dock, status=self.status, parent=self, chat=self.chat)
         self.server_dock = self._dock("Server", "ServerDock", self.services.server_panel, RIGHT)
         self.tabifyDockWidget(self.load_dock, self.server_dock)
         self.mcp_dock = self._dock("MCP", "McpDock", self.services.mcp_panel, RIGHT)
         self.tabifyDockWidget(self.server_dock, self.mcp_dock)
         self.chart_dock.raise_()
         self.services.hub.sig_load_requested.connect(self.load_from_hub)
-        frame = self.services.hub_frame
-        # The Hub window is an overlay on the main one: Esc or Ctrl+W puts it away, and the
-        # main window's place shortcuts bring the main window back from it.
-        for keys, slot in (("Esc", frame.close), ("Ctrl+W", frame.close),
-                           ("Ctrl+1", lambda: self._come_back(0)),
-                           ("Ctrl+2", lambda: self._come_back(1))):
-            QShortcut(QKeySequence(keys), frame, slot,
-                      context=Qt.ShortcutContext.WindowShortcut)
-
-    def _build_menus(self) -> None:
-        """Every main action is in a menu, with its shortcut shown there."""
-        bar = self.menuBar()
-        file = bar.addMenu("&File")
-        self._action(file, "&New chat", "Ctrl+N", self.new_chat)
-        self._action(file, "&Import model…", "Ctrl+O", self.library.choose_import)
-        self._action(file, "&Find models on this computer…", "Ctrl+Shift+F",
-                     self.library.find_models)
-        self._action(file, "Add &remote model…", "Ctrl+Shift+R", self.library.add_remote)
-        self._action(file, "&Export conversation…", "Ctrl+E",
-                     lambda: self.conversations.choose_export())
-        self._action(file, "Import &conversation…", "Ctrl+Shift+I",
-                     self.conversations.choose_import)
-        self._action(file, "&Delete conversation…", "Ctrl+Shift+Backspace",
-                     self.conversations.delete_selected)
-        file.addSeparator()
-        self._action(file, "&Quit", "Ctrl+Q", self.close)
-        model = bar.addMenu("&Model")
-        self._action(model, "&Load selected", "Ctrl+Shift+L", self.library.request_load)
-        self._action(model, "&Reload", "Ctrl+R", lambda: self.models.reload())
-        self._action(model, "&Eject", "Ctrl+Shift+E", self.models.eject)
-        self._action(model, "&Stop generating", "Esc", self.stop_generation)
-        view = bar.addMenu("&View")
-        self._action(view, "&Chat", "Ctrl+1", lambda: self.tabs.setCurrentIndex(0))
-        self._action(view, "C&ompletion", "Ctrl+2", lambda: self.tabs.setCurrentIndex(1))
-        self._action(view, "&Hugging Face Hub…", "Ctrl+3", self.show_hub_browser)
-        self._action(view, "Co&mpare settings…", "Ctrl+4", self.show_compare)
-        self._action(view, "Conversation &X-ray…", "Ctrl+5", self.show_xray)
-        self._action(view, "&MCP servers", "Ctrl+6", self.show_mcp)
-        self._action(view, "Focus the message box", "Ctrl+L", self.focus_input)
-        self._action(view, "&Settings panels", "Ctrl+,", self.show_settings)
-        self.theme_actions = add_theme_menu(view, self.settings, self)
-        view.addSeparator()
-        for dock in self.findChildren(QDockWidget):
-            view.addAction(dock.toggleViewAction())
-        help_menu = bar.addMenu("&Help")
-        self._action(help_menu, "&About Openlid", "F1", self._about)
-        QShortcut(QKeySequence("Ctrl+Return"), self, self.submit_current,
-                  context=Qt.ShortcutContext.WindowShortcut)
-
-    def _action(self, menu: object, text: str, shortcut: str, slot: object) -> QAction:
-        action = QAction(text, self)
-        if shortcut:
-            action.setShortcut(QKeySequence(shortcut))
-            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        action.triggered.connect(slot)
-        menu.addAction(action)  # type: ignore[attr-defined]
-        return action
+        self.pages.add_hub(self.services.hub)
 
     def _fit_to_screen(self) -> None:
         """First start: most of the screen, at most 1600 × 1000, centred."""
@@ -281,7 +231,7 @@ class MainWindow(QMainWindow):
         self.wiring.start(model)
 
     def new_chat(self) -> None:
-        self.tabs.setCurrentWidget(self.chat_view)
+        self.show_mode(0)
         self.chat.new_conversation()
         self.conversations.set_current(None)
 
@@ -297,18 +247,34 @@ class MainWindow(QMainWindow):
         self.chat.stop()
         self.wiring.stop_completion()
 
+    def escape(self) -> None:
+        """Esc: on the Hub, put away the open repo's page, then leave the Hub; on the Chat
+        page, stop generating."""
+        if self.pages.on_hub and self.services is not None:
+            if not self.services.hub.close_overlay():
+                self.pages.show_chat()
+            return
+        self.stop_generation()
+
+    def show_mode(self, index: int) -> None:
+        """The Chat page, at the Chat (0) or Completion (1) tab."""
+        self.pages.show_chat()
+        self.tabs.setCurrentIndex(index)
+
     def focus_input(self) -> None:
+        self.pages.show_chat()
         if self.tabs.currentWidget() is self.completion_view:
             self.completion_view.editor.setFocus()
         else:
             self.chat_view.input.setFocus()
 
     def show_settings(self) -> None:
+        self.pages.show_chat()
         self.sampling_dock.show()
         self.sampling_dock.raise_()
         self.sampling_panel.setFocus()
 
-    def _about(self) -> None:
+    def show_about(self) -> None:
         from desktop.ui.window.about_dialog import AboutDialog
 
         dialog = AboutDialog(self.models.info, self)
@@ -322,6 +288,7 @@ class MainWindow(QMainWindow):
     def show_mcp(self) -> None:
         """The MCP dock: the user's tool servers from mcp.json and their tools."""
         if self.mcp_dock is not None:
+            self.pages.show_chat()
             self.mcp_dock.show()
             self.mcp_dock.raise_()
 
@@ -341,8 +308,20 @@ class MainWindow(QMainWindow):
         self.compare_window.open()
 
     def show_hub_browser(self) -> None:
+        """The Hub page (Ctrl+3, the page bar, the welcome's "browse the Hub")."""
+        self.pages.show_hub()
+
+    def search_hub(self) -> None:
         if self.services is not None:
-            self.services.show_hub()
+            self.pages.show_hub()
+            edit = self.services.hub.browser.search_edit
+            edit.setFocus()
+            edit.selectAll()
+
+    def show_account(self) -> None:
+        if self.services is not None:
+            self.pages.show_hub()
+            self.services.hub.account_bar.focus_token()
 
     def _on_model_changed(self, info: object) -> None:
         """A model loaded: a notice about the last one failing (could not be loaded, the engine
@@ -363,12 +342,9 @@ class MainWindow(QMainWindow):
 
     def load_from_hub(self, path: str) -> None:
         """Load on a finished download: the library loads it (once its scan lists it) and the
-        main window comes forward, at the chat."""
+        window comes back to the Chat page."""
         self.library.load_path(path)
-        self._come_back(0)
-
-    def _come_back(self, tab: int) -> None:
-        self.tabs.setCurrentIndex(tab)
+        self.show_mode(0)
         self.show()
         self.raise_()
         self.activateWindow()
@@ -385,7 +361,8 @@ class MainWindow(QMainWindow):
         if self._closed:
             return
         self._closed = True
-        self.settings.save_window(self.saveGeometry(), self.saveState())
+        # The chat page's layout, even when closed on the Hub (whose page hides the docks).
+        self.settings.save_window(self.saveGeometry(), self.pages.layout_state())
         self.wiring.save_settings()
         # cancel: the running generation and everything queued
         if self.compare_window is not None:

@@ -1,13 +1,15 @@
-"""The main window's two service-backed areas: the Hugging Face Hub (a window of its own:
-browse, download, then the model appears in the library) and the local OpenAI-compatible server
+"""The main window's two service-backed areas: the Hugging Face Hub (`hub`, the window's Hub
+page: the account, browse, download, then the model appears in the library) and the local
+OpenAI-compatible server
 (`server_panel`, which the main window docks on the right: serve the window's model through the
 window's engine, or another model in an engine of its own; watch its requests, draw a request's
 tokens in the chart; the status bar says while the engine answers a server request). GUI thread
 only.
 
-The Hub gets its own window rather than a tab: its browser, model page and download queue need
-more width than the chat column has beside the docks. It is made once, at start-up (so queued
-downloads resume), and closing it only hides it: its services stop with the main window.
+The Hub is a page of the main window rather than a tab beside the chat: its browser, model page
+and download queue need the width the docks take, and the page hides them while shown
+(`window.pages`). It is made once, at start-up (so queued downloads resume); its services stop
+with the main window.
 
 It is handed the parts it connects to (the library, the model controller, the load and sampling
 panels, the chart and the status bar), never the window itself. Both areas own threads (Hub
@@ -20,10 +22,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Qt
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QCheckBox
 
 from desktop.core.model_info import LoadSettings
+from desktop.ui.chat.tool_loop import ToolLoop
 from desktop.ui.library.entries import FILE
 from desktop.ui.tools.mcp_panel import McpPanel
 from desktop.ui.tools.mcp_service import McpService
@@ -31,6 +34,7 @@ from desktop.ui.tools.mcp_service import McpService
 if TYPE_CHECKING:
     from desktop.core.generation import Generation
     from desktop.ui.chart.chart_dock import ChartDock
+    from desktop.ui.chat.controller import ChatController
     from desktop.ui.library.model_controller import ModelController
     from desktop.ui.library.panel import ModelLibraryPanel
     from desktop.ui.panels.load_panel import LoadPanel
@@ -41,7 +45,8 @@ if TYPE_CHECKING:
 class WindowServices(QObject):
     def __init__(self, download_dir: Path, database: Path, *, library: ModelLibraryPanel,
                  models: ModelController, load_panel: LoadPanel, sampling_panel: SamplingPanel,
-                 chart_dock: ChartDock, status: StatusBar, parent: QObject | None = None) -> None:
+                 chart_dock: ChartDock, status: StatusBar, parent: QObject | None = None,
+                 chat: ChatController | None = None) -> None:
         super().__init__(parent)
         from desktop.ui.hub.hub_window import HubWindow
         from desktop.ui.server import ServerPanel, ServerService
@@ -50,20 +55,26 @@ class WindowServices(QObject):
         self.models = models
         self.chart_dock = chart_dock
         self.status = status
-        self.hub_frame = QWidget(None, Qt.WindowType.Window)
-        self.hub_frame.setObjectName("HubFrame")
-        self.hub_frame.setWindowTitle("Openlid — Hugging Face Hub")
-        self.hub = HubWindow(download_dir, database=database, parent=self.hub_frame)
-        layout = QVBoxLayout(self.hub_frame)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.hub)
-        self.hub_frame.resize(1200, 800)
+        self.hub = HubWindow(download_dir, database=database)  # the window's pages adopt it
         self.server = ServerService(parent=self, engine=models.engine)
         self.server_panel = ServerPanel(self.server)
         # The user's MCP servers (mcp.json): listed now, none started until asked.
         self.mcp = McpService(parent=self)
         self.mcp_panel = McpPanel(self.mcp)
         self.mcp.reload()
+        # The chat's tool loop: connected tools offered to the model, each call asked first.
+        self.tool_loop: ToolLoop | None = None
+        if chat is not None:
+            self.tool_loop = loop = ToolLoop(chat, self.mcp, parent=self)
+            self.use_tools = QCheckBox("Use connected tools in the chat")
+            self.use_tools.setChecked(loop.enabled)
+            self.use_tools.toggled.connect(lambda on: setattr(loop, "enabled", on))
+            self.require_call = QCheckBox("Require a tool call (grammar) on each new message")
+            self.require_call.toggled.connect(lambda on: setattr(loop, "required", on))
+            panel_layout = self.mcp_panel.layout()
+            if panel_layout is not None:
+                panel_layout.addWidget(self.use_tools)
+                panel_layout.addWidget(self.require_call)
 
         self.hub.sig_model_downloaded.connect(self._on_downloaded)
         library.sig_models_dir_changed.connect(self._on_models_dir_changed)
@@ -78,11 +89,6 @@ class WindowServices(QObject):
         log.sig_step_selected.connect(lambda record: chart_dock.select_step(record.step))
         self._on_load_settings(load_panel.settings())
         self.server_panel.set_sampler_defaults(sampling_panel.settings())
-
-    def show_hub(self) -> None:
-        self.hub_frame.show()
-        self.hub_frame.raise_()
-        self.hub_frame.activateWindow()
 
     def _on_models_dir_changed(self, folder: str) -> None:
         self.hub.download_dir = Path(folder)  # downloads already queued keep their folder
@@ -118,7 +124,5 @@ class WindowServices(QObject):
 
     def shutdown(self) -> None:
         self.hub.shutdown()
-        self.hub_frame.close()
-        self.hub_frame.deleteLater()
         self.server.shutdown()
         self.mcp.shutdown()

@@ -78,6 +78,7 @@ class WindowWiring(QObject):
         w.chat.sig_conversation_changed.connect(self._on_conversation_changed)
         w.chat.sig_conversations_changed.connect(w.conversations.refresh)
         w.chat.sig_generation_shown.connect(self._show_generation)
+        w.chat.thinking.sig_changed.connect(w.template_panel.context_box.set_thinking)
         w.chat.model_loading = lambda: w.models.loading
         w.conversations.sig_conversation_selected.connect(self._open_conversation)
         w.conversations.sig_new_requested.connect(new_chat)
@@ -85,6 +86,7 @@ class WindowWiring(QObject):
         w.conversations.sig_message.connect(lambda text: w.status.showMessage(text, 8000))
         w.chat_view.sig_notice_action_triggered.connect(self._on_notice_action)
         w.chat_view.input.textChanged.connect(self.update_preview)
+        w.chat_view.images.sig_changed.connect(self.update_preview)
         w.completion_view.sig_generate_requested.connect(self.start_completion)
         w.completion_view.sig_stop_requested.connect(self.stop_completion)
 
@@ -267,6 +269,7 @@ class WindowWiring(QObject):
         w.template_panel.set_conversation(
             history, w.prompt_panel.system_prompt(), w.prompt_panel.instructions(),
             draft=w.chat_view.input.toPlainText(), placement=w.prompt_panel.placement())
+        w.template_panel.context_box.set_images(w.chat_view.image_count())
 
     def _tokenize(self, pieces: Any) -> None:
         if self.parts.models.info is not None:
@@ -296,6 +299,7 @@ class WindowWiring(QObject):
             overflow_policy=w.template_panel.overflow_policy(),
             token_scale=w.chat.token_scale,
             thinking=w.chat_view.thinking_enabled,
+            attachments=w.chat_view.attachments.pending(),
         )
 
     # --- generations: chart, status bar, completion mode ---

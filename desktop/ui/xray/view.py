@@ -13,6 +13,11 @@ API
   `set_draft(text)` (the message being typed: the "next" bar is that message sent),
   `select_turn(index)`; `xray()` and `next_prompt()` are what is shown (tests).
 - `open_xray(parent, db, context) -> XrayView`: the view as its own window, 1280×720.
+- The parts table lists each document excerpt under "documents": its file, page and BM25
+  score ("whole" for a short file sent whole); a vertical splitter (`side_split`) divides the
+  table from the "Without this part" pane.
+- `set_engine(EngineService)`: "Without this part" (`ablation`, an `AblationView`) re-scores
+  the shown reply with the part chosen in the parts table left out.
 """
 
 from __future__ import annotations
@@ -35,11 +40,14 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core.conversations import xray as X
+from desktop.core.conversations.ablation import Target
 from desktop.core.conversations.store import ConversationStore
 from desktop.ui.chat.store_service import StoreService
 from desktop.ui.chat.turns import PromptContext
+from desktop.ui.engine_service import EngineService
 from desktop.ui.panels.context_meter import PART_COLOURS
 from desktop.ui.panels.prompt_view import monospace
+from desktop.ui.xray.ablation_view import AblationView
 from desktop.ui.xray.plot import SizePlot, bars_of
 
 
@@ -93,22 +101,33 @@ class XrayView(QWidget):
         self.prompt.setFont(monospace())
         self.prompt.setAccessibleName("Prompt sent this turn")
         self.parts = QTreeWidget()
-        self.parts.setHeaderLabels(["Part", "Tokens", "Turn"])
+        self.parts.setHeaderLabels(["Part", "Tokens", "Turn", "Score"])
         self.parts.setRootIsDecorated(False)
         self.parts.setAccessibleName("Tokens per part")
         self.next_label = QLabel()
         self.next_label.setWordWrap(True)
+        self.ablation = AblationView(db)
 
         row = QHBoxLayout()
         row.addWidget(self.heading, 1)
         row.addWidget(QLabel("Turn"))
         row.addWidget(self.turn_combo)
-        side = QWidget()
-        side_layout = QVBoxLayout(side)
+        top = QWidget()
+        side_layout = QVBoxLayout(top)
         side_layout.setContentsMargins(0, 0, 0, 0)
         side_layout.addWidget(self.summary)
         side_layout.addWidget(self.parts, 1)
         side_layout.addWidget(self.next_label)
+        # The parts table above, "Without this part" below: a splitter, so at 1280×720 either
+        # can be given the room (neither is squeezed to nothing by the other's minimum).
+        side = QSplitter(Qt.Orientation.Vertical)
+        side.setObjectName("xraySideSplit")
+        side.setChildrenCollapsible(False)
+        side.addWidget(top)
+        side.addWidget(self.ablation)
+        side.setStretchFactor(0, 1)
+        side.setStretchFactor(1, 1)
+        self.side_split = side
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.prompt)
         split.addWidget(side)
@@ -121,7 +140,17 @@ class XrayView(QWidget):
         layout.addWidget(split, 1)
         self.turn_combo.currentIndexChanged.connect(self._on_turn_chosen)
         self.plot.sig_bar_clicked.connect(self.select_turn)
+        self.parts.currentItemChanged.connect(self._on_part_chosen)
         self._show(None)
+
+    def set_engine(self, engine: EngineService | None) -> None:
+        self.ablation.set_engine(engine)
+
+    def _on_part_chosen(self, item: QTreeWidgetItem | None, *_: Any) -> None:
+        xray, index = self._xray, self.turn_combo.currentIndex()
+        turn = xray.turns[index] if xray and 0 <= index < len(xray.turns) else None
+        key = item.data(0, Qt.ItemDataRole.UserRole) if item is not None else None
+        self.ablation.set_part(turn, Target(*key) if key else None)
 
     # --- loading ---
 
@@ -177,6 +206,7 @@ class XrayView(QWidget):
                                  "Open a conversation to see what each turn sent.")
             self.prompt.clear()
             self.parts.clear()
+            self.ablation.set_part(None, None)
             return
         self.select_turn(len(xray.turns) - 1)
 
@@ -224,6 +254,7 @@ class XrayView(QWidget):
         self.summary.setText(summary_words(turn, previous))
         self._show_prompt(turn)
         self._show_parts(turn)
+        self.ablation.set_part(turn, None)
 
     def _show_prompt(self, turn: X.TurnXray) -> None:
         self.prompt.clear()
@@ -256,6 +287,8 @@ class XrayView(QWidget):
                                     str(number) if number else ""])
             category = X.HISTORY if kind == X.SO_FAR else kind
             item.setIcon(0, _swatch(category))
+            if kind != X.TEMPLATE:  # a part "Without this part" can leave out
+                item.setData(0, Qt.ItemDataRole.UserRole, (kind, number))
             if number in dropped:
                 item.setText(0, f"{name} — left out next")
                 for col in range(3):
@@ -263,6 +296,10 @@ class XrayView(QWidget):
                 item.setToolTip(0, "The overflow policy will leave this turn out next.")
             item.setTextAlignment(1, Qt.AlignmentFlag.AlignRight)
             self.parts.addTopLevelItem(item)
+            if kind == X.DOCUMENT:  # each excerpt: its file, page and BM25 score
+                for child in document_items(turn.parts, number, key=(kind, number)):
+                    item.addChild(child)
+                item.setExpanded(True)
         total = QTreeWidgetItem(["Whole prompt", f"{turn.prompt_tokens:,}", ""])
         font = total.font(0)
         font.setBold(True)
@@ -270,8 +307,26 @@ class XrayView(QWidget):
         total.setFont(1, font)
         total.setTextAlignment(1, Qt.AlignmentFlag.AlignRight)
         self.parts.addTopLevelItem(total)
-        for col in range(3):
+        for col in range(4):
             self.parts.resizeColumnToContents(col)
+
+
+def document_items(parts: tuple[X.PromptPart, ...], turn: int,
+                   key: tuple[str, int]) -> list[QTreeWidgetItem]:
+    """A row per document excerpt of `turn`: "report.pdf · page 3", its tokens, its score."""
+    items = []
+    for part in parts:
+        if part.kind != X.DOCUMENT or part.turn != turn or part.doc is None:
+            continue
+        file, page, score = part.doc
+        child = QTreeWidgetItem([f"{file} · page {page}" if page else file,
+                                 f"{'' if part.exact else '≈ '}{part.tokens:,}", "",
+                                 f"BM25 {score:.2f}" if score is not None else "whole"])
+        child.setToolTip(0, X.document_name(part))
+        child.setTextAlignment(1, Qt.AlignmentFlag.AlignRight)
+        child.setData(0, Qt.ItemDataRole.UserRole, key)  # "without" leaves out all documents
+        items.append(child)
+    return items
 
 
 def part_name(part: X.PromptPart) -> str:

@@ -1,6 +1,7 @@
-"""The benchmark's reference: the barest llama-cpp-python decode loop with llama.cpp's own chain.
+"""`openlid bench`'s reference: the barest llama-cpp-python decode loop with llama.cpp's own chain.
 
-Runs in its own spawned child process and waits for commands, so the benchmark can interleave
+Runs in its own spawned child process (started by `desktop.bench.engine`, which never imports
+llama_cpp itself) and waits for commands, so the benchmark can interleave
 its runs with the engine's (drift on a shared machine then hits both alike). Low-level API only
 (no `Llama` object, no logprobs, no capture): one `llama_decode` per token, then
 `llama_sampler_sample` on a `llama_sampler_chain` built from the same settings the engine gets

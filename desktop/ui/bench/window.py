@@ -1,9 +1,9 @@
 """Window responsiveness benchmark: a chat reply generated in the real main window, and the
 longest stall of the GUI event loop meanwhile (target ≤ 50 ms); then, in the same window, the
 what-if latency from a chart slider to the painted replay at a ~1k-token context
-(`desktop.bench.whatif`, target ≤ 50 ms).
+(`desktop.ui.bench.whatif`, target ≤ 50 ms).
 
-    python -m desktop.bench.window [--model PATH] [--tokens N] [--threads T]
+    python -m desktop.ui.bench.window [--model PATH] [--tokens N] [--threads T]
 
 Runs a QApplication on the main (GUI) thread (offscreen when there is no display), the whole
 `MainWindow` with its docks and chart, and the engine in its worker process. Openlid's folders
@@ -106,7 +106,7 @@ def run(model: str = "", tokens: int = 300, threads: int = 0) -> dict[str, Any]:
         "chart_paints": getattr(window.chart_dock, "paint_count", None),
         "target_ms": 50,
     }
-    from desktop.bench.whatif import measure
+    from desktop.ui.bench.whatif import measure
 
     report["what_if"] = measure(window, app)
     window.close()
@@ -115,7 +115,7 @@ def run(model: str = "", tokens: int = 300, threads: int = 0) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m desktop.bench.window")
+    parser = argparse.ArgumentParser(prog="python -m desktop.ui.bench.window")
     parser.add_argument("--model", default="", help="GGUF file (default: the ready model)")
     parser.add_argument("--tokens", type=int, default=300)
     parser.add_argument("--threads", type=int, default=0)

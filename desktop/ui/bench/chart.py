@@ -1,6 +1,6 @@
 """Chart benchmark: generation speed with the live chart dock fed and shown, against no chart.
 
-    python -m desktop.bench.chart --model PATH --tokens N [--rounds R]
+    python -m desktop.ui.bench.chart --model PATH --tokens N [--rounds R]
 
 Runs a real QApplication on the main (GUI) thread (offscreen when there is no display) and the
 engine in its usual worker process through `EngineService`. Each round generates N tokens
@@ -46,7 +46,7 @@ def _wait(done: Callable[[], bool], timeout: float) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m desktop.bench.chart")
+    parser = argparse.ArgumentParser(prog="python -m desktop.ui.bench.chart")
     parser.add_argument("--model", required=True, help="GGUF file to load")
     parser.add_argument("--tokens", type=int, default=256, help="tokens per run")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of (off, on) runs")

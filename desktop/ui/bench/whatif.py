@@ -1,13 +1,13 @@
 """What-if latency: from a slider in the chart's inspector moving to the chart having painted the
 shown step replayed under the new value, in the real main window at a ~1k-token context.
 
-Run by `desktop.bench.window` (so `openlid bench --ui` reports it) on the window it opened, after
-its own measurement: a long text (~1,000 tokens) is continued by a few tokens in Completion, the
-last step is pinned on the chart, and the temperature slider is moved one position at a
-time, each move waiting for the paint (the engine replays the step from its exact logits: a
-one-token decode with the KV cache reused, then the sampler chain stage by stage). Then a drag:
-positions sent every 16 ms regardless, the latency of each paint measured from the oldest move
-it answers. Timings are reported, never asserted. GUI thread of the benchmark's process.
+Run by `desktop.ui.bench.window` (so `openlid bench --ui` reports it) on the window it opened,
+after its own measurement: a long text (~1,000 tokens) is continued by a few tokens in Completion,
+the last step is pinned on the chart, and the temperature slider is moved one position at a time,
+each move waiting for the paint (the engine replays the step from its exact logits: a one-token
+decode with the KV cache reused, then the sampler chain stage by stage). Then a drag: positions
+sent every 16 ms regardless, the latency of each paint measured from the oldest move it answers.
+Timings are reported, never asserted. GUI thread of the benchmark's process.
 """
 
 from __future__ import annotations
