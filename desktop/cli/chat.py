@@ -6,6 +6,10 @@ sent again.
 History is kept in a `ConversationStore` (the app's database), so a terminal chat shows up in the
 app too. Commands: `/system TEXT`, `/template ID|FILE`, `/save [PATH]`, `/quit` (or end of input).
 
+`--without PART` (system, instructions, documents, turn:N) re-scores each reply teacher-forced
+without that part of its prompt (`core.conversations.ablation`, the engine's rescore request)
+and prints how much less likely the same reply became and the tokens most affected.
+
 No Qt. Runs on the CLI's main thread, reading stdin line by line; inference runs in the engine's
 child process behind EngineHost.
 """
@@ -20,6 +24,7 @@ from typing import Any, TextIO
 
 from desktop.cli.prompts import pick_template, pieces, render_for
 from desktop.core import paths
+from desktop.core.conversations import ablation as A
 from desktop.core.conversations import xray as X
 from desktop.core.conversations.files import export_json, export_markdown
 from desktop.core.conversations.store import ConversationStore
@@ -35,6 +40,35 @@ from desktop.core.templates.prompt import PromptTemplate, TemplateError, build_m
 from desktop.remote import entries
 
 HELP = "commands: /system TEXT, /template ID|FILE, /save [PATH.md|PATH.json], /quit"
+WITHOUT_PARTS = "system, instructions, documents or turn:N"
+
+
+def parse_without(spec: str) -> str:
+    """A `--without` value checked: "system", "instructions", "documents" or "turn:N" (N ≥ 1);
+    ValueError in words otherwise."""
+    value = spec.strip().lower()
+    if value in ("system", "instructions", "documents"):
+        return value
+    name, _, number = value.partition(":")
+    if name == "turn" and number.isdigit() and int(number) >= 1:
+        return f"turn:{int(number)}"
+    raise ValueError(f"--without {spec!r}: name a part of the prompt: {WITHOUT_PARTS}")
+
+
+def without_target(spec: str, turn: X.TurnXray) -> A.Target:
+    """The part `spec` (checked by parse_without) names in this reply's prompt; AblationError
+    when the prompt has none."""
+    if spec.startswith("turn:"):
+        number = int(spec[5:])
+        if number >= turn.turn:
+            raise A.AblationError(f"turn {number} is not an earlier turn of this reply's prompt "
+                                  f"(the reply is turn {turn.turn})")
+        return A.Target(X.HISTORY, number)
+    kind = {"system": X.SYSTEM, "instructions": X.INSTRUCTIONS, "documents": X.DOCUMENT}[spec]
+    found = [t for t in A.targets(turn) if t.kind == kind]
+    if not found:
+        raise A.AblationError(f"the prompt of turn {turn.turn} has no {A.Target(kind).name}")
+    return found[-1]  # documents: the excerpts sent with this message
 
 
 class TerminalChat:
@@ -43,7 +77,7 @@ class TerminalChat:
     def __init__(self, host: Any, info: ModelInfo, store: ConversationStore,
                  template: PromptTemplate, settings: SamplerSettings, system: str,
                  out: TextIO, show_prompt: bool = False, xray: bool = False,
-                 attachments: tuple[Document, ...] = ()) -> None:
+                 attachments: tuple[Document, ...] = (), without: str | None = None) -> None:
         self.host = host
         self.info = info
         self.store = store
@@ -53,6 +87,8 @@ class TerminalChat:
         self.show_prompt = show_prompt
         self.xray = xray  # print each turn's parts and KV-cache reuse (--xray)
         self.last_xray: X.TurnXray | None = None
+        self.without = without  # re-score each reply without this part (--without)
+        self.last_ablation: A.Ablation | None = None
         self.conversation = store.create(
             "Terminal chat", model_path=info.path, system_prompt=system,
             template_id=template.id, sampler=settings)
@@ -137,10 +173,12 @@ class TerminalChat:
             self.settings.replace(stop=(*self.settings.stop, *self.template.stop)))
         stops = StopMatcher(settings.stop)
         done = None
+        tokens: list[int] = []  # the reply's own tokens, re-scored by --without
         request = self.host.generate(sent, settings)
         try:
             for event in self.host.wait(request):
                 if isinstance(event, P.Step):
+                    tokens.append(event.record.token_id)
                     stops.feed(event.record.text)
                     self.out.write(stops.releasable())
                     self.out.flush()
@@ -174,13 +212,41 @@ class TerminalChat:
             self.say(f"[{usage.prompt_tokens} prompt tokens, "
                      f"{usage.completion_tokens} generated, {done.finish_reason}]")
         reply_message = self.store.append(cid, "assistant", reply, meta=meta)
+        if not (self.xray or self.without):
+            return
+        turn = X.read_record(reply_message.id, max((lb.turn for lb in labels), default=0),
+                             meta, {m.id: m.content for m in self.store.active_path(cid)})
         if self.xray:
-            turn = X.read_record(reply_message.id, max((lb.turn for lb in labels), default=0),
-                                 meta,
-                                 {m.id: m.content for m in self.store.active_path(cid)})
             for line in X.describe(turn, self.last_xray):
                 self.say(f"[x-ray: {line}]")
             self.last_xray = turn
+        if self.without and done is not None:
+            self.rescore(turn, tuple(tokens))
+
+    def rescore(self, turn: X.TurnXray, tokens: tuple[int, ...]) -> None:
+        """The reply's tokens scored teacher-forced with and without the --without part."""
+        from desktop.engine import protocol as P
+
+        assert self.without is not None
+        try:
+            target = without_target(self.without, turn)
+            whole, ablated = A.prompt_pieces(turn), A.ablated_pieces(turn, target)
+        except A.AblationError as exc:
+            self.say(f"[without: cannot remove it: {exc}]")
+            return
+        if not tokens:
+            self.say("[without: the reply has no tokens to score]")
+            return
+        request = self.host.rescore(whole, ablated, tokens)
+        for event in self.host.wait(request, timeout=600):
+            if isinstance(event, P.Rescored):
+                self.last_ablation = A.Ablation(target, event.full, event.ablated)
+                self.say(f"[without: {self.last_ablation.summary()} ({A.BASIS})]")
+                return
+            if not isinstance(event, P.Step):
+                self.say(f"[without: the engine could not re-score the reply: "
+                         f"{getattr(event, 'message', None) or event}]")
+                return
 
 
 def _labels(conversation: Any, history: list[Any], messages: list[dict[str, str]],
@@ -204,6 +270,12 @@ def run_chat(args: argparse.Namespace, model_path: Path, load: LoadSettings,
 
     stdin = stdin or sys.stdin
     out = out or sys.stdout
+    without = args.without
+    try:  # a part that cannot be named is said before the model loads
+        without = parse_without(without) if without else None
+    except ValueError as exc:
+        print(f"openlid: {exc}", file=sys.stderr)
+        return 2
     attachments = []
     for name in getattr(args, "attach", None) or ():
         try:  # read before the model loads: a file that cannot be used is said at once
@@ -229,7 +301,7 @@ def run_chat(args: argparse.Namespace, model_path: Path, load: LoadSettings,
             return 2
         chat = TerminalChat(host, info, store, template, settings, args.system or "", out,
                             show_prompt=args.show_prompt, xray=getattr(args, "xray", False),
-                            attachments=tuple(attachments))
+                            attachments=tuple(attachments), without=without)
         chat.say(f"[{_model_label(info, str(model_path))}, template {template.name}; {HELP}]")
         return _loop(chat, stdin)
     finally:

@@ -13,12 +13,11 @@ import argparse
 import json
 from typing import Any
 
-from desktop.core.gpu_layers import read_offload, resolve_gpu_layers
-from desktop.core.hardware import detect
 from desktop.core.model_info import LoadSettings
 from desktop.core.sampling import SamplerSettings
-from desktop.engine import protocol as P
-from desktop.engine.host import EngineHost
+
+# The engine, the hardware probe and core.gpu_layers (gguf, numpy) are imported where they are
+# used: `openlid --help` mounts this verb's parser and should not pay for them.
 
 PROMPT = "The history of the printing press begins"
 
@@ -32,6 +31,10 @@ def add_doctor_parser(sub: Any) -> None:
 
 
 def _measure(path: str, settings: LoadSettings, tokens: int) -> dict[str, Any]:
+    from desktop.core.gpu_layers import read_offload
+    from desktop.engine import protocol as P
+    from desktop.engine.host import EngineHost
+
     host = EngineHost()
     try:
         info = None
@@ -72,6 +75,9 @@ def _measure(path: str, settings: LoadSettings, tokens: int) -> dict[str, Any]:
 
 
 def cmd_doctor(args: argparse.Namespace, model_path: str) -> int:
+    from desktop.core.gpu_layers import resolve_gpu_layers
+    from desktop.core.hardware import detect
+
     hw = detect()
     report: dict[str, Any] = {
         "cpu": hw.cpu,

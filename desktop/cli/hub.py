@@ -21,7 +21,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from desktop.core.downloads.manager import DownloadError, DownloadManager
 from desktop.core.downloads.progress import DownloadsSnapshot, format_duration, format_size
 from desktop.core.downloads.store import JOB_DONE
 from desktop.core.hub.client import (
@@ -36,6 +35,9 @@ from desktop.core.hub.client import (
 )
 from desktop.core.hub.filters import parse_params, parse_size
 from desktop.core.hub.quant import KIND_OTHER, KIND_PROJECTOR
+
+# The download manager (its fetchers, the direct-HTTP path) is imported by `cmd_download` alone:
+# the other verbs, and `openlid --help`, do not need it.
 
 __all__ = ["HUB_HANDLERS", "add_hub_parsers", "choose_units", "main"]
 
@@ -289,6 +291,7 @@ class _ProgressLine:
 
 def cmd_download(args: argparse.Namespace) -> int:
     from desktop.core import paths
+    from desktop.core.downloads.manager import DownloadError, DownloadManager
 
     with HubClient(args.endpoint) as client:
         try:

@@ -12,7 +12,7 @@ import json
 import os
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,10 @@ from desktop.core.sampling import SamplerSettings, SettingsError
 from desktop.core.stop_matcher import StopMatcher
 
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
+# Every verb, in `--help`'s order. A run that names one builds (and imports) only that verb's
+# parser: `openlid inspect FILE` does not load the Hub client, numpy or the server.
+VERBS = ("inspect", "generate", "bench", "chat", "models", "import", "doctor", "template",
+         "search", "files", "download", "serve", "remote", "db", "compare")
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -63,15 +67,42 @@ def _add_sampler_args(p: argparse.ArgumentParser) -> None:
     add_structured_args(p)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def verb_named(argv: Sequence[str]) -> str | None:
+    """The verb `argv` names (its first word that is not an option), if it is one of VERBS."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    return first if first in VERBS else None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for `argv`: only the verb it names, or every verb (None, `--help`, a word
+    that is no verb: argparse then lists them all)."""
+    verb = verb_named(argv) if argv is not None else None
+
+    def wanted(*verbs: str) -> bool:
+        return verb is None or verb in verbs
+
     parser = argparse.ArgumentParser(prog="openlid", description="Openlid: see inside a local LLM")
     parser.add_argument("--version", action="version", version=f"openlid {__version__}")
     sub = parser.add_subparsers(dest="verb", required=True)
+    if wanted("inspect"):
+        _add_inspect_parser(sub)
+    if wanted("generate"):
+        _add_generate_parser(sub)
+    if wanted("bench"):
+        _add_bench_parser(sub)
+    if wanted("chat"):
+        _add_chat_parser(sub)
+    _mount(sub, wanted)
+    return parser
 
+
+def _add_inspect_parser(sub: Any) -> None:
     p = sub.add_parser("inspect", help="validate a GGUF file and show its metadata")
     p.add_argument("file")
     p.add_argument("--json", action="store_true")
 
+
+def _add_generate_parser(sub: Any) -> None:
     p = sub.add_parser("generate", help="generate text and show every sampling step")
     _add_model_args(p)
     src = p.add_mutually_exclusive_group(required=True)
@@ -83,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jsonl", action="store_true", help="one JSON object per StepRecord")
     _add_sampler_args(p)
 
+
+def _add_bench_parser(sub: Any) -> None:
     p = sub.add_parser("bench", help="measure the engine against a bare llama-cpp-python loop, "
                        "sampler chain by sampler chain")
     _add_model_args(p)
@@ -103,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=0.0,
                    help="with --download: pace the server to this many MB/s (0 = loopback)")
 
+
+def _add_chat_parser(sub: Any) -> None:
     p = sub.add_parser("chat", help="chat with a model in the terminal (history sent every turn)")
     _add_model_args(p)
     p.add_argument("--system", default="", help="system prompt")
@@ -111,42 +146,66 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the exact rendered prompt before each reply")
     p.add_argument("--xray", action="store_true",
                    help="after each reply: the prompt's tokens per part and the KV-cache reuse")
+    p.add_argument("--without", metavar="PART", default=None,
+                   help="after each reply: re-score it teacher-forced without one part of its "
+                        "prompt (system, instructions, documents or turn:N)")
     p.add_argument("--attach", action="append", default=[], metavar="FILE",
                    help="attach a document (txt, md, code, pdf, docx; repeatable): short ones "
                         "are sent whole, long ones searched for each message")
     _add_sampler_args(p)
 
-    from desktop.cli.compare import add_compare_parser
-    from desktop.cli.db import add_db_parser
-    from desktop.cli.doctor import add_doctor_parser
-    from desktop.cli.hub import add_hub_parsers
-    from desktop.cli.library import add_library_parsers
-    from desktop.cli.prompts import add_template_parser
-    from desktop.cli.remote import add_remote_parser
-    from desktop.cli.serve import add_serve_parser
 
-    add_library_parsers(sub)
-    add_doctor_parser(sub)
-    add_template_parser(sub)
-    add_hub_parsers(sub)
-    add_serve_parser(sub)
-    add_remote_parser(sub)
-    add_db_parser(sub)
-    add_compare_parser(sub, _add_model_args)
-    return parser
+
+def _mount(sub: Any, wanted: Callable[..., bool]) -> None:
+    """The verbs other modules mount, each module imported only when one of its verbs is."""
+    if wanted("models", "import"):
+        from desktop.cli.library import add_library_parsers
+
+        add_library_parsers(sub)
+    if wanted("doctor"):
+        from desktop.cli.doctor import add_doctor_parser
+
+        add_doctor_parser(sub)
+    if wanted("template"):
+        from desktop.cli.prompts import add_template_parser
+
+        add_template_parser(sub)
+    if wanted("search", "files", "download"):
+        from desktop.cli.hub import add_hub_parsers
+
+        add_hub_parsers(sub)
+    if wanted("serve"):
+        from desktop.cli.serve import add_serve_parser
+
+        add_serve_parser(sub)
+    if wanted("remote"):
+        from desktop.cli.remote import add_remote_parser
+
+        add_remote_parser(sub)
+    if wanted("db"):
+        from desktop.cli.db import add_db_parser
+
+        add_db_parser(sub)
+    if wanted("compare"):
+        from desktop.cli.compare import add_compare_parser
+
+        add_compare_parser(sub, _add_model_args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from desktop.cli.db import cmd_db, damaged_message
-    from desktop.cli.hub import HUB_HANDLERS
-    from desktop.cli.remote import cmd_remote, local_only
-    from desktop.cli.serve import cmd_serve
+    from desktop.cli.db import damaged_message
 
-    args = build_parser().parse_args(argv)
-    if (refused := local_only(args)) is not None:
-        return refused
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
+    if getattr(args, "model", None):  # no model named: nothing to refuse
+        from desktop.cli.remote import local_only
+
+        if (refused := local_only(args)) is not None:
+            return refused
     handler = {
-        **HUB_HANDLERS,
+        "search": cmd_hub,
+        "files": cmd_hub,
+        "download": cmd_hub,
         "inspect": cmd_inspect,
         "generate": cmd_generate,
         "bench": cmd_bench,
@@ -403,6 +462,30 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from desktop.cli.doctor import cmd_doctor as doctor
 
     return doctor(args, str(_model_path(args)))
+
+
+def cmd_hub(args: argparse.Namespace) -> int:
+    from desktop.cli.hub import HUB_HANDLERS
+
+    return HUB_HANDLERS[args.verb](args)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from desktop.cli.serve import cmd_serve as serve
+
+    return serve(args)
+
+
+def cmd_remote(args: argparse.Namespace) -> int:
+    from desktop.cli.remote import cmd_remote as remote
+
+    return remote(args)
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from desktop.cli.db import cmd_db as db
+
+    return db(args)
 
 
 def cmd_models(args: argparse.Namespace) -> int:

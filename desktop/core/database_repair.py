@@ -8,14 +8,18 @@ into it.
 
 `recover` reads a scratch copy of the damaged files (opening a WAL database can checkpoint into
 it, so the kept copy is never opened), table by table in rowid order, into a fresh database
-with the current schema (made by opening every store on it). A page that fails is stepped over:
-the next readable rowid is found by probing forward and then bisecting, which works because a
-broken leaf or interior page fails exactly for the rowid range it covers. Rows whose values
-break the schema are left out. Then references to rows that were lost are repaired (messages
-whose conversation was lost get a "Recovered conversation"; a message whose parent was lost
-starts its own branch; a conversation's shown branch ends at its newest message), and the
-report says how many rows of each kind came back, of how many (when SQLite can still count
-them through an index).
+with the current schema (made by opening every store on it); a page that fails is stepped over
+(`database_salvage`). Rows whose values break the schema are left out. Then references to rows
+that were lost are repaired (messages whose conversation was lost get a "Recovered
+conversation"; a message whose parent was lost starts its own branch; a conversation's shown
+branch ends at its newest message; images whose message was lost, and documents whose
+conversation was lost, are left out and said), and the report says how many rows of each kind
+came back, of how many (when SQLite can still count them through an index).
+
+Attached documents come back from their rows (their text is kept whole in each row); their
+FTS5 search index (`document_chunks` and its shadow tables) is never read from the damaged
+file: it is made again from the recovered text, so a broken index page loses nothing. Images
+(`message_images`) are copied row by row like messages.
 
 Why not the `sqlite3` program's `.recover`: it is missing on many machines, and Debian's 3.40.1
 fails with "SQL logic error" even on a healthy file (measured), so Openlid reads the file itself.
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import shutil
 import sqlite3
@@ -36,8 +41,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from desktop.core import database_salvage as S
+from desktop.core.conversations.images import ImageStore
 from desktop.core.conversations.store import ConversationStore
 from desktop.core.database import connect, forget
+from desktop.core.documents.chunks import is_short, split_document
+from desktop.core.documents.extract import Document, Page
+from desktop.core.documents.store import DocumentStore
 from desktop.core.downloads.store import JobStore
 from desktop.core.library.store import LibraryStore
 
@@ -48,14 +58,14 @@ KINDS: tuple[tuple[str, str, str], ...] = (
     ("conversations", "conversation", "conversations"),
     ("messages", "message", "messages"),
     ("message_steps", "saved reply's steps", "saved replies' steps"),
+    ("message_images", "image", "images"),
+    ("documents", "attached document", "attached documents"),
     ("library_models", "model in the library", "models in the library"),
     ("library_hidden", "hidden model", "hidden models"),
     ("download_jobs", "download", "downloads"),
     ("download_files", "download file", "download files"),
 )
 _COMPANIONS = ("-wal", "-shm", "-journal")
-_MIN_ROWID, _MAX_ROWID = -(2**63), 2**63 - 1
-_CHUNK = 256
 RECOVERED_TITLE = "Recovered conversation"
 
 
@@ -148,6 +158,8 @@ def _new_file(path: Path) -> Path:
     fresh = Path(name)
     # Every store creates its own tables, so the new file has exactly today's schema.
     ConversationStore(fresh).close()
+    ImageStore(fresh).close()  # after the messages table: its trigger needs it
+    DocumentStore(fresh).close()
     LibraryStore(fresh).close()
     JobStore(fresh).close()
     return fresh
@@ -217,123 +229,22 @@ def recover(path: Path) -> RepairReport:
     return RepairReport(path, kept, recovered, notes)
 
 
-# ---- reading what is left ----------------------------------------------------------------------
-
-def _open_source(source: Path) -> sqlite3.Connection | None:
-    conn = sqlite3.connect(source, isolation_level=None)
-    try:
-        # writable_schema: read a file shorter than its header says (else "malformed" at once);
-        # query_only: never write to it anyway.
-        conn.execute("PRAGMA writable_schema=ON")
-        conn.execute("PRAGMA query_only=ON")
-        conn.execute("PRAGMA cell_size_check=ON")
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except sqlite3.DatabaseError:  # not a database at all, or page 1 is gone: nothing to read
-        conn.close()
-        return None
-    return conn
-
-
-def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
-    try:
-        return [str(r[1]) for r in conn.execute(f'PRAGMA table_info("{table}")')]
-    except sqlite3.DatabaseError:
-        return []
-
-
-def _readable_from(src: sqlite3.Connection, table: str, start: int) -> bool:
-    try:
-        src.execute(f'SELECT rowid FROM "{table}" WHERE rowid >= ? ORDER BY rowid LIMIT 1',
-                    (start,)).fetchall()
-    except sqlite3.DatabaseError:
-        return False
-    return True
-
-
-def _next_readable(src: sqlite3.Connection, table: str, start: int) -> int | None:
-    """The smallest rowid bound above `start` from which `table` can be read again, or None
-    when nothing after `start` can be."""
-    bad, step = start, 1
-    while True:
-        probe = start + step
-        if probe > _MAX_ROWID:
-            if _readable_from(src, table, _MAX_ROWID):
-                probe = _MAX_ROWID
-                break
-            return None
-        if _readable_from(src, table, probe):
-            break
-        bad, step = probe, step * 2
-    good = probe
-    while good - bad > 1:  # the broken range ends somewhere in (bad, good]
-        mid = (bad + good) // 2
-        if _readable_from(src, table, mid):
-            good = mid
-        else:
-            bad = mid
-    return good
-
-
-def _copy_table(src: sqlite3.Connection, dst: sqlite3.Connection, table: str,
-                columns: list[str]) -> None:
-    names = ", ".join(f'"{c}"' for c in columns)
-    select = (f'SELECT rowid, {names} FROM "{table}" WHERE rowid >= ? ORDER BY rowid '
-              f"LIMIT ?")
-    insert = (f'INSERT INTO "{table}"(rowid, {names}) '
-              f"VALUES ({', '.join('?' * (len(columns) + 1))})")
-    start: int | None = _MIN_ROWID
-    while start is not None:
-        try:
-            rows = src.execute(select, (start, _CHUNK)).fetchall()
-        except sqlite3.DatabaseError:
-            try:  # somewhere in this chunk: read row by row up to the broken one
-                rows = src.execute(select, (start, 1)).fetchall()
-            except sqlite3.DatabaseError:
-                start = _skip_row(src, table, start)
-                continue
-        if not rows:
-            break
-        for row in rows:
-            with contextlib.suppress(sqlite3.IntegrityError):  # values the schema refuses
-                dst.execute(insert, row)
-        last = max(int(r[0]) for r in rows)
-        start = last + 1 if start <= last < _MAX_ROWID else None
-
-
-def _skip_row(src: sqlite3.Connection, table: str, start: int) -> int | None:
-    """Past the unreadable row at or after `start`: its rowid + 1 when the rowid itself can
-    still be read (the values are what is broken), else past the broken page."""
-    try:
-        row = src.execute(f'SELECT rowid FROM "{table}" WHERE rowid >= ? ORDER BY rowid '
-                          "LIMIT 1", (start,)).fetchone()
-    except sqlite3.DatabaseError:
-        return _next_readable(src, table, start)
-    if row is None or int(row[0]) >= _MAX_ROWID:
-        return None
-    return int(row[0]) + 1
-
-
-def _count(src: sqlite3.Connection, table: str) -> int | None:
-    try:  # SQLite counts through the smallest index, which may have survived the table
-        return int(src.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])
-    except sqlite3.DatabaseError:
-        return None
-
+# ---- copying what is left ----------------------------------------------------------------------
 
 def _copy_all(source: Path, fresh: Path
               ) -> tuple[tuple[tuple[str, int, int | None], ...], tuple[str, ...]]:
-    src = _open_source(source)
+    src = S.open_source(source)
     dst = sqlite3.connect(fresh, isolation_level=None)  # foreign keys off while rows arrive
     counted: dict[str, int | None] = {}
     try:
         dst.execute("BEGIN IMMEDIATE")
         for table, _, _ in KINDS:
-            columns = _columns(src, table) if src is not None else []
-            wanted = [c for c in _columns(dst, table) if c in columns]
-            counted[table] = _count(src, table) if src is not None and wanted else None
+            columns = S.columns(src, table) if src is not None else []
+            wanted = [c for c in S.columns(dst, table) if c in columns]
+            counted[table] = S.count(src, table) if src is not None and wanted else None
             if src is not None and wanted:
-                _copy_table(src, dst, table, wanted)
-        notes = _repair_references(dst)
+                S.copy_table(src, dst, table, wanted)
+        notes = (*_repair_references(dst), *_index_documents(dst))
         dst.execute("COMMIT")
         recovered = tuple(
             (t, int(dst.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]), counted[t])
@@ -380,6 +291,14 @@ def _repair_references(db: sqlite3.Connection) -> tuple[str, ...]:
                          "(SELECT id FROM messages)").rowcount
     if dropped:
         notes.append(f"{words('message_steps', dropped)} left out: the message was lost.")
+    dropped = db.execute("DELETE FROM message_images WHERE message_id NOT IN "
+                         "(SELECT id FROM messages)").rowcount
+    if dropped:
+        notes.append(f"{words('message_images', dropped)} left out: the message was lost.")
+    dropped = db.execute("DELETE FROM documents WHERE conversation_id IS NOT NULL AND "
+                         "conversation_id NOT IN (SELECT id FROM conversations)").rowcount
+    if dropped:
+        notes.append(f"{words('documents', dropped)} left out: the conversation was lost.")
     dropped = db.execute("DELETE FROM download_files WHERE job_id NOT IN "
                          "(SELECT id FROM download_jobs)").rowcount
     if dropped:
@@ -388,4 +307,35 @@ def _repair_references(db: sqlite3.Connection) -> tuple[str, ...]:
     # Anything else the schema's foreign keys would refuse (none today; a safety net).
     for table, rowid, _, _ in db.execute("PRAGMA foreign_key_check").fetchall():
         db.execute(f'DELETE FROM "{table}" WHERE rowid = ?', (rowid,))
+    return tuple(notes)
+
+
+def _index_documents(db: sqlite3.Connection) -> tuple[str, ...]:
+    """The recovered documents' search index made again from their text (never copied from the
+    damaged file); a document whose text cannot be read is left out and said."""
+    broken: list[int] = []
+    indexed = 0
+    for row in db.execute("SELECT id, name, kind, size, pages_json FROM documents").fetchall():
+        try:
+            pages = tuple(Page(int(n), str(t)) for n, t in json.loads(row[4]))
+        except (TypeError, ValueError):
+            broken.append(int(row[0]))
+            continue
+        document = Document(str(row[1]), str(row[2]), int(row[3]), pages)
+        whole = is_short(document)
+        db.execute("UPDATE documents SET whole = ?, chars = ? WHERE id = ?",
+                   (int(whole), document.chars, row[0]))
+        if not whole:
+            db.executemany(
+                "INSERT INTO document_chunks(text, document_id, page, idx) VALUES (?, ?, ?, ?)",
+                [(c.text, row[0], c.page, c.index) for c in split_document(document)])
+            indexed += 1
+    notes = []
+    if broken:
+        db.executemany("DELETE FROM documents WHERE id = ?", [(i,) for i in broken])
+        notes.append(f"{words('documents', len(broken))} left out: the text stored with "
+                     f"{'it' if len(broken) == 1 else 'them'} could not be read.")
+    if indexed:
+        notes.append(f"The search index of {words('documents', indexed)} was made again from "
+                     "their text.")
     return tuple(notes)

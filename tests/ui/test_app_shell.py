@@ -110,7 +110,7 @@ def test_welcome_shows_once_then_never_again(qtbot, home: Path) -> None:
     assert dialog is not None
     qtbot.waitExposed(dialog)
     text = " ".join(w.text() for w in dialog.findChildren(QWidget) if hasattr(w, "text"))
-    for word in ("System prompt", "Template", "Sampling", "Probabilities", "Hub browser"):
+    for word in ("Prompt", "Template", "Sampling", "Chart", "Hub browser"):
         assert word in text
     with qtbot.waitSignal(dialog.sig_ready_model_requested, timeout=2000):
         dialog.ready_button.click()

@@ -109,5 +109,5 @@ def test_images_are_stored_with_the_conversation(tmp_path: Path) -> None:
         assert [i.name for i in images.load(first.id)] == ["blue.png"]
         with ConversationStore(db) as store:
             store.delete(conv.id)
-        assert images.prune() == 3  # one left on the first message, two on the second
+        assert images.prune() == 0  # the three went with their messages (images' trigger)
         assert images.load(first.id) == []

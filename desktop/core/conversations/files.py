@@ -8,11 +8,17 @@ The JSON format, version 1::
                       "custom_instructions", "template_id", "sampler": {...}, "mode",
                       "active_leaf_id"},
      "messages": [{"id", "parent_id", "role", "content", "created", "meta",
-                   "steps": [StepRecord rows, as `openlid generate --jsonl` prints them]}, ...]}
+                   "steps": [StepRecord rows, as `openlid generate --jsonl` prints them],
+                   "images": [{"name", "data": the bytes in base64}]}, ...],
+     "attachments": [{"name", "kind", "size", "added", "whole", "chunks",
+                      "pages": [{"page", "text"}]}, ...]}
 
 "steps" (optional) holds what the engine recorded for a reply, so an imported conversation can
-be inspected token by token like the original; an export without them is smaller. Ids are only
-meaningful inside the file; import gives everything new ids.
+be inspected token by token like the original; an export without them is smaller. "images"
+(optional) are a message's attached images; "attachments" (optional) the conversation's
+documents with their extracted text: import stores them again and chunks them anew ("whole" and
+"chunks" are only informative). Ids are only meaningful inside the file; import gives
+everything new ids.
 
 Import is two steps: `read_export_file` / `check_export` (any thread: the app runs them on a job
 thread) read and check every field and compress the steps, then
@@ -23,11 +29,13 @@ Export and `import_json` run on whichever thread owns the `ConversationStore` pa
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from pathlib import Path
 from typing import Any
 
+from desktop.core.conversations.images import ImageStore
 from desktop.core.conversations.import_check import (
     EXPORT_FORMAT,
     EXPORT_VERSION,
@@ -35,7 +43,7 @@ from desktop.core.conversations.import_check import (
     ImportRefused,
     check_export,
 )
-from desktop.core.conversations.records import step_rows
+from desktop.core.conversations.records import step_rows, tree_order
 from desktop.core.conversations.store import Conversation, ConversationStore, Message, StoreError
 from desktop.core.documents.store import DocumentStore
 from desktop.core.generation import sampled_with, spans_from_meta
@@ -52,12 +60,18 @@ def export_json(store: ConversationStore, conversation_id: int,
     """The whole conversation (all branches) as a JSON-ready dict, with each reply's recorded
     steps unless `include_steps` is False."""
     c = store.get(conversation_id)
+    messages = store.messages(conversation_id)
+    with ImageStore(store.path) as image_store:
+        images = image_store.load_many(m.id for m in messages)
 
     def message(m: Message) -> dict[str, Any]:
         row: dict[str, Any] = {"id": m.id, "parent_id": m.parent_id, "role": m.role,
                                "content": m.content, "created": m.created, "meta": m.meta}
         if include_steps and m.role == "assistant" and store.has_steps(m.id):
             row["steps"] = step_rows(store.load_steps(m.id))
+        if m.id in images:
+            row["images"] = [{"name": im.name, "data": base64.b64encode(im.data).decode("ascii")}
+                             for im in images[m.id]]
         return row
 
     return {
@@ -75,7 +89,7 @@ def export_json(store: ConversationStore, conversation_id: int,
             "mode": c.mode,
             "active_leaf_id": c.active_leaf_id,
         },
-        "messages": [message(m) for m in store.messages(conversation_id)],
+        "messages": [message(m) for m in messages],
         "attachments": _attachments(store, conversation_id),
     }
 
@@ -110,8 +124,39 @@ def read_export_file(path: Path) -> ConversationImport:
 
 
 def insert_import(store: ConversationStore, checked: ConversationImport) -> Conversation:
-    """Store a checked file as a new conversation (one transaction; new ids)."""
-    return store.insert_conversation(checked.conversation, checked.messages, checked.steps)
+    """Store a checked file as a new conversation with new ids, its messages' images and its
+    documents (chunked again, so they are searched like any attached file). The conversation
+    goes in one transaction; should its images or documents fail to go in, it is deleted again
+    and the error raised, so an import is never left half done."""
+    conversation = store.insert_conversation(checked.conversation, checked.messages,
+                                             checked.steps)
+    if not checked.images and not checked.documents:
+        return conversation
+    try:
+        new_ids = _new_ids(store, conversation.id, checked)
+        with ImageStore(store.path) as images:
+            for old_id, stored in checked.images.items():
+                images.save(new_ids[old_id], stored)
+        with DocumentStore(store.path) as docs:
+            for document, added in checked.documents:
+                docs.attach(conversation.id, document, added=added)
+    except BaseException:
+        store.delete(conversation.id)
+        raise
+    return conversation
+
+
+def _new_ids(store: ConversationStore, conversation_id: int,
+             checked: ConversationImport) -> dict[int, int]:
+    """The ids `insert_conversation` gave the file's messages: increasing in its tree order."""
+    ordered = [checked.messages[i] for i in tree_order([m.id for m in checked.messages],
+                                                       [m.parent_id for m in checked.messages]
+                                                       ).order]
+    stored = sorted(store.messages(conversation_id), key=lambda m: m.id)
+    if [(m.role, m.content) for m in ordered] != [(m.role, m.content) for m in stored]:
+        raise StoreError("the imported messages were not stored as expected; nothing of this "
+                         "import was kept")
+    return {old.id: new.id for old, new in zip(ordered, stored, strict=True)}
 
 
 def import_json(store: ConversationStore, data: Any) -> Conversation:
@@ -163,11 +208,17 @@ def export_markdown(store: ConversationStore, conversation_id: int) -> str:
     for label, text in (("System prompt", conversation.system_prompt),
                         ("Custom instructions", conversation.custom_instructions)):
         lines += [f"**{label}:**", "", text if text.strip() else "*(none)*", ""]
-    for message in store.active_path(conversation_id):
+    shown = store.active_path(conversation_id)
+    with ImageStore(store.path) as image_store:
+        images = image_store.load_many(m.id for m in shown)
+    for message in shown:
         lines += [f"## {message.role.capitalize()}", ""]
         if message.role == "assistant":
             facts = _reply_facts(message.meta)
             if facts:
                 lines += [*facts, ""]
+        if message.id in images:  # named only: the JSON export carries the bytes
+            lines += [*(f"*Image: {im.name} ({len(im.data):,} bytes)*  "
+                        for im in images[message.id]), ""]
         lines += [message.content, ""]
     return "\n".join(lines).rstrip() + "\n"

@@ -4,7 +4,11 @@ One row per image: the message it belongs to, its place among that message's ima
 name and its encoded bytes (PNG/JPEG/WebP as attached; the engine's projector reads them). The
 table is this module's own (`CREATE TABLE IF NOT EXISTS`, no migration of the conversations
 schema needed) and carries no foreign key: a messages-table rebuild in a later migration must not
-cascade into it; images of deleted messages are dropped by `prune`.
+cascade into it. Instead a trigger on `messages` (made when an ImageStore opens the file and the
+messages table exists) deletes a message's images with it — a conversation deleted, a branch
+or a message deleted — and SQLite drops triggers before a table rebuild's DROP, so a rebuild
+never fires it. Images orphaned before the trigger existed are dropped by `prune`, run once when
+the trigger is made.
 
 Threads: an ImageStore owns one sqlite3 connection and is used on the thread that created it,
 like `ConversationStore` (the chat's database thread).
@@ -29,6 +33,10 @@ CREATE TABLE IF NOT EXISTS message_images (
     data BLOB NOT NULL,
     PRIMARY KEY (message_id, position)
 )"""
+_TRIGGER = """
+CREATE TRIGGER IF NOT EXISTS message_images_removed AFTER DELETE ON messages BEGIN
+    DELETE FROM message_images WHERE message_id = old.id;
+END"""
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,7 @@ class ImageStore:
         self._conn = connect(Path(path), timeout_s=busy_timeout_s, isolation_level=None)
         try:
             self._conn.execute(_SCHEMA)
+            self._add_trigger()
         except BaseException:
             self._conn.close()
             raise
@@ -56,6 +65,17 @@ class ImageStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _add_trigger(self) -> None:
+        """The trigger that deletes a message's images with it, once the messages table
+        exists; images left by messages deleted before it existed are dropped then."""
+        present = {str(r[0]) for r in self._conn.execute(
+            "SELECT name FROM sqlite_master WHERE name IN ('messages', 'message_images_removed')")}
+        if "messages" in present and "message_images_removed" not in present:
+            with transaction(self._conn) as conn:
+                conn.execute(_TRIGGER)
+                conn.execute("DELETE FROM message_images "
+                             "WHERE message_id NOT IN (SELECT id FROM messages)")
 
     def save(self, message_id: int, images: Sequence[StoredImage]) -> None:
         """Make `images` the message's images, in order (replacing any it had)."""

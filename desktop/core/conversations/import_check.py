@@ -8,11 +8,12 @@ parents-first, each reply's steps already compressed. A file with anything wrong
 nothing half-checked is ever written. What is checked: JSON types, finite timestamps between 1970
 and 3000, roles and modes, ids unique and parents that exist and form a tree (no loops), the
 shape of every step row, sampler settings, the generation metadata the chat reads, and string
-lengths.
+lengths, each message's images and the attached documents.
 
 Pure and linear in the size of the file; in the app it runs on a job thread, so the database
 thread only does the short insert. The limits and the one-field checks are `import_fields`; the
-step rows of each reply are checked by `import_steps`.
+step rows of each reply are checked by `import_steps`; images and documents (with their own
+limits: sizes, counts) by `import_attachments`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from desktop.core.conversations.images import StoredImage
+from desktop.core.conversations.import_attachments import AttachmentChecker
 from desktop.core.conversations.import_fields import (
     MAX_LISTED,
     MAX_MESSAGES,
@@ -46,6 +49,7 @@ from desktop.core.conversations.records import (
     tree_order,
 )
 from desktop.core.conversations.schema import StoreError
+from desktop.core.documents.extract import Document
 from desktop.core.sampling import SamplerSettings, SettingsError
 
 EXPORT_FORMAT = "openlid-conversation"
@@ -87,11 +91,19 @@ class ConversationImport:
     conversation: Conversation
     messages: tuple[Message, ...]  # parents before children; ids only meaningful in the file
     steps: Mapping[int, EncodedSteps]  # a message id of `messages` -> its reply's steps
+    # a message id of `messages` -> its images, in order
+    images: Mapping[int, tuple[StoredImage, ...]] = dataclasses.field(default_factory=dict)
+    # the attached documents, each with the time it was attached (None: unknown)
+    documents: tuple[tuple[Document, float | None], ...] = ()
 
 
+class _Checker(StepChecker, AttachmentChecker):
+    """Every field of an export; the step rows are `StepChecker`'s, images and documents
+    `AttachmentChecker`'s."""
 
-class _Checker(StepChecker):
-    """Every field of an export; the step rows are `StepChecker`'s."""
+    def __init__(self) -> None:
+        super().__init__()
+        self.message_images: dict[int, tuple[StoredImage, ...]] = {}
 
     # --- the conversation ---
 
@@ -184,8 +196,11 @@ class _Checker(StepChecker):
                 self.bad(f"{path}.steps", f"{len(raw_steps):,} steps, more than {MAX_STEPS:,}")
             elif raw_steps:
                 steps = self.steps(raw_steps, f"{path}.steps")
+        images = self.images(m.get("images"), f"{path}.images")
         if self.total != before or message_id is None:
             return None
+        if images:
+            self.message_images[message_id] = images
         return Message(id=message_id, conversation_id=0, parent_id=parent_id,
                        role=_as_role(role), content=content, created=created, meta=meta), steps
 
@@ -211,8 +226,6 @@ class _Checker(StepChecker):
             elif kind == "object" and not isinstance(value, dict):
                 self.expected(where, "an object", value)
         return raw
-
-
 
 
 def _as_mode(value: Any) -> Mode:
@@ -245,6 +258,7 @@ def check_export(data: Any, now: float) -> ConversationImport:
         check.bad("messages", f"{len(raw):,} messages, more than {MAX_MESSAGES:,}")
         raw = []
     checked = [check.message(m, f"messages[{i}]", now) for i, m in enumerate(raw)]
+    documents = check.documents(data.get("attachments"), "attachments")
     place: dict[int, int] = {}  # message id -> the index in `raw` of its first message
     links: list[tuple[int, int | None]] = []  # (index in `raw`, parent id), ids unique
     for i, m in enumerate(raw):
@@ -276,4 +290,4 @@ def check_export(data: Any, now: float) -> ConversationImport:
     messages = [ok[0] for ok in checked if ok is not None]
     ordered = tuple(messages[links[k][0]] for k in tree.order)
     steps = {ok[0].id: EncodedSteps.of_rows(ok[1]) for ok in checked if ok is not None and ok[1]}
-    return ConversationImport(conversation, ordered, steps)
+    return ConversationImport(conversation, ordered, steps, dict(check.message_images), documents)

@@ -114,8 +114,10 @@ class DocumentStore:
 
     # ---- writing --------------------------------------------------------------------------
 
-    def attach(self, conversation_id: int | None, document: Document) -> StoredDocument:
-        """Store `document` with the conversation; a long one's chunks are indexed."""
+    def attach(self, conversation_id: int | None, document: Document, *,
+               added: float | None = None) -> StoredDocument:
+        """Store `document` with the conversation; a long one's chunks are indexed. `added`:
+        when it was attached (an import keeps the original's; now by default)."""
         whole = is_short(document)
         chunks = () if whole else split_document(document)
         pages = json.dumps([[p.number, p.text] for p in document.pages], ensure_ascii=False)
@@ -128,7 +130,7 @@ class DocumentStore:
                     document.name,
                     document.kind,
                     document.size,
-                    time.time(),
+                    time.time() if added is None else added,
                     int(whole),
                     document.chars,
                     pages,

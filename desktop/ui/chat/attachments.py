@@ -122,6 +122,7 @@ class AttachmentsBar(QWidget):
         top.setContentsMargins(0, 0, 0, 0)
         top.addWidget(self.attach_button)
         top.addWidget(self.hint, 1)
+        self._top = top
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 4, 12, 0)
         layout.setSpacing(2)
@@ -131,6 +132,10 @@ class AttachmentsBar(QWidget):
         layout.addWidget(self.errors)
 
     # --- files in ---
+
+    def add_button(self, button: QWidget) -> None:
+        """Another attach action (the image strip's "Attach image…") beside "Attach…"."""
+        self._top.insertWidget(1, button)
 
     def choose_files(self) -> None:
         paths, _ = QFileDialog.getOpenFileNames(self, "Attach files", "", FILE_FILTER)
@@ -313,7 +318,7 @@ class AttachmentsBar(QWidget):
                 if document.whole
                 else f"{document.chunks} chunks, searched per message"
             )
-            label = QLabel(f"📎 {document.name} · {_size(document.size)} · {how}")
+            label = QLabel(f"{document.name} · {_size(document.size)} · {how}")
             label.setToolTip("Stored with this conversation")
             label.setAccessibleName(f"Stored {document.name}")
             remove = QPushButton("Remove")

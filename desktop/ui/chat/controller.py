@@ -6,16 +6,16 @@ request sent, its `Generation` made) → batches of steps stream into the transc
 thread) save the reply with what the Generation says it was made with — the settings sent, the
 seed used, the model — and its StepRecords; the panels are read once per turn, when it is sent.
 A click on any reply's text opens that step: a stored reply's steps load from the database
-(its Generation rebuilt from what was saved) and `sig_generation_shown` hands it to the chart,
-which also follows the branch and conversation shown. The prompt is fitted to the context by
-the Template panel's overflow policy (core.conversations.overflow), with the engine's exact
-token counts of every text it has been sent (`token_counts`, learnt from each reply's
-`Usage.piece_tokens`) and an estimate only for text it has not. Each stored reply keeps its
-X-ray record (core.conversations.xray): the tokens of each part of its prompt, the tokens the
-engine reused from its KV cache and the prefill's milliseconds. Regenerate, Edit and
-"continue with this token" make a new version (sibling; the forced prefix keeps its original
-records, only the new token on is generated); Continue extends a reply in place. Stop keeps
-the partial reply; an engine crash keeps it too and offers Reload.
+(`stored_replies`: its Generation rebuilt from what was saved) and `sig_generation_shown` hands
+it to the chart, which also follows the branch and conversation shown. The prompt is fitted to
+the context by the Template panel's overflow policy (core.conversations.overflow), with the
+engine's exact token counts of every text it has been sent (`token_counts`, learnt from each
+reply's `Usage.piece_tokens`) and an estimate only for text it has not. Each stored reply keeps
+its X-ray record (core.conversations.xray, made by `reply_meta`): the tokens of each part of its
+prompt, the tokens the engine reused from its KV cache and the prefill's milliseconds.
+Regenerate, Edit and "continue with this token" make a new version (sibling; the forced prefix
+keeps its original records, only the new token on is generated); Continue extends a reply in
+place. Stop keeps the partial reply; an engine crash keeps it too and offers Reload.
 The controller never waits: every database step is a StoreService call with a callback.
 """
 
@@ -28,7 +28,6 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from desktop.core.conversations import xray as X
 from desktop.core.conversations.images import StoredImage
 from desktop.core.conversations.overflow import TokenCounts
 from desktop.core.generation import Generation, ModelRef, SettingsSpan
@@ -37,13 +36,14 @@ from desktop.ui.chat import turns as T
 from desktop.ui.chat.generation_tracker import GenerationTracker
 from desktop.ui.chat.image_attachments import AttachedImage
 from desktop.ui.chat.message_widget import ASSISTANT, MessageItem
+from desktop.ui.chat.reply_meta import finished_meta, partial_meta
 from desktop.ui.chat.store_service import StoreService
-from desktop.ui.chat.thinking_count import ThinkingTally, thinking_tokens
+from desktop.ui.chat.stored_replies import PENDING_ID, StoredReplies
+from desktop.ui.chat.thinking_count import ThinkingTally
 from desktop.ui.chat.view import ChatView
 from desktop.ui.engine_service import EngineService
 
-PENDING_ID = "pending"  # the id of a reply while it streams (it has no database row yet)
-KEPT_GENERATIONS = 16  # replies whose Generation stays in memory when not on screen
+__all__ = ["PENDING_ID", "ChatController"]
 
 
 class ChatController(QObject):
@@ -70,11 +70,11 @@ class ChatController(QObject):
         self.preparing = False  # a database step of a turn is running
         self.token_scale = 1.0  # real tokens / estimated tokens of text the engine counted
         self.token_counts = TokenCounts()  # the engine's counts of texts sent, by text
+        self._serial = 0  # drops answers for a conversation no longer shown
         # Replies' Generations by message id: those made in this session keep their prompt
         # tokens (replay, "continue with this token"); stored ones are read back on demand.
-        self._generations: OrderedDict[int, Generation] = OrderedDict()
-        self._loading: set[int] = set()
-        self._serial = 0  # drops answers for a conversation no longer shown
+        self.replies = StoredReplies(db, view, streaming=lambda: self.generation,
+                                     serial=lambda: self._serial, fail=self._fail)
         self._turn_serial = 0
         self.model_loading: Callable[[], bool] = lambda: False
         # ui.chat.tool_loop's hooks: the tools a turn offers, and a finished reply's calls.
@@ -108,6 +108,11 @@ class ChatController(QObject):
         """The steps of the reply being generated, else of the one generated last."""
         gen = self.generation or self.last
         return tuple(gen.steps) if gen is not None else ()
+
+    @property
+    def _generations(self) -> OrderedDict[int, Generation]:
+        """The Generations kept in memory, by message id (`replies.kept`)."""
+        return self.replies.kept
 
     @property
     def last_reply_id(self) -> int | None:
@@ -320,45 +325,22 @@ class ChatController(QObject):
         if gen is not self.generation or gen.done is None:
             return
         done, turn = gen.done, self.turn
-        usage = done.usage
-        extra: dict[str, Any] = {
-            "finish_reason": done.finish_reason,
-            "completion_tokens": len(gen),
-            "prompt_tokens": usage.prompt_tokens,
-            "cached_tokens": usage.cached_tokens,
-            "prompt_ms": round(done.timings.prompt_ms, 3),
-            "tokens_per_second": round(done.timings.tokens_per_second, 2),
-            "first_token_ms": round(done.timings.first_token_ms, 1),
-        }
         if turn is not None:
-            self.token_counts = self.token_counts.learned(turn.pieces, usage.piece_tokens,
+            self.token_counts = self.token_counts.learned(turn.pieces, done.usage.piece_tokens,
                                                           turn.n_messages)
             self.token_scale = self.token_counts.scale
-            extra["xray"] = X.make_record(
-                turn.pieces, turn.labels, prompt_tokens=usage.prompt_tokens,
-                piece_tokens=usage.piece_tokens, cached_tokens=usage.cached_tokens,
-                prompt_ms=done.timings.prompt_ms, n_ctx=turn.n_ctx, policy=turn.policy,
-                dropped_turns=turn.dropped_turns)
-        if done.draft is not None:  # speculative decoding: proposals made and kept
-            extra["draft"] = done.draft.to_json()
-        prefix_text = "".join(r.text for r in gen.steps[:gen.prefix_length])
-        thinking = thinking_tokens(prefix_text + done.text, gen.steps, self.view.reasoning_format)
-        if thinking:
-            extra["thinking_tokens"] = thinking
+        text = "".join(r.text for r in gen.steps[:gen.prefix_length]) + done.text
+        extra = finished_meta(gen, turn, text, self.view.reasoning_format)
         if self.reply_meta is not None and (turn is None or turn.continue_id is None):
-            extra.update(self.reply_meta(prefix_text + done.text))
-        self._save(gen, prefix_text + done.text, extra)
+            extra.update(self.reply_meta(text))
+        self._save(gen, text, extra)
 
     def _on_failed(self, gen: Generation, kind: str, message: str) -> None:
         if gen is not self.generation:
             return
         partial = gen.text()  # this request's text (a continued reply's old part is stored)
         if partial:
-            extra: dict[str, Any] = {"finish_reason": kind, "completion_tokens": len(gen)}
-            thinking = thinking_tokens(partial, gen.steps, self.view.reasoning_format)
-            if thinking:
-                extra["thinking_tokens"] = thinking
-            self._save(gen, partial, extra)
+            self._save(gen, partial, partial_meta(gen, kind, partial, self.view.reasoning_format))
         else:
             self.generation = None
             self._end(None)
@@ -398,10 +380,10 @@ class ChatController(QObject):
             if gen is not None and reply.role == ASSISTANT and isinstance(reply.id, int):
                 if continued:
                     # The stored reply is now old part + new part: read it back when needed.
-                    self._generations.pop(reply.id, None)
+                    self.replies.forget(reply.id)
                 else:
                     gen.message_id = reply.id
-                    self._remember(gen)
+                    self.replies.remember(gen)
             if not self.view.streaming:
                 self._show(items)
             else:
@@ -419,66 +401,21 @@ class ChatController(QObject):
         if items and self.conversation_id is not None:
             self.sig_reply_stored.emit(self.conversation_id)
 
-    # --- stored replies: their Generations, the chart ---
-
-    def _remember(self, gen: Generation) -> None:
-        if gen.message_id is None:
-            return
-        self._generations[gen.message_id] = gen
-        self._generations.move_to_end(gen.message_id)
-        while len(self._generations) > KEPT_GENERATIONS:
-            self._generations.popitem(last=False)
+    # --- stored replies: their Generations (StoredReplies), the chart ---
 
     def _show(self, items: tuple[MessageItem, ...]) -> None:
         self.view.set_messages(items)
-        for widget in self.view.messages:
-            gen = self._generations.get(widget.item.id)
-            if gen is not None:
-                widget.set_generation(gen)
+        self.replies.attach()
 
     def generation_of(self, message_id: Any) -> Generation | None:
         """A reply's Generation if it is in memory (streaming, made or read this session)."""
-        if message_id == PENDING_ID:
-            return self.generation
-        widget = self.view.widget_for(message_id)
-        if widget is not None and widget.generation is not None:
-            return widget.generation
-        return self._generations.get(message_id) if isinstance(message_id, int) else None
+        return self.replies.generation_of(message_id)
 
     def load_reply(self, message_id: Any,
                    then: Callable[[Generation], None] | None = None) -> None:
         """Make sure a reply's widget has its Generation (a stored one is read back on the
-        database thread, rebuilt from its saved settings and steps); then call `then`."""
-        gen = self.generation_of(message_id)
-        if gen is not None:
-            widget = self.view.widget_for(message_id)
-            if widget is not None and widget.generation is None:
-                widget.set_generation(gen)
-            if then is not None:
-                then(gen)
-            return
-        if not isinstance(message_id, int) or (message_id in self._loading and then is None):
-            return
-        self._loading.add(message_id)
-        serial = self._serial
-
-        def loaded(reply: T.StoredReply) -> None:
-            self._loading.discard(message_id)
-            if serial != self._serial or not reply.steps:
-                return
-            gen = Generation.saved(reply.meta, reply.steps, message_id=message_id)
-            self._remember(gen)
-            widget = self.view.widget_for(message_id)
-            if widget is not None:
-                widget.set_generation(gen)
-            if then is not None:
-                then(gen)
-
-        def failed(exc: Exception) -> None:
-            self._loading.discard(message_id)
-            self._fail(exc)
-
-        self.db.call(lambda s: T.reply_of(s, message_id), on_done=loaded, on_error=failed)
+        database thread); then call `then`."""
+        self.replies.load(message_id, then)
 
     def open_step(self, message_id: Any, step: int) -> None:
         """A reply's text was clicked: the chart shows that reply and selects the step."""
@@ -488,7 +425,7 @@ class ChatController(QObject):
         """The chart follows the branch shown: its last reply with steps, or nothing."""
         last = next((item for item in reversed(items)
                      if item.role == ASSISTANT and (item.has_steps
-                                                    or item.id in self._generations)), None)
+                                                    or item.id in self.replies)), None)
         if last is None:
             self.sig_generation_shown.emit(None, -1)
             return

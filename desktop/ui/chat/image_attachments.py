@@ -85,7 +85,7 @@ class ImageStrip(QWidget):
             label = QLabel(self)
             pixmap = _thumbnail(image.data, THUMB * 2)
             if pixmap.isNull():
-                label.setText(f"🖼 {image.name} (cannot be shown)")
+                label.setText(f"[image {image.name}: cannot be shown]")
             else:
                 label.setPixmap(pixmap)
             label.setToolTip(image.name)

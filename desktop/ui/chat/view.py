@@ -230,6 +230,8 @@ class ChatView(QWidget):
         self.images.sig_refused.connect(self.notice.show_notice)
         layout.addWidget(self.images)
         layout.addWidget(self.attachments)
+        # One row of attach actions: files and images side by side, thumbnails above them.
+        self.attachments.add_button(self.images.attach_button)
         layout.addLayout(row)
         self.set_empty_text("Type a message below to start chatting.")
 

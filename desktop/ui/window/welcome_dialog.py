@@ -23,14 +23,14 @@ from desktop.ui.window.about_dialog import app_icon
 
 # (what, why it matters): the four things Openlid puts on screen that other chat apps hide.
 SHOWN = (
-    ("System prompt", "the instructions the model reads before your first message; "
-                      "you can see and change them."),
+    ("Prompt", "the system prompt: the instructions the model reads before your first "
+               "message; you can see and change them."),
     ("Template", "the exact text the model receives, special tokens and all, after your "
                  "conversation goes through the model's chat template."),
     ("Sampling", "how each next token is picked: temperature, top-k, top-p, min-p and the "
                  "rest, one stage after another."),
-    ("Probabilities", "for every token, the candidates the model weighed and how likely each "
-                      "was; click any token in the reply to see its step."),
+    ("Chart", "for every token, the candidates the model weighed and how likely each was; "
+              "click any token in the reply to see its step."),
 )
 
 
