@@ -32,6 +32,7 @@ from desktop.core.documents import prompt as D
 from desktop.core.documents.extract import Document, DocumentError, read_document
 from desktop.core.documents.retrieval import retrieve
 from desktop.core.documents.store import DocumentStore
+from desktop.core.documents.vectors import Embed, EmbeddingError, EmbeddingModel
 from desktop.core.generation import resolve_seed
 from desktop.core.model_info import LoadSettings, ModelInfo
 from desktop.core.sampling import SamplerSettings
@@ -77,8 +78,10 @@ class TerminalChat:
     def __init__(self, host: Any, info: ModelInfo, store: ConversationStore,
                  template: PromptTemplate, settings: SamplerSettings, system: str,
                  out: TextIO, show_prompt: bool = False, xray: bool = False,
-                 attachments: tuple[Document, ...] = (), without: str | None = None) -> None:
+                 attachments: tuple[Document, ...] = (), without: str | None = None,
+                 embed: Embed | None = None) -> None:
         self.host = host
+        self.embed = embed  # --embedding-model: chunks chosen by meaning, not keywords
         self.info = info
         self.store = store
         self.template = template
@@ -151,7 +154,13 @@ class TerminalChat:
         cid = self.conversation.id
         history = self.store.active_path(cid)
         with DocumentStore(self.store.path) as docs:
-            block = D.compose(retrieve(docs, cid, user_text), user_text)
+            try:
+                excerpts = retrieve(docs, cid, user_text, embed=self.embed)
+            except EmbeddingError as exc:  # said, then searched by keywords as before
+                self.say(f"[{exc}; searching by keywords (BM25) instead]")
+                self.embed = None
+                excerpts = retrieve(docs, cid, user_text)
+            block = D.compose(excerpts, user_text)
         messages = build_messages(self.conversation.system_prompt,
                                   self.conversation.custom_instructions, history, block.content)
         try:
@@ -283,6 +292,13 @@ def run_chat(args: argparse.Namespace, model_path: Path, load: LoadSettings,
         except DocumentError as exc:
             print(f"openlid: cannot attach {exc}", file=sys.stderr)
             return 2
+    embedding_model = getattr(args, "embedding_model", None)
+    try:  # a missing embedding model is said before the model loads
+        if embedding_model:
+            EmbeddingModel.of(Path(embedding_model).expanduser())
+    except EmbeddingError as exc:
+        print(f"openlid: {exc}", file=sys.stderr)
+        return 2
     # Opened before the model loads, so a damaged database (DatabaseDamaged, put into words by
     # `openlid`'s main) is said at once, not after a long load.
     store = ConversationStore(paths.database_path())
@@ -301,12 +317,19 @@ def run_chat(args: argparse.Namespace, model_path: Path, load: LoadSettings,
             return 2
         chat = TerminalChat(host, info, store, template, settings, args.system or "", out,
                             show_prompt=args.show_prompt, xray=getattr(args, "xray", False),
-                            attachments=tuple(attachments), without=without)
+                            attachments=tuple(attachments), without=without,
+                            embed=_engine_embed(host, embedding_model) if embedding_model else None)
         chat.say(f"[{_model_label(info, str(model_path))}, template {template.name}; {HELP}]")
         return _loop(chat, stdin)
     finally:
         host.shutdown()
         store.close()
+
+
+def _engine_embed(host: Any, path: str) -> Embed:
+    from desktop.engine.embed_client import EngineEmbed
+
+    return EngineEmbed(host, Path(path).expanduser())
 
 
 def _loop(chat: TerminalChat, stdin: TextIO) -> int:

@@ -152,6 +152,9 @@ def _add_chat_parser(sub: Any) -> None:
     p.add_argument("--attach", action="append", default=[], metavar="FILE",
                    help="attach a document (txt, md, code, pdf, docx; repeatable): short ones "
                         "are sent whole, long ones searched for each message")
+    p.add_argument("--embedding-model", metavar="GGUF", default=None,
+                   help="search attached documents by meaning (cosine similarity of this "
+                        "embedding model's vectors) instead of keywords (BM25)")
     _add_sampler_args(p)
 
 

@@ -203,6 +203,10 @@ class EngineHost:
         return self._request(
             lambda rid: P.RescoreRequest(rid, prompt, ablated, reply_tokens, add_bos))
 
+    def embed(self, model_path: str | Path, texts: tuple[str, ...]) -> int:
+        """Unit-length vectors of `texts` from an embedding GGUF; answered by `Embedded`."""
+        return self._request(lambda rid: P.EmbedRequest(rid, str(model_path), tuple(texts)))
+
     def cancel(self) -> None:
         if self.alive:
             self._send(P.CancelRequest(self._last_request))
@@ -248,7 +252,7 @@ class EngineHost:
         """Yield events of one request until its final event (for the CLI and tests; only for a
         host built without `on_event`).
 
-        Final events: Loaded, Done, Replayed, Tokenized, Rescored, Unloaded, EngineError,
+        Final events: Loaded, Done, Replayed, Tokenized, Rescored, Embedded, Unloaded, EngineError,
         Crashed.
         """
         deadline = None if timeout is None else time.monotonic() + timeout

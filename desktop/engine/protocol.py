@@ -73,6 +73,16 @@ class RescoreRequest:
 
 
 @dataclass(frozen=True)
+class EmbedRequest:
+    """Unit-length vectors of `texts` from the embedding GGUF at `model_path`, opened beside the
+    chat model (and kept open for the next request): semantic retrieval (engine.embedding)."""
+
+    request_id: int
+    model_path: str
+    texts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class CancelRequest:
     request_id: int = 0
 
@@ -141,6 +151,14 @@ class Rescored:
 
 
 @dataclass(frozen=True)
+class Embedded:
+    request_id: int
+    model: str  # the embedding model's file name
+    dim: int
+    vectors: bytes  # float32, len(texts) rows of `dim`, each of unit length (zero: no text)
+
+
+@dataclass(frozen=True)
 class Unloaded:
     request_id: int
 
@@ -167,4 +185,4 @@ class Crashed:
 
 
 EngineEvent = (Loaded | Step | Done | Replayed | Tokenized | Unloaded | EngineError | Crashed
-               | Rescored)
+               | Rescored | Embedded)

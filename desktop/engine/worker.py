@@ -32,6 +32,7 @@ from desktop.engine.vision_prompt import ImageError, prompt_tokens
 
 if TYPE_CHECKING:  # the sampler imports llama_cpp: the worker does so only when it generates
     from desktop.engine.drafting import Drafter
+    from desktop.engine.embedding import Embedder
     from desktop.engine.step_sampler import StepSampler
 
 
@@ -78,6 +79,7 @@ class Worker:
         self.log_path = log_path
         self.session: Session | None = None  # LlamaSession, HfSession or RemoteSession
         self.drafter: Drafter | None = None  # speculative decoding's, when the load asked
+        self.embedder: Embedder | None = None  # semantic retrieval's, kept across loads
         self.pending: collections.deque[object] = collections.deque()
 
     def send(self, event: object) -> None:
@@ -88,6 +90,8 @@ class Worker:
             msg = self.pending.popleft() if self.pending else self.conn.recv()
             if isinstance(msg, P.ShutdownRequest):
                 self._unload()
+                if self.embedder is not None:
+                    self.embedder.close()
                 return
             try:
                 self.handle(msg)
@@ -110,6 +114,10 @@ class Worker:
             from desktop.engine.rescore import answer
 
             answer(self.session, msg, self.send)
+        elif isinstance(msg, P.EmbedRequest):  # semantic retrieval (engine.embedding)
+            from desktop.engine.embedding import answer as embed
+
+            self.embedder = embed(self.embedder, msg, self.send)
         elif isinstance(msg, P.TokenizeRequest):
             session = self._require(msg.request_id)
             if session is not None:

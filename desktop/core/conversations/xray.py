@@ -68,6 +68,7 @@ from desktop.core.conversations.xray_words import (
     document_name,
     part_name,
     part_rows,
+    score_words,
 )
 
 __all__ = [
@@ -76,5 +77,5 @@ __all__ = [
     "NextPrompt", "PieceLabel", "Pieces", "PromptPart", "SentMessage", "Source", "TurnDiff",
     "TurnXray", "branch_xray", "describe", "diff", "document_lines", "document_name",
     "label_pieces", "make_record", "message_sources", "next_prompt", "part_name", "part_rows",
-    "read_record", "sent_messages", "system_sources", "turn_numbers",
+    "read_record", "score_words", "sent_messages", "system_sources", "turn_numbers",
 ]

@@ -20,7 +20,9 @@ DOCUMENT = "document"  # an attached document's excerpt (or the block's own line
 CATEGORIES = (SYSTEM, INSTRUCTIONS, HISTORY, DOCUMENT, NEW, TEMPLATE)
 
 Pieces = tuple[tuple[str, bool], ...]
-DocRef = tuple[str, int, float | None]  # a document part's file, page (0: none), BM25 score
+# A document part's file, page (0: none) and score; BM25 unless a 4th item names the kind
+# ("cosine": chosen by an embedding model's similarity).
+DocRef = tuple[str, int, float | None] | tuple[str, int, float | None, str]
 
 
 @dataclass(frozen=True)

@@ -175,11 +175,12 @@ def _int(value: Any, default: int = 0) -> int:
 
 def _doc_ref(value: Any) -> DocRef | None:
     """A stored document reference [file, page, score]; None when missing or malformed."""
-    if not isinstance(value, list) or len(value) != 3:
+    if not isinstance(value, list) or len(value) not in (3, 4):
         return None
     score = value[2]
-    return (str(value[0]), _int(value[1]),
-            float(score) if isinstance(score, (int, float)) else None)
+    ref = (str(value[0]), _int(value[1]),
+           float(score) if isinstance(score, (int, float)) else None)
+    return (*ref, str(value[3])) if len(value) == 4 else ref
 
 
 def read_record(reply_id: int, turn: int, meta: Mapping[str, Any] | None,

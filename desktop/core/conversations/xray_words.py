@@ -15,6 +15,7 @@ from desktop.core.conversations.xray_labels import (
     SO_FAR,
     SYSTEM,
     TEMPLATE,
+    DocRef,
 )
 from desktop.core.conversations.xray_record import PromptPart, TurnXray, diff
 
@@ -48,9 +49,17 @@ def document_name(part: PromptPart) -> str:
     """A document part in words: "report.pdf, page 3 (BM25 4.12)", "notes.md (whole)"."""
     if part.doc is None:
         return "the excerpt block's own lines"
-    file, page, score = part.doc
+    file, page, _ = part.doc[:3]
     where = f"{file}, page {page}" if page else file
-    return f"{where} (BM25 {score:.2f})" if score is not None else f"{where} (whole)"
+    return f"{where} ({score_words(part.doc)})"
+
+
+def score_words(doc: DocRef) -> str:
+    """ "BM25 4.12", "cosine 0.83" (chosen by an embedding model), "whole"."""
+    score = doc[2]
+    if score is None:
+        return "whole"
+    return f"{doc[3] if len(doc) == 4 else 'BM25'} {score:.2f}"
 
 
 def document_lines(parts: Iterable[PromptPart]) -> list[str]:

@@ -21,7 +21,7 @@ OPENING = (
 CLOSING = "[end of the documents]\n\n"
 # (file, page, score): what the X-ray records about a document part; None for the block's
 # own opening and closing lines.
-DocRef = tuple[str, int, float | None]
+DocRef = tuple[str, int, float | None] | tuple[str, int, float | None, str]
 Pieces = tuple[tuple[str, bool], ...]
 
 
@@ -54,7 +54,7 @@ def compose(excerpts: Sequence[Excerpt], message: str) -> Block:
     at = 0
     for text, ref in (
         (OPENING, None),
-        *((excerpt_text(e), (e.file, e.page, e.score)) for e in excerpts),
+        *((excerpt_text(e), e.ref()) for e in excerpts),
         (CLOSING, None),
     ):
         parts.append(text)

@@ -13,8 +13,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from desktop.core.documents import vectors
 from desktop.core.documents.extract import Document
 from desktop.core.documents.store import DocumentStore
+from desktop.core.documents.vectors import Embed
+
+# (file, page, score[, kind]): what the X-ray records about an excerpt (core.documents.prompt)
+DocRef = tuple[str, int, float | None] | tuple[str, int, float | None, str]
 
 TOP_CHUNKS = 3
 # Words that match nearly every chunk: left out of the query so they do not pull in noise.
@@ -162,10 +167,17 @@ class Excerpt:
     text: str
     score: float | None = None
     chunk: int = -1  # the chunk's index in its document; -1: the whole document
+    kind: str = "BM25"  # how `score` was found: "BM25", or "cosine" (an embedding model's)
 
     @property
     def whole(self) -> bool:
         return self.chunk < 0
+
+    def ref(self) -> DocRef:
+        """What the X-ray records: file, page, score (and the score's kind unless BM25)."""
+        if self.kind == "BM25":
+            return (self.file, self.page, self.score)
+        return (self.file, self.page, self.score, self.kind)
 
     def where(self) -> str:
         """ "report.pdf, page 3", "notes.md", "notes.md (whole)"."""
@@ -191,9 +203,11 @@ def retrieve(
     message: str,
     pending: Sequence[Document] = (),
     top: int = TOP_CHUNKS,
+    embed: Embed | None = None,
 ) -> tuple[Excerpt, ...]:
     """The excerpts for `message`: short documents whole (in the order attached), then the
-    best-matching chunks of the long ones, best first."""
+    best-matching chunks of the long ones, best first: by BM25, or by cosine similarity of
+    `embed`'s vectors when an embedding model is chosen (`EmbeddingError` when it fails)."""
     with store.provisional(conversation_id, pending):
         documents = store.documents(conversation_id)
         whole = [
@@ -201,12 +215,15 @@ def retrieve(
             for d in documents
             if d.whole
         ]
-        hits = (
-            store.search(conversation_id, match_query(message), top)
-            if any(not d.whole for d in documents)
-            else []
-        )
+        kind = "BM25" if embed is None else "cosine"
+        if not any(not d.whole for d in documents):
+            hits = []
+        elif embed is None:
+            hits = store.search(conversation_id, match_query(message), top)
+        else:
+            hits = vectors.search(store, conversation_id, message, embed, top)
     return (
         *whole,
-        *(Excerpt(h.name, h.chunk.page, h.chunk.text, h.score, h.chunk.index) for h in hits),
+        *(Excerpt(h.name, h.chunk.page, h.chunk.text, h.score, h.chunk.index, kind)
+          for h in hits),
     )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -98,6 +99,15 @@ class DocumentStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The store's connection, for the documents' other tables (`vectors`)."""
+        return self._conn
+
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        """A write transaction (part of the open one inside `provisional`)."""
+        return self._transaction()
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:

@@ -33,6 +33,7 @@ from desktop.core.sampling import STAGE_RAW, STAGE_TOP_P, SamplerSettings
 from desktop.core.steps import StageView, StepRecord
 from desktop.core.token_text import format_prob, stage_is_complete, token_label
 from desktop.ui.chart.cut_markers import CUT_COLORS, CutMarkers, head_removed
+from desktop.ui.chart.draft_marks import DRAFT_COLOR, DraftMarks
 from desktop.ui.chart.legend import ChartLegend, LegendEntry
 from desktop.ui.chart.paced_plot import PacedPlot
 from desktop.ui.chart.token_axis import TokenAxis
@@ -135,6 +136,7 @@ class DistributionChart(PacedPlot):
         plot.addItem(self.chosen_text)
         self.chosen_text.setText("100% · #1")
         self.row_px = float(self.chosen_text.textItem.boundingRect().height())
+        self.draft = DraftMarks(plot)  # speculative decoding's proposal for the step
         self.message = pg.TextItem(anchor=(0.5, 0.5))
         plot.addItem(self.message)
         self._apply_ranges()
@@ -179,6 +181,8 @@ class DistributionChart(PacedPlot):
             LegendEntry("removed", "removed", QColor(160, 160, 160), shown=chain),
             LegendEntry("chosen", "chosen token", CHOSEN_COLOR, "outline"),
             LegendEntry("what_if", "what-if", WHAT_IF_COLOR, "outline", shown=False),
+            LegendEntry("draft", "draft's proposal (✓ accepted, ✗ rejected)", DRAFT_COLOR,
+                        "outline", shown=False),
             LegendEntry("cumulative", "cumulative (top-p's input)", CUT_COLORS[STAGE_TOP_P], "line",
                         shown=not names or STAGE_TOP_P in names),
         ])
@@ -268,6 +272,8 @@ class DistributionChart(PacedPlot):
             self._bars(item, empty, empty)
         self.cuts.clear()
         self.chosen_text.setText("")
+        self.draft.clear(forget=self.record is None)
+        self.legend.update_entry("draft", shown=self.draft.reserved)
         self.bar_ids = ()
         self.axis.set_labels(())
         self.legend.update_entry("what_if", shown=False)
@@ -306,11 +312,18 @@ class DistributionChart(PacedPlot):
         self._draw_candidate(pos, raw_p, stage_p)
         self.cuts.draw(record, self.settings, pos, len(ids), self.y_of, stage)
         width, height = self._plot_px()
-        rows = self.cuts.arrange(self._px_of, width, height, self.row_px, LABEL_PAD_PX)
+        self.draft.expect(record)
+        rows = (self.cuts.arrange(self._px_of, width, height, self.row_px, LABEL_PAD_PX)
+                + self.draft.rows())
         if rows != self.label_rows:
             self.label_rows = rows
             self._apply_ranges()
-        self._draw_chosen(record, pos, np.maximum(np.maximum(raw_p, stage_p), what_if_p))
+        tops = np.maximum(np.maximum(raw_p, stage_p), what_if_p)
+        self._draw_chosen(record, pos, tops)
+        low, high = self.y_view()
+        self.draft.draw(record, pos, tops, self._bars, self.chosen_text, self._px_of, width,
+                        (high - low) / height, self.row_px, self.y_of)
+        self.legend.update_entry("draft", shown=self.draft.reserved)
         self.axis.set_labels(tuple(token_label(record.pieces.get(t, "")) for t in ids))
 
     def _set_y_top(self, top: float) -> None:

@@ -1,19 +1,24 @@
-"""The chart dock's header words for one step: what was picked and how sure, what the step was
-sampled with, and what a what-if under other settings would change. Pure text from
-`StepRecord`s and `SamplerSettings` (no Qt); called on the GUI thread by `chart_dock`.
+"""The chart dock's header words for one step: what was picked and how sure, what a draft proposed
+for it (speculative decoding: the proposal, its probability under the target as the record reports
+it, accepted or rejected), what the step was sampled with, and what a what-if under other
+settings would change. Pure text from `StepRecord`s and `SamplerSettings` (no Qt); called on
+the GUI thread by `chart_dock`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from desktop.core.generation import sampled_with
 from desktop.core.sampler_stages import PARAM_BY_FIELD, STAGE_OF_FIELD
-from desktop.core.sampling import SamplerSettings
+from desktop.core.sampling import STAGE_RAW, SamplerSettings
 from desktop.core.steps import StepRecord
 from desktop.core.token_text import (
     compare_steps,
     describe_comparison,
     format_bits,
     format_prob,
+    stage_is_complete,
     token_label,
 )
 
@@ -31,12 +36,50 @@ def step_header(record: StepRecord, n_bars: int) -> str:
     # A remote engine does not say how large its vocabulary is, only its top candidates.
     shown = (f"{min(n_bars, listed)} of {record.n_vocab:,} tokens shown" if record.n_vocab
              else f"{min(n_bars, listed)} shown of the endpoint's top {listed}")
+    draft = draft_words(record, record.stages[0].ids[:n_bars] if record.stages else ())
     return (
         f"{kind} {record.step} · ‘{token_label(record.piece)}’ · p {format_prob(record.prob)} "
         f"(raw {format_prob(record.raw_prob)}, rank {record.raw_rank}) · entropy "
         f"{format_bits(record.entropy_raw)} → {format_bits(record.entropy_final)} · "
-        f"{shown}"
+        f"{shown}" + (f"\n{draft}" if draft else "")
     )
+
+
+def target_p(record: StepRecord) -> str:
+    """The proposal's probability under the target, in words, as the record reports it:
+    "target p 12%" (in the distribution the token was drawn from), "target p 0, removed by the
+    sampler (raw 9.0%)", "raw p 0.4%, beyond the target's top 40", or "not in the target's top
+    40" when no stage lists it."""
+    token = record.draft_token
+    final = record.stages[-1] if record.stages else None
+    if final is None:
+        return "no distribution recorded"
+    p = final.prob_of(token)
+    if p is not None:
+        return f"target p {format_prob(p)}"
+    raw = record.stage(STAGE_RAW)
+    raw_p = raw.prob_of(token) if raw is not None else None
+    if stage_is_complete(final):
+        also = f" (raw {format_prob(raw_p)})" if raw_p is not None else ""
+        return f"target p 0, removed by the sampler{also}"
+    if raw_p is not None:
+        return f"raw p {format_prob(raw_p)}, beyond the target's top {len(final.ids)}"
+    listed = len(raw.ids) if raw is not None else len(final.ids)
+    return f"not in the target's top {listed}"
+
+
+def draft_words(record: StepRecord, bar_ids: Sequence[int] = ()) -> str:
+    """The header's line about the draft ("" when the step had no proposal)."""
+    token = record.draft_token
+    if token < 0:
+        return ""
+    proposed = token_label(record.pieces.get(token, ""))
+    if record.accepted:
+        verdict = "accepted"
+    else:
+        verdict = f"rejected: the model drew ‘{token_label(record.piece)}’"
+    where = "" if token in bar_ids or not bar_ids else f" · not among the {len(bar_ids)} bars shown"
+    return f"Draft proposed ‘{proposed}’ ({target_p(record)}) — {verdict}{where}"
 
 
 def sampled_header(record: StepRecord, settings: SamplerSettings | None,

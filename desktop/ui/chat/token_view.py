@@ -7,6 +7,9 @@ to the step whose token wrote it (`step_at`); hovering shows `candidates_text`, 
 top candidates. `TokenView` is the shaded form the Tokens toggle switches to: each token shaded
 by the chosen token's probability in the distribution it was drawn from (from its `StepRecord`;
 nothing is recomputed), clear when the model was sure, deeper orange the more it hesitated.
+With speculative decoding, tokens the draft proposed and the model accepted are underlined (a
+legend line says so), and the hover card names the draft's proposal, accepted or rejected
+("draft proposed ‘ x’; the model drew ‘ y’"), from `StepRecord.draft_token`.
 Token text is escaped: what the model wrote is never HTML.
 """
 
@@ -23,10 +26,13 @@ from PySide6.QtGui import QCursor
 from PySide6.QtWidgets import QToolTip, QWidget
 
 from desktop.core.steps import StepRecord
+from desktop.core.token_text import format_prob, token_label
 from desktop.ui.chat.markdown_body import AutoHeightBrowser
 
 SCHEME = "step"
 TOP_SHOWN = 5
+DRAFT_LEGEND = ("underlined: proposed by the draft and accepted · hover a token for the "
+                "draft's proposal")
 
 
 def step_starts(steps: Sequence[StepRecord]) -> list[int]:
@@ -93,10 +99,30 @@ def tokens_html(steps: Sequence[StepRecord]) -> str:
     for record in steps:
         text = html.escape(record.text or "")
         if text:
+            # Only accepted proposals are underlined: a rejected one never became text.
+            line = " text-decoration: underline;" if record.accepted else ""
             parts.append(f'<a href="{SCHEME}:{record.step}" '
-                         f'style="background-color: {shade(record.prob)};">{text}</a>')
+                         f'style="background-color: {shade(record.prob)};{line}">{text}</a>')
     # pre-wrap: a token's spaces and newlines are part of what the model wrote.
-    return "<div style='white-space: pre-wrap;'>" + "".join(parts) + "</div>"
+    body = "<div style='white-space: pre-wrap;'>" + "".join(parts) + "</div>"
+    if any(r.draft_token >= 0 for r in steps):
+        body = (f"<p style='color: gray; font-size: small;'>{html.escape(DRAFT_LEGEND)}</p>"
+                + body)
+    return body
+
+
+def draft_text(record: StepRecord) -> str:
+    """The draft's proposal for this step in words ("" when none was made)."""
+    if record.draft_token < 0:
+        return ""
+    proposed = token_label(record.pieces.get(record.draft_token, ""))
+    if record.accepted:
+        return f"draft proposed ‘{proposed}’: accepted"
+    final = record.stages[-1] if record.stages else None
+    p = final.prob_of(record.draft_token) if final is not None else None
+    chance = f" (p {format_prob(p)} for the model)" if p is not None else ""
+    return (f"draft proposed ‘{proposed}’{chance}; the model drew "
+            f"‘{token_label(record.piece)}’")
 
 
 def candidates_text(record: StepRecord) -> str:
@@ -109,6 +135,9 @@ def candidates_text(record: StepRecord) -> str:
         for token_id, p in list(zip(final.ids, final.probs))[:TOP_SHOWN]:
             mark = "▸" if token_id == record.token_id else " "
             lines.append(f"{mark} {record.pieces.get(token_id, str(token_id))!r}  {p:.1%}")
+    draft = draft_text(record)
+    if draft:
+        lines.append(draft)
     return "\n".join(lines)
 
 

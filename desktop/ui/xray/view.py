@@ -318,10 +318,10 @@ def document_items(parts: tuple[X.PromptPart, ...], turn: int,
     for part in parts:
         if part.kind != X.DOCUMENT or part.turn != turn or part.doc is None:
             continue
-        file, page, score = part.doc
+        file, page, _ = part.doc[:3]
         child = QTreeWidgetItem([f"{file} · page {page}" if page else file,
                                  f"{'' if part.exact else '≈ '}{part.tokens:,}", "",
-                                 f"BM25 {score:.2f}" if score is not None else "whole"])
+                                 X.score_words(part.doc)])
         child.setToolTip(0, X.document_name(part))
         child.setTextAlignment(1, Qt.AlignmentFlag.AlignRight)
         child.setData(0, Qt.ItemDataRole.UserRole, key)  # "without" leaves out all documents
