@@ -23,7 +23,8 @@ import dataclasses
 import gc
 import itertools
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, Signal
@@ -97,6 +98,7 @@ class EngineService(QObject):
     sig_model_changing = Signal()  # a load or unload was sent: the model is about to go
 
     _sig_event_received = Signal(object)  # reader thread → GUI thread (queued)
+    _sig_embed_asked = Signal(object)  # another thread → GUI thread (queued): `embed_for`
 
     def __init__(self, parent: QObject | None = None, log_dir: Path | None = None) -> None:
         super().__init__(parent)
@@ -114,6 +116,8 @@ class EngineService(QObject):
         self._public: dict[int, int] = {}  # host id → the id a held generation was given
         self._held_ids = itertools.count(-1, -1)
         self._advancing = False
+        self._embeds: dict[int, Future[P.EngineEvent]] = {}  # host id → who waits for vectors
+        self._sig_embed_asked.connect(self._ask_embed, Qt.ConnectionType.QueuedConnection)
 
     # --- commands (GUI thread) ---
 
@@ -156,6 +160,19 @@ class EngineService(QObject):
                 reply_tokens: tuple[int, ...]) -> int:
         """A reply re-scored without one part of its prompt (answered by `sig_rescored`)."""
         return self.host.rescore(prompt, ablated, reply_tokens)
+
+    def embed_for(self, model_path: str, texts: Sequence[str]) -> Future[P.EngineEvent]:
+        """Any thread (the database thread's document search): embeddings of `texts`, asked
+        for on the GUI thread; the future gets the final event (`Embedded`, `EngineError` or
+        `Crashed`). Never wait on it on the GUI thread: the answer arrives there."""
+        future: Future[P.EngineEvent] = Future()
+        self._sig_embed_asked.emit((model_path, tuple(texts), future))
+        return future
+
+    def _ask_embed(self, ask: tuple[str, tuple[str, ...], Future[P.EngineEvent]]) -> None:
+        path, texts, future = ask
+        if future.set_running_or_notify_cancel():  # False: the asker stopped waiting
+            self._embeds[self.host.embed(path, texts)] = future
 
     def cancel(self) -> None:
         """Stop the window's generation (a held one ends at once, "cancelled", with no text)."""
@@ -277,6 +294,9 @@ class EngineService(QObject):
     # --- events (GUI thread, via the queued connection) ---
 
     def _on_event(self, event: P.EngineEvent) -> None:
+        if isinstance(event, (P.Embedded, P.EngineError)) and event.request_id in self._embeds:
+            self._embeds.pop(event.request_id).set_result(event)
+            return
         routed = self._route(event)
         if routed is None:
             return
@@ -324,6 +344,9 @@ class EngineService(QObject):
         for owner in self._running.values():
             if owner is not None:
                 owner.on_event(event)
+        for future in self._embeds.values():
+            future.set_result(event)
+        self._embeds.clear()
         if self._lent_running():
             self.sig_lent_changed.emit(False)
         self._running.clear()

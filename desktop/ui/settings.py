@@ -60,6 +60,15 @@ class AppSettings:
         self._q.setValue("model/load_settings", json.dumps(value.to_json()))
 
     @property
+    def embedding_model(self) -> str:
+        """The embedding GGUF that searches attached documents by meaning ("": BM25)."""
+        return str(self._get("documents/embedding_model", ""))
+
+    @embedding_model.setter
+    def embedding_model(self, path: str) -> None:
+        self._q.setValue("documents/embedding_model", path)
+
+    @property
     def sampler_settings(self) -> SamplerSettings:
         data = self._json("sampling/settings")
         try:

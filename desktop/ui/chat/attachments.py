@@ -12,6 +12,10 @@ bar once the message is taken.
 Once `bind(db)` is called, the bar also lists the documents stored with the conversation shown
 (`show_conversation`, `refresh`: read from `DocumentStore` on the database thread), each with a
 Remove button that deletes it from the conversation (later messages no longer see it).
+
+"Search documents by:" chooses how long documents are searched: keywords (BM25, the default) or
+meaning, with an embedding GGUF picked from disk (`search_model()`; the window remembers it in
+the app settings and hands it to the chat as an embedder, ui.chat.embedder).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
+    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -63,6 +68,11 @@ def read_files(paths: tuple[Path, ...]) -> ReadResult:
     return tuple(out)
 
 
+KEYWORDS = "keywords (BM25)"
+CHOOSE_MODEL = "meaning: choose an embedding model…"
+MODEL_FILTER = "GGUF models (*.gguf);;All files (*)"
+
+
 def stored_documents(store: ConversationStore, conversation_id: int) -> tuple[StoredDocument, ...]:
     """Database thread: the documents stored with a conversation, in the order attached."""
     with DocumentStore(store.path) as docs:
@@ -80,6 +90,7 @@ class AttachmentsBar(QWidget):
 
     sig_changed = Signal()  # a file added or removed, a stored list read
     sig_read_finished = Signal(object)  # the files of one add_paths read: tuple of problems
+    sig_search_model_changed = Signal(str)  # the embedding GGUF chosen ("": keywords, BM25)
 
     def __init__(self, parent: QWidget | None = None, jobs: JobService | None = None) -> None:
         super().__init__(parent)
@@ -122,6 +133,17 @@ class AttachmentsBar(QWidget):
         top.setContentsMargins(0, 0, 0, 0)
         top.addWidget(self.attach_button)
         top.addWidget(self.hint, 1)
+        self._search_model = ""
+        self.search_by = QComboBox()
+        self.search_by.setAccessibleName("Search documents by")
+        self.search_by.setToolTip(
+            "How long documents are searched for each message: by shared words (BM25), or by "
+            "meaning with an embedding model (a GGUF run by the engine beside the chat model)"
+        )
+        self.search_by.activated.connect(self._on_search_chosen)
+        self._fill_search_by()
+        top.addWidget(QLabel("Search documents by:"))
+        top.addWidget(self.search_by)
         self._top = top
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 4, 12, 0)
@@ -130,6 +152,47 @@ class AttachmentsBar(QWidget):
         layout.addLayout(self._stored_list)
         layout.addLayout(self._list)
         layout.addWidget(self.errors)
+
+    # --- how documents are searched ---
+
+    def search_model(self) -> str:
+        """The embedding GGUF chosen ("": search by keywords, BM25)."""
+        return self._search_model
+
+    def set_search_model(self, path: str) -> None:
+        if path == self._search_model:
+            return
+        self._search_model = path
+        self._fill_search_by()
+        self.sig_search_model_changed.emit(path)
+
+    def _fill_search_by(self) -> None:
+        box = self.search_by
+        box.blockSignals(True)
+        box.clear()
+        box.addItem(KEYWORDS, "")
+        if self._search_model:
+            box.addItem(f"meaning ({Path(self._search_model).name})", self._search_model)
+            box.setItemData(1, self._search_model, Qt.ItemDataRole.ToolTipRole)
+        box.addItem(CHOOSE_MODEL, None)
+        box.setCurrentIndex(1 if self._search_model else 0)
+        box.blockSignals(False)
+
+    def _on_search_chosen(self, index: int) -> None:
+        data = self.search_by.itemData(index)
+        if data is not None:
+            self.set_search_model(str(data))
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Choose an embedding model", "", MODEL_FILTER)
+        if path and not Path(path).is_file():
+            self.errors.setText(
+                f"{Path(path).name} is not a file: documents are still searched as before"
+            )
+            self.errors.show()
+            path = ""
+        if path:
+            self.set_search_model(path)
+        self._fill_search_by()  # a cancelled dialog leaves the choice as it was
 
     # --- files in ---
 

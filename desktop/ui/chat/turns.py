@@ -21,6 +21,7 @@ from desktop.core.documents import prompt as D
 from desktop.core.documents.extract import Document
 from desktop.core.documents.retrieval import Excerpt, retrieve
 from desktop.core.documents.store import DocumentStore
+from desktop.core.documents.vectors import Embed, EmbeddingError
 from desktop.core.generation import SettingsSpan, spans_from_meta, spans_to_meta
 from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import StepRecord
@@ -57,6 +58,7 @@ class PromptContext:
     thinking: bool | None = None  # enable_thinking for templates that take it (None: no switch)
     tools: tuple[ToolSpec, ...] = ()  # tools offered to the model this turn (ui.chat.tool_loop)
     attachments: tuple[Document, ...] = ()  # files attached to the message being sent
+    embed: Embed | None = None  # search documents by meaning (ui.chat.embedder); None: BM25
     # The engine's exact counts of texts already sent (the controller fills it in).
     token_counts: TokenCounts = field(default_factory=TokenCounts)
 
@@ -240,15 +242,31 @@ def load_branch(store: ConversationStore,
     return conversation, items_of(store, store.active_path(conversation_id))
 
 
+def _retrieve(docs: DocumentStore, conversation_id: int | None, message: str,
+              ctx: PromptContext, pending: Sequence[Document] = ()
+              ) -> tuple[tuple[Excerpt, ...], tuple[str, ...]]:
+    """`retrieve` by meaning when an embedding model is chosen, else (or when it fails or
+    times out: the note says so) by keywords; the excerpts and the notes for the chat."""
+    if ctx.embed is not None:
+        try:
+            return retrieve(docs, conversation_id, message, pending, embed=ctx.embed), ()
+        except EmbeddingError as exc:
+            note = (f"Searching the documents by meaning failed ({exc}): they were searched "
+                    "by keywords (BM25) instead.")
+            return retrieve(docs, conversation_id, message, pending), (note,)
+    return retrieve(docs, conversation_id, message, pending), ()
+
+
 def _excerpts(store: ConversationStore, conversation_id: int | None,
-              path: Sequence[Message | Mapping[str, str]]) -> tuple[Excerpt, ...]:
+              path: Sequence[Message | Mapping[str, str]],
+              ctx: PromptContext) -> tuple[tuple[Excerpt, ...], tuple[str, ...]]:
     """The documents' excerpts for the last user message of `path` (none without one)."""
     last = path[-1] if path else None
     if last is None or (last.role if isinstance(last, Message) else last["role"]) != "user":
-        return ()
+        return (), ()
     with DocumentStore(store.path) as docs:
-        return retrieve(docs, conversation_id, last.content if isinstance(last, Message)
-                        else last["content"])
+        return _retrieve(docs, conversation_id, last.content if isinstance(last, Message)
+                         else last["content"], ctx)
 
 
 def prepare_send(store: ConversationStore, conversation_id: int | None, text: str,
@@ -257,7 +275,7 @@ def prepare_send(store: ConversationStore, conversation_id: int | None, text: st
     # (nor its attachments: they are searched provisionally, stored after).
     history = store.active_path(conversation_id) if conversation_id is not None else []
     with DocumentStore(store.path) as docs:
-        excerpts = retrieve(docs, conversation_id, text, ctx.attachments)
+        excerpts, found = _retrieve(docs, conversation_id, text, ctx, ctx.attachments)
         counts, earlier = I.branch_images(store.path, [m.id for m in history])
         new = {"role": "user", "content": I.with_markers(text, len(images))}
         rendered = render_pieces(ctx, [*history, new], excerpts, counts)
@@ -276,7 +294,7 @@ def prepare_send(store: ConversationStore, conversation_id: int | None, text: st
     notes = tuple(f"{d.name} attached: " + ("sent whole with every message" if d.whole else
                                             f"{d.chunks} chunks, the most relevant sent with "
                                             "each message") for d in attached)
-    rendered = dataclasses.replace(rendered, notes=(*rendered.notes, *notes))
+    rendered = dataclasses.replace(rendered, notes=(*rendered.notes, *found, *notes))
     sent = I.images_sent(rendered.pieces, [*earlier, *(im.data for im in images)])
     return _turn(store.get(conversation_id), items_of(store, path), user.id, rendered, ctx,
                  images=sent)
@@ -286,7 +304,9 @@ def _render_branch(store: ConversationStore, ctx: PromptContext, conversation_id
                    path: Sequence[Message]) -> tuple[RenderedTurn, tuple[bytes, ...]]:
     """`render_pieces` for a stored branch, its messages' images marked and sent with it."""
     counts, images = I.branch_images(store.path, [m.id for m in path])
-    rendered = render_pieces(ctx, path, _excerpts(store, conversation_id, path), counts)
+    excerpts, found = _excerpts(store, conversation_id, path, ctx)
+    rendered = render_pieces(ctx, path, excerpts, counts)
+    rendered = dataclasses.replace(rendered, notes=(*rendered.notes, *found))
     return rendered, I.images_sent(rendered.pieces, images)
 
 

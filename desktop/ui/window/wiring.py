@@ -27,6 +27,7 @@ from desktop.core.model_info import LoadSettings, ModelInfo
 from desktop.core.reasoning import format_of_template, takes_enable_thinking
 from desktop.core.steps import StepRecord
 from desktop.core.templates.prompt import render_completion
+from desktop.ui.chat.embedder import app_embed, remember_choice
 from desktop.ui.chat.turns import PromptContext
 from desktop.ui.window.model_defaults import ModelDefaultsWiring
 from desktop.ui.window.panel_settings import restore_panels, save_panels, still_there
@@ -61,6 +62,7 @@ class WindowWiring(QObject):
         w.models.sig_load_failed.connect(self._on_load_failed)
         w.models.sig_engine_crashed.connect(self._on_crashed)
 
+        remember_choice(w.chat_view.attachments, w.settings)  # search documents by meaning
         tracker.sig_started.connect(self._on_started)
         tracker.sig_steps_added.connect(self._on_steps)
         tracker.add_frame_client(w.chart_dock.on_frame)
@@ -300,6 +302,7 @@ class WindowWiring(QObject):
             token_scale=w.chat.token_scale,
             thinking=w.chat_view.thinking_enabled,
             attachments=w.chat_view.attachments.pending(),
+            embed=app_embed(w.engine, w.chat_view.attachments.search_model()),
         )
 
     # --- generations: chart, status bar, completion mode ---
