@@ -15,8 +15,9 @@ from desktop.core.model_info import LoadSettings
 from desktop.core.steps import GenerationDone, StepRecord
 from desktop.engine.host import EngineHost
 from desktop.server.openlid_server import OpenlidServer, RequestLogEntry
+from tests.threads import TEST_THREADS
 
-LOAD = LoadSettings(n_ctx=1024, n_threads=2)
+LOAD = LoadSettings(n_ctx=1024, n_threads=TEST_THREADS)
 API_KEY = "sk-openlid-test"
 
 

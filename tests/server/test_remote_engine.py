@@ -33,6 +33,7 @@ from desktop.remote.client import (
 from desktop.remote.http import sse_events
 from desktop.remote.steps import StepBuilder
 from tests.server.conftest import API_KEY, LoggedServer, collect
+from tests.threads import TEST_THREADS
 
 GREEDY = SamplerSettings(temperature=0.0, max_tokens=4)
 PROMPT = "The capital of France is"
@@ -53,7 +54,8 @@ def llama_server(gemma_path: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         # Output to a file, not a pipe: an unread pipe fills up and stalls the server.
         proc = subprocess.Popen(
             [sys.executable, "-m", "llama_cpp.server", "--model", str(gemma_path),
-             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024", "--n_threads", "2",
+             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024",
+             "--n_threads", str(TEST_THREADS),
              "--chat_format", "gemma"],
             stdout=log, stderr=subprocess.STDOUT,
         )

@@ -27,8 +27,9 @@ from desktop.remote import entries as remote_models
 from desktop.remote.client import AVAILABLE_STAGES, RemoteEngine, RemoteModel, request_body
 from desktop.remote.steps import StepBuilder, choice_records
 from tests.server.conftest import API_KEY, LoggedServer, collect, raw_request, settle
+from tests.threads import TEST_THREADS
 
-LOAD = LoadSettings(n_ctx=1024, n_threads=2)
+LOAD = LoadSettings(n_ctx=1024, n_threads=TEST_THREADS)
 GREEDY = SamplerSettings(temperature=0.0, max_tokens=5)
 PROMPT = "The capital of France is"
 

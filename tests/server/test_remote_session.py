@@ -25,10 +25,11 @@ from desktop.remote import entries as remote_models
 from desktop.remote.client import STAGES_NOTE, RemoteEngine, RemoteModel
 from tests.server.conftest import API_KEY, LoggedServer
 from tests.server.test_remote_engine import llama_server
+from tests.threads import TEST_THREADS
 
 __all__ = ["llama_server"]  # the module fixture, shared with test_remote_engine.py
 
-LOAD = LoadSettings(n_ctx=1024, n_threads=2)
+LOAD = LoadSettings(n_ctx=1024, n_threads=TEST_THREADS)
 GREEDY = SamplerSettings(temperature=0.0, max_tokens=4)
 PROMPT: P.PromptPieces = (("The capital of France is", False),)
 SECRET = "sk-never-shown-0123456789"

@@ -25,8 +25,9 @@ from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import GenerationDone, StageView, StepRecord, Timings, Usage
 from desktop.engine import protocol as P
 from desktop.ui.engine_service import EngineService
+from tests.threads import TEST_THREADS
 
-LOAD = LoadSettings(n_ctx=1024, n_threads=2)
+LOAD = LoadSettings(n_ctx=1024, n_threads=TEST_THREADS)
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ from desktop.core.steps import StageView, StepRecord
 from desktop.core.token_text import token_label
 from desktop.ui.chart import ChartDock
 from desktop.ui.chart.distribution_chart import LOG_FLOOR
+from tests.threads import TEST_THREADS
 
 pytestmark = [
     # The offscreen platform says this whenever a window's minimum size changes; not ours.
@@ -368,7 +369,7 @@ def test_real_engine_live_chart_replay_and_continue(
     service = EngineService()
     try:
         with qtbot.waitSignal(service.sig_model_loaded, timeout=120_000):
-            service.load(gemma_path, LoadSettings(n_ctx=1024, n_threads=2))
+            service.load(gemma_path, LoadSettings(n_ctx=1024, n_threads=TEST_THREADS))
         settings = SamplerSettings(seed=7, max_tokens=5, ignore_eos=True)
         dock.set_sampler_settings(settings)
         steps: list[StepRecord] = []

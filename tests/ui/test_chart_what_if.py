@@ -25,6 +25,7 @@ from desktop.ui.chart import ChartDock
 from desktop.ui.chart.y_axis import linear_ticks, nice_top
 from desktop.ui.settings import AppSettings
 from desktop.ui.window.main_window import MainWindow
+from tests.threads import TEST_THREADS
 from tests.ui.test_chart import SETTINGS, heights, make_record, painted, xs
 
 pytestmark = [
@@ -217,7 +218,7 @@ def last_reply_id() -> int:
 def test_a_step_sampled_at_one_setting_shows_the_panels_as_an_overlay(
         qtbot: Any, home: Path, gemma_models_dir: Path) -> None:
     settings = AppSettings()
-    settings.load_settings = LoadSettings(n_ctx=1024, n_threads=2)
+    settings.load_settings = LoadSettings(n_ctx=1024, n_threads=TEST_THREADS)
     w = MainWindow(settings, models_dir=gemma_models_dir, with_services=False)
     qtbot.addWidget(w)
     w.resize(1280, 720)

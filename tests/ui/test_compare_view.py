@@ -23,6 +23,7 @@ from desktop.ui.compare.view import CompareView
 from desktop.ui.engine_service import EngineService
 from desktop.ui.settings import AppSettings
 from desktop.ui.window.main_window import MainWindow
+from tests.threads import TEST_THREADS
 from tests.ui.conftest import FakeEngine
 
 pytestmark = [
@@ -38,7 +39,7 @@ PANEL = SamplerSettings(temperature=0.0, seed=7, top_n=20)
 def engine(qtbot: Any, home: Path, gemma_path: Path) -> Iterator[EngineService]:
     service = EngineService()
     with qtbot.waitSignal(service.sig_model_loaded, timeout=120_000):
-        service.load(gemma_path, LoadSettings(n_ctx=1024, n_threads=2))
+        service.load(gemma_path, LoadSettings(n_ctx=1024, n_threads=TEST_THREADS))
     yield service
     service.shutdown()
 

@@ -27,6 +27,7 @@ from desktop.engine.host import EngineHost
 from desktop.ui.chart import ChartDock
 from desktop.ui.chart.draft_marks import ACCEPTED_TEXT, REJECTED_TEXT
 from desktop.ui.chat.token_view import DRAFT_LEGEND, TokenView, candidates_text
+from tests.threads import TEST_THREADS
 
 pytestmark = [
     pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints"),
@@ -48,7 +49,8 @@ def steps(gemma_models_dir: Path) -> list[StepRecord]:
     host = EngineHost()
     try:
         load = host.load(
-            ready_model_path(gemma_models_dir), LoadSettings(n_ctx=1024, n_threads=2, draft="ngram")
+            ready_model_path(gemma_models_dir),
+            LoadSettings(n_ctx=1024, n_threads=TEST_THREADS, draft="ngram"),
         )
         assert isinstance(list(host.wait(load, timeout=120))[-1], P.Loaded)
         records = [

@@ -30,6 +30,7 @@ from desktop.ui.chat.message_widget import MessageWidget
 from desktop.ui.chat.token_view import TokenView
 from desktop.ui.settings import AppSettings
 from desktop.ui.window.main_window import MainWindow
+from tests.threads import TEST_THREADS
 from tests.ui.conftest import FakeEngine
 
 pytestmark = [
@@ -114,7 +115,7 @@ def prose_of(widget: MessageWidget) -> QTextBrowser:
 def test_an_old_step_shows_what_it_was_sampled_with_not_the_panel(
         qtbot: Any, home: Path, gemma_models_dir: Path) -> None:
     settings = AppSettings()
-    settings.load_settings = LoadSettings(n_ctx=1024, n_threads=2)
+    settings.load_settings = LoadSettings(n_ctx=1024, n_threads=TEST_THREADS)
     w = MainWindow(settings, models_dir=gemma_models_dir, with_services=False)
     qtbot.addWidget(w)
     w.show()

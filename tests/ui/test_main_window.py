@@ -20,11 +20,12 @@ from desktop.ui.heartbeat import Heartbeat
 from desktop.ui.settings import AppSettings
 from desktop.ui.window.main_window import MainWindow
 from tests.ggufmaker import llama_kvs, raw_gguf, tensor_info
+from tests.threads import TEST_THREADS
 from tests.ui.conftest import FakeEngine
 
 pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("no_dangling")]
 
-LOAD = LoadSettings(n_ctx=1024, n_threads=2)
+LOAD = LoadSettings(n_ctx=1024, n_threads=TEST_THREADS)
 GREEDY = SamplerSettings(temperature=0.0, max_tokens=12, seed=7)
 
 

@@ -21,6 +21,7 @@ from desktop.engine import protocol as P
 from desktop.ui.settings import AppSettings
 from desktop.ui.window.main_window import MainWindow
 from tests.ggufmaker import write_tiny_gguf
+from tests.threads import TEST_THREADS
 from tests.ui.conftest import FakeEngine, fake_info
 from tests.unit.test_model_defaults import QWEN, gguf_with_sampling, safetensors_folder
 
@@ -156,7 +157,7 @@ def test_a_damaged_settings_file_is_reported_in_the_bar(
 def test_ready_gemma_gets_base_defaults_and_remembers_saved_ones(
         qtbot: Any, home: Path, gemma_models_dir: Path, gemma_path: Path) -> None:
     settings = AppSettings()
-    settings.load_settings = LoadSettings(n_ctx=1024, n_threads=2)
+    settings.load_settings = LoadSettings(n_ctx=1024, n_threads=TEST_THREADS)
     w = MainWindow(settings, models_dir=gemma_models_dir, with_services=False)
     qtbot.addWidget(w)
     w.show()
@@ -187,7 +188,7 @@ def test_ready_gemma_gets_base_defaults_and_remembers_saved_ones(
         with qtbot.waitSignal(w.models.sig_model_changed, timeout=30_000):
             w.models.eject()
         w.sampling_panel.set_settings(SamplerSettings(temperature=0.9))
-        w.load_panel.set_settings(LoadSettings(n_ctx=1024, n_threads=2))
+        w.load_panel.set_settings(LoadSettings(n_ctx=1024, n_threads=TEST_THREADS))
         with qtbot.waitSignal(defaults.sig_applied, timeout=120_000):
             w.models.load(str(gemma_path))
         assert w.models.applied is not None

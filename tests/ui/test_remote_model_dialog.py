@@ -15,6 +15,7 @@ from desktop.remote import entries
 from desktop.remote.client import RemoteModel
 from desktop.ui.library.remote_model_dialog import RemoteModelDialog
 from tests.server.test_remote_engine import llama_server
+from tests.threads import TEST_THREADS
 
 __all__ = ["llama_server"]  # the module fixture, shared with tests/server
 
@@ -165,7 +166,7 @@ def test_the_main_window_loads_a_remote_entry_and_the_chart_says_what_it_shows(
     served = RemoteEngine(RemoteModel(llama_server, "?")).list_models()[0]
     entry = entries.add(RemoteModel(llama_server, served, name="Gemma on loopback"))
     settings = AppSettings()
-    settings.load_settings = LoadSettings(n_ctx=1024, n_threads=2)
+    settings.load_settings = LoadSettings(n_ctx=1024, n_threads=TEST_THREADS)
     settings.sampler_settings = SamplerSettings(temperature=0.0, max_tokens=3)
     w = MainWindow(settings, models_dir=gemma_models_dir)
     qtbot.addWidget(w)

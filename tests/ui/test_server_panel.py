@@ -45,8 +45,9 @@ from desktop.ui.server.snippets import (
     KEY_ENV,
 )
 from desktop.ui.settings import AppSettings
+from tests.threads import TEST_THREADS
 
-LOAD = LoadSettings(n_ctx=1024, n_threads=2)
+LOAD = LoadSettings(n_ctx=1024, n_threads=TEST_THREADS)
 START_MS = 120_000
 LEFT = Qt.MouseButton.LeftButton
 

@@ -16,6 +16,7 @@ from desktop.core.model_info import LoadSettings, ModelInfo, SpecialToken
 from desktop.core.templates.store import TemplateStore
 from desktop.ui.panels.load_panel import LoadPanel
 from desktop.ui.panels.template_panel import TemplatePanel
+from tests.threads import TEST_THREADS
 
 # The offscreen platform says this once per shown top-level window; it is harmless.
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
@@ -174,7 +175,7 @@ def test_real_model_counts_tokens_for_the_template_panel(qtbot, tmp_path: Path) 
     load = LoadPanel()
     qtbot.addWidget(load)
     try:
-        settings = LoadSettings(n_ctx=1024, n_threads=2)
+        settings = LoadSettings(n_ctx=1024, n_threads=TEST_THREADS)
         with qtbot.waitSignal(engine.sig_model_loaded, timeout=120_000) as loaded:
             engine.load(path, settings)
         info: ModelInfo = loaded.args[1]

@@ -23,6 +23,7 @@ from desktop.ui.chat.turns import PromptContext
 from desktop.ui.chat.view import ChatView
 from desktop.ui.engine_service import EngineService
 from desktop.ui.xray.view import XrayView, open_xray
+from tests.threads import TEST_THREADS
 
 pytestmark = pytest.mark.usefixtures("no_dangling")
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "xray.png"
@@ -33,7 +34,7 @@ class RealChat:
         self.qtbot = qtbot
         self.engine = EngineService()
         with qtbot.waitSignal(self.engine.sig_model_loaded, timeout=120_000):
-            self.engine.load(gemma_path, LoadSettings(n_ctx=1024, n_threads=2))
+            self.engine.load(gemma_path, LoadSettings(n_ctx=1024, n_threads=TEST_THREADS))
         self.db = StoreService(db_path)
         self.view = ChatView()
         qtbot.addWidget(self.view)
