@@ -177,3 +177,18 @@ class GenerationDone:
             },
             **({"draft": self.draft.to_json()} if self.draft is not None else {}),
         }
+
+
+@dataclass(frozen=True)
+class ReplyScores:
+    """A reply's tokens scored teacher-forced under one prompt: what the engine answers a
+    re-score (`core.conversations.ablation` compares two of them)."""
+
+    token_ids: tuple[int, ...]
+    pieces: tuple[str, ...]  # each token's text as shown
+    logprobs: tuple[float, ...]  # natural log of each token's raw probability
+    top_ids: tuple[int, ...] = ()  # the raw distribution's most likely token at each position
+    top_pieces: tuple[str, ...] = ()
+    prompt_tokens: int = 0
+    reused_tokens: int = 0  # prompt tokens the KV cache already held
+    ms: float = 0.0

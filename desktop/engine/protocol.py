@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from desktop.core.conversations.ablation import ReplyScores
 from desktop.core.model_info import LoadSettings, ModelInfo
 from desktop.core.sampling import SamplerSettings
-from desktop.core.steps import GenerationDone, StepRecord
+from desktop.core.steps import GenerationDone, ReplyScores, StepRecord
 
 # A prompt as the template renders it: (text, trusted). Trusted pieces are template markup and
 # may contain special tokens (<start_of_turn>); untrusted pieces (what a person typed) are

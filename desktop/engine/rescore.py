@@ -27,7 +27,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from desktop.core.conversations.ablation import ReplyScores
+from desktop.core.steps import ReplyScores
 from desktop.engine import protocol as P
 from desktop.engine.session import (
     ContextOverflow,

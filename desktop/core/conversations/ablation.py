@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 
 from desktop.core.conversations import xray as X
+from desktop.core.steps import ReplyScores
 
 # What the figures are: said wherever they are shown, so nobody reads them as sampled odds.
 BASIS = ("raw model distribution: temperature 1, no top-k/top-p/min-p truncation, "
@@ -80,20 +81,6 @@ def ablated_pieces(turn: X.TurnXray, target: Target) -> Pieces:
     if not any(text.strip() for text, trusted in kept if not trusted):
         raise AblationError(f"without the {target.name} nothing of the conversation is left")
     return kept
-
-
-@dataclass(frozen=True)
-class ReplyScores:
-    """A reply's tokens scored teacher-forced under one prompt (made by the engine)."""
-
-    token_ids: tuple[int, ...]
-    pieces: tuple[str, ...]  # each token's text as shown
-    logprobs: tuple[float, ...]  # natural log of each token's raw probability
-    top_ids: tuple[int, ...] = ()  # the raw distribution's most likely token at each position
-    top_pieces: tuple[str, ...] = ()
-    prompt_tokens: int = 0
-    reused_tokens: int = 0  # prompt tokens the KV cache already held
-    ms: float = 0.0
 
 
 @dataclass(frozen=True)
