@@ -89,20 +89,19 @@ check-layers: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# The suite runs in two parts: every folder but tests/engine in two pytest-xdist processes, file
-# by file (most of those tests wait on sockets, child processes and timers, so two share two
-# cores well), then tests/engine alone, since the real engine keeps both cores busy by itself.
-# Both parts run even when the first fails. PYTEST_ARGS (e.g. tests/unit, or "-n 4 --dist
-# loadfile" on a bigger machine) runs one plain pytest with those arguments instead;
-# PYTEST_ARGS="--cpu-report" prints the CPU seconds per folder and the dearest tests.
+# The suite runs in two pytest-xdist processes, file by file (a file's fixtures load once). Most
+# tests wait on sockets, child processes and timers, so two share two cores well; every model a
+# test starts decodes with one thread there (OPENLID_THREADS=1, set by tests/conftest.py), since
+# two models with two spinning llama.cpp threads each on two cores make every token many times
+# slower. PYTEST_ARGS (e.g. tests/unit, or "-n 4 --dist loadfile" on a bigger machine) runs one
+# plain pytest with those arguments instead; PYTEST_ARGS="--cpu-report" prints the CPU seconds
+# per folder and the dearest tests.
 PYTEST_ARGS ?=
 PYTEST := QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
 test: check-layers typecheck
 ifeq ($(strip $(PYTEST_ARGS)),)
-	$(PYTEST) -n 2 --dist loadfile --ignore=tests/engine; first=$$?; \
-		$(PYTEST) tests/engine; second=$$?; \
-		test $$first -eq 0 && test $$second -eq 0
+	$(PYTEST) -n 2 --dist loadfile
 else
 	$(PYTEST) $(PYTEST_ARGS)
 endif

@@ -19,6 +19,10 @@ os.environ["HF_HOME"] = os.path.join(os.environ["OPENLID_HOME"], "hf")
 os.environ["HF_TOKEN_PATH"] = os.path.join(os.environ["HF_HOME"], "token")
 os.environ.pop("HF_TOKEN", None)
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+# Under pytest-xdist two workers share the 2-core machine: every model any test starts (engine
+# workers, CLI runs, servers) decodes with one thread (tests/threads.py says why).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OPENLID_THREADS"] = "1"
 
 
 # --- `pytest --cpu-report[=N]`: where the suite's CPU time goes --------------------------------

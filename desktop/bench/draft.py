@@ -24,6 +24,7 @@ from typing import Any
 
 from desktop.bench.engine import BenchError
 from desktop.core.drafting import DRAFT_MODEL, DRAFT_NGRAM, DRAFT_NONE
+from desktop.core.hardware import default_threads
 from desktop.core.model_info import LoadSettings
 from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import GenerationDone
@@ -65,7 +66,7 @@ def run_draft_bench(model: str, load: LoadSettings, tokens: int, repeat: int,
     configs = _configs(load)
     hosts: dict[str, EngineHost] = {}
     report: dict[str, Any] = {
-        "model": model, "threads": load.n_threads or os.cpu_count(), "tokens": tokens,
+        "model": model, "threads": load.n_threads or default_threads(), "tokens": tokens,
         "rounds": repeat, "n_draft": load.n_draft, "draft_model": load.draft_model or None,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "load_average_before": _load_average(), "prompts": {},

@@ -37,6 +37,7 @@ from desktop.engine import protocol as P
 from desktop.engine.host import EngineHost
 
 SIDES = ("reference", "capture_off", "capture_on")
+_FLUSH = SamplerSettings(temperature=0.0, max_tokens=1)  # replaces the engine's KV cache
 REPLAY_TARGET_MS = 100.0
 WARMUP_TOKENS = 8  # round 0 only warms caches, allocators and imports, and is not counted
 LONG_TEXT = " ".join([PROMPT] * 400)  # far more than REPLAY_CONTEXT tokens on any tokenizer
@@ -92,12 +93,18 @@ class _Engine:
 
     def __init__(self) -> None:
         self.host = EngineHost()
+        self.last_tokens: tuple[int, ...] = ()
 
     def _final(self, request_id: int) -> Any:
         event: Any = None
+        self.last_tokens = ()
+        sampled: list[int] = []
         for event in self.host.wait(request_id, timeout=_TIMEOUT):
             if isinstance(event, P.Step):
+                sampled.append(event.record.token_id)
                 continue
+            if isinstance(event, P.Done):
+                self.last_tokens = tuple(sampled)
             if isinstance(event, P.EngineError):
                 bad = event.kind in ("invalid_model", "load_failed", "context_overflow")
                 raise BenchError(f"the engine refused: {event.message}", bad_input=bad)
@@ -117,6 +124,7 @@ class _Engine:
 
     def generate(self, settings: SamplerSettings, *, text: str = "",
                  tokens: tuple[int, ...] = (), capture: bool) -> P.Done:
+        """The run's Done; `last_tokens` holds the tokens it sampled."""
         prompt = ((text, False),) if text else ()
         done = self._final(self.host.generate(prompt, settings, prompt_tokens=tokens,
                                               capture=capture))
@@ -140,6 +148,7 @@ class _Best:
     def __init__(self) -> None:
         self.values: dict[tuple[str, str], dict[str, float]] = {}
         self.reused: dict[str, int] = {"reference": 0, "engine": 0}
+        self.same: dict[str, bool] = {}
 
     def add(self, row: str, side: str, **figures: float) -> None:
         best = self.values.setdefault((row, side), {})
@@ -148,6 +157,11 @@ class _Best:
             old = best.get(key)
             if old is None or (value < old if lower_is_better else value > old):
                 best[key] = value
+
+    def sampled(self, row: str, tokens: dict[str, tuple[int, ...]]) -> None:
+        """Whether every side sampled the same tokens, in every counted round."""
+        same = len(set(tokens.values())) == 1
+        self.same[row] = self.same.get(row, True) and same
 
     def seen_reuse(self, side: str, reused: int) -> None:
         self.reused[side] = max(self.reused[side], reused)
@@ -201,20 +215,35 @@ def run_bench(path: str, settings: LoadSettings, tokens: int, repeat: int,
 
 def _chain_round(engine: _Engine, ref: _Reference, chain: Chain, n: int, rnd: int,
                  prompts: Prompts, best: _Best | None) -> None:
+    """Every side generates from the same new prompt, so with the same chain and seed every
+    side samples the same text (a chain whose cost depends on the text, DRY's on its repeats,
+    then costs the same work on each side). The reference's cache is its own; between the
+    engine's two runs a one-token generation from another prompt replaces the engine's cache,
+    so neither finds more than BOS there."""
     st = chain.settings.replace(max_tokens=n)
+    text = prompts.next()
     sides = SIDES[rnd % 3:] + SIDES[: rnd % 3]  # who goes first turns every round
+    engine_ran = False
+    sampled: dict[str, tuple[int, ...]] = {}
     for side in sides:
         if side == "reference":
-            r = ref.ask("generate", text=prompts.next(), tokens=n, settings=st)
+            r = ref.ask("generate", text=text, tokens=n, settings=st)
             tps, ttft, reused = r["tokens_per_second"], r["first_token_ms"], r["reused_tokens"]
+            sampled[side] = tuple(r["tokens"])
         else:
-            done = engine.generate(st, text=prompts.next(), capture=side == "capture_on")
+            if engine_ran:
+                engine.generate(_FLUSH, text=prompts.next(), capture=False)
+            engine_ran = True
+            done = engine.generate(st, text=text, capture=side == "capture_on")
             timings = done.result.timings
             tps, ttft = timings.tokens_per_second, timings.first_token_ms
             reused = done.result.usage.cached_tokens
+            sampled[side] = engine.last_tokens
         if best is not None:
             best.add(chain.name, side, tokens_per_second=tps, first_token_ms=ttft)
             best.seen_reuse("reference" if side == "reference" else "engine", int(reused))
+    if best is not None:
+        best.sampled(chain.name, sampled)
 
 
 def _prefill_round(engine: _Engine, ref: _Reference, rnd: int, prompts: Prompts,
@@ -279,6 +308,7 @@ def _report(path: str, settings: LoadSettings, tokens: int, repeat: int,
             "engine_first_token_ms": on_ttft,
             "ratio_first_token_vs_reference": on_ttft / ref_ttft,
             "replay_ms": best.get(chain.name, "replay", "replay_ms"),
+            "same_tokens": best.same.get(chain.name, False),
         }
     ref_pp = best.get("prompt", "reference", "tokens_per_second")
     eng_pp = best.get("prompt", "engine", "tokens_per_second")
@@ -319,8 +349,8 @@ def format_report(r: dict[str, Any]) -> str:
         f"machine: {r['machine']}; 1-minute load average {r['load_average']['before']} before, "
         f"{r['load_average']['max']} at most during, {r['load_average']['after']} after",
         f"threads: {r['threads']}  tokens: {r['tokens']}  rounds: {r['rounds']} (interleaved, "
-        f"best of each); capture on keeps the top {r['top_n']} of every stage; every run has "
-        "its own new prompt",
+        f"best of each); capture on keeps the top {r['top_n']} of every stage; in each round "
+        "the three sides of a chain get the same new prompt",
         "",
         head,
         unit,
@@ -340,7 +370,9 @@ def format_report(r: dict[str, Any]) -> str:
         )
     lines.append("")
     for name, row in r["chains"].items():
-        lines.append(f"  {name}: {row['label']}")
+        same = ("" if row["same_tokens"] else
+                " — the sides sampled different tokens: their costs differ by more than capture")
+        lines.append(f"  {name}: {row['label']}{same}")
     pp, replay, reused = r["prompt_processing"], r["replay"], r["reused_prompt_tokens_max"]
     lines += [
         "",

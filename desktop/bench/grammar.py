@@ -21,6 +21,7 @@ from typing import Any
 
 from desktop.bench.draft import _final, _load_average
 from desktop.bench.engine import BenchError
+from desktop.core.hardware import default_threads
 from desktop.core.model_info import LoadSettings
 from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import GenerationDone
@@ -66,7 +67,7 @@ def run_grammar_bench(
     sides = [NONE, JSON, SCHEMA_SIDE]
     report: dict[str, Any] = {
         "model": model,
-        "threads": load.n_threads or os.cpu_count(),
+        "threads": load.n_threads or default_threads(),
         "tokens": tokens,
         "rounds": repeat,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from desktop.cli.args import add_model_args
 from desktop.core.compare import MAX_SAMPLES, CompareJob, CompareReport, Sample
 from desktop.core.compare_sets import describe, parse_set
 from desktop.core.model_info import LoadSettings
@@ -34,8 +35,7 @@ DEFAULT_TOP_N = 20  # candidates per stage kept: enough to overlay two distribut
 CANCEL_DRAIN_S = 10.0  # after Ctrl+C, how long to wait for the engine to confirm the stop
 
 
-def add_compare_parser(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
-                       add_model_args: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_compare_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "compare", help="one prompt under two or more setting sets, same seed: transcripts "
         "side by side, where they diverge, and what the settings do to variety",

@@ -8,18 +8,24 @@ llama.cpp ends only the worker and the CLI reports it. Exit codes: 0 fine, 1 fai
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from desktop import __version__
+from desktop.cli.args import (
+    add_model_args,
+    add_sampler_args,
+    load_settings,
+    model_path,
+    sampler_settings_from_args,
+)
 from desktop.core.database import DatabaseDamaged, damage_detail
-from desktop.core.model_info import LoadSettings
-from desktop.core.sampling import SamplerSettings, SettingsError
+from desktop.core.sampling import SettingsError
 from desktop.core.stop_matcher import StopMatcher
 
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
@@ -27,44 +33,6 @@ EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
 # parser: `openlid inspect FILE` does not load the Hub client, numpy or the server.
 VERBS = ("inspect", "generate", "bench", "chat", "models", "import", "doctor", "template",
          "search", "files", "download", "serve", "remote", "db", "compare")
-
-
-def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="GGUF file or remote:<id> (default: the ready Gemma model)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
-    p.add_argument("--ctx", type=int, default=4096, help="context length in tokens")
-    p.add_argument("--gpu-layers", type=int, default=-2,
-                   help="layers to offload (-2 = auto: as many as fit in free VRAM, -1 = all)")
-    from desktop.cli.draft import add_draft_args
-
-    add_draft_args(p)
-
-
-def _add_sampler_args(p: argparse.ArgumentParser) -> None:
-    """Every sampler knob as a flag, from the stage registry (`--top-k`, `--dry-multiplier`…)."""
-    from desktop.core.sampler_stages import STAGE_PARAMS
-
-    d = SamplerSettings()
-    for param in STAGE_PARAMS:
-        if not param.is_number:
-            continue
-        words = f"{param.label}: {param.range_words()}" + (f", {param.off}" if param.off else "")
-        extra: dict[str, Any] = {"choices": range(len(param.choices))} if param.choices else {}
-        p.add_argument(param.cli_flag, type=int if param.is_int else float,
-                       default=getattr(d, param.field), help=words, **extra)
-    p.add_argument("--dry-sequence-breaker", action="append", default=None,
-                   dest="dry_sequence_breakers", metavar="TEXT",
-                   help="DRY sequence breaker (repeatable; replaces the defaults "
-                        "\\n : \" *; '' for none)")
-    p.add_argument("--seed", type=int, default=None, help="fixed seed (default: random)")
-    p.add_argument("--max-tokens", type=int, default=d.max_tokens)
-    p.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
-    p.add_argument("--order", default=",".join(d.order),
-                   help="sampler stage order (llama-server's names work too)")
-    p.add_argument("--top-n", type=int, default=d.top_n, help="candidates kept per stage")
-    from desktop.cli.structured import add_structured_args
-
-    add_structured_args(p)
 
 
 def verb_named(argv: Sequence[str]) -> str | None:
@@ -104,7 +72,7 @@ def _add_inspect_parser(sub: Any) -> None:
 
 def _add_generate_parser(sub: Any) -> None:
     p = sub.add_parser("generate", help="generate text and show every sampling step")
-    _add_model_args(p)
+    add_model_args(p)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--prompt", help="raw completion: the text is continued as typed")
     src.add_argument("--chat", action="store_true", help="chat: render --user through a template")
@@ -112,13 +80,13 @@ def _add_generate_parser(sub: Any) -> None:
     p.add_argument("--system", default="", help="system prompt (with --chat)")
     p.add_argument("--template", default=None, help="template preset id (with --chat)")
     p.add_argument("--jsonl", action="store_true", help="one JSON object per StepRecord")
-    _add_sampler_args(p)
+    add_sampler_args(p)
 
 
 def _add_bench_parser(sub: Any) -> None:
     p = sub.add_parser("bench", help="measure the engine against a bare llama-cpp-python loop, "
                        "sampler chain by sampler chain")
-    _add_model_args(p)
+    add_model_args(p)
     p.add_argument("--tokens", type=int, default=128)
     p.add_argument("--repeat", type=int, default=3, help="interleaved rounds; the best counts")
     p.add_argument("--json", action="store_true")
@@ -139,7 +107,7 @@ def _add_bench_parser(sub: Any) -> None:
 
 def _add_chat_parser(sub: Any) -> None:
     p = sub.add_parser("chat", help="chat with a model in the terminal (history sent every turn)")
-    _add_model_args(p)
+    add_model_args(p)
     p.add_argument("--system", default="", help="system prompt")
     p.add_argument("--template", default=None, help="template: preset or saved id, or .jinja file")
     p.add_argument("--show-prompt", action="store_true",
@@ -155,44 +123,27 @@ def _add_chat_parser(sub: Any) -> None:
     p.add_argument("--embedding-model", metavar="GGUF", default=None,
                    help="search attached documents by meaning (cosine similarity of this "
                         "embedding model's vectors) instead of keywords (BM25)")
-    _add_sampler_args(p)
+    add_sampler_args(p)
 
+
+# The verbs other modules mount: (verbs, module, the function that adds their parsers). A
+# module is imported only when one of its verbs is wanted.
+_MOUNTED = (
+    (("models", "import"), "desktop.cli.library", "add_library_parsers"),
+    (("doctor",), "desktop.cli.doctor", "add_doctor_parser"),
+    (("template",), "desktop.cli.prompts", "add_template_parser"),
+    (("search", "files", "download"), "desktop.cli.hub", "add_hub_parsers"),
+    (("serve",), "desktop.cli.serve", "add_serve_parser"),
+    (("remote",), "desktop.cli.remote", "add_remote_parser"),
+    (("db",), "desktop.cli.db", "add_db_parser"),
+    (("compare",), "desktop.cli.compare", "add_compare_parser"),
+)
 
 
 def _mount(sub: Any, wanted: Callable[..., bool]) -> None:
-    """The verbs other modules mount, each module imported only when one of its verbs is."""
-    if wanted("models", "import"):
-        from desktop.cli.library import add_library_parsers
-
-        add_library_parsers(sub)
-    if wanted("doctor"):
-        from desktop.cli.doctor import add_doctor_parser
-
-        add_doctor_parser(sub)
-    if wanted("template"):
-        from desktop.cli.prompts import add_template_parser
-
-        add_template_parser(sub)
-    if wanted("search", "files", "download"):
-        from desktop.cli.hub import add_hub_parsers
-
-        add_hub_parsers(sub)
-    if wanted("serve"):
-        from desktop.cli.serve import add_serve_parser
-
-        add_serve_parser(sub)
-    if wanted("remote"):
-        from desktop.cli.remote import add_remote_parser
-
-        add_remote_parser(sub)
-    if wanted("db"):
-        from desktop.cli.db import add_db_parser
-
-        add_db_parser(sub)
-    if wanted("compare"):
-        from desktop.cli.compare import add_compare_parser
-
-        add_compare_parser(sub, _add_model_args)
+    for verbs, module, adder in _MOUNTED:
+        if wanted(*verbs):
+            getattr(importlib.import_module(module), adder)(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -246,41 +197,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
 
-def _model_path(args: argparse.Namespace) -> Path:
-    if args.model:
-        return Path(args.model)
-    from desktop.core.ready_model import ready_model_path
-
-    return ready_model_path()
-
-
-def _load_settings(args: argparse.Namespace) -> LoadSettings:
-    from desktop.cli.draft import draft_fields
-
-    return LoadSettings(
-        n_gpu_layers=args.gpu_layers, n_ctx=args.ctx, n_threads=args.threads,
-        **draft_fields(args),
-    ).validated()
-
-
-def sampler_settings_from_args(args: argparse.Namespace) -> SamplerSettings:
-    from desktop.cli.structured import structured_from_args
-    from desktop.core.sampler_stages import SAMPLER_NAMES, STAGE_PARAMS, complete_order
-
-    values = {p.field: getattr(args, p.field) for p in STAGE_PARAMS if p.is_number}
-    if args.dry_sequence_breakers is not None:
-        values["dry_sequence_breakers"] = tuple(b for b in args.dry_sequence_breakers if b)
-    names = [s.strip() for s in args.order.split(",") if s.strip()]
-    order = tuple(SAMPLER_NAMES.get(n.lower(), n) for n in names)
-    settings = SamplerSettings(
-        **values, seed=SamplerSettings().seed if args.seed is None else args.seed,
-        max_tokens=args.max_tokens, stop=tuple(args.stop), order=order, top_n=args.top_n,
-        **structured_from_args(args),
-    ).validated()
-    # Stages the order leaves out are off (validated says so otherwise): put them in their place.
-    return settings.replace(order=complete_order(settings.order))
-
-
 def cmd_inspect(args: argparse.Namespace) -> int:
     from desktop.core.gguf_file.check import GgufProblem, check_gguf
 
@@ -320,11 +236,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
         print("openlid: --chat needs --user TEXT", file=sys.stderr)
         return EXIT_BAD_INPUT
     settings = sampler_settings_from_args(args)
-    load = _load_settings(args)
+    load = load_settings(args)
     host = EngineHost()
     try:
         info = None
-        for event in host.wait(host.load(_model_path(args), load)):
+        for event in host.wait(host.load(model_path(args), load)):
             if isinstance(event, P.Loaded):
                 info = event.info
             else:
@@ -384,16 +300,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.structured:
         from desktop.bench.grammar import cmd_grammar_bench
 
-        return cmd_grammar_bench(args, str(_model_path(args)), _load_settings(args))
+        return cmd_grammar_bench(args, str(model_path(args)), load_settings(args))
     if args.draft is not None or args.draft_model:
         from desktop.bench.draft import cmd_draft_bench
 
-        return cmd_draft_bench(args, str(_model_path(args)), _load_settings(args))
+        return cmd_draft_bench(args, str(model_path(args)), load_settings(args))
     from desktop.bench.engine import BenchError, format_report, run_bench
 
-    model = str(_model_path(args))
+    model = str(model_path(args))
     try:
-        report = run_bench(model, _load_settings(args), args.tokens, args.repeat,
+        report = run_bench(model, load_settings(args), args.tokens, args.repeat,
                            progress=lambda line: print(line, file=sys.stderr, flush=True))
     except BenchError as exc:
         print(f"openlid: {exc}", file=sys.stderr)
@@ -445,26 +361,26 @@ def _qt_bench(module: str, model: str, args: argparse.Namespace, extra: list[str
 def cmd_template(args: argparse.Namespace) -> int:
     from desktop.cli.prompts import cmd_template as template
 
-    return template(args, lambda: _load_settings(args))
+    return template(args, lambda: load_settings(args))
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
     from desktop.cli.chat import run_chat
 
     settings = sampler_settings_from_args(args)
-    return run_chat(args, _model_path(args), _load_settings(args), settings)
+    return run_chat(args, model_path(args), load_settings(args), settings)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from desktop.cli.compare import cmd_compare as compare
 
-    return compare(args, _model_path(args), _load_settings(args), _report_failure)
+    return compare(args, model_path(args), load_settings(args), _report_failure)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from desktop.cli.doctor import cmd_doctor as doctor
 
-    return doctor(args, str(_model_path(args)))
+    return doctor(args, str(model_path(args)))
 
 
 def cmd_hub(args: argparse.Namespace) -> int:

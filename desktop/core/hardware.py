@@ -108,3 +108,20 @@ def detect() -> HardwareInfo:
         # Apple Silicon: the GPU shares unified memory; Metal can use most of it.
         gpus = (GpuInfo("Apple GPU (unified memory)", total, available, "Metal"),)
     return HardwareInfo(_cpu_name(), os.cpu_count() or 1, total, available, gpus)
+
+
+THREADS_ENV = "OPENLID_THREADS"
+
+
+def env_threads() -> int:
+    """OPENLID_THREADS when it holds a positive number, else 0."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else 0
+
+
+def default_threads() -> int:
+    """The CPU threads a model decodes with when its settings say 0 (automatic): the
+    OPENLID_THREADS environment variable when it holds a positive number (as llama-server reads
+    LLAMA_ARG_THREADS; a machine shared with other work, or several Openlid processes at once),
+    otherwise one per core."""
+    return env_threads() or max(1, os.cpu_count() or 1)

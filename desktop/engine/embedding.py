@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from desktop.core.gguf_file.check import GgufProblem, check_gguf
 from desktop.core.gguf_file.reader import parse_file
+from desktop.core.hardware import default_threads
 from desktop.engine import protocol as P
 from desktop.engine.session import LoadFailed
 
@@ -48,7 +49,7 @@ class Embedder:
             pooling = gguf_pooling(path)
         except GgufProblem as exc:
             raise LoadFailed(f"not a usable embedding model: {exc}") from exc
-        threads = n_threads or max(1, os.cpu_count() or 1)
+        threads = n_threads or default_threads()
         try:
             self.llama: Any = L.Llama(
                 model_path=path,

@@ -23,6 +23,7 @@ import torch
 import transformers
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
+from desktop.core.hardware import env_threads
 from desktop.core.model_info import GPU_LAYERS_AUTO, LoadSettings, ModelInfo, SpecialToken
 from desktop.engine.session import (
     LoadFailed,
@@ -99,8 +100,9 @@ class HfSession:
         folder = model_folder(path)
         check_weights(folder)
         transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-        if settings.n_threads > 0:
-            torch.set_num_threads(settings.n_threads)
+        threads = settings.n_threads or env_threads()  # else torch's own choice
+        if threads > 0:
+            torch.set_num_threads(threads)
         self.device, backend = _device()
         dtype = _dtype(backend)
         model: Any  # transformers' from_pretrained is only partly typed

@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from desktop.core.gpu_layers import offload_note, read_offload, resolve_gpu_layers
+from desktop.core.hardware import default_threads
 from desktop.core.model_info import LoadSettings, ModelInfo, SpecialToken
 from desktop.engine.session import (
     ContextOverflow,
@@ -105,7 +106,7 @@ class LlamaSession:
         cparams.n_ctx = settings.n_ctx or n_ctx_train
         cparams.n_batch = settings.n_batch
         cparams.n_ubatch = min(settings.n_batch, 512)
-        threads = settings.n_threads or max(1, os.cpu_count() or 1)
+        threads = settings.n_threads or default_threads()
         cparams.n_threads = threads
         cparams.n_threads_batch = threads
         cparams.flash_attn_type = (

@@ -97,9 +97,12 @@ def _generate(s: LlamaSession, text: str, tokens: int, settings: SamplerSettings
         _accept_prompt(chain, prompt, settings, s.n_ctx)
         token = L.llama_sampler_sample(chain, s.ctx, -1)  # accepts the token into the chain too
         first = time.perf_counter()
-        for _ in range(tokens - 1):
+        sampled = [0] * tokens
+        sampled[0] = token
+        for i in range(1, tokens):
             s.decode([token])
             token = L.llama_sampler_sample(chain, s.ctx, -1)
+            sampled[i] = token
         ended = time.perf_counter()
     finally:
         L.llama_sampler_free(chain)
@@ -108,6 +111,7 @@ def _generate(s: LlamaSession, text: str, tokens: int, settings: SamplerSettings
         "first_token_ms": (first - started) * 1000,
         "prompt_tokens": len(prompt),
         "reused_tokens": reused,
+        "tokens": sampled,
     }
 
 

@@ -15,11 +15,13 @@ sorts may differ); typical and Mirostat, which begin with a full sort, get the a
 sorted by numpy (~1 ms where llama.cpp's sort takes ~40 ms on 262k scores), and run again on the
 whole vocabulary when a survivor lies past the sorted head or shares its score (see
 `Candidates.fill_sorted`); top-p or min-p after top-n-sigma sees its survivors without the -inf
-rest; a snapshot of a large array reads its head from a threshold instead of sorting it. Stages
-whose result hangs on sums over the whole vocabulary in float32 (top-p's normaliser, typical's
-entropy, top-n-sigma's deviation, XTC's and dynamic temperature's softmax) still compute them in
-llama.cpp, over the same numbers: computing those sums any other way could move a cut by one
-token.
+rest; top-p facing the whole vocabulary takes its probabilities from llama.cpp's own softmax and
+finds its cut on a head summed in float32 as llama.cpp sums it (`engine.step_top_p`), instead of
+llama.cpp's sort of the whole vocabulary; a snapshot of a large array reads its head from a
+threshold instead of sorting it. Stages whose result hangs on sums over the whole vocabulary in
+float32 (typical's entropy, top-n-sigma's deviation, XTC's and dynamic temperature's softmax)
+still compute them in llama.cpp, over the same numbers: computing those sums any other way could
+move a cut by one token.
 
 Structured output adds llama.cpp's grammar sampler (`engine.grammar`) before every stage that
 cuts, as llama.cpp applies it first (it only masks tokens, so it commutes with penalties and DRY
@@ -69,6 +71,7 @@ from desktop.engine.step_shortcuts import (
     raw_normaliser,
     small_snapshot,
 )
+from desktop.engine.step_top_p import TopPHead
 
 __all__ = ["TOKEN_DATA", "StepSampler", "llama_chain"]
 
@@ -132,6 +135,9 @@ class StepSampler(GrammarStart):
         self._compact_at = (at if shortcuts and 0 <= at < len(self._rest) - 1
                             and self._rest[at + 1] in (STAGE_TOP_P, STAGE_MIN_P) else None)
         self.compacted = 0  # steps whose top-n-sigma survivors went on alone
+        # Top-p facing a large array finds its cut on a head (engine.step_top_p).
+        self.top_p_head = (TopPHead(s.top_p) if shortcuts and STAGE_TOP_P in self._rest
+                           else None)
         self.sorted_fills = 0  # steps whose sorting stage got a sorted array
         # The grammar: after the penalty/DRY prefix, before every stage that cuts.
         self.grammar = (self._own(grammar_sampler(vocab, grammar_text(s)))
@@ -184,6 +190,8 @@ class StepSampler(GrammarStart):
         for sampler in self._owned:
             L.llama_sampler_free(sampler)
         self._owned.clear()
+        if self.top_p_head is not None:
+            self.top_p_head.close()
 
     # --- the chain ---
 
@@ -205,15 +213,23 @@ class StepSampler(GrammarStart):
         return ids, after
 
     def _start(self, logits: npt.NDArray[np.float32], w_ids: npt.NDArray[np.int32],
-               w_final: npt.NDArray[np.float32] | None, raw_max: float) -> bool:
+               w_final: npt.NDArray[np.float32] | None, raw_max: float,
+               raw_head: npt.NDArray[np.int32] | None = None) -> bool:
         """Fill the candidate array; True when the first cutting stage already ran on a head
-        of the vocabulary (top-k), so the chain goes on from the stage after it."""
+        of the vocabulary (top-k), so the chain goes on from the stage after it. `raw_head`:
+        every token at or above some raw score, at least top-k of them (a capture's raw
+        head), which top-k can use when no window changed a score."""
         if self._grammar_live:
             return self._grammar_start(logits, w_ids, w_final, raw_max, None)
         cand, s = self.cand, self.settings
         stage = self._head_stage
         if stage == STAGE_TOP_K and s.top_k < self.n_vocab:
-            ids, values = head_ids(logits, w_ids, w_final, raw_max, count=s.top_k)
+            ids: npt.NDArray[np.int32] | None
+            values: npt.NDArray[np.float32] | None
+            if raw_head is not None and not len(w_ids) and len(raw_head) >= s.top_k:
+                ids, values = raw_head, logits[raw_head]  # one threshold pass, not two
+            else:
+                ids, values = head_ids(logits, w_ids, w_final, raw_max, count=s.top_k)
             if ids is not None and values is not None:
                 cand.fill_ids(ids, values)
                 L.llama_sampler_apply(self.samplers[STAGE_TOP_K], cand.ref)
@@ -277,6 +293,11 @@ class StepSampler(GrammarStart):
         name = self._rest[index]
         sampler = self.samplers[name]
         ties = self._presorted
+        cand = self.cand
+        if (name == STAGE_TOP_P and self.top_p_head is not None and cand.arr.size > SMALL
+                and not cand.arr.sorted and cand.at_start()):
+            self.top_p_head.apply(cand, sampler)
+            return
         if index != self._sort_at or ties is None:
             L.llama_sampler_apply(sampler, self.cand.ref)
             if index == self._compact_at:
@@ -327,11 +348,15 @@ class StepSampler(GrammarStart):
         w_ids, after = self._window_patch(logits)
         w_final = after[-1] if after else None
         top_n = self.top_n
-        # The raw head, long enough to hold every prefix stage's top-N too: a window token can
-        # leave the top, never more of them than the window holds.
-        head = head_ids(logits, np.zeros(0, np.int32), None, norm.max, count=top_n + len(w_ids))[0]
+        # The raw head, long enough to hold every prefix stage's top-N too (a window token can
+        # leave the top, never more of them than the window holds), and top-k's survivors.
+        want = top_n + len(w_ids)
+        k_head = self._head_stage == STAGE_TOP_K and not self._grammar_live
+        count = max(want, self.settings.top_k) if k_head else want
+        head = head_ids(logits, np.zeros(0, np.int32), None, norm.max, count=count)[0]
+        shared = head if k_head else None
         if head is None:  # a flat distribution: no short head holds that many
-            want = min(top_n + len(w_ids), len(logits) - 1)
+            want = min(want, len(logits) - 1)
             head = np.sort(np.argpartition(-logits, want)[: want + 1]).astype(np.int32)
         raw_ids = head[ranked(head, logits[head])[: top_n + len(w_ids)]]
         raw_top = raw_ids[:top_n]
@@ -346,7 +371,7 @@ class StepSampler(GrammarStart):
                 self._grammar_view(logits, norm, w_ids, w_final) if self._checked is not None
                 else self._snapshot(STAGE_GRAMMAR, logits, norm))
         else:
-            done = self._start(logits, w_ids, w_final, norm.max)
+            done = self._start(logits, w_ids, w_final, norm.max, shared)
         if done:
             by_name[self._rest[0]] = self._snapshot(self._rest[0], logits, norm)
         for i in range(1 if done else 0, len(self._rest)):

@@ -41,7 +41,10 @@ class Candidates:
     reads the start from the array itself."""
 
     def __init__(self, capacity: int) -> None:
-        self.buf = np.zeros(capacity, dtype=TOKEN_DATA)
+        # One spare slot before the array: `step_top_p` puts a -inf entry there for a moment.
+        self.store = np.zeros(capacity + 1, dtype=TOKEN_DATA)
+        self.buf = self.store[1:]
+        self.front = self.store.ctypes.data_as(L.llama_token_data_p)
         self._data = self.buf.ctypes.data_as(L.llama_token_data_p)
         self._base = self.buf.ctypes.data
         self.arr = L.llama_token_data_array(data=self._data, size=capacity, selected=-1,
@@ -49,11 +52,27 @@ class Candidates:
         self.ref = ctypes.byref(self.arr)
         self._ids = np.arange(capacity, dtype=np.int32)
 
+    def at_start(self) -> bool:
+        """Whether the array begins at the buffer's first slot (no sampler moved its start)."""
+        return ctypes.cast(self.arr.data, ctypes.c_void_p).value == self._base
+
     def _reset(self, n: int) -> None:
         self.arr.data = self._data  # type: ignore[assignment]  # ctypes accepts the pointer
         self.arr.size = n
         self.arr.selected = -1
         self.arr.sorted = False
+
+    def restart(self, n: int) -> None:
+        """The first `n` slots again, unsorted (after `step_top_p` borrowed the array)."""
+        self._reset(n)
+
+    def keep_sorted(self, entries: npt.NDArray[Any]) -> None:
+        """`entries` (TOKEN_DATA, best first) as the whole array, marked sorted: what
+        llama.cpp's top-p leaves behind."""
+        n = len(entries)
+        self.buf[:n] = entries
+        self._reset(n)
+        self.arr.sorted = True
 
     def fill(self, logits: npt.NDArray[np.float32]) -> None:
         """The whole vocabulary, in id order (as llama.cpp fills it from the logits)."""
@@ -136,13 +155,19 @@ class Normaliser:
         return _exp_sum(changed, self.shift)[0]
 
 
-def _exp_sum(logits: npt.NDArray[np.float32], shift: float) -> tuple[float, float]:
-    """(sum of exp(l - shift), sum of exp(l - shift) * l) over `logits`, chunk by chunk."""
+def _exp_sum(logits: npt.NDArray[np.float32], shift: float) -> tuple[float, float, float]:
+    """(sum of exp(l - shift), sum of exp(l - shift) * l, max l) over `logits`, chunk by
+    chunk (each chunk read while it is in the cache). Unshifted, it stops at a score of 60 or
+    more (exp would overflow) and returns the max for a shifted pass."""
     z = dot = 0.0
+    top = -math.inf
     w = np.empty(min(len(logits), _CHUNK), dtype=np.float32)
     for start in range(0, len(logits), _CHUNK):
         part = logits[start : start + _CHUNK]
         out = w[: len(part)]
+        top = max(top, float(part.max()))
+        if not shift and top >= 60.0:  # exp would overflow: the caller shifts
+            return math.inf, 0.0, float(logits.max())
         if shift:
             np.subtract(part, np.float32(shift), out=out)
             np.exp(out, out=out)
@@ -151,17 +176,20 @@ def _exp_sum(logits: npt.NDArray[np.float32], shift: float) -> tuple[float, floa
             np.exp(part, out=out)
             dot += float(np.dot(out, part))
         z += float(out.sum())
-    return z, dot
+    return z, dot, top
 
 
 def raw_normaliser(logits: npt.NDArray[np.float32]) -> Normaliser:
     """Shift, z, entropy and max over the whole vocabulary, in one pass.
 
     Entropy is shift-invariant (H = ln Z - E_p[l - shift]): while exp cannot overflow
-    (|max logit| < 60) the logits need no shifting at all, which saves a pass."""
-    top = float(logits.max())
-    shift = 0.0 if abs(top) < 60.0 else top
-    z, dot = _exp_sum(logits, shift)
+    (|max logit| < 60) the logits need no shifting at all, so the pass goes unshifted and finds
+    the max as it goes; only scores beyond that need a second, shifted pass."""
+    z, dot, top = _exp_sum(logits, 0.0)
+    shift = 0.0
+    if abs(top) >= 60.0:
+        shift = top
+        z, dot, _ = _exp_sum(logits, shift)
     entropy = (math.log(z) - dot / z) * _LOG2E
     return Normaliser(shift, z, entropy, top)
 

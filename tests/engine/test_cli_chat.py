@@ -16,7 +16,7 @@ def test_chat_sends_history_every_turn(gemma_path: Path, tmp_path: Path) -> None
     script = f"Hello there\n/system Be brief.\nAnd again\n/save {export}\n/quit\nnever sent\n"
     out = subprocess.run(
         [sys.executable, "-m", "desktop", "chat", "--model", str(gemma_path),
-         "--temperature", "0", "--max-tokens", "8", "--threads", "2", "--show-prompt"],
+         "--temperature", "0", "--max-tokens", "8", "--show-prompt"],
         input=script, capture_output=True, text=True, timeout=300, env=dict(os.environ),
         check=False,
     )
@@ -48,7 +48,7 @@ def test_chat_sends_history_every_turn(gemma_path: Path, tmp_path: Path) -> None
 def test_chat_ends_on_end_of_input(gemma_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "desktop", "chat", "--model", str(gemma_path),
-         "--max-tokens", "4", "--threads", "2", "--template", "nope"],
+         "--max-tokens", "4", "--template", "nope"],
         input="", capture_output=True, text=True, timeout=300, env=dict(os.environ),
         check=False,
     )
@@ -56,7 +56,7 @@ def test_chat_ends_on_end_of_input(gemma_path: Path) -> None:
     assert "nope" in out.stderr
     out = subprocess.run(
         [sys.executable, "-m", "desktop", "chat", "--model", str(gemma_path),
-         "--max-tokens", "4", "--threads", "2"],
+         "--max-tokens", "4"],
         input="", capture_output=True, text=True, timeout=300, env=dict(os.environ),
         check=False,
     )

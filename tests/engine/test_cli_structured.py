@@ -22,7 +22,7 @@ def _openlid(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
 def test_generate_with_a_json_schema_and_a_grammar(gemma_path: Path, tmp_path: Path) -> None:
     schema = tmp_path / "schema.json"
     schema.write_text(json.dumps(SCHEMA), encoding="utf-8")
-    out = _openlid("generate", "--model", str(gemma_path), "--threads", "2", "--ctx", "512",
+    out = _openlid("generate", "--model", str(gemma_path), "--ctx", "512",
                    "--prompt", "Count:", "--temperature", "1.5", "--seed", "3",
                    "--max-tokens", "32", "--json-schema", str(schema), "--jsonl")
     assert out.returncode == 0, out.stderr
@@ -33,7 +33,7 @@ def test_generate_with_a_json_schema_and_a_grammar(gemma_path: Path, tmp_path: P
     assert all("grammar" in [s["name"] for s in r["stages"]] for r in rows[:-1])
     grammar = tmp_path / "yes.gbnf"
     grammar.write_text('root ::= ("yes" | "no")\n', encoding="utf-8")
-    out = _openlid("generate", "--model", str(gemma_path), "--threads", "2", "--ctx", "512",
+    out = _openlid("generate", "--model", str(gemma_path), "--ctx", "512",
                    "--prompt", "Is it?", "--temperature", "0", "--max-tokens", "16",
                    "--grammar", str(grammar), "--jsonl")
     assert out.returncode == 0, out.stderr
@@ -49,7 +49,7 @@ def test_bad_files_are_refused_with_their_position(gemma_path: Path, tmp_path: P
     assert "not valid JSON: Expecting value at line 2, column 16" in out.stderr
     grammar = tmp_path / "bad.gbnf"
     grammar.write_text('root ::= "a" |\n  item\n', encoding="utf-8")
-    out = _openlid("generate", "--model", str(gemma_path), "--threads", "2", "--ctx", "512",
+    out = _openlid("generate", "--model", str(gemma_path), "--ctx", "512",
                    "--prompt", "x", "--grammar", str(grammar))
     assert out.returncode == 2
     assert "rule 'item' is used at line 2, column 3 but never defined" in out.stderr
@@ -61,7 +61,7 @@ def test_bad_files_are_refused_with_their_position(gemma_path: Path, tmp_path: P
 def test_chat_with_json_stores_the_setting_with_the_reply(gemma_path: Path,
                                                           tmp_path: Path) -> None:
     export = tmp_path / "chat.json"
-    out = _openlid("chat", "--model", str(gemma_path), "--threads", "2", "--ctx", "512",
+    out = _openlid("chat", "--model", str(gemma_path), "--ctx", "512",
                    "--temperature", "0", "--max-tokens", "24", "--json",
                    stdin=f"Describe a dog.\n/save {export}\n/quit\n")
     assert out.returncode == 0, out.stderr

@@ -58,7 +58,7 @@ def test_render_options(messages: Path) -> None:
 
 def test_render_with_model_gives_token_count_and_spans(gemma_path: Path, messages: Path) -> None:
     out = _openlid("template", "render", "--model", str(gemma_path), "--messages",
-                   str(messages), "--json", "--threads", "2")
+                   str(messages), "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["prompt"] == GEMMA_PROMPT

@@ -94,7 +94,7 @@ def test_equal_settings_on_equal_seeds_draw_the_same_tokens(engine: EngineHost) 
 def test_openlid_compare_json_end_to_end(gemma_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "desktop", "compare", "--model", str(gemma_path),
-         "--threads", "2", "--ctx", "512", "--prompt", PROMPT, "--set", "temperature=0",
+         "--ctx", "512", "--prompt", PROMPT, "--set", "temperature=0",
          "--set", "temperature=1.5,top_p=0.9", "--samples", "2", "--max-tokens", "6",
          "--seed", "7", "--json"],
         capture_output=True, text=True, timeout=600, env=dict(os.environ), check=False)

@@ -11,7 +11,7 @@ from pathlib import Path
 def test_doctor_reports_offload_and_speed(gemma_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "desktop", "doctor", "--model", str(gemma_path), "--tokens", "8",
-         "--threads", "2", "--json"],
+         "--json"],
         capture_output=True, text=True, timeout=300,
     )
     assert out.returncode == 0, out.stderr

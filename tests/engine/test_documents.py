@@ -104,8 +104,6 @@ def test_cli_chat_attach_prints_the_chunks_retrieved(gemma_path: Path, tmp_path:
         "0",
         "--max-tokens",
         "4",
-        "--threads",
-        "2",
         "--xray",
     ]
     out = subprocess.run(

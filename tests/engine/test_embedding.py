@@ -126,8 +126,6 @@ def test_chat_cli_searches_by_meaning_with_an_embedding_model(
         "0",
         "--max-tokens",
         "2",
-        "--threads",
-        "2",
         "--xray",
         "--attach",
         str(tmp_path / "corpus.md"),

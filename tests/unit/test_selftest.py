@@ -26,7 +26,7 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.engine
 def test_self_test_passes_with_the_ready_model(models_dir: Path, tmp_path: Path) -> None:
     out = io.StringIO()
-    status = selftest.run_self_test(out, models_dir=models_dir, log_dir=tmp_path, n_threads=2)
+    status = selftest.run_self_test(out, models_dir=models_dir, log_dir=tmp_path, n_threads=0)
     report = out.getvalue()
     assert status == 0, report
     assert "PASSED" in report
@@ -56,7 +56,7 @@ def test_an_engine_refusal_fails_with_the_reason(
     monkeypatch.setattr(selftest, "_ready_model", lambda models_dir: broken)
     monkeypatch.setattr(selftest, "_gguf", lambda path: "skipped")  # let the engine judge it
     out = io.StringIO()
-    assert selftest.run_self_test(out, log_dir=tmp_path, n_threads=2) == 1
+    assert selftest.run_self_test(out, log_dir=tmp_path, n_threads=0) == 1
     assert "FAILED loading the model" in out.getvalue()
 
 
