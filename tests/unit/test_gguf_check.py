@@ -400,3 +400,19 @@ def test_real_gemma_truncated(gemma_path: Path, tmp_path: Path) -> None:
     message = problem_of(cut)
     assert "truncated: expected at least" in message
     assert "lies beyond the end of the file" in message
+
+
+def test_a_tensors_bytes_lie_at_data_start_plus_its_offset(tmp_path: Path) -> None:
+    import numpy as np
+
+    from desktop.core.gguf_file.reader import parse_file
+    from tests.ggufmaker import _tiny_tensors
+
+    path = write_tiny_gguf(tmp_path / "t.gguf", n_blocks=2)
+    parsed = parse_file(str(path))
+    raw = path.read_bytes()
+    for tensor in parsed.tensors:
+        at = parsed.data_start + tensor.offset
+        values = np.frombuffer(raw[at : at + tensor.n_bytes], dtype=np.float32)
+        expected = _tiny_tensors(2)[tensor.name]
+        assert np.array_equal(values, expected.reshape(-1)), tensor.name

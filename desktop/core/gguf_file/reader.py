@@ -87,6 +87,7 @@ class Parsed:
     version: int
     kvs: dict[str, Kv]
     tensors: list[Tensor]
+    data_start: int = 0  # where the tensor data begins (a tensor's bytes: data_start + offset)
 
 
 class _TruncatedError(Exception):
@@ -271,7 +272,7 @@ class _Parser:
                 needed = data_start + last.offset + last.n_bytes
                 where = f"the data of tensor '{t.name}' lies beyond the end of the file"
                 raise _truncated(needed, self._size, where)
-        return Parsed(self._size, version, kvs, list(tensors.values()))
+        return Parsed(self._size, version, kvs, list(tensors.values()), data_start)
 
     def _value(self, pos: int, vtype: int, key: str) -> tuple[Kv, int]:
         if vtype == _VT.STRING:
