@@ -133,6 +133,9 @@ class LlamaSession:
         self.n_batch = settings.n_batch
         self.batch = L.llama_batch_init(self.n_batch, 0, 1)
         self.cached: list[int] = []  # tokens whose keys/values the context holds, in order
+        # DRY samplers built for this vocabulary, cloned per generation (engine.step_chain):
+        # building one matches its sequence breakers against every token (~50 ms on Gemma).
+        self.dry_templates: dict[tuple[object, ...], Any] = {}
         self._piece_buf = ctypes.create_string_buffer(256)
         self._display: dict[int, str] = {}
         self.vision: Vision | None = None
@@ -365,6 +368,9 @@ class LlamaSession:
             self.decode(kept[start: start + self.n_batch])
 
     def close(self) -> None:
+        for template in getattr(self, "dry_templates", {}).values():
+            L.llama_sampler_free(template)  # before the vocabulary they were built from
+        self.dry_templates = {}
         vision = getattr(self, "vision", None)
         if vision is not None:
             vision.close()

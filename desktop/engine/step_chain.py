@@ -42,6 +42,10 @@ class Build:
     n_vocab: int
     n_ctx: int
     vocab: Any  # llama.cpp's vocabulary (DRY turns its sequence breakers into tokens), or None
+    # DRY samplers already built for `vocab` (LlamaSession.dry_templates, freed with it): a
+    # chain gets a clone, which copies the processed breakers instead of matching them against
+    # the whole vocabulary again.
+    dry_cache: dict[tuple[object, ...], Any] | None = None
 
     def window(self, last_n: int) -> int:
         return self.n_ctx if last_n < 0 else last_n
@@ -54,9 +58,16 @@ def _dry(b: Build) -> Any:
         raise SettingsError(
             "DRY's sequence breakers need llama.cpp's tokenizer (a GGUF model); for this model "
             "clear the sequence breakers or turn DRY off")
-    array = (ctypes.c_char_p * max(1, len(breakers)))(*breakers)
-    return L.llama_sampler_init_dry(b.vocab, s.dry_multiplier, s.dry_base, s.dry_allowed_length,
-                                    b.window(s.dry_penalty_last_n), array, len(breakers))
+    key = (s.dry_multiplier, s.dry_base, s.dry_allowed_length, b.window(s.dry_penalty_last_n),
+           tuple(breakers))
+    template = b.dry_cache.get(key) if b.dry_cache is not None else None
+    if template is None:
+        array = (ctypes.c_char_p * max(1, len(breakers)))(*breakers)
+        template = L.llama_sampler_init_dry(b.vocab, *key[:4], array, len(breakers))
+        if b.dry_cache is None:
+            return template
+        b.dry_cache[key] = template  # never applied or fed: its clones start empty
+    return L.llama_sampler_clone(template)
 
 
 # The factory: each stage's llama.cpp sampler, as common/sampling.cpp builds it (min_keep 0).

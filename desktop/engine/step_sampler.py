@@ -85,9 +85,11 @@ class StepSampler(GrammarStart):
     """Builds the chain for one generation and samples (and optionally captures) each step."""
 
     def __init__(self, settings: SamplerSettings, n_vocab: int, n_ctx: int,
-                 vocab: Any = None, *, shortcuts: bool = True) -> None:
+                 vocab: Any = None, *, shortcuts: bool = True,
+                 dry_cache: dict[tuple[object, ...], Any] | None = None) -> None:
         """`vocab`: llama.cpp's vocabulary (DRY's sequence breakers need it); `shortcuts`
-        False runs every stage on the whole vocabulary, as llama.cpp does (the tests' yardstick).
+        False runs every stage on the whole vocabulary, as llama.cpp does (the tests' yardstick);
+        `dry_cache`: DRY samplers already built for `vocab` (see step_chain.Build).
         """
         s = self.settings = settings.validated()
         self.n_vocab = n_vocab
@@ -96,7 +98,7 @@ class StepSampler(GrammarStart):
         self._owned: list[Any] = []
         order, factory = chain_plan(s)
         self.order = list(order)
-        build = Build(s, n_vocab, n_ctx, vocab)
+        build = Build(s, n_vocab, n_ctx, vocab, dry_cache)
         self.samplers = {name: self._own(factory[name](build))
                          for name in self.order if is_active(s, name)}
         self.draw = None if s.mirostat else self._own(L.llama_sampler_init_dist(s.seed))

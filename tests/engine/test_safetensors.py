@@ -110,14 +110,12 @@ def test_load_reports_the_model(hf_engine: EngineHost) -> None:
     assert info.add_bos
 
 
-def test_a_config_json_path_loads_its_folder(tiny_llama: Path) -> None:
-    host = EngineHost()
-    try:
-        event = load(host, tiny_llama / "config.json", LOAD)
-        assert isinstance(event, P.Loaded), event
-        assert event.info.architecture == "llama"
-    finally:
-        host.shutdown()
+def test_a_config_json_path_loads_its_folder(hf_engine: EngineHost, tiny_llama: Path) -> None:
+    # The same worker (torch is imported once per worker: seconds): the same model again.
+    event = load(hf_engine, tiny_llama / "config.json", LOAD)
+    assert isinstance(event, P.Loaded), event
+    assert event.info.architecture == "llama"
+    assert event.info.n_vocab == 300
 
 
 def test_temperature_zero_equals_argmax_of_raw_logits(hf_engine: EngineHost) -> None:
@@ -225,17 +223,13 @@ def test_pickle_weights_are_refused_and_the_worker_lives(
     (folder / "config.json").write_text((tiny_llama / "config.json").read_text())
     marker = tmp_path / "unpickled"
     (folder / "pytorch_model.bin").write_bytes(b"not read: " + str(marker).encode())
-    host = EngineHost()
-    try:
-        event = load(host, folder, LOAD)
-        assert isinstance(event, P.EngineError)
-        assert event.kind == "load_failed"
-        assert "pickle" in event.message
-        assert host.alive
-        loaded = load(host, tiny_llama, LOAD)
-        assert isinstance(loaded, P.Loaded)
-    finally:
-        host.shutdown()
+    event = load(hf_engine, folder, LOAD)
+    assert isinstance(event, P.EngineError)
+    assert event.kind == "load_failed"
+    assert "pickle" in event.message
+    assert hf_engine.alive
+    loaded = load(hf_engine, tiny_llama, LOAD)  # the same worker goes on
+    assert isinstance(loaded, P.Loaded)
     assert not marker.exists()
 
 

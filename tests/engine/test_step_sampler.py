@@ -400,3 +400,34 @@ def test_top_n_sigma_survivors_go_on_alone_with_llama_cpps_results(vocab: Any) -
     steps += [_logits(710, 3.0, ties=True)]
     sampler = _against_llama(settings, steps, vocab)
     assert sampler.compacted == 6
+
+
+def test_dry_built_once_per_vocabulary_draws_what_a_fresh_one_draws(vocab: Any) -> None:
+    """A session keeps the DRY sampler it built (matching the sequence breakers against every
+    token costs ~50 ms on Gemma's vocabulary) and hands each chain a clone: the clones start
+    empty however much an earlier chain accepted, and draw what a freshly built one draws."""
+    settings = SamplerSettings(seed=51, top_k=0, dry_multiplier=1.5, dry_allowed_length=1)
+    cache: dict[tuple[object, ...], Any] = {}
+    first = StepSampler(settings, N_VOCAB, N_CTX, vocab, dry_cache=cache)
+    history = _history(_logits(0, 3.0))
+    first.accept(history)
+    first.sample_fast(_logits(60, 3.0))  # the first chain's DRY has a history now
+    second = StepSampler(settings, N_VOCAB, N_CTX, vocab, dry_cache=cache)
+    fresh = StepSampler(settings, N_VOCAB, N_CTX, vocab)
+    assert len(cache) == 1
+    try:
+        for s in (second, fresh):
+            s.accept(history)
+        for step in range(6):
+            logits = _logits(900 + step, (0.5, 3.0, 12.0)[step % 3])
+            token_a, a = second.sample_captured(logits)
+            token_b, b = fresh.sample_captured(logits)
+            assert token_a == token_b, step
+            dry_a = next(v for v in a["stages"] if v.name == "dry")
+            dry_b = next(v for v in b["stages"] if v.name == "dry")
+            assert (dry_a.ids, dry_a.probs) == (dry_b.ids, dry_b.probs)
+    finally:
+        for s in (first, second, fresh):
+            s.close()
+        for template in cache.values():
+            L.llama_sampler_free(template)
