@@ -13,7 +13,7 @@ Once `bind(db)` is called, the bar also lists the documents stored with the conv
 (`show_conversation`, `refresh`: read from `DocumentStore` on the database thread), each with a
 Remove button that deletes it from the conversation (later messages no longer see it).
 
-"Search documents by:" chooses how long documents are searched: keywords (BM25, the default) or
+"Search by:" chooses how long documents are searched: keywords (BM25, the default) or
 meaning, with an embedding GGUF picked from disk (`search_model()`; the window remembers it in
 the app settings and hands it to the chat as an embedder, ui.chat.embedder).
 """
@@ -141,8 +141,16 @@ class AttachmentsBar(QWidget):
             "meaning with an embedding model (a GGUF run by the engine beside the chat model)"
         )
         self.search_by.activated.connect(self._on_search_chosen)
+        # Sized to ~18 characters, not to its longest entry (a model's file name): the chat
+        # column must fit beside the docks on a 1280-pixel screen; the list opens full width.
+        self.search_by.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.search_by.setMinimumContentsLength(18)
+        self.search_by.view().setMinimumWidth(320)
         self._fill_search_by()
-        top.addWidget(QLabel("Search documents by:"))
+        search_label = QLabel("Search by:")
+        search_label.setBuddy(self.search_by)
+        top.addWidget(search_label)
         top.addWidget(self.search_by)
         self._top = top
         layout = QVBoxLayout(self)

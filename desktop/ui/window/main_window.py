@@ -195,14 +195,17 @@ class MainWindow(QMainWindow):
         self.pages.add_hub(self.services.hub)
 
     def _fit_to_screen(self) -> None:
-        """First start: most of the screen, at most 1600 × 1000, centred."""
+        """First start: most of the screen, at most 1600 × 1000, centred, never past its edges."""
         screen = QGuiApplication.primaryScreen()
         area = screen.availableGeometry() if screen is not None else QRect(0, 0, 1440, 900)
-        # The docks' contents set a least size (about 1,200 × 700): centre what the window will
-        # really be, never pushing its right edge off a small screen.
-        least = self.minimumSizeHint()
-        width = max(min(1600, int(area.width() * 0.94)), least.width())
-        height = max(min(1000, int(area.height() * 0.94)), least.height())
+        # The docks' contents ask for a least size (about 1,380 × 680), more than the layout
+        # really needs (the window works at 1280 × 720): ask for it where the screen has room,
+        # else take the screen, never less than the layout's own minimum.
+        least, floor = self.minimumSizeHint(), self.minimumSize()
+        width = max(min(max(min(1600, int(area.width() * 0.94)), least.width()), area.width()),
+                    floor.width())
+        height = max(min(max(min(1000, int(area.height() * 0.94)), least.height()),
+                         area.height()), floor.height())
         self.resize(width, height)
         self.move(area.x() + max(0, (area.width() - width) // 2),
                   area.y() + max(0, (area.height() - height) // 2))
