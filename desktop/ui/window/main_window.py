@@ -198,14 +198,12 @@ class MainWindow(QMainWindow):
         """First start: most of the screen, at most 1600 × 1000, centred, never past its edges."""
         screen = QGuiApplication.primaryScreen()
         area = screen.availableGeometry() if screen is not None else QRect(0, 0, 1440, 900)
-        # The docks' contents ask for a least size (about 1,380 × 680), more than the layout
-        # really needs (the window works at 1280 × 720): ask for it where the screen has room,
-        # else take the screen, never less than the layout's own minimum.
-        least, floor = self.minimumSizeHint(), self.minimumSize()
-        width = max(min(max(min(1600, int(area.width() * 0.94)), least.width()), area.width()),
-                    floor.width())
-        height = max(min(max(min(1000, int(area.height() * 0.94)), least.height()),
-                         area.height()), floor.height())
+        # The docks' contents ask for a least size (about 1,230 × 560): granted where the screen
+        # has room, but the window never grows past the screen's own edges.
+        least = self.minimumSizeHint()
+        want_w = max(min(1600, int(area.width() * 0.94)), least.width())
+        want_h = max(min(1000, int(area.height() * 0.94)), least.height())
+        width, height = min(want_w, area.width()), min(want_h, area.height())
         self.resize(width, height)
         self.move(area.x() + max(0, (area.width() - width) // 2),
                   area.y() + max(0, (area.height() - height) // 2))
