@@ -179,10 +179,18 @@ def _check_args(tokens: int, repeat: int) -> None:
 
 
 def run_bench(path: str, settings: LoadSettings, tokens: int, repeat: int,
-              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+              progress: Callable[[str], None] | None = None,
+              only: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`only`: the names of the chains to run (all of them when empty)."""
     _check_args(tokens, repeat)
     say = progress or (lambda _message: None)
     chains = bench_chains()
+    unknown = sorted(set(only) - {c.name for c in chains})
+    if unknown:
+        raise BenchError(f"no such chain: {', '.join(unknown)} (the chains: "
+                         f"{', '.join(c.name for c in chains)})", bad_input=True)
+    if only:
+        chains = tuple(c for c in chains if c.name in only)
     loads = [os.getloadavg()[0]]  # the 1-minute load average, sampled after every chain
     engine = _Engine()
     ref: _Reference | None = None

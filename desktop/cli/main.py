@@ -89,6 +89,8 @@ def _add_bench_parser(sub: Any) -> None:
     add_model_args(p)
     p.add_argument("--tokens", type=int, default=128)
     p.add_argument("--repeat", type=int, default=3, help="interleaved rounds; the best counts")
+    p.add_argument("--chains", default="",
+                   help="only these sampler chains, comma-separated (default: every one)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--chart", action="store_true",
                    help="also: tokens/s with the live chart vs hidden (a Qt run, offscreen)")
@@ -310,7 +312,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     model = str(model_path(args))
     try:
         report = run_bench(model, load_settings(args), args.tokens, args.repeat,
-                           progress=lambda line: print(line, file=sys.stderr, flush=True))
+                           progress=lambda line: print(line, file=sys.stderr, flush=True),
+                           only=tuple(n.strip() for n in args.chains.split(",") if n.strip()))
     except BenchError as exc:
         print(f"openlid: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT if exc.bad_input else EXIT_FAIL

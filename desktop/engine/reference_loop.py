@@ -31,7 +31,10 @@ if TYPE_CHECKING:
 def main(conn: Connection, path: str, settings: LoadSettings) -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)  # llama.cpp's load chatter is not the benchmark's output
+    from desktop.engine.heap import keep_heap
     from desktop.engine.llama_session import LlamaSession
+
+    keep_heap()  # the engine worker's heap settings, so only the capture tells them apart
     from desktop.engine.session import LoadFailed
 
     try:

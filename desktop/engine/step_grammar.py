@@ -22,7 +22,15 @@ import numpy.typing as npt
 from desktop.core.sampler_stages import STAGE_GRAMMAR, STAGE_MIN_P, STAGE_TOP_K
 from desktop.core.sampling import SamplerSettings, SettingsError
 from desktop.core.steps import StageView
-from desktop.engine.step_shortcuts import Candidates, Normaliser, floats, head_ids, ints, ranked
+from desktop.engine.step_shortcuts import (
+    Candidates,
+    Normaliser,
+    all_distinct,
+    floats,
+    head_ids,
+    ints,
+    ranked,
+)
 
 __all__ = ["GrammarStart"]
 
@@ -81,7 +89,7 @@ class GrammarStart:
                 return False  # min-p keeps the allowed scores near the best, in id order
             L.llama_sampler_apply(self.samplers[STAGE_TOP_K], cand.ref)
             kept = cand.view()["logit"]
-            if (len(np.unique(kept)) == len(kept)
+            if (all_distinct(kept)
                     and int(np.count_nonzero(kept_values >= kept.min())) == len(kept)):
                 return True
             self.full_fallbacks += 1  # a tie at the cut: as without the grammar

@@ -63,6 +63,7 @@ from desktop.engine.step_shortcuts import (
     TOKEN_DATA,
     Candidates,
     Normaliser,
+    all_distinct,
     floats,
     head_ids,
     ints,
@@ -70,6 +71,7 @@ from desktop.engine.step_shortcuts import (
     ranked,
     raw_normaliser,
     small_snapshot,
+    sorted_unique,
 )
 from desktop.engine.step_top_p import TopPHead
 
@@ -205,7 +207,8 @@ class StepSampler(GrammarStart):
         if not self._prefix or not self._history:
             empty = np.zeros(0, dtype=np.int32)
             return empty, [np.zeros(0, dtype=np.float32) for _ in self._prefix]
-        ids = np.unique(np.fromiter(self._history, dtype=np.int32, count=len(self._history)))
+        ids = sorted_unique(np.fromiter(self._history, dtype=np.int32,
+                                        count=len(self._history)))
         w = self._wcand
         w.fill_ids(ids, logits[ids])
         after = []
@@ -238,7 +241,7 @@ class StepSampler(GrammarStart):
                 kept = cand.view()["logit"]
                 # With no two equal scores at or above the cut, every sort keeps the same tokens
                 # in the same order; a tie could come out otherwise on the whole vocabulary.
-                if (len(np.unique(kept)) == len(kept)
+                if (all_distinct(kept)
                         and int(np.count_nonzero(values >= kept.min())) == len(kept)):
                     return True
                 self.full_fallbacks += 1
@@ -281,7 +284,7 @@ class StepSampler(GrammarStart):
         if not 0 < len(alive) <= SMALL:
             return
         values = lg[alive]
-        if float(values.min()) < _BUCKET_FLOOR or len(np.unique(values)) < len(values):
+        if float(values.min()) < _BUCKET_FLOOR or not all_distinct(values):
             return
         self.cand.fill_ids(view["id"][alive], values)
         self.compacted += 1
@@ -417,7 +420,7 @@ class StepSampler(GrammarStart):
                      raw_ids: npt.NDArray[np.int32], w_ids: npt.NDArray[np.int32],
                      values: npt.NDArray[np.float32]) -> StageView:
         """A prefix stage's snapshot: the raw distribution with the window's scores replaced."""
-        ids = np.union1d(raw_ids, w_ids).astype(np.int32)
+        ids = sorted_unique(np.concatenate([raw_ids, w_ids])).astype(np.int32)
         current = logits[ids].copy()
         current[np.searchsorted(ids, w_ids)] = values
         z = norm.z_with(logits, w_ids, values)

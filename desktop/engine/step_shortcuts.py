@@ -6,13 +6,25 @@ raw normaliser and entropy, one threshold pass per head) and never sorts it: num
 scores, a threshold (`>=`) pass is ~0.05 ms where `argpartition` is 2.5 ms (../shared/FACTS.md),
 so heads are found by threshold and only the few hundred tokens inside are sorted. Ranks break
 ties by token id, so a listing does not depend on the order a sampler left its array in.
+
+The raw softmax over the whole vocabulary (for the raw probabilities and the entropy) is the one
+pass every captured step pays. numpy's float32 `exp` runs at ~3.6 ns a score on this project's
+x86-64 machines (0.7–0.9 ms for Gemma's 262,144); llama.cpp's CPU backend has a vectorised
+softmax kernel, `ggml_vec_soft_max_f32` (the one its soft_max operator runs; exported from
+libggml-cpu), that does the same in ~0.17 ms with every exp within ~1e-6 of the exact value and
+the sum in double. The normaliser uses it when this llama.cpp build exports it, numpy otherwise.
+numpy's set routines (`unique`, `union1d`) import numpy.ma on first use (70–140 ms, inside the
+first captured step): the helpers below sort instead.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import llama_cpp as L
@@ -182,9 +194,23 @@ def _exp_sum(logits: npt.NDArray[np.float32], shift: float) -> tuple[float, floa
 def raw_normaliser(logits: npt.NDArray[np.float32]) -> Normaliser:
     """Shift, z, entropy and max over the whole vocabulary, in one pass.
 
-    Entropy is shift-invariant (H = ln Z - E_p[l - shift]): while exp cannot overflow
-    (|max logit| < 60) the logits need no shifting at all, so the pass goes unshifted and finds
-    the max as it goes; only scores beyond that need a second, shifted pass."""
+    Entropy is shift-invariant (H = ln Z - E_p[l - shift]). With llama.cpp's softmax kernel: the
+    max, then exp(l - max) and its sum in one vectorised pass, then E[l] as a dot product. With
+    numpy: while exp cannot overflow (|max logit| < 60) the logits need no shifting at all, so
+    the pass goes unshifted and finds the max as it goes; only scores beyond that need a second,
+    shifted pass."""
+    kernel = _softmax_kernel()
+    if kernel is not None and logits.flags.c_contiguous and 0 < len(logits) < 2**31:
+        top = float(logits.max())
+        if math.isfinite(top):
+            w, d = _scratch(len(logits))
+            z = float(kernel(len(logits), w.ctypes.data, logits.ctypes.data, top))
+            # sum of exp(l - top) * (l - top): every term ≤ 0, so float32 sums lose nothing
+            # to cancellation (a dot with l, less top * z, would)
+            np.subtract(logits, np.float32(top), out=d)
+            dot = float(np.dot(w, d))
+            entropy = (math.log(z) - dot / z) * _LOG2E
+            return Normaliser(top, z, entropy, top)
     z, dot, top = _exp_sum(logits, 0.0)
     shift = 0.0
     if abs(top) >= 60.0:
@@ -192,6 +218,50 @@ def raw_normaliser(logits: npt.NDArray[np.float32]) -> Normaliser:
         z, dot, _ = _exp_sum(logits, shift)
     entropy = (math.log(z) - dot / z) * _LOG2E
     return Normaliser(shift, z, entropy, top)
+
+
+_SCRATCH: list[npt.NDArray[np.float32]] = []
+
+
+def _scratch(n: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Two float32 buffers of `n` for the kernel's output and the shifted scores, kept between
+    steps (one pair per process: the worker samples on one thread)."""
+    if len(_SCRATCH) != 2 or len(_SCRATCH[0]) != n:
+        _SCRATCH[:] = [np.empty(n, dtype=np.float32), np.empty(n, dtype=np.float32)]
+    return _SCRATCH[0], _SCRATCH[1]
+
+
+@functools.cache
+def _softmax_kernel() -> Any:
+    """llama.cpp's `ggml_vec_soft_max_f32(n, y, x, max)`: y = exp(x - max), returns the sum (a
+    double). None when this build does not export it (a build with one CPU library per
+    instruction set, or another platform's naming): then numpy computes the normaliser."""
+    names = {"darwin": "libggml-cpu.dylib", "win32": "ggml-cpu.dll"}
+    path = Path(L.__file__).parent / "lib" / names.get(sys.platform, "libggml-cpu.so")
+    try:
+        kernel = ctypes.CDLL(str(path)).ggml_vec_soft_max_f32
+    except (OSError, AttributeError):
+        return None
+    kernel.restype = ctypes.c_double
+    kernel.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_float)
+    return kernel
+
+
+def sorted_unique(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """np.unique(values), without importing numpy.ma."""
+    s = np.sort(values, axis=None)
+    if len(s) < 2:
+        return s
+    keep = np.empty(len(s), dtype=bool)
+    keep[0] = True
+    np.not_equal(s[1:], s[:-1], out=keep[1:])
+    return s[keep]
+
+
+def all_distinct(values: npt.NDArray[Any]) -> bool:
+    """Whether no two of `values` are equal."""
+    s = np.sort(values, axis=None)
+    return not bool((s[1:] == s[:-1]).any())
 
 
 def ranked(ids: npt.NDArray[Any], values: npt.NDArray[Any]) -> npt.NDArray[np.intp]:

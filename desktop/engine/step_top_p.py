@@ -29,7 +29,7 @@ from typing import Any
 import llama_cpp as L
 import numpy as np
 
-from desktop.engine.step_shortcuts import Candidates
+from desktop.engine.step_shortcuts import Candidates, all_distinct
 
 _GAPS = (6.0, 10.0, 16.0, 24.0, 40.0)  # how far below the top score a head reaches, in turn
 _LIMIT = 16384  # a head with more tokens than this is no cheaper than llama.cpp's sort
@@ -87,7 +87,7 @@ class TopPHead:
                 continue
             keep = int(reached[0]) + 1
             kept = entries["logit"][: keep + 1]
-            if len(np.unique(kept)) < len(kept):  # ties among the kept or at the cut
+            if not all_distinct(kept):  # ties among the kept or at the cut
                 return False
             cand.keep_sorted(entries[:keep].copy())
             return True

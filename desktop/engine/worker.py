@@ -27,6 +27,7 @@ from desktop.core.private_files import open_private
 from desktop.core.sampling import SamplerSettings, SettingsError
 from desktop.engine import protocol as P
 from desktop.engine.crash import EXIT_LOG_REFUSED
+from desktop.engine.heap import keep_heap
 from desktop.engine.session import MessageSession, Session, SessionFactory, TokenSession
 from desktop.engine.vision_prompt import ImageError, prompt_tokens
 
@@ -54,6 +55,7 @@ def main(conn: Connection, log_path: str, nice: int = 0) -> None:
     if nice > 0:
         with contextlib.suppress(OSError):
             os.nice(nice)
+    keep_heap()
     # EOF or a broken pipe: the host went away and there is nothing left to answer.
     with contextlib.suppress(EOFError, BrokenPipeError, KeyboardInterrupt):
         Worker(conn, log_path).serve()

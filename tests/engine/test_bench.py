@@ -88,6 +88,18 @@ def test_bench_refuses_bad_arguments_in_words(capsys: pytest.CaptureFixture[str]
     assert "--tokens must be at least 2" in capsys.readouterr().err
     assert main(["bench", "--model", model, "--repeat", "0"]) == EXIT_BAD_INPUT
     assert "--repeat must be at least 1" in capsys.readouterr().err
+    assert main(["bench", "--model", model, "--chains", "default,fastest"]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "no such chain: fastest" in err
+    assert "greedy, default, full_vocab" in err  # the names it knows
+
+
+def test_bench_runs_only_the_chains_asked_for(tiny_model: Path) -> None:
+    out = _bench(tiny_model, "--json", "--chains", "xtc, greedy")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert list(report["chains"]) == ["greedy", "xtc"]  # in the table's order
+    assert report["chains"]["xtc"]["same_tokens"] is True
 
 
 def test_bench_refuses_a_model_it_cannot_run(tmp_path: Path) -> None:

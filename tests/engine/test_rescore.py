@@ -62,8 +62,16 @@ def _log_softmax(row: np.ndarray, token: int) -> float:
 
 def _direct(path: Path, prompt: list[int], reply: list[int], how: str) -> list[float]:
     """The same tokens in a fresh context, log-softmax in numpy. `how`: "one batch" (prompt and
-    reply together), "tail batch" (the prompt but its last token, then that token and the reply
-    in one batch) or "one by one" (the prompt but its last token, then one token at a time)."""
+    reply together), "tail batch" (the prompt in one batch, as the generation decoded it, its last
+    token taken back out of the cache, then that token and the reply in one batch) or "one by
+    one" (the prompt but its last token, then one token at a time).
+
+    A position's cache entries can hang on the batch it was decoded in: with some builds of
+    llama.cpp's CPU kernels (seen on an AVX2-only x86-64 machine, not on the AVX-512 ones
+    before), the prompt but its last token decoded alone gives figures up to 0.27 nats away from
+    the same positions decoded within the whole prompt, while taking a token back out of the
+    cache and decoding it again changes nothing. So "tail batch" repeats the generation's
+    batches exactly."""
     from desktop.engine.llama_session import LlamaSession
 
     session = LlamaSession(str(path), LOAD)
@@ -72,10 +80,12 @@ def _direct(path: Path, prompt: list[int], reply: list[int], how: str) -> list[f
             session.decode([*prompt, *reply[:-1]], all_logits=True)
             return [_log_softmax(session.logits_at(len(prompt) - 1 + i), t)
                     for i, t in enumerate(reply)]
-        session.decode(prompt[:-1])
         if how == "tail batch":
+            session.decode(prompt)
+            session.rollback(len(prompt) - 1)
             session.decode([prompt[-1], *reply[:-1]], all_logits=True)
             return [_log_softmax(session.logits_at(i), t) for i, t in enumerate(reply)]
+        session.decode(prompt[:-1])
         out = []
         for token, before in zip(reply, [prompt[-1], *reply[:-1]], strict=True):
             session.decode([before])
