@@ -58,7 +58,10 @@ def scan(qtbot: Any, panel: ModelLibraryPanel) -> None:
 
 
 def wait_message(qtbot: Any, panel: ModelLibraryPanel, text: str) -> None:
-    qtbot.waitUntil(lambda: text in panel.message.text(), timeout=10_000)
+    def shown() -> None:
+        assert text in panel.message.text(), panel.message.text()  # a timeout says what it saw
+
+    qtbot.waitUntil(shown, timeout=10_000)
 
 
 def answer(monkeypatch: pytest.MonkeyPatch, button_text: str) -> list[list[str]]:
@@ -204,7 +207,10 @@ def test_models_folder_file_can_be_deleted_from_disk(
     scan(qtbot, panel)
     panel.select(str(broken))
     panel.request_remove()
-    qtbot.waitUntil(lambda: not broken.exists(), timeout=10_000)
+    # The removal's whole job, not only its unlink: the next removal must not race its update
+    # of the library.
+    wait_message(qtbot, panel, "Deleted broken from disk")
+    assert not broken.exists()
 
     answer(monkeypatch, "Remove from list")  # hidden, kept on disk, not listed again
     panel.select(str(kept))
