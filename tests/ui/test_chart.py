@@ -13,6 +13,7 @@ import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import StageView, StepRecord
 from desktop.core.token_text import token_label
 from desktop.ui.chart import ChartDock
+from desktop.ui.chart.chart_dock import TIMELINE_DEFER_MS
 from desktop.ui.chart.distribution_chart import LOG_FLOOR
 from tests.threads import TEST_THREADS
 
@@ -519,3 +521,36 @@ def test_a_cut_near_the_left_edge_labels_to_its_right(qtbot: QtBot, dock: ChartD
     painted(qtbot, dock, record)
     assert tuple(dock.chart.cut_lines["top_p"].label.anchor) == (0.0, 0.0)
     assert tuple(dock.chart.cut_lines["top_k"].label.anchor) == (1.0, 0.0)
+
+
+def test_a_streaming_step_draws_the_chart_and_the_timeline_in_frames_of_their_own(
+        qtbot: QtBot, dock: ChartDock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Painted in one pass of the event loop, the two stalled the window for the sum of both:
+    the timeline's redraw comes a frame after the chart's."""
+    calls: list[tuple[str, float]] = []
+    for name, owner, method in (("chart", dock.chart, "show_record"),
+                                ("timeline", dock.timeline, "refresh")):
+        original = getattr(owner, method)
+
+        def logged(*args: Any, _name: str = name, _original: Any = original,
+                   **kwargs: Any) -> Any:
+            calls.append((_name, time.perf_counter()))
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, method, logged)
+    templates = [make_record(i) for i in range(8)]
+    for step in range(60):
+        dock.add_step(dataclasses.replace(templates[step % 8], step=step))
+        qtbot.wait(5)
+    last = dock.latest
+    assert last is not None
+    painted(qtbot, dock, last)
+    qtbot.waitUntil(lambda: dock.timeline.entropy_curve.getData()[0][-1] == 59, timeout=2000)
+    chart_at = [t for name, t in calls if name == "chart"]
+    timeline_at = [t for name, t in calls if name == "timeline"]
+    assert len(chart_at) >= 2
+    assert timeline_at
+    for t in timeline_at:
+        before = [c for c in chart_at if c <= t]
+        if before:  # never in the same pass as the chart's draw: at least a frame later
+            assert t - before[-1] >= TIMELINE_DEFER_MS / 2000, (t - before[-1])

@@ -48,6 +48,7 @@ from desktop.ui.chart.step_header import sampled_header, step_header
 from desktop.ui.chart.step_history import HISTORY_LIMIT, StepHistory
 
 TIMELINE_INTERVAL_S = 0.1  # the timeline only scrolls: 10 redraws a second are plenty
+TIMELINE_DEFER_MS = 20  # a streaming step's timeline redraw comes this long after the chart's
 TITLE = "Probabilities"  # the tab's words: short, so six tabs fit a 560-pixel-wide dock area
 
 
@@ -80,6 +81,12 @@ class ChartDock(QDockWidget):
         self._timer.setSingleShot(True)
         self._timer.setInterval(PAINT_INTERVAL_MS)
         self._timer.timeout.connect(self._paint)
+        # While a reply streams, the timeline's redraw waits a frame after the chart's: painted
+        # in one pass of the event loop, the two stalled the window for the sum of both.
+        self._timeline_timer = QTimer(self)
+        self._timeline_timer.setSingleShot(True)
+        self._timeline_timer.setInterval(TIMELINE_DEFER_MS)
+        self._timeline_timer.timeout.connect(self._refresh_timeline)
         self._build()
 
     def _build(self) -> None:
@@ -164,6 +171,7 @@ class ChartDock(QDockWidget):
     def clear(self) -> None:
         """Show nothing; steps added after this carry no recorded settings until told."""
         self._timer.stop()
+        self._timeline_timer.stop()
         self.what_if.stop()
         self.latest = self.shown = None
         self.generation, self.settings = None, None
@@ -285,15 +293,21 @@ class ChartDock(QDockWidget):
         self.paint_count += 1
         self._dirty = False
         live = self.selected_step is None
+        drawn = False
         if live and self.latest is not None and self.latest is not self.shown:
             settings = self.settings_of(self.latest)
             if settings is not None and settings is not self.inspector.base:
                 self.inspector.set_base_settings(settings)
             self.inspector.set_step(self.latest, live=True)
             self._show(self.latest, settings)
+            drawn = True
         now = time.monotonic()
         self._painted_at = now
-        if timeline or now - self._timeline_at >= TIMELINE_INTERVAL_S:
+        if not timeline and drawn and now - self._timeline_at >= TIMELINE_INTERVAL_S:
+            if not self._timeline_timer.isActive():
+                self._timeline_timer.start()  # its own frame, after the chart's paint
+        elif timeline or now - self._timeline_at >= TIMELINE_INTERVAL_S:
+            self._timeline_timer.stop()
             self._timeline_at = now
             self.timeline.refresh(follow=live)
         elif self.timeline.dirty:  # its new points still need drawing, a little later
@@ -301,6 +315,11 @@ class ChartDock(QDockWidget):
             if not self._framed and not self._timer.isActive():
                 self._timer.start()
         self._pace(time.perf_counter() - started)
+
+    def _refresh_timeline(self) -> None:
+        if self.isVisible():
+            self._timeline_at = time.monotonic()
+            self.timeline.refresh(follow=self.selected_step is None)
 
     def _pace(self, work_s: float) -> None:
         """Stretch the paint interval when paints are dear (slow machine, big dock)."""
@@ -413,6 +432,7 @@ class ChartDock(QDockWidget):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._timer.stop()
+        self._timeline_timer.stop()
         self.what_if.stop()
         super().closeEvent(event)
 
