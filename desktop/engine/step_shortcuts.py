@@ -200,7 +200,8 @@ def raw_normaliser(logits: npt.NDArray[np.float32]) -> Normaliser:
     the pass goes unshifted and finds the max as it goes; only scores beyond that need a second,
     shifted pass."""
     kernel = _softmax_kernel()
-    if kernel is not None and logits.flags.c_contiguous and 0 < len(logits) < 2**31:
+    if (kernel is not None and logits.dtype == np.float32 and logits.flags.c_contiguous
+            and 0 < len(logits) < 2**31):
         top = float(logits.max())
         if math.isfinite(top):
             w, d = _scratch(len(logits))

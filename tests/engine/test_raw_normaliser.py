@@ -49,6 +49,15 @@ def test_normaliser_matches_float64(case: str, with_kernel: bool,
     assert norm.entropy == pytest.approx(entropy, rel=1e-5, abs=1e-6)
 
 
+def test_scores_of_another_type_go_to_numpy() -> None:
+    """The kernel reads float32: float64 scores (a transformers model's, say) must not reach it."""
+    logits = np.random.default_rng(4).standard_normal(N_VOCAB) * 3
+    norm = raw_normaliser(logits)
+    p, entropy = _exact(logits)
+    assert norm.entropy == pytest.approx(entropy, rel=1e-6)
+    assert norm.probs(logits[:5]) == pytest.approx(p[:5], rel=1e-6)
+
+
 def test_this_build_exports_the_kernel() -> None:
     """The locked llama.cpp build (one CPU library, built for this machine) exports it; a build
     that does not would leave capture at numpy's speed, which `openlid bench` would show."""
