@@ -5,6 +5,7 @@ that fact less likely."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +17,21 @@ from desktop.core.sampling import SamplerSettings
 from desktop.core.templates.prompt import build_messages, presets, render_prompt
 from desktop.engine import protocol as P
 from desktop.engine.host import EngineHost
-from tests.engine.conftest import LOAD
+from tests.engine.conftest import LOAD, load
 
 GREEDY = SamplerSettings(temperature=0.0, max_tokens=8, seed=1)
+
+
+@pytest.fixture
+def fresh_engine(gemma_path: Path) -> Iterator[EngineHost]:
+    """An engine whose KV cache holds nothing yet: the reply's prompt is decoded in one batch,
+    as `_direct`'s "tail batch" repeats it (the shared engine's cache may hold a prefix of it
+    from another test, decoded in other batches: see `_direct`)."""
+    host = EngineHost()
+    event = load(host, gemma_path)
+    assert isinstance(event, P.Loaded), event
+    yield host
+    host.shutdown()
 
 
 def _turn(engine: EngineHost, system: str, history: list[dict[str, str]]
@@ -96,7 +109,8 @@ def _direct(path: Path, prompt: list[int], reply: list[int], how: str) -> list[f
 
 
 def test_nothing_removed_matches_the_generation_and_a_direct_decode(
-        engine: EngineHost, gemma_path: Path) -> None:
+        fresh_engine: EngineHost, gemma_path: Path) -> None:
+    engine = fresh_engine
     turn, prompt, steps = _turn(engine, "You are a terse geography tutor.",
                                 [{"role": "user", "content": "What is the capital of France?"}])
     reply = [s.record.token_id for s in steps]
