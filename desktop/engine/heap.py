@@ -5,8 +5,8 @@ short-lived arrays the size of the vocabulary (a 256 KB mask, 128 KB chunks of t
 1 MB copy in some chains). glibc's malloc serves blocks over its mmap threshold with fresh pages
 and gives the top of the heap back when more than its trim threshold lies free there, so each
 step faulted those pages in anew: on this project's 2-core machine, 0.6–0.8 ms of a 2.5 ms
-captured step. With the thresholds raised, the blocks come back from the
-heap already mapped. The price is at most `_TRIM` bytes of freed memory the process keeps.
+captured step. With the thresholds raised, the blocks come back from the heap already mapped.
+The price is at most `_TRIM` bytes of freed memory the process keeps.
 
 Only glibc has `mallopt`; elsewhere (macOS, Windows, musl) this does nothing.
 """

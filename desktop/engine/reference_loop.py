@@ -33,9 +33,9 @@ def main(conn: Connection, path: str, settings: LoadSettings) -> None:
     os.dup2(devnull, 2)  # llama.cpp's load chatter is not the benchmark's output
     from desktop.engine.heap import keep_heap
     from desktop.engine.llama_session import LlamaSession
+    from desktop.engine.session import LoadFailed
 
     keep_heap()  # the engine worker's heap settings, so only the capture tells them apart
-    from desktop.engine.session import LoadFailed
 
     try:
         session = LlamaSession(path, settings)

@@ -303,13 +303,13 @@ class ChartDock(QDockWidget):
             drawn = True
         now = time.monotonic()
         self._painted_at = now
-        if not timeline and drawn and now - self._timeline_at >= TIMELINE_INTERVAL_S:
+        due = timeline or now - self._timeline_at >= TIMELINE_INTERVAL_S
+        if due and drawn and not timeline:
             if not self._timeline_timer.isActive():
                 self._timeline_timer.start()  # its own frame, after the chart's paint
-        elif timeline or now - self._timeline_at >= TIMELINE_INTERVAL_S:
+        elif due:
             self._timeline_timer.stop()
-            self._timeline_at = now
-            self.timeline.refresh(follow=live)
+            self._refresh_timeline()
         elif self.timeline.dirty:  # its new points still need drawing, a little later
             self._dirty = True
             if not self._framed and not self._timer.isActive():
