@@ -25,7 +25,7 @@ from desktop.core.model_info import LoadSettings, ModelInfo, SpecialToken
 from desktop.engine.session import (
     ContextOverflow,
     LoadFailed,
-    display_pieces,
+    cached_pieces,
     reusable_prefix,
 )
 from desktop.engine.vision import ImageError, Vision, is_image_position, open_vision
@@ -138,6 +138,7 @@ class LlamaSession:
         self.dry_templates: dict[tuple[object, ...], Any] = {}
         self._piece_buf = ctypes.create_string_buffer(256)
         self._display: dict[int, str] = {}
+        self._logits_view: tuple[int | None, npt.NDArray[np.float32]] | None = None
         self.vision: Vision | None = None
         try:
             self.vision = open_vision(model, path, settings, threads)
@@ -260,7 +261,7 @@ class LlamaSession:
         return text
 
     def display_pieces(self, stages: Any, token: int) -> dict[int, str]:
-        return display_pieces(stages, token, self.display_piece)
+        return cached_pieces(stages, token, self.display_piece, self._display)
 
     def is_end_of_generation(self, token: int) -> bool:
         return bool(L.llama_vocab_is_eog(self.vocab, token))
@@ -341,9 +342,15 @@ class LlamaSession:
         self.cached.extend(tokens)
 
     def logits(self) -> npt.NDArray[np.float32]:
-        """Zero-copy view of the last decoded position's logits; valid until the next decode."""
+        """Zero-copy view of the last decoded position's logits; valid until the next decode.
+        One token at a time, llama.cpp writes them to the same place each step: the view made
+        for that address is kept (numpy's ctypes view costs ~70 µs a token to make anew)."""
         ptr = L.llama_get_logits_ith(self.ctx, -1)
-        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+        address = ctypes.cast(ptr, ctypes.c_void_p).value
+        view = self._logits_view
+        if view is None or view[0] != address:
+            view = self._logits_view = (address, np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)))
+        return view[1]
 
     def logits_at(self, index: int) -> npt.NDArray[np.float32]:
         """Zero-copy view of the logits after token `index` of the last batch (decoded with

@@ -66,10 +66,13 @@ from desktop.engine.step_shortcuts import (
     all_distinct,
     floats,
     head_ids,
+    head_order,
     ints,
     large_snapshot,
+    next_guess,
     ranked,
     raw_normaliser,
+    reach_of,
     small_snapshot,
     sorted_unique,
 )
@@ -78,6 +81,7 @@ from desktop.engine.step_top_p import TopPHead
 __all__ = ["TOKEN_DATA", "StepSampler", "llama_chain"]
 
 
+_NO_IDS = np.zeros(0, dtype=np.int32)
 # llama.cpp's partial sort puts a score in bucket int(6.4 * score + 64), clamped to 0…127: -inf
 # and every score below this share bucket 0.
 _BUCKET_FLOOR = -9.84
@@ -153,6 +157,7 @@ class StepSampler(GrammarStart):
         self._checked: tuple[npt.NDArray[np.int32], npt.NDArray[np.float32],
                              npt.NDArray[np.bool_]] | None = None
         self.grammar_full_steps = 0  # steps where the grammar checked the whole vocabulary
+        self._head_gap: float | None = None  # how far below the max the last raw head reached
 
     def _own(self, sampler: Any) -> Any:
         self._owned.append(sampler)
@@ -234,7 +239,11 @@ class StepSampler(GrammarStart):
             if raw_head is not None and not len(w_ids) and len(raw_head) >= s.top_k:
                 ids, values = raw_head, logits[raw_head]  # one threshold pass, not two
             else:
-                ids, values = head_ids(logits, w_ids, w_final, raw_max, count=s.top_k)
+                guess = None if self._head_gap is None else raw_max - self._head_gap
+                ids, values = head_ids(logits, w_ids, w_final, raw_max, count=s.top_k,
+                                       guess=guess)
+                if values is not None:
+                    self._head_gap = next_guess(raw_max, reach_of(values, s.top_k))
             if ids is not None and values is not None:
                 cand.fill_ids(ids, values)
                 L.llama_sampler_apply(self.samplers[STAGE_TOP_K], cand.ref)
@@ -358,12 +367,23 @@ class StepSampler(GrammarStart):
         want = top_n + len(w_ids)
         k_head = self._head_stage == STAGE_TOP_K and not self._grammar_live
         count = max(want, self.settings.top_k) if k_head else want
-        head = head_ids(logits, np.zeros(0, np.int32), None, norm.max, count=count)[0]
-        shared = head if k_head else None
+        # Where the last step's head reached saves finding a threshold (see next_guess).
+        guess = None if self._head_gap is None else norm.max - self._head_gap
+        head = head_ids(logits, _NO_IDS, None, norm.max, count=count, guess=guess)[0]
+        shared = None
         if head is None:  # a flat distribution: no short head holds that many
             want = min(want, len(logits) - 1)
             head = np.sort(np.argpartition(-logits, want)[: want + 1]).astype(np.int32)
-        raw_ids = head[ranked(head, logits[head])[: top_n + len(w_ids)]]
+        elif k_head:
+            shared = head
+        values = logits[head]
+        order, reached = head_order(values, max(count, want))
+        self._head_gap = next_guess(norm.max, reached)
+        if shared is not None:
+            # Top-k's input: every token scoring at least the k-th highest (ids ascending), not
+            # the whole head: llama.cpp's top-k then sorts ~k tokens instead of ~1,000.
+            shared = head[values >= values[order[self.settings.top_k - 1]]]
+        raw_ids = head[order[: top_n + len(w_ids)]]
         raw_top = raw_ids[:top_n]
         views = [StageView(STAGE_RAW, self.n_vocab, 1.0, ints(raw_top),
                            floats(norm.probs(logits[raw_top])))]

@@ -302,7 +302,7 @@ def _threshold_for(logits: npt.NDArray[np.float32], count: int) -> float:
 def head_ids(
     logits: npt.NDArray[np.float32], w_ids: npt.NDArray[np.int32],
     w_values: npt.NDArray[np.float32] | None, raw_max: float, *,
-    count: int | None = None, min_p: float | None = None,
+    count: int | None = None, min_p: float | None = None, guess: float | None = None,
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]] | tuple[None, None]:
     """The ids (ascending) and current scores of every token whose score reaches a threshold;
     current means raw except for the window `w_ids`, whose scores are now `w_values`.
@@ -311,8 +311,14 @@ def head_ids(
     token tied with the last of them, are all inside. With `min_p`, it sits 1 below min-p's own
     cut, max + log(min_p) (far beyond float32 rounding), so every survivor of min-p is inside;
     the max is exact, since the highest token outside the window is always inside the head.
-    (None, None) when the head would be a large part of the vocabulary: then the whole one."""
+    (None, None) when the head would be a large part of the vocabulary: then the whole one.
+    `guess`: a threshold to try first with `count` (the last step's, see `next_guess`); it
+    saves the sampled threshold's pass when it lets in enough tokens and not too many."""
     limit = max(65536, len(logits) // 4)
+    if guess is not None and count is not None and min_p is None:
+        idx, vals, _ = _above(logits, w_ids, w_values, guess)
+        if count <= len(idx) <= max(16 * count, 4096):
+            return idx, vals
     t = raw_max + math.log(min_p) - 1.0 if min_p is not None else _threshold_for(logits,
                                                                                   count or 1)
     for _ in range(6):
@@ -333,6 +339,39 @@ def head_ids(
             return idx, vals
         t -= max(8.0, raw_max - t)  # reach twice as far below the top
     return None, None
+
+
+def head_order(values: npt.NDArray[np.float32], count: int
+               ) -> tuple[npt.NDArray[np.intp], float]:
+    """The `count` highest of a head's `values` and every one tied with the last of them,
+    ranked as `ranked` ranks them (a head's ids ascend, so a stable sort of the scores breaks
+    ties by id); and `reach_of` the head. A partition, then a sort of those few."""
+    order: npt.NDArray[np.intp]
+    n = len(values)
+    count = min(count, n)
+    reach = min(n, 2 * count + 64)
+    if n <= 2 * reach:
+        order = np.argsort(-values, kind="stable")
+        return order, float(values[order[reach - 1]])
+    part = np.partition(values, (n - reach, n - count))
+    sel = np.flatnonzero(values >= part[n - count])
+    order = sel[np.argsort(-values[sel], kind="stable")]
+    return order, float(part[n - reach])
+
+
+def reach_of(values: npt.NDArray[np.float32], count: int) -> float:
+    """The score about 2 × `count` + 64 places down a head's `values`: where the next step's
+    head should reach (`next_guess`)."""
+    n = len(values)
+    reach = min(n, 2 * count + 64)
+    return float(np.partition(values, n - reach)[n - reach])
+
+
+def next_guess(top: float, reached: float) -> float:
+    """How far below the max the next step's head should reach (its guess is that step's max
+    less this gap): as far as this step's `reach_of`, and half a nat more. Only a first try:
+    `head_ids` finds another threshold when the guess lets in too few tokens or too many."""
+    return top - reached + 0.5
 
 
 def small_snapshot(name: str, view: npt.NDArray[Any], top_n: int,

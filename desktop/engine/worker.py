@@ -14,6 +14,7 @@ import codecs
 import collections
 import contextlib
 import os
+import select
 import sys
 import time
 import traceback
@@ -83,6 +84,7 @@ class Worker:
         self.drafter: Drafter | None = None  # speculative decoding's, when the load asked
         self.embedder: Embedder | None = None  # semantic retrieval's, kept across loads
         self.pending: collections.deque[object] = collections.deque()
+        self._poller: select.poll | None = None  # see _waiting
 
     def send(self, event: object) -> None:
         self.conn.send(event)
@@ -338,9 +340,20 @@ class Worker:
         )
         self.send(P.Done(msg.request_id, done, tuple(prompt)))
 
+    def _waiting(self) -> bool:
+        """Whether a message waits on the pipe. Asked between every two tokens: one reused
+        poll object where the platform has them (Connection.poll builds a selector each time,
+        a cost the decode's cold caches multiply), the Connection's own check elsewhere."""
+        if self._poller is None:
+            if not hasattr(select, "poll"):
+                return self.conn.poll()
+            self._poller = select.poll()
+            self._poller.register(self.conn.fileno(), select.POLLIN)
+        return bool(self._poller.poll(0))
+
     def _cancel_requested(self) -> bool:
         cancelled = False
-        while self.conn.poll():
+        while self._waiting():
             msg = self.conn.recv()
             if isinstance(msg, P.CancelRequest):
                 cancelled = True
