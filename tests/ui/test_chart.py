@@ -554,3 +554,38 @@ def test_a_streaming_step_draws_the_chart_and_the_timeline_in_frames_of_their_ow
         before = [c for c in chart_at if c <= t]
         if before:  # never in the same pass as the chart's draw: at least a frame later
             assert t - before[-1] >= TIMELINE_DEFER_MS / 2000, (t - before[-1])
+
+
+def test_a_finished_reply_draws_its_last_step_now_and_the_timeline_a_frame_later(
+        qtbot: QtBot, dock: ChartDock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The end of a reply painted chart and timeline in one pass: the longest stall of a
+    streamed reply. The chart draws at once, the timeline's last points follow."""
+    for step in range(5):
+        dock.add_step(make_record(step))
+    drawn: list[str] = []
+    original = dock.timeline.refresh
+    monkeypatch.setattr(dock.timeline, "refresh",
+                        lambda *a, **k: (drawn.append("timeline"), original(*a, **k))[1])
+    dock.finish()
+    assert dock.shown is not None
+    assert dock.shown.step == 4  # the last step, drawn without waiting for a frame
+    assert drawn == []
+    qtbot.waitUntil(lambda: drawn == ["timeline"], timeout=2000)
+    assert dock.timeline.entropy_curve.getData()[0][-1] == 4
+
+
+def test_a_replys_first_step_lays_nothing_out_again(qtbot: QtBot, dock: ChartDock) -> None:
+    """The header, the "Sampled with" line and the inspector's status keep their heights when
+    a reply's first step replaces "no step yet": a new layout would resize the chart and the
+    timeline and draw both twice in the stall that starts every reply."""
+    first = make_record(0)
+    dock.add_step(first)
+    painted(qtbot, dock, first)
+    dock.clear()  # what a new reply does
+    qtbot.wait(50)
+    sizes = (dock.chart.size(), dock.timeline.size(), dock.header.height())
+    record = make_record(1)
+    dock.add_step(record)
+    dock.paint_now()
+    qtbot.wait(50)
+    assert (dock.chart.size(), dock.timeline.size(), dock.header.height()) == sizes

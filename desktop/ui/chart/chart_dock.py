@@ -153,6 +153,15 @@ class ChartDock(QDockWidget):
         self._paint(timeline=True)
         self._update_what_if()  # a generation that just ended can be replayed now
 
+    def finish(self) -> None:
+        """The shown generation ended: its last steps drawn now, the timeline's last points a
+        frame later (drawn in the same pass, the two stalled the window for their sum)."""
+        self._timer.stop()
+        self._paint()
+        if self.isVisible():
+            self._timeline_timer.start()
+        self._update_what_if()  # a generation that just ended can be replayed now
+
     @Slot(object)
     def add_step(self, record: StepRecord) -> None:
         """Store a new step; cheap, whatever the rate. The dock's own timer paints it later."""
@@ -183,7 +192,6 @@ class ChartDock(QDockWidget):
         self._set_live_button(True)
         self.header.setText(NO_STEP)
         self.sampled_label.setText("")
-        self.sampled_label.setVisible(False)
 
     def settings_of(self, record: StepRecord) -> SamplerSettings | None:
         """What a step was sampled with: its generation's record, never the panel's."""
@@ -344,7 +352,6 @@ class ChartDock(QDockWidget):
         text = sampled_header(record, settings, self.settings_of(record),
                               known=self.generation is not None)
         self.sampled_label.setText(text)
-        self.sampled_label.setVisible(bool(text))
 
     # --- the what-if overlay ---
 

@@ -23,11 +23,15 @@ class ChartBody(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.header = _label(NO_STEP)
+        # Two lines kept for the step's header, as for the inspector's status line: the first
+        # step of a reply then re-lays out nothing (see StepInspector).
+        self.header.setMinimumHeight(2 * self.header.fontMetrics().lineSpacing())
         # What the shown step was sampled with: changes with the generation, not per paint.
+        # Always there, empty when no step is shown: appearing with a reply's first step, it
+        # re-laid the dock out and drew chart and timeline twice in one stall.
         self.sampled_label = _label("", "sampledWith")
         self.sampled_label.setToolTip("The sampler settings this step was drawn with, as sent "
                                       "to the engine (the Sampling panel may differ now)")
-        self.sampled_label.setVisible(False)
         # What the overlay shows: the knobs it changes and what that does to this step.
         self.what_if_label = _label("", "whatIf")
         self.controls = ChartControls(self)

@@ -129,6 +129,10 @@ class StepInspector(QWidget):
 
         self.status = QLabel("Select a step in the timeline to try other settings on it.")
         self.status.setWordWrap(True)
+        # Two lines kept for it (the live step's words take two where the idle ones take
+        # one): a reply's first step then re-lays out nothing, so chart and timeline are drawn
+        # once, not again at a new size.
+        self.status.setMinimumHeight(2 * self.status.fontMetrics().lineSpacing())
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.candidate_label = QLabel("Click a bar to pick a candidate token.")
         self.continue_button = QPushButton("Continue with this token")

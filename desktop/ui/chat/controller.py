@@ -26,7 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from desktop.core.conversations.images import StoredImage
 from desktop.core.conversations.overflow import TokenCounts
@@ -286,18 +286,10 @@ class ChatController(QObject):
                 forced_tokens=forced, prefix=prefix, prefix_spans=prefix_spans,
                 template_id=ctx.template.id, images=turn.images)
             self.generation = gen
-            label = ctx.model_name or "Assistant"
-            if turn.continue_id is not None:
-                self.view.begin_stream(MessageItem(turn.continue_id, ASSISTANT, turn.continue_text,
-                                                   label), turn.continue_text)
-            else:
-                initial = "".join(r.text for r in prefix)
-                self.view.begin_stream(MessageItem(PENDING_ID, ASSISTANT, initial, label),
-                                       initial)
-                widget = self.view.widget_for(PENDING_ID)
-                if widget is not None:
-                    widget.set_generation(gen)  # clickable while it streams
-            self.sig_generation_started.emit(gen.request_id)
+            # The reply's widget in a later pass of the event loop, after the timers due (a
+            # zero-time call would run in this pass): the transcript, the request above and a
+            # new message widget in one pass stalled the window ~60 ms.
+            QTimer.singleShot(1, lambda: self._begin_stream(gen, turn, ctx.model_name, prefix))
 
         def failed(exc: Exception) -> None:
             self.preparing = False
@@ -310,6 +302,24 @@ class ChatController(QObject):
             self._fail(exc)
 
         self.db.call(prepare, on_done=prepared, on_error=failed)
+
+    def _begin_stream(self, gen: Generation, turn: T.Turn, model_name: str,
+                      prefix: tuple[StepRecord, ...]) -> None:
+        """The reply being generated gets its widget and streams into it (unless it already
+        ended: a request refused at once)."""
+        if gen is not self.generation:
+            return
+        label = model_name or "Assistant"
+        if turn.continue_id is not None:
+            self.view.begin_stream(MessageItem(turn.continue_id, ASSISTANT, turn.continue_text,
+                                               label), turn.continue_text)
+        else:
+            initial = "".join(r.text for r in prefix)
+            self.view.begin_stream(MessageItem(PENDING_ID, ASSISTANT, initial, label), initial)
+            widget = self.view.widget_for(PENDING_ID)
+            if widget is not None:
+                widget.set_generation(gen)  # clickable while it streams
+        self.sig_generation_started.emit(gen.request_id)
 
     def stop(self) -> None:
         if self.generation is not None:

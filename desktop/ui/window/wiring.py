@@ -357,7 +357,7 @@ class WindowWiring(QObject):
     def _on_finished(self, gen: Generation) -> None:
         w, done = self.parts, gen.done
         if gen is w.chart_dock.generation:
-            w.chart_dock.paint_now()  # the last steps, without waiting for a frame
+            w.chart_dock.finish()  # the last steps, without waiting for a frame
         if done is None:
             return
         w.status.generation_finished(done)
@@ -372,7 +372,7 @@ class WindowWiring(QObject):
 
     def _on_failed(self, gen: Generation, _kind: str, message: str) -> None:
         if gen is self.parts.chart_dock.generation:
-            self.parts.chart_dock.paint_now()
+            self.parts.chart_dock.finish()
         if gen is self.completion:
             self.completion = None
             self.parts.completion_view.show_error(message)
