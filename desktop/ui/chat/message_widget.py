@@ -90,6 +90,7 @@ class MessageWidget(QFrame):
                  reasoning: ReasoningFormat = THINK) -> None:
         super().__init__(parent)
         self.item = item
+        self._built_for = item  # see shows()
         # The thinking markers of the model that streams into it. A finished reply is split
         # without `starts_inside`: it may be another model's, and a reply whose prompt opened
         # the block (DeepSeek-R1) still shows its lone closing marker.
@@ -258,6 +259,12 @@ class MessageWidget(QFrame):
             self.shaded = on
             if self._showing_text():
                 self.show_text(self.item.text)
+
+    def shows(self, item: MessageItem) -> bool:
+        """Whether this widget shows `item` as it is, at rest (not streaming, not edited), as
+        built for it: a widget that streamed a reply and then took the stored item (`finish`)
+        does not (its tool calls, say, are drawn only when a widget is built)."""
+        return self._built_for == item and self.item == item and self._showing_text()
 
     def _showing_text(self) -> bool:
         return self.stream_view is None and self.editor is None

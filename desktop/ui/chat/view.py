@@ -297,15 +297,22 @@ class ChatView(QWidget):
     # --- transcript ---
 
     def set_messages(self, items: Sequence[MessageItem]) -> None:
-        """Show a whole branch (after switching conversation or version)."""
+        """Show a whole branch (after switching conversation or version). The widgets of a
+        leading run of messages already shown as they are stay: sending a message re-made
+        every widget of the conversation (~3 ms each, 175 ms at 40 messages) before."""
         self.buffer.discard()
         self._streaming, self._sink = None, None
-        for widget in self.messages:
+        keep = 0
+        for widget, item in zip(self.messages, items):
+            if not widget.shows(item):
+                break
+            keep += 1
+        for widget in self.messages[keep:]:
             self._column_layout.removeWidget(widget)
             widget.hide()
             widget.deleteLater()
-        self.messages = []
-        for item in items:
+        del self.messages[keep:]
+        for item in items[keep:]:
             self._add(item)
         self.empty_label.setVisible(not self.messages)
         self._stick_to_bottom = True
