@@ -589,3 +589,25 @@ def test_a_replys_first_step_lays_nothing_out_again(qtbot: QtBot, dock: ChartDoc
     dock.paint_now()
     qtbot.wait(50)
     assert (dock.chart.size(), dock.timeline.size(), dock.header.height()) == sizes
+
+
+def test_the_cumulative_curve_runs_left_to_right_when_a_stage_reordered_top_ps_input(
+        qtbot: QtBot, dock: ChartDock) -> None:
+    """Penalties before top-p can reorder the candidates: each bar's point is still the mass
+    top-p had summed at that token, and the line joins them over the bars left to right (in
+    top-p's own order it ran back and forth across the plot)."""
+    record = make_record(6)
+    feed = record.stage("typical")  # what top-p received
+    assert feed is not None
+    ids, probs = list(feed.ids), list(feed.probs)
+    ids[0], ids[3] = ids[3], ids[0]  # the raw 4th is top-p's first now, the raw 1st its 4th
+    reordered = dataclasses.replace(feed, ids=tuple(ids))
+    stages = tuple(reordered if s.name == "typical" else s for s in record.stages)
+    record = dataclasses.replace(record, stages=stages)
+    dock.add_step(record)
+    painted(qtbot, dock, record)
+    cx, cy = dock.chart.cumulative.getData()
+    assert list(cx) == sorted(cx)
+    total = np.cumsum(probs)
+    assert cy[0] == pytest.approx(total[3])  # the raw 1st bar: reached fourth by top-p
+    assert cy[3] == pytest.approx(total[0])

@@ -289,7 +289,8 @@ class ChatController(QObject):
             # The reply's widget in a later pass of the event loop, after the timers due (a
             # zero-time call would run in this pass): the transcript, the request above and a
             # new message widget in one pass stalled the window ~60 ms.
-            QTimer.singleShot(1, lambda: self._begin_stream(gen, turn, ctx.model_name, prefix))
+            name = ctx.model_name
+            QTimer.singleShot(1, self, lambda: self._begin_stream(gen, turn, name, prefix))
 
         def failed(exc: Exception) -> None:
             self.preparing = False
