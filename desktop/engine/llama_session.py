@@ -25,7 +25,7 @@ from desktop.core.model_info import LoadSettings, ModelInfo, SpecialToken
 from desktop.engine.session import (
     ContextOverflow,
     LoadFailed,
-    cached_pieces,
+    display_pieces,
     reusable_prefix,
 )
 from desktop.engine.vision import ImageError, Vision, is_image_position, open_vision
@@ -261,7 +261,7 @@ class LlamaSession:
         return text
 
     def display_pieces(self, stages: Any, token: int) -> dict[int, str]:
-        return cached_pieces(stages, token, self.display_piece, self._display)
+        return display_pieces(stages, token, self.display_piece, self._display)
 
     def is_end_of_generation(self, token: int) -> bool:
         return bool(L.llama_vocab_is_eog(self.vocab, token))

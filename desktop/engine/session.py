@@ -110,21 +110,15 @@ def piece_counts(session: TokenSession, pieces: tuple[tuple[str, bool], ...], ad
 
 
 def display_pieces(
-    stages: Iterable[StageView], token: int, piece: Callable[[int], str]
+    stages: Iterable[StageView], token: int, piece: Callable[[int], str],
+    cache: dict[int, str] | None = None,
 ) -> dict[int, str]:
-    """Display text of the chosen token and of every id the stages list."""
+    """Display text of the chosen token and of every id the stages list. `cache`: the texts
+    `piece` already made (a session that keeps them): only ids not in it go through `piece` (a
+    step lists ~50 ids, most seen before, and a method call each cost ~1 µs of every step)."""
     ids = {token}
     for stage in stages:
         ids.update(stage.ids)  # stages share most ids: look each up once
-    return {i: piece(i) for i in ids}
-
-
-def cached_pieces(stages: Iterable[StageView], token: int, piece: Callable[[int], str],
-                  cache: dict[int, str]) -> dict[int, str]:
-    """`display_pieces` for a session that keeps the texts `piece` made in `cache`: only ids
-    not seen before go through `piece` (a step lists ~50 ids, most of them seen before, and a
-    method call each cost ~1 µs of every captured step)."""
-    ids = {token}
-    for stage in stages:
-        ids.update(stage.ids)
+    if cache is None:
+        return {i: piece(i) for i in ids}
     return {i: cache[i] if i in cache else piece(i) for i in ids}

@@ -377,7 +377,7 @@ class StepSampler(GrammarStart):
         elif k_head:
             shared = head
         values = logits[head]
-        order, reached = head_order(values, max(count, want))
+        order, reached = head_order(values, count)
         self._head_gap = next_guess(norm.max, reached)
         if shared is not None:
             # Top-k's input: every token scoring at least the k-th highest (ids ascending), not

@@ -349,7 +349,7 @@ def head_order(values: npt.NDArray[np.float32], count: int
     order: npt.NDArray[np.intp]
     n = len(values)
     count = min(count, n)
-    reach = min(n, 2 * count + 64)
+    reach = _reach(n, count)
     if n <= 2 * reach:
         order = np.argsort(-values, kind="stable")
         return order, float(values[order[reach - 1]])
@@ -363,8 +363,14 @@ def reach_of(values: npt.NDArray[np.float32], count: int) -> float:
     """The score about 2 × `count` + 64 places down a head's `values`: where the next step's
     head should reach (`next_guess`)."""
     n = len(values)
-    reach = min(n, 2 * count + 64)
+    reach = _reach(n, count)
     return float(np.partition(values, n - reach)[n - reach])
+
+
+def _reach(n: int, count: int) -> int:
+    """How many of a head's `n` tokens the next step's head should hold (about twice what was
+    asked for, so that it still holds `count` when the distribution flattens a little)."""
+    return min(n, 2 * count + 64)
 
 
 def next_guess(top: float, reached: float) -> float:

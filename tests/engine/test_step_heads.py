@@ -1,7 +1,7 @@
 """The raw head a captured step reads: the last step's reach as the first threshold tried
 (`next_guess`), a guess that lets in too few or too many tokens set aside for a threshold found
 afresh, and the head ranked by a partition and a short sort exactly as a full ranking ranks it,
-ties at the cut included. Also the session's cached display pieces."""
+ties at the cut included. Also display pieces read from a session's cache."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from desktop.core.steps import StageView
 from desktop.engine import step_shortcuts as S
-from desktop.engine.session import cached_pieces
+from desktop.engine.session import display_pieces
 
 NO_IDS = np.zeros(0, dtype=np.int32)
 
@@ -83,7 +83,7 @@ def test_next_guess_reaches_about_twice_the_count() -> None:
     assert 2 * 50 + 64 <= let_in <= 16 * 50
 
 
-def test_cached_pieces_ask_only_for_ids_not_seen() -> None:
+def test_display_pieces_with_a_cache_ask_only_for_ids_not_seen() -> None:
     cache: dict[int, str] = {}
     asked: list[int] = []
 
@@ -95,7 +95,7 @@ def test_cached_pieces_ask_only_for_ids_not_seen() -> None:
 
     stages = (StageView("raw", 10, 1.0, (1, 2, 3), (0.5, 0.3, 0.2)),
               StageView("top_k", 3, 1.0, (2, 3), (0.6, 0.4)))
-    assert cached_pieces(stages, 4, piece, cache) == {1: "<1>", 2: "<2>", 3: "<3>", 4: "<4>"}
+    assert display_pieces(stages, 4, piece, cache) == {1: "<1>", 2: "<2>", 3: "<3>", 4: "<4>"}
     assert sorted(asked) == [1, 2, 3, 4]
-    assert cached_pieces(stages, 5, piece, cache)[5] == "<5>"
+    assert display_pieces(stages, 5, piece, cache)[5] == "<5>"
     assert sorted(asked) == [1, 2, 3, 4, 5]  # 1–4 came from the cache

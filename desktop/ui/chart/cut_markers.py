@@ -143,11 +143,10 @@ class CutMarkers:
             _place(self.top_p_line, None)
             return
         # Display arithmetic on reported numbers: top-p keeps the shortest head of its input
-        # whose listed probabilities add up to p.
-        # Each bar's point is the mass top-p had summed when it reached that token; the points
-        # go left to right over the bars (raw order), which a stage before top-p (penalties,
-        # a temperature after a cut) may have reordered: joined in top-p's own order, the line
-        # ran back and forth across the plot.
+        # whose listed probabilities add up to p. Each bar's point is the mass top-p had summed
+        # when it reached that token, joined left to right over the bars (raw order): a stage
+        # before top-p (penalties) may have reordered them, and joined in top-p's own order the
+        # line ran back and forth across the plot.
         total = np.cumsum(np.asarray(feed.probs, dtype=float))
         xs = sorted((pos[t], total[k]) for k, t in enumerate(feed.ids) if t in pos)
         self.cumulative.setData([a for a, _ in xs], [y_of(b) for _, b in xs])
