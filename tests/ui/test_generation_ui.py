@@ -52,6 +52,9 @@ def send(qtbot: Any, w: MainWindow, text: str) -> None:
 
 def wait_idle(qtbot: Any, w: MainWindow, timeout: int = 120_000) -> None:
     qtbot.waitUntil(lambda: not w.chat.busy and not w.chat_view.busy, timeout=timeout)
+    # A finished reply's text is a new view: its layout (a posted event) comes a pass later,
+    # and a test that clicks into it must not click into a view still 100 pixels wide.
+    qtbot.wait(50)
 
 
 def stored_replies() -> list[tuple[int, dict[str, Any], list[StepRecord]]]:
