@@ -21,7 +21,9 @@ from tests.threads import TEST_THREADS
 # The offscreen platform says this once per shown top-level window; it is harmless.
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
 
-HOSTILE = ("{% for i in range(99999) %}{% for j in range(99999) %}x{% endfor %}"
+# Loops that write nothing: only the time limit can stop them (with an "x" in the loop a fast
+# machine wrote 4 MiB first and the output limit stopped it instead).
+HOSTILE = ("{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}"
            "{% endfor %}")
 
 
