@@ -54,7 +54,7 @@ class GrammarStart:
                     npt.NDArray[np.bool_]] | None
 
     def _grammar_start(self, logits: npt.NDArray[np.float32], w_ids: npt.NDArray[np.int32],
-                       w_final: npt.NDArray[np.float32] | None, raw_max: float,
+                       w_final: npt.NDArray[np.float32] | None, raw_max: float | None,
                        norm: Normaliser | None) -> bool:
         """`_start` with the grammar: the first cut's survivors found among the allowed tokens
         of a head (see the module docstring), or the grammar applied to the whole vocabulary.
@@ -64,6 +64,8 @@ class GrammarStart:
         self._checked = None
         if stage == STAGE_TOP_K and s.top_k >= self.n_vocab:
             stage = None
+        if stage is not None and raw_max is None:
+            raw_max = float(logits.max())  # once, not once per head tried
         for count in _GRAMMAR_HEADS if stage is not None else ():
             ids, values = head_ids(logits, w_ids, w_final, raw_max,
                                    count=max(count, 2 * s.top_k if stage == STAGE_TOP_K else 0))

@@ -69,9 +69,10 @@ from desktop.engine.step_shortcuts import (
     head_order,
     ints,
     large_snapshot,
-    next_guess,
     ranked,
+    raw_entropy,
     raw_normaliser,
+    raw_z,
     reach_of,
     small_snapshot,
     sorted_unique,
@@ -157,7 +158,11 @@ class StepSampler(GrammarStart):
         self._checked: tuple[npt.NDArray[np.int32], npt.NDArray[np.float32],
                              npt.NDArray[np.bool_]] | None = None
         self.grammar_full_steps = 0  # steps where the grammar checked the whole vocabulary
-        self._head_gap: float | None = None  # how far below the max the last raw head reached
+        # Where the last step's heads reached (raw scores): the next step's first thresholds,
+        # for a captured step's raw head and for top-k's (see step_shortcuts.head_ids).
+        self._head_floor: float | None = None
+        self._k_floor: float | None = None
+        self._last_max: float | None = None  # the last captured step's top raw score
 
     def _own(self, sampler: Any) -> Any:
         self._owned.append(sampler)
@@ -223,7 +228,7 @@ class StepSampler(GrammarStart):
         return ids, after
 
     def _start(self, logits: npt.NDArray[np.float32], w_ids: npt.NDArray[np.int32],
-               w_final: npt.NDArray[np.float32] | None, raw_max: float,
+               w_final: npt.NDArray[np.float32] | None, raw_max: float | None,
                raw_head: npt.NDArray[np.int32] | None = None) -> bool:
         """Fill the candidate array; True when the first cutting stage already ran on a head
         of the vocabulary (top-k), so the chain goes on from the stage after it. `raw_head`:
@@ -239,19 +244,20 @@ class StepSampler(GrammarStart):
             if raw_head is not None and not len(w_ids) and len(raw_head) >= s.top_k:
                 ids, values = raw_head, logits[raw_head]  # one threshold pass, not two
             else:
-                guess = None if self._head_gap is None else raw_max - self._head_gap
                 ids, values = head_ids(logits, w_ids, w_final, raw_max, count=s.top_k,
-                                       guess=guess)
+                                       guess=self._k_floor)
                 if values is not None:
-                    self._head_gap = next_guess(raw_max, reach_of(values, s.top_k))
+                    self._k_floor = reach_of(values, s.top_k)
             if ids is not None and values is not None:
                 cand.fill_ids(ids, values)
                 L.llama_sampler_apply(self.samplers[STAGE_TOP_K], cand.ref)
                 kept = cand.view()["logit"]
                 # With no two equal scores at or above the cut, every sort keeps the same tokens
                 # in the same order; a tie could come out otherwise on the whole vocabulary.
-                if (all_distinct(kept)
-                        and int(np.count_nonzero(values >= kept.min())) == len(kept)):
+                # (Top-k leaves its survivors sorted, best first: ties would be neighbours.)
+                distinct = (not bool((kept[1:] == kept[:-1]).any()) if cand.arr.sorted
+                            else all_distinct(kept))
+                if distinct and int(np.count_nonzero(values >= kept.min())) == len(kept):
                     return True
                 self.full_fallbacks += 1
         elif stage == STAGE_MIN_P:
@@ -338,8 +344,7 @@ class StepSampler(GrammarStart):
         """Run the chain and draw, capturing nothing."""
         w_ids, after = self._window_patch(logits)
         w_final = after[-1] if after else None
-        raw_max = float(logits.max()) if self._head_stage else 0.0
-        done = self._start(logits, w_ids, w_final, raw_max)
+        done = self._start(logits, w_ids, w_final, None)  # top-k's head seldom needs the max
         for i in range(1 if done else 0, len(self._rest)):
             self._apply(i, logits, w_ids, w_final)
         token = self._draw()
@@ -358,7 +363,11 @@ class StepSampler(GrammarStart):
     ) -> tuple[int, dict[str, Any]]:
         """Run the chain stage by stage; returns the token and the StepRecord fields."""
         started = time.perf_counter()
-        norm = raw_normaliser(logits)
+        # The raw softmax's z first, shifted by the last step's max (its one cold pass over the
+        # vocabulary), then the raw head (warm now), whose top is this step's max: no pass of
+        # its own for the max (step_shortcuts.raw_z).
+        shift = self._last_max
+        found = None if shift is None else raw_z(logits, shift)
         w_ids, after = self._window_patch(logits)
         w_final = after[-1] if after else None
         top_n = self.top_n
@@ -367,18 +376,23 @@ class StepSampler(GrammarStart):
         want = top_n + len(w_ids)
         k_head = self._head_stage == STAGE_TOP_K and not self._grammar_live
         count = max(want, self.settings.top_k) if k_head else want
-        # Where the last step's head reached saves finding a threshold (see next_guess).
-        guess = None if self._head_gap is None else norm.max - self._head_gap
-        head = head_ids(logits, _NO_IDS, None, norm.max, count=count, guess=guess)[0]
+        head, values = head_ids(logits, _NO_IDS, None, None, count=count,
+                                guess=self._head_floor)
         shared = None
-        if head is None:  # a flat distribution: no short head holds that many
+        if head is None or values is None:  # a flat distribution: no short head holds that many
             want = min(want, len(logits) - 1)
             head = np.sort(np.argpartition(-logits, want)[: want + 1]).astype(np.int32)
+            values = logits[head]
         elif k_head:
             shared = head
-        values = logits[head]
-        order, reached = head_order(values, count)
-        self._head_gap = next_guess(norm.max, reached)
+        order, self._head_floor = head_order(values, count)
+        # The head holds every token at or above a threshold, so its top is the vocabulary's.
+        top = self._last_max = float(values[order[0]])
+        if found is not None and shift is not None:
+            z, exps = found
+            norm = Normaliser(shift, z, raw_entropy(logits, exps, z, shift, top), top)
+        else:
+            norm = raw_normaliser(logits, top)
         if shared is not None:
             # Top-k's input: every token scoring at least the k-th highest (ids ascending), not
             # the whole head: llama.cpp's top-k then sorts ~k tokens instead of ~1,000.

@@ -1,7 +1,8 @@
 """The raw head a captured step reads: the last step's reach as the first threshold tried
-(`next_guess`), a guess that lets in too few or too many tokens set aside for a threshold found
-afresh, and the head ranked by a partition and a short sort exactly as a full ranking ranks it,
-ties at the cut included. Also display pieces read from a session's cache."""
+(`reach_of`), a guess that lets in too few tokens set aside for a threshold found afresh and one
+that lets in far more narrowed among them, and the head ranked by a partition and a short sort
+exactly as a full ranking ranks it, ties at the cut included. The raw softmax's sums shifted by
+the last step's max. Also display pieces read from a session's cache."""
 
 from __future__ import annotations
 
@@ -67,20 +68,66 @@ def test_a_good_guess_is_the_head_and_a_bad_one_is_set_aside(
     assert fresh[0] is not None
     assert ids.tolist() == fresh[0].tolist()
     too_low = float(ranked_values[20_000])  # lets in 20,001: far more than a head needs
-    ids, _ = S.head_ids(logits, NO_IDS, None, top, count=50, guess=too_low)
-    assert found == [1, 1]
+    ids, values = S.head_ids(logits, NO_IDS, None, top, count=50, guess=too_low)
+    assert found == [1]  # narrowed among those it let in, no threshold found afresh
     assert ids is not None
-    assert len(ids) < 20_000
-
-
-def test_next_guess_reaches_about_twice_the_count() -> None:
-    logits = _logits(5, 3.0)
-    top = float(logits.max())
-    _ids, values = S.head_ids(logits, NO_IDS, None, top, count=50)
     assert values is not None
-    gap = S.next_guess(top, S.reach_of(values, 50))
-    let_in = np.count_nonzero(logits >= np.float32(top - gap))
-    assert 2 * 50 + 64 <= let_in <= 16 * 50
+    assert 50 <= len(ids) < 4096
+    # still a head: every token scoring at least its lowest is inside, ids ascending
+    assert np.count_nonzero(logits >= values.min()) == len(ids)
+    assert np.all(np.diff(ids) > 0)
+    assert values.tolist() == logits[ids].tolist()
+
+
+def test_head_ids_finds_the_max_itself_when_not_given() -> None:
+    logits = _logits(6, 3.0)
+    with_max = S.head_ids(logits, NO_IDS, None, float(logits.max()), count=50)
+    without = S.head_ids(logits, NO_IDS, None, None, count=50)
+    assert with_max[0] is not None
+    assert without[0] is not None
+    assert without[0].tolist() == with_max[0].tolist()
+
+
+def test_the_next_guess_lets_in_about_four_times_the_count() -> None:
+    logits = _logits(5, 3.0)
+    _ids, values = S.head_ids(logits, NO_IDS, None, None, count=50)
+    assert values is not None
+    guess = S.reach_of(values, 50)
+    let_in = np.count_nonzero(logits >= np.float32(guess))
+    assert let_in == min(len(values), 4 * 50 + 800)
+    _order, reached = S.head_order(values, 50)
+    assert reached == guess
+
+
+@pytest.mark.parametrize("off", [-12.0, 0.0, 15.0])
+def test_raw_z_with_a_shift_off_the_max_match_float64(off: float) -> None:
+    """A captured step shifts by the last step's max: any shift near this step's max gives the
+    same probabilities and entropy."""
+    if S._softmax_kernel() is None:
+        pytest.skip("this llama.cpp build does not export the kernel")
+    logits = (_logits(8, 4.0) + np.float32(20.0)).astype(np.float32)
+    shift = float(logits.max()) + off
+    found = S.raw_z(logits, shift)
+    assert found is not None
+    z, exps = found
+    entropy = S.raw_entropy(logits, exps, z, shift, float(logits.max()))
+    l64 = logits.astype(np.float64)
+    p = np.exp(l64 - l64.max())
+    p /= p.sum()
+    assert entropy == pytest.approx(float(-(p * np.log2(p)).sum()), rel=1e-5)
+    norm = S.Normaliser(shift, z, entropy, float(logits.max()))
+    top = np.argsort(-l64)[:20]
+    assert norm.probs(logits[top]) == pytest.approx(p[top], rel=1e-5)
+
+
+def test_raw_z_refuses_a_shift_too_far_from_the_scores() -> None:
+    if S._softmax_kernel() is None:
+        pytest.skip("this llama.cpp build does not export the kernel")
+    logits = _logits(9, 3.0)
+    top = float(logits.max())
+    assert S.raw_z(logits, top - 120.0) is None  # exp would overflow
+    assert S.raw_z(logits, top + 120.0) is None  # z would underflow
+    assert S.raw_z(logits, float("nan")) is None
 
 
 def test_display_pieces_with_a_cache_ask_only_for_ids_not_seen() -> None:
