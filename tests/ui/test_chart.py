@@ -26,6 +26,7 @@ from desktop.core.steps import StageView, StepRecord
 from desktop.core.token_text import token_label
 from desktop.ui.chart import ChartDock
 from desktop.ui.chart.chart_dock import TIMELINE_DEFER_MS
+from desktop.ui.chart.cut_markers import cumulative_points
 from desktop.ui.chart.distribution_chart import LOG_FLOOR
 from tests.threads import TEST_THREADS
 
@@ -594,8 +595,9 @@ def test_a_replys_first_step_lays_nothing_out_again(qtbot: QtBot, dock: ChartDoc
 def test_the_cumulative_curve_runs_left_to_right_when_a_stage_reordered_top_ps_input(
         qtbot: QtBot, dock: ChartDock) -> None:
     """Penalties before top-p can reorder the candidates: each bar's point is still the mass
-    top-p had summed at that token, and the line joins them over the bars left to right (in
-    top-p's own order it ran back and forth across the plot)."""
+    top-p had summed at that token, over the bars left to right (in top-p's own order it ran
+    back and forth across the plot), drawn as points: a line through them would climb and
+    fall."""
     record = make_record(6)
     feed = record.stage("typical")  # what top-p received
     assert feed is not None
@@ -606,8 +608,56 @@ def test_the_cumulative_curve_runs_left_to_right_when_a_stage_reordered_top_ps_i
     record = dataclasses.replace(record, stages=stages)
     dock.add_step(record)
     painted(qtbot, dock, record)
-    cx, cy = dock.chart.cumulative.getData()
+    cx, cy = dock.chart.cuts.cumulative_dots.getData()
     assert list(cx) == sorted(cx)
     total = np.cumsum(probs)
     assert cy[0] == pytest.approx(total[3])  # the raw 1st bar: reached fourth by top-p
     assert cy[3] == pytest.approx(total[0])
+    # bars 1–2 (top-p's 2nd and 3rd) are joined; the 1st and 4th bars stand alone
+    x, y, joined = cumulative_points(reordered, {t: k for k, t in enumerate(feed.ids)})
+    assert list(x) == list(cx)
+    assert joined[:5] == [False, True, False, False, True]
+    assert all(b >= a for a, b, j in zip(y, y[1:], joined) if j)  # a joined line only climbs
+    # reordered: a point over each bar and no line (joined, it would climb and fall)
+    dx, dy = dock.chart.cuts.cumulative_dots.getData()
+    assert list(dx) == list(cx)
+    assert list(dy) == pytest.approx(list(cy))
+    line_x, _ = dock.chart.cumulative.getData()
+    assert line_x is None or len(line_x) == 0
+
+
+def test_the_cumulative_curve_is_one_line_when_top_p_read_the_bars_in_order() -> None:
+    feed = StageView("typical", 5, 1.0, (7, 3, 9, 1, 4), (0.4, 0.3, 0.2, 0.05, 0.05))
+    x, y, joined = cumulative_points(feed, {7: 0, 3: 1, 9: 2, 4: 3})  # 1 has no bar
+    assert x == [0, 1, 2, 3]
+    assert y == pytest.approx([0.4, 0.7, 0.9, 1.0])
+    assert joined == [True, True, True, False]  # 9 → 4 skips only a token without a bar
+    # reordered where the sum no longer moves (a tail near 100%): still one line
+    tail = StageView("typical", 4, 1.0, (7, 3, 9, 1), (0.998, 0.001, 0.0005, 0.0005))
+    _x, _y, joined = cumulative_points(tail, {7: 0, 9: 1, 3: 2, 1: 3})
+    assert joined == [True, True, True, False]
+
+
+def test_the_timelines_axis_labels_do_not_print_over_each_other_at_a_small_height(
+        qtbot: QtBot, dock: ChartDock) -> None:
+    """At 1280×720 the timeline's plot is ~56 pixels high: pyqtgraph's own ticks for the chosen
+    token's probability (0.2 apart) printed over each other there."""
+    from PySide6.QtGui import QImage, QPainter
+
+    for step in range(30):
+        dock.add_step(make_record(step))
+    painted(qtbot, dock, dock.latest)  # type: ignore[arg-type]
+    dock.timeline.setFixedHeight(80)  # its height in the window at 1280×720
+    qtbot.waitUntil(lambda: dock.timeline.getPlotItem().getAxis("right").height() < 70)
+    image = QImage(10, 10, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        for name in ("left", "right"):
+            specs = dock.timeline.getPlotItem().getAxis(name).generateDrawSpecs(painter)
+            assert specs is not None
+            rects = [rect for rect, _flags, _text in specs[2]]
+            assert len(rects) >= 2, name
+            assert not any(a.intersects(b) for k, a in enumerate(rects)
+                           for b in rects[k + 1:]), name
+    finally:
+        painter.end()

@@ -18,6 +18,7 @@ reported listings) so the chart can draw them as removed.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import numpy as np
@@ -45,6 +46,7 @@ _SPARE = (QColor(150, 60, 100), QColor(60, 100, 150), QColor(110, 120, 30))
 # Every stage that cuts at one end gets a line: the registry says which, and which end.
 _CUTS = {st.name: st.cut for st in STAGES if st.kind == "truncation" and st.cut in ("tail", "head")}
 CUT_COLORS = {name: _PALETTE.get(name, _SPARE[k % len(_SPARE)]) for k, name in enumerate(_CUTS)}
+_SAME_HEIGHT = 0.005  # cumulative points this close join whatever their order
 _TITLES = {st.name: st.label for st in STAGES if st.name in _CUTS}
 
 
@@ -59,12 +61,39 @@ def head_removed(record: StepRecord, upto: str) -> set[int]:
     return gone
 
 
+def cumulative_points(feed: StageView, pos: dict[int, int]
+                      ) -> tuple[list[int], list[float], list[bool]]:
+    """The cumulative curve top-p read, over the bars: for each bar (left to right) whose token
+    top-p received, the mass top-p had summed when it reached that token; and whether each
+    point joins the next, which it does when the next bar's token is the next top-p reached
+    among those with a bar. Display arithmetic on reported numbers (a running sum): top-p
+    keeps the shortest head of its input whose listed probabilities add up to p. Where a stage
+    before top-p (penalties) reordered the tokens, a line through every point would climb and
+    fall (a penalised token reached late stands high over its bar): then the curve is drawn
+    as points, one over each bar. Two points at one height count as in order, whatever their
+    order (a tail reordered near 100% keeps the line)."""
+    total = np.cumsum(np.asarray(feed.probs, dtype=float))
+    points = sorted((pos[t], k) for k, t in enumerate(feed.ids) if t in pos)
+    x = [at for at, _ in points]
+    y = [float(total[k]) for _, k in points]
+    ranks = sorted(k for _, k in points)
+    after = dict(itertools.pairwise(ranks))  # the next token top-p reached that has a bar
+    joined = [after.get(a) == b or abs(total[b] - total[a]) < _SAME_HEIGHT
+              for (_, a), (_, b) in itertools.pairwise(points)] + [False]
+    return x, y, joined
+
+
 class CutMarkers:
     """The cut lines, the cumulative curve and the min-p/top-p levels of one chart."""
 
     def __init__(self, plot: pg.PlotItem) -> None:
-        self.cumulative = pg.PlotCurveItem(pen=pg.mkPen(CUT_COLORS[STAGE_TOP_P], width=1.5))
+        color = CUT_COLORS[STAGE_TOP_P]
+        self.cumulative = pg.PlotCurveItem(pen=pg.mkPen(color, width=1.5))
         plot.addItem(self.cumulative)
+        # Where a stage before top-p reordered the bars, the curve is a point over each bar.
+        self.cumulative_dots = pg.ScatterPlotItem(size=6, pen=pg.mkPen(color, width=1.5),
+                                                  brush=pg.mkBrush(255, 255, 255))
+        plot.addItem(self.cumulative_dots)
         self.cut_lines: dict[str, pg.InfiniteLine] = {}
         for name, title in _TITLES.items():
             line = pg.InfiniteLine(
@@ -84,6 +113,7 @@ class CutMarkers:
 
     def clear(self) -> None:
         self.cumulative.setData([], [])
+        self.cumulative_dots.setData([], [])
         for line in (*self.cut_lines.values(), self.min_p_line, self.top_p_line):
             line.setVisible(False)
 
@@ -140,16 +170,17 @@ class CutMarkers:
         view, feed = record.stage(STAGE_TOP_P), feeding_stage(record, STAGE_TOP_P)
         if view is None or feed is None or not stage_changed(feed, view):
             self.cumulative.setData([], [])
+            self.cumulative_dots.setData([], [])
             _place(self.top_p_line, None)
             return
-        # Display arithmetic on reported numbers: top-p keeps the shortest head of its input
-        # whose listed probabilities add up to p. Each bar's point is the mass top-p had summed
-        # when it reached that token, joined left to right over the bars (raw order): a stage
-        # before top-p (penalties) may have reordered them, and joined in top-p's own order the
-        # line ran back and forth across the plot.
-        total = np.cumsum(np.asarray(feed.probs, dtype=float))
-        xs = sorted((pos[t], total[k]) for k, t in enumerate(feed.ids) if t in pos)
-        self.cumulative.setData([a for a, _ in xs], [y_of(b) for _, b in xs])
+        x, y, joined = cumulative_points(feed, pos)
+        y = [y_of(v) for v in y]
+        if all(joined[:-1]):  # top-p read the bars left to right: one rising line
+            self.cumulative.setData(x, y)
+            self.cumulative_dots.setData([], [])
+        else:  # a stage before it reordered them: a point over each bar, no line
+            self.cumulative.setData([], [])
+            self.cumulative_dots.setData(x, y)
         _place(self.top_p_line, y_of(settings.top_p) if settings is not None else None)
 
     def _draw_min_p(self, record: StepRecord, settings: SamplerSettings | None,

@@ -57,6 +57,9 @@ class Timeline(PacedPlot):
         self.prob_view.setMenuEnabled(False)
         plot.scene().addItem(self.prob_view)
         plot.getAxis("right").linkToView(self.prob_view)
+        # Three ticks on each side: pyqtgraph's own (0.2 apart, or every 2 bits) print over
+        # each other in a 56-pixel plot.
+        plot.getAxis("right").setTicks([[(0.0, "0"), (0.5, ".5"), (1.0, "1")], []])
         self.prob_view.setXLink(plot)
         self.prob_view.setYRange(0.0, 1.06, padding=0)
         self.prob_view.disableAutoRange()
@@ -100,6 +103,9 @@ class Timeline(PacedPlot):
         plot = self.getPlotItem()
         plot.setXRange(self._x0 - 0.5, self._x0 + self.window + 0.5, padding=0)
         plot.setYRange(0.0, self._y_max * 1.06, padding=0)
+        top = self._y_max
+        plot.getAxis("left").setTicks([[(0.0, "0"), (top / 2, f"{top / 2:g}"), (top, f"{top:g}")],
+                                       []])
 
     # --- data (cheap; called per token) ---
 
