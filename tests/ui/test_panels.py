@@ -246,8 +246,11 @@ def test_load_panel_round_trip_fit_and_reload(qtbot, tmp_path: Path) -> None:
     assert "rough" in panel.fit_label.text()
     assert panel.reload_button.isEnabled()
 
-    panel.set_model_info(gemma_info(), applied=custom)
+    cpu_only = "GPU layers auto: this llama.cpp build has no GPU backend, so every layer runs " \
+               "on the CPU"
+    panel.set_model_info(gemma_info(offload_note=cpu_only), applied=custom)
     assert "CPU only" in panel.gpu_status.text()
+    assert "no GPU backend" not in panel.gpu_status.text()  # said once, not twice
     assert not panel.reload_button.isEnabled()  # nothing to apply
     with qtbot.waitSignal(panel.sig_settings_changed):
         panel.n_ctx.spin.setValue(2048)
@@ -263,6 +266,11 @@ def test_load_panel_reports_offload_and_adjusts_bad_values(qtbot) -> None:
     panel.set_model_info(gemma_info(gpu_offload_supported=True, backend="CUDA",
                                     n_layers_offloaded=18), applied=LoadSettings())
     assert "offloads to CUDA: 18 of 18 layers" in panel.gpu_status.text()
+    fewer = "only 10 of the 19 layers asked went to the GPU (llama.cpp assigned: CUDA0 10)"
+    panel.set_model_info(gemma_info(gpu_offload_supported=True, backend="CUDA",
+                                    n_layers_offloaded=10, offload_note=fewer),
+                         applied=LoadSettings())
+    assert fewer in panel.gpu_status.text()  # a GPU build's note is news
     panel.set_settings(LoadSettings(n_batch=0, kv_cache_type="f8"))
     assert panel.message.isVisibleTo(panel)
     panel.settings().validated()

@@ -315,7 +315,8 @@ class LoadPanel(QWidget):
                          f"{info.n_layers_offloaded} of {info.n_layer} layers on the GPU.")
         else:
             lines.append("This llama.cpp build runs on the CPU only: GPU layers have no effect.")
-        if info is not None and info.offload_note:
+        # On a CPU-only build the note only says again that nothing runs on a GPU.
+        if info is not None and info.offload_note and info.gpu_offload_supported:
             lines.append(info.offload_note)
         self.gpu_status.setText("\n".join(lines))
         self.gpu_status.setVisible(True)
