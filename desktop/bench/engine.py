@@ -94,17 +94,22 @@ class _Engine:
     def __init__(self) -> None:
         self.host = EngineHost()
         self.last_tokens: tuple[int, ...] = ()
+        self.last_sample_ms = 0.0  # the mean of the last reply's steps after the first
 
     def _final(self, request_id: int) -> Any:
         event: Any = None
         self.last_tokens = ()
         sampled: list[int] = []
+        sample_ms: list[float] = []  # each step's sampling (and capture), as the engine timed it
         for event in self.host.wait(request_id, timeout=_TIMEOUT):
             if isinstance(event, P.Step):
                 sampled.append(event.record.token_id)
+                sample_ms.append(event.record.sample_ms)
                 continue
             if isinstance(event, P.Done):
                 self.last_tokens = tuple(sampled)
+                later = sample_ms[1:]  # as tokens/s, the steps after the first
+                self.last_sample_ms = sum(later) / len(later) if later else 0.0
             if isinstance(event, P.EngineError):
                 bad = event.kind in ("invalid_model", "load_failed", "context_overflow")
                 raise BenchError(f"the engine refused: {event.message}", bad_input=bad)
@@ -237,6 +242,7 @@ def _chain_round(engine: _Engine, ref: _Reference, chain: Chain, n: int, rnd: in
         if side == "reference":
             r = ref.ask("generate", text=text, tokens=n, settings=st)
             tps, ttft, reused = r["tokens_per_second"], r["first_token_ms"], r["reused_tokens"]
+            sample_ms = r["sample_ms"]
             sampled[side] = tuple(r["tokens"])
         else:
             if engine_ran:
@@ -247,8 +253,10 @@ def _chain_round(engine: _Engine, ref: _Reference, chain: Chain, n: int, rnd: in
             tps, ttft = timings.tokens_per_second, timings.first_token_ms
             reused = done.result.usage.cached_tokens
             sampled[side] = engine.last_tokens
+            sample_ms = engine.last_sample_ms
         if best is not None:
-            best.add(chain.name, side, tokens_per_second=tps, first_token_ms=ttft)
+            best.add(chain.name, side, tokens_per_second=tps, first_token_ms=ttft,
+                     sample_ms=sample_ms)
             best.seen_reuse("reference" if side == "reference" else "engine", int(reused))
     if best is not None:
         best.sampled(chain.name, sampled)
@@ -316,6 +324,12 @@ def _report(path: str, settings: LoadSettings, tokens: int, repeat: int,
             "engine_first_token_ms": on_ttft,
             "ratio_first_token_vs_reference": on_ttft / ref_ttft,
             "replay_ms": best.get(chain.name, "replay", "replay_ms"),
+            # Sampling alone, per token after the first (the least of the rounds): the
+            # reference's llama_sampler_sample, the engine's own timing of its chain without
+            # and with capture. Decode noise does not reach these.
+            "reference_sample_ms": best.get(chain.name, "reference", "sample_ms"),
+            "engine_capture_off_sample_ms": best.get(chain.name, "capture_off", "sample_ms"),
+            "engine_capture_on_sample_ms": best.get(chain.name, "capture_on", "sample_ms"),
             "same_tokens": best.same.get(chain.name, False),
         }
     ref_pp = best.get("prompt", "reference", "tokens_per_second")
@@ -376,6 +390,13 @@ def format_report(r: dict[str, Any]) -> str:
             f"{'>=' + format(row['target'], '.2f') + ' ' + met:>13} {first:>26} "
             f"{row['replay_ms']:>8.1f}"
         )
+    lines += ["", "sampling per token (ms; llama_sampler_sample for the reference, the engine's "
+              "own timing of its chain):", f"{'chain':<12} {'reference':>10} "
+              f"{'capture off':>12} {'capture on':>11}"]
+    for name, row in r["chains"].items():
+        lines.append(f"{name:<12} {row['reference_sample_ms']:>10.3f} "
+                     f"{row['engine_capture_off_sample_ms']:>12.3f} "
+                     f"{row['engine_capture_on_sample_ms']:>11.3f}")
     lines.append("")
     for name, row in r["chains"].items():
         same = ("" if row["same_tokens"] else

@@ -102,15 +102,19 @@ def _generate(s: LlamaSession, text: str, tokens: int, settings: SamplerSettings
         first = time.perf_counter()
         sampled = [0] * tokens
         sampled[0] = token
+        sampling = 0.0  # in llama_sampler_sample, after the first token
         for i in range(1, tokens):
             s.decode([token])
+            t0 = time.perf_counter()
             token = L.llama_sampler_sample(chain, s.ctx, -1)
+            sampling += time.perf_counter() - t0
             sampled[i] = token
         ended = time.perf_counter()
     finally:
         L.llama_sampler_free(chain)
     return {
         "tokens_per_second": (tokens - 1) / max(ended - first, 1e-9),
+        "sample_ms": sampling * 1000 / (tokens - 1),
         "first_token_ms": (first - started) * 1000,
         "prompt_tokens": len(prompt),
         "reused_tokens": reused,

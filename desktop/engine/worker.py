@@ -277,10 +277,13 @@ class Worker:
                     break
                 logits, draft = feed.logits()
                 forced = msg.forced_tokens[step] if step < len(msg.forced_tokens) else None
+                sample_ms = 0.0  # a captured step carries its own (in `fields`)
                 if msg.capture or forced is not None:
                     token, fields = sampler.sample_captured(logits, forced)
                 else:
+                    t0 = time.perf_counter()
                     token, fields = sampler.sample_fast(logits), None
+                    sample_ms = (time.perf_counter() - t0) * 1000
                 n_generated += 1
                 if step == 0:
                     first_token_at = time.perf_counter()
@@ -301,7 +304,7 @@ class Worker:
                         prob=0.0, raw_prob=0.0, raw_rank=0, entropy_raw=0.0, entropy_final=0.0,
                         stages=(), n_vocab=session.n_vocab, position=feed.position,
                         pieces={draft: session.display_piece(draft)} if draft >= 0 else {},
-                        draft_token=draft,
+                        draft_token=draft, sample_ms=sample_ms,
                     )
                 steps.add(record)
                 if eog:

@@ -49,7 +49,8 @@ def test_bench_reports_every_chain_with_the_same_tokens_on_every_side(tiny_model
         row = report["chains"][chain.name]
         for key in ("reference_tokens_per_second", "engine_capture_off_tokens_per_second",
                     "engine_capture_on_tokens_per_second", "reference_first_token_ms",
-                    "engine_first_token_ms", "replay_ms"):
+                    "engine_first_token_ms", "replay_ms", "reference_sample_ms",
+                    "engine_capture_off_sample_ms", "engine_capture_on_sample_ms"):
             assert _positive(row[key]), (chain.name, key, row[key])
         ratio = row["engine_capture_on_tokens_per_second"] / row["reference_tokens_per_second"]
         assert row["ratio_capture_on_vs_reference"] == pytest.approx(ratio)
@@ -78,6 +79,7 @@ def test_bench_reports_every_chain_with_the_same_tokens_on_every_side(tiny_model
         assert chain.name in table
         assert chain.label in table
     assert "prompt processing (512 tokens)" in table
+    assert "sampling per token (ms" in table
     assert "900-token context" in table
 
 
