@@ -206,3 +206,33 @@ def test_a_first_start_never_puts_the_window_past_the_screens_edge(
     if floor.height() <= area.height():
         assert w.y() + w.height() <= area.y() + area.height()
     w.close()
+
+
+def test_check_boxes_and_radio_buttons_show_their_outline_in_the_dark_theme(
+        qtbot: Any, window: MainWindow) -> None:
+    """Fusion outlines an indicator in the window colour darkened: on the dark palette that is
+    the colour that fills it, and an unchecked box was a dark square on a dark panel."""
+    from PySide6.QtWidgets import QCheckBox, QRadioButton, QStyle, QStyleOptionButton
+
+    def contrast(button: QCheckBox | QRadioButton, element: QStyle.SubElement) -> int:
+        option = QStyleOptionButton()
+        button.initStyleOption(option)
+        box = button.style().subElementRect(element, option, button)
+        image = button.grab().toImage()
+        inside = image.pixelColor(box.center()).lightness()
+        edge = max(image.pixelColor(box.left() + dx, box.center().y()).lightness()
+                   for dx in range(3))  # the outline, within a pixel or two of the edge
+        return edge - inside
+
+    window.theme_actions["dark"].trigger()
+    box, radio = QCheckBox("Log"), QRadioButton("Both")
+    for button in (box, radio):
+        qtbot.addWidget(button)
+        button.show()
+    qtbot.waitExposed(box)
+    assert contrast(box, QStyle.SubElement.SE_CheckBoxIndicator) > 60
+    assert contrast(radio, QStyle.SubElement.SE_RadioButtonIndicator) > 60
+    window.theme_actions["light"].trigger()  # and back: the plain Fusion style again
+    window.theme_actions["dark"].trigger()
+    assert contrast(box, QStyle.SubElement.SE_CheckBoxIndicator) > 60
+    window.theme_actions["light"].trigger()
