@@ -661,3 +661,29 @@ def test_the_timelines_axis_labels_do_not_print_over_each_other_at_a_small_heigh
                            for b in rects[k + 1:]), name
     finally:
         painter.end()
+
+
+def test_the_stage_box_shows_the_final_stages_name_whole_where_its_marker_does_not_fit(
+        qtbot: QtBot, dock: ChartDock) -> None:
+    """At 1280×720 the box showed "temperature (fir": where "(final)" does not fit, the stage's
+    own name shows whole; the list and a wide box keep the whole text."""
+    record = make_record(2)
+    dock.add_step(record)
+    painted(qtbot, dock, record)
+    box = dock.stage_box
+    final = box.count() - 1
+    assert box.currentIndex() == final
+    whole = box.itemText(final)
+    assert whole.endswith(" (final)")
+    name = whole.removesuffix(" (final)")
+    box.setFixedWidth(box.fontMetrics().horizontalAdvance(name) + 60)  # room for the name only
+    qtbot.wait(20)
+    assert box.shown_text() == name
+    box.setFixedWidth(box.fontMetrics().horizontalAdvance(whole) + 80)
+    qtbot.wait(20)
+    assert box.shown_text() == whole
+    box.setCurrentIndex(0)  # a stage without a short text: cut with an ellipsis if ever too long
+    box.setFixedWidth(50)
+    qtbot.wait(20)
+    shown = box.shown_text()
+    assert shown == box.itemText(0) or shown.endswith("…")

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QPaintEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QHBoxLayout,
     QSpinBox,
+    QStyle,
+    QStyleOptionComboBox,
+    QStylePainter,
     QToolButton,
     QWidget,
 )
@@ -23,12 +28,39 @@ from desktop.core.sampler_stages import stage_label
 from desktop.ui.chart.distribution_chart import MAX_BARS, MIN_BARS
 
 VIEW_OPTIONS = ("log_scale", "auto_y", "legend")
+SHORT_ROLE = Qt.ItemDataRole.UserRole + 1  # a stage's text where its whole text does not fit
+
+
+class StageBox(QComboBox):
+    """The stage chooser. Where the chosen stage's whole text does not fit (at 1280×720 the
+    dock is as narrow as the window allows), it shows the item's short text ("temperature" for
+    "temperature (final)") instead of a text cut off mid-word; the list shows every whole text."""
+
+    def shown_text(self) -> str:
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        room = self.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, option,
+                                           QStyle.SubControl.SC_ComboBoxEditField, self).width()
+        text = self.currentText()
+        if self.fontMetrics().horizontalAdvance(text) <= room:
+            return text
+        short = self.currentData(SHORT_ROLE)
+        text = short if isinstance(short, str) and short else text
+        return self.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, room)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QStylePainter(self)
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        option.currentText = self.shown_text()
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
 
 
 class ChartControls(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.stage_box = QComboBox()
+        self.stage_box = StageBox()
         self.stage_box.setToolTip("Stage: which stage of the sampler chain the dark bars show")
         self.stage_box.setAccessibleName("Stage")
         self.stage_box.setMinimumContentsLength(9)
@@ -75,7 +107,12 @@ class ChartControls(QWidget):
         box.clear()
         for k, name in enumerate(names):
             label = stage_label(name)
-            box.addItem(f"{label} (final)" if k == len(names) - 1 else label, name)
+            final = k == len(names) - 1
+            box.addItem(f"{label} (final)" if final else label, name)
+            if final:
+                box.setItemData(k, label, SHORT_ROLE)
+                box.setItemData(k, "The final stage: the distribution the token was drawn from",
+                                Qt.ItemDataRole.ToolTipRole)
         index = names.index(wanted) if wanted in names else len(names) - 1
         box.setCurrentIndex(index)
         box.blockSignals(False)
