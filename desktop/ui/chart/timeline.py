@@ -50,8 +50,9 @@ class Timeline(PacedPlot):
         plot.disableAutoRange()
         plot.showAxis("right")
         # Short: the label turns a quarter and must fit a 56-pixel-high plot (its ticks say bits).
-        plot.setLabel("left", "entropy", color=ENTROPY_COLOR.name())
-        plot.setLabel("right", "chosen p", color=PROB_COLOR.name())
+        # 8 pt: at the default size "chosen p" ran past the plot's 56 pixels and was cut.
+        plot.setLabel("left", "entropy", color=ENTROPY_COLOR.name(), **{"font-size": "8pt"})
+        plot.setLabel("right", "chosen p", color=PROB_COLOR.name(), **{"font-size": "8pt"})
         # Probability has its own 0..1 scale: a second view box sharing x, on the right axis.
         self.prob_view = pg.ViewBox(enableMouse=False)
         self.prob_view.setMenuEnabled(False)
