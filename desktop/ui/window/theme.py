@@ -10,18 +10,11 @@ plots then re-colour themselves on the PaletteChange event (`chart.paced_plot`).
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QPainter, QPalette, QPen
-from PySide6.QtWidgets import (
-    QApplication,
-    QProxyStyle,
-    QStyle,
-    QStyleFactory,
-    QStyleOption,
-    QWidget,
-)
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication, QStyleFactory, QWidget
 
-__all__ = ["THEMES", "ThemeSwitcher", "dark_palette", "restyle"]
+__all__ = ["THEMES", "ThemeSwitcher", "dark_palette", "indicator_palette", "restyle"]
 
 THEMES = ("system", "light", "dark")
 
@@ -49,34 +42,15 @@ def dark_palette() -> QPalette:
     return pal
 
 
-class OutlinedIndicators(QProxyStyle):
-    """Fusion, with check boxes and radio buttons outlined so they show on a dark palette.
-    Fusion draws their outline in the window colour darkened, which on `dark_palette`'s window
-    is the base colour that fills them: an unchecked box was a dark square on a dark panel. Used
-    only while the colours are dark (every primitive then passes through here)."""
-
-    _MARKED = (QStyle.PrimitiveElement.PE_IndicatorCheckBox,
-               QStyle.PrimitiveElement.PE_IndicatorRadioButton,
-               QStyle.PrimitiveElement.PE_IndicatorItemViewItemCheck)
-
-    def __init__(self) -> None:
-        super().__init__(QStyleFactory.create("Fusion"))
-
-    def drawPrimitive(self, element: QStyle.PrimitiveElement, option: QStyleOption,
-                      painter: QPainter, widget: QWidget | None = None) -> None:
-        super().drawPrimitive(element, option, painter, widget)
-        if element not in self._MARKED:
-            return
-        painter.save()
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        painter.setPen(QPen(option.palette.color(QPalette.ColorRole.PlaceholderText), 1))
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        box = QRectF(option.rect).adjusted(0.5, 0.5, -0.5, -0.5)  # where Fusion draws its own
-        if element == QStyle.PrimitiveElement.PE_IndicatorRadioButton:
-            painter.drawEllipse(box.adjusted(0.5, 0.5, -0.5, -0.5))
-        else:
-            painter.drawRect(box)
-        painter.restore()
+def indicator_palette(palette: QPalette) -> QPalette:
+    """`palette` for check boxes and radio buttons: Fusion outlines them in the window colour
+    darkened, which on `dark_palette` is the base colour that fills them (an unchecked box was a
+    dark square on a dark panel). A lighter window colour for them alone gives them an outline
+    they show; they never fill their background with it."""
+    boxes = QPalette(palette)
+    if palette.color(QPalette.ColorRole.Window).lightness() < 128:
+        boxes.setColor(QPalette.ColorRole.Window, QColor("#9aa0a6"))
+    return boxes
 
 
 def restyle(widget: QWidget) -> None:
@@ -100,11 +74,7 @@ class ThemeSwitcher(QObject):
         self.theme = ""
         self.dark = False
         self._painted = False  # no palette set yet: the first apply always sets one
-        self._fusion = any(k.lower() == "fusion" for k in QStyleFactory.keys())  # noqa: SIM118
-        # Every dark style made: QApplication owns the one it uses and deletes it when another
-        # is set, so none may be deleted from here.
-        self._styles: list[QStyle] = []
-        if self._fusion:
+        if any(k.lower() == "fusion" for k in QStyleFactory.keys()):  # noqa: SIM118 (a Qt list)
             app.setStyle("Fusion")  # the same look on every OS
         app.styleHints().colorSchemeChanged.connect(self._on_system_scheme)
 
@@ -141,11 +111,9 @@ class ThemeSwitcher(QObject):
         if dark == self.dark and self._painted:
             return
         self.dark, self._painted = dark, True
-        if self._fusion:
-            if dark:
-                self._styles.append(OutlinedIndicators())
-                self._app.setStyle(self._styles[-1])
-            else:
-                self._app.setStyle("Fusion")
-        self._app.setPalette(dark_palette() if dark else self._app.style().standardPalette())
+        palette = dark_palette() if dark else self._app.style().standardPalette()
+        self._app.setPalette(palette)
+        for name in ("QCheckBox", "QRadioButton"):
+            # PySide6's stub says bytes; the binding takes only a str
+            self._app.setPalette(indicator_palette(palette), name)  # type: ignore[arg-type]
         self.sig_dark_changed.emit(dark)
