@@ -32,6 +32,7 @@ exact. Its `kept` counts the vocabulary less the tokens found forbidden.
 from __future__ import annotations
 
 import collections
+import math
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -60,6 +61,7 @@ from desktop.engine.step_chain import WINDOWED, Build, chain_plan, is_active, ll
 from desktop.engine.step_grammar import GrammarStart
 from desktop.engine.step_shortcuts import (
     SMALL,
+    TINY,
     TOKEN_DATA,
     Candidates,
     Normaliser,
@@ -424,13 +426,8 @@ class StepSampler(GrammarStart):
             views.append(view)
 
         drawn = self._draw()
-        final = self.cand.view()
-        final_p = _final_probs(final)
-        nz = final_p[final_p > 0]
-        entropy_final = float(-(nz * np.log2(nz)).sum())
         token = drawn if forced is None else forced
-        where = np.flatnonzero(final["id"] == token)
-        prob = float(final_p[where[0]]) if len(where) else 0.0
+        prob, entropy_final = _final_stats(self.cand.view(), token)
         self._accept(token)
         self._accept_grammar(token, check=forced is not None)
         listed = views[0].ids
@@ -469,6 +466,26 @@ class StepSampler(GrammarStart):
             return small_snapshot(name, view, self.top_n, logits, norm)
         return large_snapshot(name, view, self.top_n, logits, norm, self.n_vocab,
                               sorted_=bool(self.cand.arr.sorted))
+
+
+def _final_stats(final: npt.NDArray[Any], token: int) -> tuple[float, float]:
+    """`token`'s probability in the distribution the draw used, and that distribution's
+    entropy in bits (see `_final_probs`); a handful of candidates in plain Python."""
+    if len(final) > TINY:
+        final_p = _final_probs(final)
+        nz = final_p[final_p > 0]
+        where = np.flatnonzero(final["id"] == token)
+        return (float(final_p[where[0]]) if len(where) else 0.0,
+                float(-(nz * np.log2(nz)).sum()))
+    scores, ids = final["logit"].tolist(), final["id"].tolist()
+    finite = [x for x in scores if math.isfinite(x)]
+    top = max(finite) if finite else 0.0
+    weights = ([math.exp(x - top) if math.isfinite(x) else 0.0 for x in scores] if finite
+               else [1.0] * len(scores))
+    total = sum(weights) or 1.0
+    probs = [w / total for w in weights]
+    entropy = -sum(p * math.log2(p) for p in probs if p > 0)
+    return (probs[ids.index(token)] if token in ids else 0.0), entropy
 
 
 def _final_probs(final: npt.NDArray[Any]) -> npt.NDArray[np.float64]:

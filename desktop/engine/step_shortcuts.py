@@ -427,9 +427,14 @@ def _reach(n: int, count: int) -> int:
     return min(n, 4 * count + 800)
 
 
+TINY = 16  # at or below this many candidates a snapshot is plain Python (numpy's calls cost more)
+
+
 def small_snapshot(name: str, view: npt.NDArray[Any], top_n: int,
                    logits: npt.NDArray[np.float32], norm: Normaliser) -> StageView:
     """A stage's survivors when there are few: all of them sorted."""
+    if len(view) <= TINY:
+        return _tiny_snapshot(name, view, top_n, logits, norm)
     lg = view["logit"].astype(np.float64)
     alive = lg > -np.inf
     ids = view["id"][alive]
@@ -441,6 +446,26 @@ def small_snapshot(name: str, view: npt.NDArray[Any], top_n: int,
     probs = w[order] / w.sum()
     mass = float(norm.probs(logits[ids]).sum())
     return StageView(name, len(ids), min(mass, 1.0), ints(ids[order]), floats(probs))
+
+
+def _tiny_snapshot(name: str, view: npt.NDArray[Any], top_n: int,
+                   logits: npt.NDArray[np.float32], norm: Normaliser) -> StageView:
+    """`small_snapshot` for a handful of survivors (min-p's, the final stage's), in plain
+    Python: the same order (most probable first, ties by id, as `ranked`) and the same float64
+    arithmetic, in ~7 µs where numpy's dozen calls take ~20."""
+    ranks = sorted((-score, token) for score, token
+                   in zip(view["logit"].tolist(), view["id"].tolist()) if score > -math.inf)
+    if not ranks:
+        return StageView(name, 0, 0.0)
+    top = -ranks[0][0]
+    weights = [math.exp(-neg - top) for neg, _ in ranks]
+    total = sum(weights)
+    kept = [token for _, token in ranks]
+    shift, z = norm.shift, norm.z
+    mass = sum(math.exp(raw - shift) for raw in logits[kept].tolist()) / z
+    n = min(top_n, len(kept))
+    return StageView(name, len(kept), min(mass, 1.0), tuple(kept[:n]),
+                     tuple(w / total for w in weights[:n]))
 
 
 def large_snapshot(name: str, view: npt.NDArray[Any], top_n: int,
