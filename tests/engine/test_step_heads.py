@@ -146,3 +146,42 @@ def test_display_pieces_with_a_cache_ask_only_for_ids_not_seen() -> None:
     assert sorted(asked) == [1, 2, 3, 4]
     assert display_pieces(stages, 5, piece, cache)[5] == "<5>"
     assert sorted(asked) == [1, 2, 3, 4, 5]  # 1–4 came from the cache
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 16])
+def test_a_handful_of_survivors_is_snapshot_as_numpy_snapshots_them(
+        n: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plain-Python snapshot of ≤ 16 survivors lists the same tokens in the same order (ties
+    by id) with the same probabilities and mass as the numpy one."""
+    logits = _logits(11, 3.0)
+    ids = np.sort(np.argsort(-logits)[: max(n, 1)])[:n].astype(np.int32)
+    view = np.zeros(n, dtype=S.TOKEN_DATA)
+    view["id"] = ids
+    view["logit"] = np.round(logits[ids] * 2) / 2  # ties among them
+    if n > 2:
+        view["logit"][1] = -np.inf  # a survivor a stage masked
+    norm = S.raw_normaliser(logits)
+    tiny = S.small_snapshot("min_p", view, 3, logits, norm)
+    monkeypatch.setattr(S, "TINY", -1)  # the numpy path for the same view
+    full = S.small_snapshot("min_p", view, 3, logits, norm)
+    assert (tiny.name, tiny.kept, tiny.ids) == (full.name, full.kept, full.ids)
+    assert tiny.probs == pytest.approx(full.probs, rel=1e-12)
+    assert tiny.mass == pytest.approx(full.mass, rel=1e-12)
+
+
+@pytest.mark.parametrize("n", [0, 1, 4, 16])
+def test_the_final_distributions_figures_agree_on_both_paths(
+        n: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from desktop.engine import step_sampler
+
+    final = np.zeros(n, dtype=S.TOKEN_DATA)
+    final["id"] = np.arange(100, 100 + n, dtype=np.int32)
+    final["logit"] = np.linspace(3.0, -2.0, n, dtype=np.float32)
+    if n > 2:
+        final["logit"][2] = -np.inf
+    token = 100 + n // 2 if n else 7
+    tiny = step_sampler._final_stats(final, token)
+    monkeypatch.setattr(step_sampler, "TINY", -1)
+    full = step_sampler._final_stats(final, token)
+    assert tiny == pytest.approx(full, rel=1e-12, abs=1e-15)
+    assert step_sampler._final_stats(final, 99_999)[0] == 0.0  # not among them
