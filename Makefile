@@ -67,7 +67,7 @@ $(UV):
 	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
-$(STAMP): pyproject.toml uv.lock Makefile | $(UV)
+$(STAMP): pyproject.toml uv.lock Makefile desktop/engine/_scan.c | $(UV)
 	@# A venv built for another backend: drop uv's cached llama-cpp-python wheel so it rebuilds.
 	@if ls $(VENV)/.openlid-installed-* >/dev/null 2>&1 && [ ! -e $(STAMP) ]; then \
 		$(UV) cache clean llama-cpp-python; rm -f $(VENV)/.openlid-installed-*; fi

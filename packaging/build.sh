@@ -88,9 +88,18 @@ if [[ -n "$EXPECTED" && "$VERSION_OUT" != *"$EXPECTED"* ]]; then
 fi
 
 echo "build.sh: check 2/2: $BIN --self-test"
-if ! run_bundle --self-test; then
+if ! SELF_TEST_OUT="$(run_bundle --self-test 2>&1)"; then
+  echo "$SELF_TEST_OUT"
   echo "build.sh: CHECK FAILED: --self-test failed (logs were in $SCRATCH/home/logs)" >&2
   cat "$SCRATCH"/home/logs/*.log 2>/dev/null | tail -n 30 >&2 || true
+  exit 1
+fi
+echo "$SELF_TEST_OUT"
+# The capture's C pass (desktop/engine/_scan.c) must have reached the bundle where the building
+# Python runs it.
+HERE_PASS="$("$PYTHON" -c "import sys; sys.path.insert(0, '$ROOT'); from desktop.engine.fused_scan import capture_pass; print(capture_pass())" 2>/dev/null || true)"
+if [[ "$HERE_PASS" == C,* && "$SELF_TEST_OUT" != *"pass over the scores: $HERE_PASS"* ]]; then
+  echo "build.sh: CHECK FAILED: the bundle's capture does not run the C pass ($HERE_PASS here)" >&2
   exit 1
 fi
 echo "build.sh: check passed"

@@ -99,6 +99,9 @@ def cmd_doctor(args: argparse.Namespace, model_path: str) -> int:
         model_path, base, supports_gpu=bool(gpu.get("gpu_offload_supported")))
     if gpu.get("tokens_per_second") and cpu.get("tokens_per_second"):
         report["gpu_speedup"] = round(gpu["tokens_per_second"] / cpu["tokens_per_second"], 2)
+    from desktop.engine.fused_scan import capture_pass
+
+    report["capture_pass"] = capture_pass()
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -121,6 +124,8 @@ def cmd_doctor(args: argparse.Namespace, model_path: str) -> int:
         if run["offload_note"]:
             print(f"  note: {run['offload_note']}")
     print(f"GPU layers auto would offload {report['auto_gpu_layers']} layers on this machine")
+    print(f"capture's pass over the scores: {report['capture_pass']}")
     if "gpu_speedup" in report:
         print(f"GPU vs CPU: {report['gpu_speedup']}x")
     return 0
+

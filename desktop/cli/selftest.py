@@ -94,6 +94,9 @@ def run_self_test(
     report(f"Openlid {__version__} self-test")
     report(f"  llama-cpp-python {_version('llama-cpp-python')}, Python {sys.version.split()[0]}, "
            f"{'bundle' if getattr(sys, 'frozen', False) else 'installed'} on {sys.platform}")
+    from desktop.engine.fused_scan import capture_pass
+
+    report(f"  capture's pass over the scores: {capture_pass()}")
     try:
         text = _run_checks(report, models_dir, log_dir, n_threads)
     except SelfTestFailed as exc:

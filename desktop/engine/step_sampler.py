@@ -56,6 +56,7 @@ from desktop.core.sampler_stages import (
 )
 from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import StageView
+from desktop.engine import fused_scan
 from desktop.engine.grammar import allowed, grammar_sampler, grammar_text
 from desktop.engine.step_chain import WINDOWED, Build, chain_plan, is_active, llama_chain
 from desktop.engine.step_grammar import GrammarStart
@@ -71,6 +72,7 @@ from desktop.engine.step_shortcuts import (
     head_order,
     ints,
     large_snapshot,
+    narrowed,
     ranked,
     raw_entropy,
     raw_normaliser,
@@ -365,11 +367,16 @@ class StepSampler(GrammarStart):
     ) -> tuple[int, dict[str, Any]]:
         """Run the chain stage by stage; returns the token and the StepRecord fields."""
         started = time.perf_counter()
-        # The raw softmax's z first, shifted by the last step's max (its one cold pass over the
-        # vocabulary), then the raw head (warm now), whose top is this step's max: no pass of
-        # its own for the max (step_shortcuts.raw_z).
-        shift = self._last_max
-        found = None if shift is None else raw_z(logits, shift)
+        # One pass over the vocabulary, shifted by the last step's max and cut at the last
+        # step's head floor, gives the raw softmax's z and entropy and this step's raw head
+        # (fused_scan). Without the extension: the raw softmax's z first (its one cold pass),
+        # then the raw head (warm now), whose top is this step's max (step_shortcuts.raw_z).
+        shift, guess = self._last_max, self._head_floor
+        scanned = found = None
+        if shift is not None and guess is not None and fused_scan.available():
+            scanned = fused_scan.scan(logits, shift, guess)
+        elif shift is not None:
+            found = raw_z(logits, shift)
         w_ids, after = self._window_patch(logits)
         w_final = after[-1] if after else None
         top_n = self.top_n
@@ -378,8 +385,14 @@ class StepSampler(GrammarStart):
         want = top_n + len(w_ids)
         k_head = self._head_stage == STAGE_TOP_K and not self._grammar_live
         count = max(want, self.settings.top_k) if k_head else want
-        head, values = head_ids(logits, _NO_IDS, None, None, count=count,
-                                guess=self._head_floor)
+        head = values = None
+        if scanned is not None and scanned.ids is not None and scanned.count >= count:
+            head = scanned.ids.copy()  # the scan's buffer is reused by the next scan
+            head, values = narrowed(head, logits[head], count)
+        elif scanned is not None:  # the guess let in too few: the max is known now
+            head, values = head_ids(logits, _NO_IDS, None, scanned.top, count=count)
+        else:
+            head, values = head_ids(logits, _NO_IDS, None, None, count=count, guess=guess)
         shared = None
         if head is None or values is None:  # a flat distribution: no short head holds that many
             want = min(want, len(logits) - 1)
@@ -390,7 +403,9 @@ class StepSampler(GrammarStart):
         order, self._head_floor = head_order(values, count)
         # The head holds every token at or above a threshold, so its top is the vocabulary's.
         top = self._last_max = float(values[order[0]])
-        if found is not None and shift is not None:
+        if scanned is not None and scanned.normalised:
+            norm = Normaliser(scanned.shift, scanned.z, scanned.entropy, top)
+        elif found is not None and shift is not None:
             z, exps = found
             norm = Normaliser(shift, z, raw_entropy(logits, exps, z, shift, top), top)
         else:

@@ -30,3 +30,8 @@ def test_doctor_reports_offload_and_speed(gemma_path: Path) -> None:
         assert report["auto_gpu_layers"] == 0
     else:
         assert gpu["layers_offloaded"] > 0 or gpu["offload_note"]
+    # The capture's pass over the scores, as the engine will run it here.
+    from desktop.engine import fused_scan
+
+    expected = {2: "C, AVX-512", 1: "C, AVX2"}.get(fused_scan.level(), "numpy")
+    assert report["capture_pass"].startswith(expected)

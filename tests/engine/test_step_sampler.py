@@ -18,6 +18,7 @@ import pytest
 
 from desktop.core.sampler_stages import removed_from_head
 from desktop.core.sampling import SamplerSettings, SettingsError
+from desktop.engine import fused_scan
 from desktop.engine.step_sampler import TOKEN_DATA, StepSampler, llama_chain
 
 N_VOCAB = 262_144
@@ -172,11 +173,17 @@ CHAINS = [
 ]
 
 
+@pytest.mark.parametrize("scan", ["fused", "numpy"])
 @pytest.mark.parametrize("ties", [False, True], ids=["distinct", "ties"])
 @pytest.mark.parametrize("settings", CHAINS, ids=lambda s: f"seed{s.seed}")
-def test_draws_are_llama_cpps_own_chain(settings: SamplerSettings, ties: bool,
-                                        vocab: Any) -> None:
-    """Six steps of changing logits: captured, fast and llama.cpp's whole chain draw alike."""
+def test_draws_are_llama_cpps_own_chain(settings: SamplerSettings, ties: bool, scan: str,
+                                        vocab: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Six steps of changing logits: captured, fast and llama.cpp's whole chain draw alike, with
+    the C pass over the scores (engine.fused_scan) and without it."""
+    if scan == "numpy":
+        monkeypatch.setattr(fused_scan, "available", lambda: False)
+    elif not fused_scan.available():
+        pytest.skip("the C pass did not compile here")
     captured = StepSampler(settings, N_VOCAB, N_CTX, vocab)
     fast = StepSampler(settings, N_VOCAB, N_CTX, vocab)
     plain = StepSampler(settings, N_VOCAB, N_CTX, vocab, shortcuts=False)
@@ -202,6 +209,12 @@ def test_draws_are_llama_cpps_own_chain(settings: SamplerSettings, ties: bool,
                 assert sa.mass == pytest.approx(sb.mass, rel=1e-5)
             assert a["raw_rank"] == b["raw_rank"]
             assert a["prob"] == pytest.approx(b["prob"], rel=1e-5)
+            l64 = logits.astype(np.float64)
+            p = np.exp(l64 - l64.max())
+            p /= p.sum()
+            entropy = float(-(p[p > 0] * np.log2(p[p > 0])).sum())
+            assert a["entropy_raw"] == pytest.approx(entropy, rel=1e-5, abs=2e-5)
+            assert a["raw_prob"] == pytest.approx(float(p[token_a]), rel=1e-5)
     finally:
         for s in (captured, fast, plain):
             s.close()

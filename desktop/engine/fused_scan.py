@@ -1,0 +1,104 @@
+"""One pass over a step's raw scores in C (`_scan.c`): the raw softmax's z, its entropy and the
+ids at or above a threshold, where numpy needs three passes.
+
+Runs in the engine worker process. `_scan` is an optional extension that setuptools compiles at
+install (pyproject.toml); without it, or on a CPU without AVX2 and FMA, `available()` is False
+and step_shortcuts keeps to numpy and llama.cpp's softmax kernel. The extension is loaded with
+ctypes (its functions take raw pointers; a call costs ~2 µs).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import importlib.util
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+_LOG2E = 1.0 / math.log(2.0)
+
+
+@dataclass(frozen=True)
+class Scanned:
+    """What one pass found: z = Σ exp(l - shift), the entropy in bits, the max score, how many
+    scores reach the threshold and, when they fit the buffer, their ids (ascending; a view of a
+    buffer reused by the next scan)."""
+
+    shift: float
+    z: float
+    entropy: float
+    top: float
+    count: int
+    ids: npt.NDArray[np.int32] | None
+
+    @property
+    def normalised(self) -> bool:
+        """Whether z (and the entropy) can be used: False when `shift` lay too far from the
+        scores (a score 80 nats above it, or z below 1e-30); shift by `top` then."""
+        return 1e-30 < self.z < 1e30  # NaN fails too
+
+
+@functools.cache
+def _library() -> Any:
+    spec = importlib.util.find_spec("desktop.engine._scan")
+    if spec is None or not spec.origin:
+        return None
+    try:
+        lib = ctypes.CDLL(spec.origin)
+    except OSError:
+        return None
+    lib.openlid_scan_level.restype = ctypes.c_int
+    lib.openlid_scan_level.argtypes = ()
+    lib.openlid_scan.restype = ctypes.c_int64
+    lib.openlid_scan.argtypes = (
+        ctypes.c_int, ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_float,
+        ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p)
+    return lib
+
+
+@functools.cache
+def level() -> int:
+    """2: AVX-512, 1: AVX2 with FMA, 0: no vectorised pass here (or no extension)."""
+    lib = _library()
+    return int(lib.openlid_scan_level()) if lib is not None else 0
+
+
+def available() -> bool:
+    return level() > 0
+
+
+def capture_pass() -> str:
+    """Which pass over a step's scores the capture runs here, in words (doctor, self-test)."""
+    return {2: "C, AVX-512", 1: "C, AVX2"}.get(
+        level(), "numpy (the C extension is not built, or this CPU has no AVX2)")
+
+
+_ids: list[npt.NDArray[np.int32]] = []
+_out = np.zeros(2, dtype=np.float64)
+_max = np.zeros(1, dtype=np.float32)
+
+
+def scan(logits: npt.NDArray[np.float32], shift: float, threshold: float = math.inf, *,
+         cap: int | None = None, at_level: int | None = None) -> Scanned | None:
+    """One pass over `logits` (float32, contiguous). None without the extension (the caller
+    keeps to numpy). `cap`: the most ids kept (a quarter of
+    the vocabulary by default); `at_level`: a slower level than the CPU's (the tests)."""
+    lib = _library()
+    run_at = level() if at_level is None else at_level
+    if lib is None or not math.isfinite(shift) or not (
+            logits.dtype == np.float32 and logits.flags.c_contiguous and 0 < len(logits) < 2**31):
+        return None
+    n = len(logits)
+    cap = max(65536, n // 4) if cap is None else cap
+    if not _ids or len(_ids[0]) < cap:
+        _ids[:] = [np.empty(cap, dtype=np.int32)]
+    ids = _ids[0]
+    count = int(lib.openlid_scan(run_at, logits.ctypes.data, n, shift, threshold,
+                                 ids.ctypes.data, cap, _out.ctypes.data, _max.ctypes.data))
+    z, dot, top = float(_out[0]), float(_out[1]), float(_max[0])
+    entropy = (math.log(z) - dot / z) * _LOG2E if 1e-30 < z < 1e30 else math.nan
+    return Scanned(shift, z, entropy, top, count, ids[:count] if count <= cap else None)
