@@ -21,6 +21,7 @@
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #if defined(_WIN32)
 #define OPENLID_EXPORT __declspec(dllexport)
@@ -227,6 +228,96 @@ OPENLID_EXPORT int64_t openlid_scan(int level, const float *l, int64_t n, float 
     out[1] = dot;
     *mx = top;
     return k;
+}
+
+/* --- a stage's few survivors ---
+
+   The same figures step_shortcuts.small_snapshot computes with numpy (~20 µs in a dozen calls;
+   this ~3 µs), for arrays of at most SNAPSHOT_MAX candidates: float64 throughout, ranks most
+   probable first with ties by token id. */
+
+#define SNAPSHOT_MAX 512
+
+typedef struct {
+    int32_t id;
+    float logit;
+    float p;
+} token_data; /* llama.cpp's llama_token_data */
+
+typedef struct {
+    double logit;
+    int32_t id;
+} ranked_entry;
+
+static int by_rank(const void *a, const void *b) {
+    const ranked_entry *x = (const ranked_entry *)a, *y = (const ranked_entry *)b;
+    if (x->logit != y->logit) return x->logit > y->logit ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* The survivors (score > -inf) of data[0..n): their count (returned), the top_n of them in
+   rank order with their probabilities renormalised over the survivors, and *mass = the sum of
+   exp(raw[id] - shift) / z over them (their share of the raw softmax). -1 when n exceeds
+   SNAPSHOT_MAX (the caller uses numpy). */
+OPENLID_EXPORT int64_t openlid_snapshot(const token_data *data, int64_t n, int64_t top_n,
+                                        const float *raw, double shift, double z,
+                                        int32_t *out_ids, double *out_probs, double *mass) {
+    ranked_entry alive[SNAPSHOT_MAX];
+    if (n > SNAPSHOT_MAX) return -1;
+    int64_t kept = 0;
+    double top = -INFINITY, raw_sum = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double logit = (double)data[i].logit;
+        if (!(logit > -INFINITY)) continue; /* NaN is no survivor either, as in numpy */
+        alive[kept].logit = logit;
+        alive[kept].id = data[i].id;
+        if (logit > top) top = logit;
+        raw_sum += exp((double)raw[data[i].id] - shift) / z;
+        kept++;
+    }
+    *mass = raw_sum;
+    if (kept == 0) return 0;
+    double total = 0.0;
+    for (int64_t i = 0; i < kept; i++) total += exp(alive[i].logit - top);
+    qsort(alive, (size_t)kept, sizeof(ranked_entry), by_rank);
+    int64_t m = top_n < kept ? top_n : kept;
+    for (int64_t i = 0; i < m; i++) {
+        out_ids[i] = alive[i].id;
+        out_probs[i] = exp(alive[i].logit - top) / total;
+    }
+    return kept;
+}
+
+/* The distribution the draw used, renormalised from data[0..n)'s scores in float64 (-inf
+   weighs 0; all -inf: uniform): *prob = `token`'s probability (0 when absent), *entropy in
+   bits. -1 when n exceeds SNAPSHOT_MAX. */
+OPENLID_EXPORT int64_t openlid_final(const token_data *data, int64_t n, int32_t token,
+                                     double *prob, double *entropy) {
+    if (n > SNAPSHOT_MAX) return -1;
+    double top = -INFINITY;
+    for (int64_t i = 0; i < n; i++)
+        if (isfinite(data[i].logit) && (double)data[i].logit > top) top = data[i].logit;
+    int any = top > -INFINITY;
+    double weights[SNAPSHOT_MAX], total = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double logit = (double)data[i].logit;
+        weights[i] = !any ? 1.0 : (isfinite(data[i].logit) ? exp(logit - top) : 0.0);
+        total += weights[i];
+    }
+    if (total == 0.0) total = 1.0;
+    double h = 0.0, p_token = 0.0;
+    int found = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double p = weights[i] / total;
+        if (p > 0.0) h -= p * log2(p);
+        if (!found && data[i].id == token) {
+            p_token = p;
+            found = 1;
+        }
+    }
+    *prob = p_token;
+    *entropy = h;
+    return n;
 }
 
 static struct PyModuleDef scan_module = {

@@ -1,5 +1,6 @@
 """One pass over a step's raw scores in C (`_scan.c`): the raw softmax's z, its entropy and the
-ids at or above a threshold, where numpy needs three passes.
+ids at or above a threshold, where numpy needs three passes; and a stage's few survivors
+snapshot (`snapshot`, `final_stats`) in one call where numpy makes a dozen.
 
 Runs in the engine worker process. `_scan` is an optional extension that setuptools compiles at
 install (pyproject.toml); without it, or on a CPU without AVX2 and FMA, `available()` is False
@@ -53,6 +54,13 @@ def _library() -> Any:
         return None
     lib.openlid_scan_level.restype = ctypes.c_int
     lib.openlid_scan_level.argtypes = ()
+    lib.openlid_snapshot.restype = ctypes.c_int64
+    lib.openlid_snapshot.argtypes = (
+        ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_double,
+        ctypes.c_double, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+    lib.openlid_final.restype = ctypes.c_int64
+    lib.openlid_final.argtypes = (
+        ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p)
     lib.openlid_scan.restype = ctypes.c_int64
     lib.openlid_scan.argtypes = (
         ctypes.c_int, ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_float,
@@ -68,7 +76,13 @@ def level() -> int:
 
 
 def available() -> bool:
+    """Whether the vectorised pass runs here."""
     return level() > 0
+
+
+def built() -> bool:
+    """Whether the extension is here (its snapshots need no vector unit)."""
+    return _library() is not None
 
 
 def capture_pass() -> str:
@@ -102,3 +116,40 @@ def scan(logits: npt.NDArray[np.float32], shift: float, threshold: float = math.
     z, dot, top = float(_out[0]), float(_out[1]), float(_max[0])
     entropy = (math.log(z) - dot / z) * _LOG2E if 1e-30 < z < 1e30 else math.nan
     return Scanned(shift, z, entropy, top, count, ids[:count] if count <= cap else None)
+
+
+SNAPSHOT_MAX = 512  # as in _scan.c: larger arrays are snapshot by numpy
+_snap_ids = np.zeros(SNAPSHOT_MAX, dtype=np.int32)
+_snap_probs = np.zeros(SNAPSHOT_MAX, dtype=np.float64)
+_figures = np.zeros(2, dtype=np.float64)
+
+
+def snapshot(view: npt.NDArray[Any], top_n: int, raw: npt.NDArray[np.float32], shift: float,
+             z: float) -> tuple[int, float, tuple[int, ...], tuple[float, ...]] | None:
+    """A stage's survivors (`view`: a contiguous llama_token_data array, scores > -inf
+    survive): how many, their raw mass (Σ exp(raw[id] - shift) / z), and the `top_n` most
+    probable (ties by id) with their probabilities renormalised over the survivors, float64
+    throughout. None without the extension or beyond SNAPSHOT_MAX candidates."""
+    lib = _library()
+    if (lib is None or len(view) > SNAPSHOT_MAX or not view.flags.c_contiguous
+            or raw.dtype != np.float32 or not raw.flags.c_contiguous):
+        return None
+    top_n = min(top_n, SNAPSHOT_MAX)
+    kept = int(lib.openlid_snapshot(view.ctypes.data, len(view), top_n, raw.ctypes.data,
+                                    shift, z, _snap_ids.ctypes.data, _snap_probs.ctypes.data,
+                                    _figures.ctypes.data))
+    n = min(top_n, kept)
+    return (kept, float(_figures[0]), tuple(_snap_ids[:n].tolist()),
+            tuple(_snap_probs[:n].tolist()))
+
+
+def final_stats(final: npt.NDArray[Any], token: int) -> tuple[float, float] | None:
+    """`token`'s probability in the distribution renormalised from `final`'s scores (float64;
+    -inf weighs nothing; all -inf: uniform) and its entropy in bits. None without the extension
+    or beyond SNAPSHOT_MAX candidates."""
+    lib = _library()
+    if lib is None or len(final) > SNAPSHOT_MAX or not final.flags.c_contiguous:
+        return None
+    lib.openlid_final(final.ctypes.data, len(final), token, _figures.ctypes.data,
+                      _figures[1:].ctypes.data)
+    return float(_figures[0]), float(_figures[1])

@@ -485,7 +485,12 @@ class StepSampler(GrammarStart):
 
 def _final_stats(final: npt.NDArray[Any], token: int) -> tuple[float, float]:
     """`token`'s probability in the distribution the draw used, and that distribution's
-    entropy in bits (see `_final_probs`); a handful of candidates in plain Python."""
+    entropy in bits (see `_final_probs`); a few candidates in C where built, a handful in
+    plain Python otherwise."""
+    if fused_scan.built():
+        found = fused_scan.final_stats(final, token)
+        if found is not None:
+            return found
     if len(final) > TINY:
         final_p = _final_probs(final)
         nz = final_p[final_p > 0]

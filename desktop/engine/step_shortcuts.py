@@ -453,7 +453,12 @@ TINY = 16  # at or below this many candidates a snapshot is plain Python (numpy'
 
 def small_snapshot(name: str, view: npt.NDArray[Any], top_n: int,
                    logits: npt.NDArray[np.float32], norm: Normaliser) -> StageView:
-    """A stage's survivors when there are few: all of them sorted."""
+    """A stage's survivors when there are few: all of them sorted (in C where built)."""
+    if fused_scan.built():
+        found = fused_scan.snapshot(view, top_n, logits, norm.shift, norm.z)
+        if found is not None:
+            kept, mass, top_ids, top_probs = found
+            return StageView(name, kept, min(mass, 1.0), top_ids, top_probs)
     if len(view) <= TINY:
         return _tiny_snapshot(name, view, top_n, logits, norm)
     lg = view["logit"].astype(np.float64)

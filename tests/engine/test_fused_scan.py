@@ -103,3 +103,26 @@ def test_the_extension_is_built_where_it_can_be() -> None:
         pytest.skip("this CPU has no AVX2 with FMA")
     assert F.available(), "desktop/engine/_scan.c did not compile: see `make install`'s output"
     assert F.level() == (2 if " avx512f" in flags and " avx512dq" in flags else 1)
+
+
+def test_snapshots_run_in_c_up_to_their_limit() -> None:
+    """`snapshot` and `final_stats` answer for ≤ SNAPSHOT_MAX candidates (step_shortcuts and
+    step_sampler compare their figures with numpy's) and leave larger arrays to numpy."""
+    if not F.built():
+        pytest.skip("the extension did not compile here")
+    from desktop.engine.step_shortcuts import TOKEN_DATA
+
+    logits = _logits(1_000, seed=4)
+    for n, answers in ((F.SNAPSHOT_MAX, True), (F.SNAPSHOT_MAX + 1, False)):
+        view = np.zeros(n, dtype=TOKEN_DATA)
+        view["id"] = np.arange(n, dtype=np.int32)
+        view["logit"] = logits[:n]
+        found = F.snapshot(view, 50, logits, float(logits.max()), 1.0)
+        assert (found is not None) == answers
+        assert (F.final_stats(view, 3) is not None) == answers
+    found = F.snapshot(view[:10], 50, logits, float(logits.max()), 1.0)
+    assert found is not None
+    kept, _mass, ids, probs = found
+    assert kept == 10
+    assert len(ids) == len(probs) == 10
+    assert sum(probs) == pytest.approx(1.0)

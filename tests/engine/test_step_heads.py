@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from desktop.core.steps import StageView
+from desktop.engine import fused_scan
 from desktop.engine import step_shortcuts as S
 from desktop.engine.session import display_pieces
 
@@ -148,11 +149,11 @@ def test_display_pieces_with_a_cache_ask_only_for_ids_not_seen() -> None:
     assert sorted(asked) == [1, 2, 3, 4, 5]  # 1–4 came from the cache
 
 
-@pytest.mark.parametrize("n", [0, 1, 5, 16])
+@pytest.mark.parametrize("n", [0, 1, 5, 16, 40, 512, 513])
 def test_a_handful_of_survivors_is_snapshot_as_numpy_snapshots_them(
         n: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The plain-Python snapshot of ≤ 16 survivors lists the same tokens in the same order (ties
-    by id) with the same probabilities and mass as the numpy one."""
+    """The C snapshot (≤ 512 candidates) and the plain-Python one (≤ 16) list the same tokens in
+    the same order (ties by id) with the same probabilities and mass as the numpy one."""
     logits = _logits(11, 3.0)
     ids = np.sort(np.argsort(-logits)[: max(n, 1)])[:n].astype(np.int32)
     view = np.zeros(n, dtype=S.TOKEN_DATA)
@@ -161,27 +162,36 @@ def test_a_handful_of_survivors_is_snapshot_as_numpy_snapshots_them(
     if n > 2:
         view["logit"][1] = -np.inf  # a survivor a stage masked
     norm = S.raw_normaliser(logits)
-    tiny = S.small_snapshot("min_p", view, 3, logits, norm)
+    in_c = S.small_snapshot("min_p", view, 50, logits, norm)  # C where built
+    monkeypatch.setattr(fused_scan, "built", lambda: False)
+    tiny = S.small_snapshot("min_p", view, 50, logits, norm)
     monkeypatch.setattr(S, "TINY", -1)  # the numpy path for the same view
-    full = S.small_snapshot("min_p", view, 3, logits, norm)
-    assert (tiny.name, tiny.kept, tiny.ids) == (full.name, full.kept, full.ids)
-    assert tiny.probs == pytest.approx(full.probs, rel=1e-12)
-    assert tiny.mass == pytest.approx(full.mass, rel=1e-12)
+    full = S.small_snapshot("min_p", view, 50, logits, norm)
+    for other in (tiny, in_c):
+        assert (other.name, other.kept, other.ids) == (full.name, full.kept, full.ids)
+        assert other.probs == pytest.approx(full.probs, rel=1e-12)
+        assert other.mass == pytest.approx(full.mass, rel=1e-12)
 
 
-@pytest.mark.parametrize("n", [0, 1, 4, 16])
-def test_the_final_distributions_figures_agree_on_both_paths(
-        n: int, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("n", [0, 1, 4, 16, 40, 512])
+@pytest.mark.parametrize("masked", ["one", "all"])
+def test_the_final_distributions_figures_agree_on_every_path(
+        n: int, masked: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from desktop.engine import step_sampler
 
     final = np.zeros(n, dtype=S.TOKEN_DATA)
     final["id"] = np.arange(100, 100 + n, dtype=np.int32)
     final["logit"] = np.linspace(3.0, -2.0, n, dtype=np.float32)
-    if n > 2:
+    if masked == "all":
+        final["logit"] = -np.inf  # uniform, as the draw would see it
+    elif n > 2:
         final["logit"][2] = -np.inf
     token = 100 + n // 2 if n else 7
+    in_c = step_sampler._final_stats(final, token)  # C where built
+    monkeypatch.setattr(fused_scan, "built", lambda: False)
     tiny = step_sampler._final_stats(final, token)
     monkeypatch.setattr(step_sampler, "TINY", -1)
     full = step_sampler._final_stats(final, token)
     assert tiny == pytest.approx(full, rel=1e-12, abs=1e-15)
+    assert in_c == pytest.approx(full, rel=1e-12, abs=1e-15)
     assert step_sampler._final_stats(final, 99_999)[0] == 0.0  # not among them

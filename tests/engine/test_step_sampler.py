@@ -182,6 +182,7 @@ def test_draws_are_llama_cpps_own_chain(settings: SamplerSettings, ties: bool, s
     the C pass over the scores (engine.fused_scan) and without it."""
     if scan == "numpy":
         monkeypatch.setattr(fused_scan, "available", lambda: False)
+        monkeypatch.setattr(fused_scan, "built", lambda: False)
     elif not fused_scan.available():
         pytest.skip("the C pass did not compile here")
     captured = StepSampler(settings, N_VOCAB, N_CTX, vocab)
