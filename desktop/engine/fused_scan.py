@@ -58,6 +58,10 @@ def _library() -> Any:
     lib.openlid_snapshot.argtypes = (
         ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_double,
         ctypes.c_double, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+    lib.openlid_rank.restype = ctypes.c_int64
+    lib.openlid_rank.argtypes = (
+        ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
+        ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
     lib.openlid_final.restype = ctypes.c_int64
     lib.openlid_final.argtypes = (
         ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p)
@@ -155,3 +159,29 @@ def final_stats(final: npt.NDArray[Any], token: int) -> tuple[float, float] | No
         return None
     lib.openlid_final(final.ctypes.data, len(final), token, _FIGURES, _FIGURE_1)
     return float(_figures[0]), float(_figures[1])
+
+
+_rank_room: list[Any] = []  # scratch, ids out, scores out: grown to the longest head seen
+_floor = np.zeros(1, dtype=np.float32)
+_FLOOR = _floor.ctypes.data
+
+
+def rank(logits: npt.NDArray[np.float32], ids: npt.NDArray[np.int32], count: int, reach: int
+         ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32], float] | None:
+    """Of a head `ids` (scores `logits[ids]`): the `count` highest and every one tied with the
+    last of them, most probable first with ties by id (new arrays), and the `reach`-th highest
+    score. None without the extension. 1 <= count <= reach <= len(ids)."""
+    lib = _library()
+    n = len(ids)
+    if (lib is None or not 1 <= count <= reach <= n or ids.dtype != np.int32
+            or not ids.flags.c_contiguous or logits.dtype != np.float32
+            or not logits.flags.c_contiguous):
+        return None
+    if not _rank_room or len(_rank_room[1]) < n:
+        _rank_room[:] = [np.empty(3 * n, dtype=np.float32), np.empty(n, dtype=np.int32),
+                         np.empty(n, dtype=np.float32)]
+    scratch, out_ids, out_vals = _rank_room
+    m = int(lib.openlid_rank(logits.ctypes.data, ids.ctypes.data, n, count, reach,
+                             scratch.ctypes.data, out_ids.ctypes.data, out_vals.ctypes.data,
+                             _FLOOR))
+    return out_ids[:m].copy(), out_vals[:m].copy(), float(_floor[0])

@@ -69,11 +69,10 @@ from desktop.engine.step_shortcuts import (
     all_distinct,
     floats,
     head_ids,
-    head_order,
     ints,
     large_snapshot,
-    narrowed,
     ranked,
+    ranked_head,
     raw_entropy,
     raw_normaliser,
     raw_z,
@@ -388,21 +387,17 @@ class StepSampler(GrammarStart):
         head = values = None
         if scanned is not None and scanned.ids is not None and scanned.count >= count:
             head = scanned.ids.copy()  # the scan's buffer is reused by the next scan
-            head, values = narrowed(head, logits[head], count)
         elif scanned is not None:  # the guess let in too few: the max is known now
             head, values = head_ids(logits, _NO_IDS, None, scanned.top, count=count)
         else:
             head, values = head_ids(logits, _NO_IDS, None, None, count=count, guess=guess)
-        shared = None
-        if head is None or values is None:  # a flat distribution: no short head holds that many
+        threshold_head = head is not None
+        if head is None:  # a flat distribution: no short head holds that many
             want = min(want, len(logits) - 1)
             head = np.sort(np.argpartition(-logits, want)[: want + 1]).astype(np.int32)
-            values = logits[head]
-        elif k_head:
-            shared = head
-        order, self._head_floor = head_order(values, count)
+        ranked_ids, ranked_values, self._head_floor = ranked_head(logits, head, count, values)
         # The head holds every token at or above a threshold, so its top is the vocabulary's.
-        top = self._last_max = float(values[order[0]])
+        top = self._last_max = float(ranked_values[0])
         if scanned is not None and scanned.normalised:
             norm = Normaliser(scanned.shift, scanned.z, scanned.entropy, top)
         elif found is not None and shift is not None:
@@ -410,11 +405,14 @@ class StepSampler(GrammarStart):
             norm = Normaliser(shift, z, raw_entropy(logits, exps, z, shift, top), top)
         else:
             norm = raw_normaliser(logits, top)
-        if shared is not None:
-            # Top-k's input: every token scoring at least the k-th highest (ids ascending), not
-            # the whole head: llama.cpp's top-k then sorts ~k tokens instead of ~1,000.
-            shared = head[values >= values[order[self.settings.top_k - 1]]]
-        raw_ids = head[order[: top_n + len(w_ids)]]
+        shared = None
+        if k_head and threshold_head:
+            # Top-k's input: every token scoring at least the k-th highest (ids ascending; all
+            # ranked, ties with the last included), not the whole head: llama.cpp's top-k then
+            # sorts ~k tokens instead of ~1,000.
+            kth = ranked_values[self.settings.top_k - 1]
+            shared = np.sort(ranked_ids[ranked_values >= kth])
+        raw_ids = ranked_ids[: top_n + len(w_ids)]
         raw_top = raw_ids[:top_n]
         views = [StageView(STAGE_RAW, self.n_vocab, 1.0, ints(raw_top),
                            floats(norm.probs(logits[raw_top])))]

@@ -432,6 +432,26 @@ def head_order(values: npt.NDArray[np.float32], count: int
     return order, float(part[n - reach])
 
 
+def ranked_head(logits: npt.NDArray[np.float32], head: npt.NDArray[np.int32], count: int,
+                values: npt.NDArray[np.float32] | None = None,
+                ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32], float]:
+    """A head's `count` highest tokens and every one tied with the last of them, most probable
+    first with ties by id (ids, scores), and the score `_reach` places down the head (the next
+    step's guess): in C where built (a selection, then a sort of those few), else a head far
+    longer than needed `narrowed` and `head_order`. `values`: logits[head] when known."""
+    count = min(count, len(head))
+    reach = _reach(len(head), count)
+    if fused_scan.built():
+        found = fused_scan.rank(logits, head, count, reach)
+        if found is not None:
+            return found
+    if values is None:
+        values = logits[head]
+    head, values = narrowed(head, values, count)
+    order, floor = head_order(values, count)
+    return head[order], values[order], floor
+
+
 def reach_of(values: npt.NDArray[np.float32], count: int) -> float:
     """The score `_reach` places down a head's `values`: the threshold the next step's head
     tries first (`head_ids`'s guess)."""

@@ -126,3 +126,30 @@ def test_snapshots_run_in_c_up_to_their_limit() -> None:
     assert kept == 10
     assert len(ids) == len(probs) == 10
     assert sum(probs) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_head_ranked_in_c_is_ranked_as_numpy_ranks_it(seed: int) -> None:
+    """`rank` keeps the count best and every one tied with the last, most probable first with
+    ties by id, and finds the reach-th score: as a full lexsort does, ties included."""
+    if not F.built():
+        pytest.skip("the extension did not compile here")
+    rng = np.random.default_rng(seed)
+    logits = rng.standard_normal(20_000).astype(np.float32)
+    if seed % 2:
+        logits = (np.round(logits * 2) / 2).astype(np.float32)  # many ties at every cut
+    for n in (1, 7, 64, 1_000, 4_999):
+        ids = np.sort(rng.choice(len(logits), n, replace=False)).astype(np.int32)
+        values = logits[ids]
+        order = np.lexsort((ids, -values.astype(np.float64)))
+        for count in {1, max(1, n // 3), n}:
+            for reach in {count, n}:
+                found = F.rank(logits, ids, count, reach)
+                assert found is not None
+                ranked_ids, ranked_values, floor = found
+                cut = values[order[count - 1]]
+                expected = order[values[order] >= cut]
+                assert ranked_ids.tolist() == ids[expected].tolist()
+                assert ranked_values.tolist() == values[expected].tolist()
+                assert floor == float(np.sort(values)[::-1][reach - 1])
+    assert F.rank(logits, ids, 0, 1) is None  # out of range: the caller ranks with numpy
