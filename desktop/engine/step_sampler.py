@@ -410,12 +410,14 @@ class StepSampler(GrammarStart):
             # Top-k's input: every token scoring at least the k-th highest (ids ascending; all
             # ranked, ties with the last included), not the whole head: llama.cpp's top-k then
             # sorts ~k tokens instead of ~1,000.
-            kth = ranked_values[self.settings.top_k - 1]
-            shared = np.sort(ranked_ids[ranked_values >= kth])
+            k = n_keep = self.settings.top_k
+            while n_keep < len(ranked_values) and ranked_values[n_keep] == ranked_values[k - 1]:
+                n_keep += 1  # ranked best first: those tied with the k-th follow it
+            shared = np.sort(ranked_ids[:n_keep])
         raw_ids = ranked_ids[: top_n + len(w_ids)]
         raw_top = raw_ids[:top_n]
         views = [StageView(STAGE_RAW, self.n_vocab, 1.0, ints(raw_top),
-                           floats(norm.probs(logits[raw_top])))]
+                           floats(norm.probs(ranked_values[:top_n])))]
         by_name: dict[str, StageView] = {}
         for name, values in zip(self._prefix, after, strict=True):
             by_name[name] = self._window_view(name, logits, norm, raw_ids, w_ids, values)
