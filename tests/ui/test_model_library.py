@@ -337,3 +337,38 @@ def test_an_unusable_models_folder_is_refused_in_words(
     panel.set_models_dir(str(blocker / "models"))
     wait_message(qtbot, panel, "Can't use")
     assert panel.models_dir == before
+
+
+def test_the_discover_dialogs_check_boxes_show_their_outline_in_the_dark_theme(
+        qtbot: Any) -> None:
+    """An unchecked item's box was a dark square on the dark list: it gets the check boxes'
+    palette (ui.palette), whose lighter window colour Fusion darkens into an outline."""
+    from PySide6.QtWidgets import QApplication
+
+    from desktop.core.library.catalog import LocalModel
+    from desktop.ui.library.discover_dialog import LibraryDiscoverDialog
+    from desktop.ui.window.theme import ThemeSwitcher
+
+    switcher = ThemeSwitcher.of(QApplication.instance())  # type: ignore[arg-type]
+    before = switcher.theme or "light"
+    switcher.apply("dark")
+    try:
+        models = tuple(LocalModel(f"/m/{n}.gguf", n, "gemma3", 268_000_000, "Q4_K_M", 32768,
+                                  False, 2**28, "lm-studio") for n in ("a", "b"))
+        dialog = LibraryDiscoverDialog(models)
+        qtbot.addWidget(dialog)
+        dialog.set_checked("/m/b.gguf", False)
+        dialog.show()
+        qtbot.waitExposed(dialog)
+        view = dialog.list
+        item = view.item(1)
+        assert item is not None
+        rect = view.visualItemRect(item)
+        image = view.viewport().grab().toImage()
+        base = image.pixelColor(rect.right() - 2, rect.center().y()).lightness()
+        box = max(image.pixelColor(x, y).lightness()
+                  for x in range(rect.left(), rect.left() + 20)  # the box, not the text
+                  for y in range(rect.center().y() - 9, rect.center().y() + 10))
+        assert box - base > 60
+    finally:
+        switcher.apply(before)

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 
 from desktop.core.library.catalog import LocalModel
 from desktop.ui.library.entries import format_bytes, summary
+from desktop.ui.palette import indicator_palette
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
 SOURCE_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -42,6 +43,8 @@ class LibraryDiscoverDialog(QDialog):
         self.list = QListWidget(self)
         self.list.setAccessibleName("Models found")
         self.list.setSpacing(2)
+        # The items' check boxes outlined as the theme outlines check boxes (ui.palette).
+        self.list.setPalette(indicator_palette(self.list.palette()))
         for model in models:
             where = _WHERE.get(model.source, model.source)
             item = QListWidgetItem(f"{model.name}\n{where} · {format_bytes(model.size_bytes)}"
