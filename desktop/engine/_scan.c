@@ -258,12 +258,15 @@ static int by_rank(const void *a, const void *b) {
 /* The survivors (score > -inf) of data[0..n): their count (returned), the top_n of them in
    rank order with their probabilities renormalised over the survivors, and *mass = the sum of
    exp(raw[id] - shift) / z over them (their share of the raw softmax). -1 when n exceeds
-   SNAPSHOT_MAX (the caller uses numpy). */
+   SNAPSHOT_MAX or an id is not one of raw[0..n_raw) (the caller uses numpy). */
 OPENLID_EXPORT int64_t openlid_snapshot(const token_data *data, int64_t n, int64_t top_n,
-                                        const float *raw, double shift, double z,
-                                        int32_t *out_ids, double *out_probs, double *mass) {
+                                        const float *raw, int64_t n_raw, double shift,
+                                        double z, int32_t *out_ids, double *out_probs,
+                                        double *mass) {
     ranked_entry alive[SNAPSHOT_MAX];
     if (n > SNAPSHOT_MAX) return -1;
+    for (int64_t i = 0; i < n; i++)
+        if (data[i].id < 0 || data[i].id >= n_raw) return -1; /* not a token of `raw` */
     int64_t kept = 0;
     double top = -INFINITY, raw_sum = 0.0;
     for (int64_t i = 0; i < n; i++) {
@@ -363,12 +366,18 @@ static int by_score(const void *a, const void *b) {
 
 /* Of the head ids[0..n) (scores logits[id]): the `count` highest and every one tied with the
    last of them, most probable first with ties by id, into out_ids/out_vals (room for n);
-   returns how many. *floor = the `reach`-th highest score (1 <= count <= reach <= n).
+   returns how many (-1, nothing written, when an id lies outside logits[0..n_logits), a score
+   is NaN, or not 1 <= count <= reach <= n). *floor = the `reach`-th highest score.
    `scratch`: room for 3n floats (n scores to select among, then n (score, id) pairs). */
-OPENLID_EXPORT int64_t openlid_rank(const float *logits, const int32_t *ids, int64_t n,
-                                    int64_t count, int64_t reach, float *scratch,
+OPENLID_EXPORT int64_t openlid_rank(const float *logits, int64_t n_logits, const int32_t *ids,
+                                    int64_t n, int64_t count, int64_t reach, float *scratch,
                                     int32_t *out_ids, float *out_vals, float *floor) {
-    for (int64_t i = 0; i < n; i++) scratch[i] = logits[ids[i]];
+    if (count < 1 || count > reach || reach > n) return -1;
+    for (int64_t i = 0; i < n; i++) {
+        if (ids[i] < 0 || ids[i] >= n_logits) return -1; /* not a token of `logits` */
+        scratch[i] = logits[ids[i]];
+        if (scratch[i] != scratch[i]) return -1; /* NaN: no order to select by */
+    }
     select_desc(scratch, n, reach);
     *floor = scratch[reach - 1];
     select_desc(scratch, reach, count);

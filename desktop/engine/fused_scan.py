@@ -56,12 +56,12 @@ def _library() -> Any:
     lib.openlid_scan_level.argtypes = ()
     lib.openlid_snapshot.restype = ctypes.c_int64
     lib.openlid_snapshot.argtypes = (
-        ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_double,
-        ctypes.c_double, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+        ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
+        ctypes.c_double, ctypes.c_double, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
     lib.openlid_rank.restype = ctypes.c_int64
     lib.openlid_rank.argtypes = (
-        ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
-        ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+        ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
+        ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
     lib.openlid_final.restype = ctypes.c_int64
     lib.openlid_final.argtypes = (
         ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p)
@@ -137,14 +137,17 @@ def snapshot(view: npt.NDArray[Any], top_n: int, raw: npt.NDArray[np.float32], s
     """A stage's survivors (`view`: a contiguous llama_token_data array, scores > -inf
     survive): how many, their raw mass (Σ exp(raw[id] - shift) / z), and the `top_n` most
     probable (ties by id) with their probabilities renormalised over the survivors, float64
-    throughout. None without the extension or beyond SNAPSHOT_MAX candidates."""
+    throughout. None without the extension, beyond SNAPSHOT_MAX candidates, or when an id is
+    not a token of `raw`."""
     lib = _library()
     if (lib is None or len(view) > SNAPSHOT_MAX or not view.flags.c_contiguous
             or raw.dtype != np.float32 or not raw.flags.c_contiguous):
         return None
     top_n = min(top_n, SNAPSHOT_MAX)
     kept = int(lib.openlid_snapshot(view.ctypes.data, len(view), top_n, raw.ctypes.data,
-                                    shift, z, _SNAP_IDS, _SNAP_PROBS, _FIGURES))
+                                    len(raw), shift, z, _SNAP_IDS, _SNAP_PROBS, _FIGURES))
+    if kept < 0:  # an id that is not a token of `raw`: numpy's path says what it makes of it
+        return None
     n = min(top_n, kept)
     return (kept, float(_figures[0]), tuple(_snap_ids[:n].tolist()),
             tuple(_snap_probs[:n].tolist()))
@@ -170,7 +173,8 @@ def rank(logits: npt.NDArray[np.float32], ids: npt.NDArray[np.int32], count: int
          ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32], float] | None:
     """Of a head `ids` (scores `logits[ids]`): the `count` highest and every one tied with the
     last of them, most probable first with ties by id (new arrays), and the `reach`-th highest
-    score. None without the extension. 1 <= count <= reach <= len(ids)."""
+    score. None without the extension, or for ids outside `logits`, a NaN score, or not
+    1 <= count <= reach <= len(ids)."""
     lib = _library()
     n = len(ids)
     if (lib is None or not 1 <= count <= reach <= n or ids.dtype != np.int32
@@ -181,7 +185,9 @@ def rank(logits: npt.NDArray[np.float32], ids: npt.NDArray[np.int32], count: int
         _rank_room[:] = [np.empty(3 * n, dtype=np.float32), np.empty(n, dtype=np.int32),
                          np.empty(n, dtype=np.float32)]
     scratch, out_ids, out_vals = _rank_room
-    m = int(lib.openlid_rank(logits.ctypes.data, ids.ctypes.data, n, count, reach,
+    m = int(lib.openlid_rank(logits.ctypes.data, len(logits), ids.ctypes.data, n, count, reach,
                              scratch.ctypes.data, out_ids.ctypes.data, out_vals.ctypes.data,
                              _FLOOR))
+    if m < 0:  # an id outside the logits, or a NaN score
+        return None
     return out_ids[:m].copy(), out_vals[:m].copy(), float(_floor[0])

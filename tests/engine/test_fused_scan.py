@@ -153,3 +153,25 @@ def test_a_head_ranked_in_c_is_ranked_as_numpy_ranks_it(seed: int) -> None:
                 assert ranked_values.tolist() == values[expected].tolist()
                 assert floor == float(np.sort(values)[::-1][reach - 1])
     assert F.rank(logits, ids, 0, 1) is None  # out of range: the caller ranks with numpy
+
+
+def test_ids_that_are_no_tokens_are_refused_not_read() -> None:
+    """An id outside the scores (a sorted fill's -1 past its head) or a NaN score makes the C
+    calls decline, and the caller's numpy path answers; nothing is read out of bounds."""
+    if not F.built():
+        pytest.skip("the extension did not compile here")
+    from desktop.engine.step_shortcuts import TOKEN_DATA
+
+    logits = _logits(1_000, seed=5)
+    view = np.zeros(3, dtype=TOKEN_DATA)
+    view["id"] = [4, -1, 7]
+    view["logit"] = [1.0, 2.0, 3.0]
+    assert F.snapshot(view, 50, logits, 0.0, 1.0) is None
+    view["id"][1] = 1_000
+    assert F.snapshot(view, 50, logits, 0.0, 1.0) is None
+    assert F.rank(logits, np.array([3, 1_000], dtype=np.int32), 1, 2) is None
+    assert F.rank(logits, np.array([-1, 3], dtype=np.int32), 1, 2) is None
+    nan = logits.copy()
+    nan[3] = np.nan
+    assert F.rank(nan, np.array([2, 3], dtype=np.int32), 1, 2) is None
+    assert F.rank(logits, np.array([2, 3], dtype=np.int32), 1, 2) is not None
