@@ -530,7 +530,8 @@ def large_snapshot(name: str, view: npt.NDArray[Any], top_n: int,
         alive = np.flatnonzero(finite)
         view, lg, finite = view[alive], lg[alive], np.ones(kept, dtype=bool)
     mx = float(lg[0]) if sorted_ else float(lg.max())
-    z = _exp_sum(lg, mx)[0]
+    scanned = fused_scan.scan(lg, mx) if fused_scan.available() else None
+    z = scanned.z if scanned is not None and scanned.normalised else _exp_sum(lg, mx)[0]
     if sorted_:
         idx = np.arange(min(len(view), top_n + 16))  # ties at the N-th come in, then ranked
     else:
