@@ -193,6 +193,10 @@ static void scan8(const float *l, int64_t n, float shift, float t, int32_t *ids,
 
 #endif /* OPENLID_X86 */
 
+/* The functions' signatures, as fused_scan.ABI expects them: a build left from older sources
+   (an in-place .so the install did not rebuild) is not called with arguments it does not take. */
+OPENLID_EXPORT int openlid_scan_abi(void) { return 2; }
+
 /* The fastest level this CPU runs: 2 AVX-512, 1 AVX2 with FMA, 0 none (exact but scalar: the
    caller keeps to numpy). */
 OPENLID_EXPORT int openlid_scan_level(void) {

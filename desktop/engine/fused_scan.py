@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 _LOG2E = 1.0 / math.log(2.0)
+ABI = 2  # _scan.c's openlid_scan_abi(): the signatures below
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,12 @@ def _library() -> Any:
         return None
     try:
         lib = ctypes.CDLL(spec.origin)
-    except OSError:
+        abi = lib.openlid_scan_abi
+    except (OSError, AttributeError):
+        return None
+    abi.restype = ctypes.c_int
+    abi.argtypes = ()
+    if abi() != ABI:  # built from other sources than these: not called
         return None
     lib.openlid_scan_level.restype = ctypes.c_int
     lib.openlid_scan_level.argtypes = ()

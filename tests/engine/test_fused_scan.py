@@ -101,7 +101,8 @@ def test_the_extension_is_built_where_it_can_be() -> None:
     flags = cpuinfo.read_text()
     if " avx2" not in flags or " fma" not in flags:
         pytest.skip("this CPU has no AVX2 with FMA")
-    assert F.available(), "desktop/engine/_scan.c did not compile: see `make install`'s output"
+    assert F.available(), ("desktop/engine/_scan.c did not compile, or the built module is from "
+                           "other sources (its ABI): see `make install`'s output")
     assert F.level() == (2 if " avx512f" in flags and " avx512dq" in flags else 1)
 
 
@@ -175,3 +176,18 @@ def test_ids_that_are_no_tokens_are_refused_not_read() -> None:
     nan[3] = np.nan
     assert F.rank(nan, np.array([2, 3], dtype=np.int32), 1, 2) is None
     assert F.rank(logits, np.array([2, 3], dtype=np.int32), 1, 2) is not None
+
+
+def test_a_build_from_other_sources_is_not_called(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The module's ABI number must be the one fused_scan's signatures were written for: a stale
+    in-place build (other arguments) is left alone and the capture keeps to numpy."""
+    if not F.built():
+        pytest.skip("the extension did not compile here")
+    monkeypatch.setattr(F, "ABI", F.ABI + 1)
+    F._library.cache_clear()
+    try:
+        assert F._library() is None
+    finally:
+        monkeypatch.undo()
+        F._library.cache_clear()
+    assert F._library() is not None
