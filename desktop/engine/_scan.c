@@ -248,13 +248,15 @@ typedef struct {
     float p;
 } token_data; /* llama.cpp's llama_token_data */
 
+/* A token and its score, ranked most probable first with ties by id (the snapshot's and the
+   head's order, as step_shortcuts.ranked orders them). */
 typedef struct {
-    double logit;
+    float logit;
     int32_t id;
-} ranked_entry;
+} scored;
 
-static int by_rank(const void *a, const void *b) {
-    const ranked_entry *x = (const ranked_entry *)a, *y = (const ranked_entry *)b;
+static int by_score(const void *a, const void *b) {
+    const scored *x = (const scored *)a, *y = (const scored *)b;
     if (x->logit != y->logit) return x->logit > y->logit ? -1 : 1;
     return (x->id > y->id) - (x->id < y->id);
 }
@@ -267,7 +269,7 @@ OPENLID_EXPORT int64_t openlid_snapshot(const token_data *data, int64_t n, int64
                                         const float *raw, int64_t n_raw, double shift,
                                         double z, int32_t *out_ids, double *out_probs,
                                         double *mass) {
-    ranked_entry alive[SNAPSHOT_MAX];
+    scored alive[SNAPSHOT_MAX];
     if (n > SNAPSHOT_MAX) return -1;
     for (int64_t i = 0; i < n; i++)
         if (data[i].id < 0 || data[i].id >= n_raw) return -1; /* not a token of `raw` */
@@ -276,7 +278,7 @@ OPENLID_EXPORT int64_t openlid_snapshot(const token_data *data, int64_t n, int64
     for (int64_t i = 0; i < n; i++) {
         double logit = (double)data[i].logit;
         if (!(logit > -INFINITY)) continue; /* NaN is no survivor either, as in numpy */
-        alive[kept].logit = logit;
+        alive[kept].logit = data[i].logit;
         alive[kept].id = data[i].id;
         if (logit > top) top = logit;
         raw_sum += exp((double)raw[data[i].id] - shift) / z;
@@ -286,7 +288,7 @@ OPENLID_EXPORT int64_t openlid_snapshot(const token_data *data, int64_t n, int64
     if (kept == 0) return 0;
     double total = 0.0;
     for (int64_t i = 0; i < kept; i++) total += exp(alive[i].logit - top);
-    qsort(alive, (size_t)kept, sizeof(ranked_entry), by_rank);
+    qsort(alive, (size_t)kept, sizeof(scored), by_score);
     int64_t m = top_n < kept ? top_n : kept;
     for (int64_t i = 0; i < m; i++) {
         out_ids[i] = alive[i].id;
@@ -355,17 +357,6 @@ static void select_desc(float *v, int64_t n, int64_t k) {
         else if (want >= i) lo = i;
         else return;
     }
-}
-
-typedef struct {
-    float logit;
-    int32_t id;
-} scored;
-
-static int by_score(const void *a, const void *b) {
-    const scored *x = (const scored *)a, *y = (const scored *)b;
-    if (x->logit != y->logit) return x->logit > y->logit ? -1 : 1;
-    return (x->id > y->id) - (x->id < y->id);
 }
 
 /* Of the head ids[0..n) (scores logits[id]): the `count` highest and every one tied with the
