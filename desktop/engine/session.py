@@ -117,8 +117,11 @@ def display_pieces(
     `piece` already made (a session that keeps them): only ids not in it go through `piece` (a
     step lists ~50 ids, most seen before, and a method call each cost ~1 µs of every step)."""
     ids = {token}
+    last: tuple[int, ...] = ()
     for stage in stages:
-        ids.update(stage.ids)  # stages share most ids: look each up once
+        if stage.ids is not last:  # a stage that passes its input on shares the tuple itself
+            ids.update(stage.ids)  # stages share most ids: look each up once
+            last = stage.ids
     if cache is None:
         return {i: piece(i) for i in ids}
     return {i: cache[i] if i in cache else piece(i) for i in ids}

@@ -86,6 +86,8 @@ __all__ = ["TOKEN_DATA", "StepSampler", "llama_chain"]
 
 
 _NO_IDS = np.zeros(0, dtype=np.int32)
+_NO_SCORES = np.zeros(0, dtype=np.float32)
+_NO_IDS.flags.writeable = _NO_SCORES.flags.writeable = False  # shared by every step
 # llama.cpp's partial sort puts a score in bucket int(6.4 * score + 64), clamped to 0…127: -inf
 # and every score below this share bucket 0.
 _BUCKET_FLOOR = -9.84
@@ -217,9 +219,10 @@ class StepSampler(GrammarStart):
     ) -> tuple[npt.NDArray[np.int32], list[npt.NDArray[np.float32]]]:
         """The window's token ids and their scores after each prefix stage (penalties, DRY),
         computed by those very samplers on an array of the window's tokens alone."""
-        if not self._prefix or not self._history:
-            empty = np.zeros(0, dtype=np.int32)
-            return empty, [np.zeros(0, dtype=np.float32) for _ in self._prefix]
+        if not self._prefix:
+            return _NO_IDS, []
+        if not self._history:
+            return _NO_IDS, [_NO_SCORES for _ in self._prefix]
         ids = sorted_unique(np.fromiter(self._history, dtype=np.int32,
                                         count=len(self._history)))
         w = self._wcand
@@ -446,14 +449,16 @@ class StepSampler(GrammarStart):
         self._accept(token)
         self._accept_grammar(token, check=forced is not None)
         listed = views[0].ids
-        if token in listed:
-            raw_rank = listed.index(token) + 1  # listed: no pass over the vocabulary needed
+        if token in listed:  # listed: no pass over the vocabulary needed
+            raw_rank = listed.index(token) + 1
+            raw_prob = views[0].probs[raw_rank - 1]  # norm.probs of the same score
         else:
             raw_rank = 1 + int(np.count_nonzero(logits > logits[token]))
+            raw_prob = float(norm.probs(logits[[token]])[0])
         fields = {
             "token_id": token,
             "prob": prob,
-            "raw_prob": float(norm.probs(logits[[token]])[0]),
+            "raw_prob": raw_prob,
             "raw_rank": raw_rank,
             "entropy_raw": norm.entropy,
             "entropy_final": entropy_final,
