@@ -115,7 +115,13 @@ def test_view_theme_switches_live_is_remembered_and_the_chart_follows(
     qtbot.waitUntil(lambda: chart_plot.backgroundBrush().color().name() != light_bg,
                     timeout=2000)
     assert chart_plot.backgroundBrush().color().name() == "#17181a"  # the dark base
+    # The chosen token's label is backed by the plot's colour (the cumulative curve starts
+    # under it), and drawn above the curve.
+    backing = chart_plot.chosen_text.fill.color()
+    assert (backing.name(), backing.alpha()) == ("#17181a", 220)
+    assert chart_plot.chosen_text.zValue() > chart_plot.cumulative.zValue()
     w.theme_actions["light"].trigger()
+    assert chart_plot.chosen_text.fill.color().name() == light_bg
     assert AppSettings().theme == "light"
     assert app.palette().color(QPalette.ColorRole.Window).name() != "#202124"
 

@@ -91,6 +91,11 @@ class DistributionChart(PacedPlot):
             plot.getAxis(name).setTextPen(fg)
         plot.setLabel("left", "probability", color=fg.name())
         self.message.setColor(fg)
+        # The chosen token's label sits where the cumulative curve starts (its first point is
+        # the top bar's probability): a backing of the plot's colour keeps it readable.
+        backing = QColor(bg)
+        backing.setAlpha(220)
+        self.chosen_text.fill = pg.mkBrush(backing)
         # Removed candidates recede into the background in light and dark themes alike.
         removed = _mix(bg, fg, 0.2)
         self.removed_bars.setOpts(brush=removed, pen=pg.mkPen(_mix(bg, fg, 0.4)))
@@ -133,6 +138,7 @@ class DistributionChart(PacedPlot):
         self.available_stages: tuple[str, ...] = ()  # what the engine reports; () = all
         self._fill_legend()
         self.chosen_text = pg.TextItem(color=CHOSEN_COLOR, anchor=(0.5, 1.0))
+        self.chosen_text.setZValue(10)  # above the cut lines and the cumulative curve
         plot.addItem(self.chosen_text)
         self.chosen_text.setText("100% · #1")
         self.row_px = float(self.chosen_text.textItem.boundingRect().height())
