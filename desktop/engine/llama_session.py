@@ -22,6 +22,7 @@ import numpy.typing as npt
 from desktop.core.gpu_layers import offload_note, read_offload, resolve_gpu_layers
 from desktop.core.hardware import default_threads
 from desktop.core.model_info import LoadSettings, ModelInfo, SpecialToken
+from desktop.engine.grammar_prefix import PrefixTrees
 from desktop.engine.session import (
     ContextOverflow,
     LoadFailed,
@@ -136,6 +137,8 @@ class LlamaSession:
         # DRY samplers built for this vocabulary, cloned per generation (engine.step_chain):
         # building one matches its sequence breakers against every token (~50 ms on Gemma).
         self.dry_templates: dict[tuple[object, ...], Any] = {}
+        # The vocabulary by prefix, for a grammar checking every token (engine.grammar_prefix).
+        self.prefix_trees = PrefixTrees()
         self._piece_buf = ctypes.create_string_buffer(256)
         self._display: dict[int, str] = {}
         self._logits_view: tuple[int | None, npt.NDArray[np.float32]] | None = None

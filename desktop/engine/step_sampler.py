@@ -58,6 +58,7 @@ from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import StageView
 from desktop.engine import fused_scan
 from desktop.engine.grammar import allowed, grammar_sampler, grammar_text
+from desktop.engine.grammar_prefix import PrefixTrees, prunable
 from desktop.engine.step_chain import WINDOWED, Build, chain_plan, is_active, llama_chain
 from desktop.engine.step_grammar import GrammarStart
 from desktop.engine.step_shortcuts import (
@@ -98,10 +99,13 @@ class StepSampler(GrammarStart):
 
     def __init__(self, settings: SamplerSettings, n_vocab: int, n_ctx: int,
                  vocab: Any = None, *, shortcuts: bool = True,
-                 dry_cache: dict[tuple[object, ...], Any] | None = None) -> None:
+                 dry_cache: dict[tuple[object, ...], Any] | None = None,
+                 prefix_trees: PrefixTrees | None = None) -> None:
         """`vocab`: llama.cpp's vocabulary (DRY's sequence breakers need it); `shortcuts`
         False runs every stage on the whole vocabulary, as llama.cpp does (the tests' yardstick);
-        `dry_cache`: DRY samplers already built for `vocab` (see step_chain.Build).
+        `dry_cache`: DRY samplers already built for `vocab` (see step_chain.Build);
+        `prefix_trees`: `vocab`'s prefix tree, with which a grammar checks the whole vocabulary
+        (engine.grammar_prefix; None: token by token).
         """
         s = self.settings = settings.validated()
         self.n_vocab = n_vocab
@@ -157,6 +161,9 @@ class StepSampler(GrammarStart):
         self.grammar = (self._own(grammar_sampler(vocab, grammar_text(s)))
                         if s.is_on(STAGE_GRAMMAR) else None)
         self._grammar_live = self.grammar is not None  # False once a forced token broke it
+        self._vocab = vocab
+        self._prefix_trees = (prefix_trees if shortcuts and self.grammar is not None
+                              and prunable(grammar_text(s)) else None)
         if self.grammar is not None:
             at = self.order.index(self._prefix[-1]) + 1 if self._prefix else 0
             self.order.insert(at, STAGE_GRAMMAR)

@@ -343,9 +343,10 @@ def _above(logits: npt.NDArray[np.float32], w_ids: npt.NDArray[np.int32],
 
 
 def _threshold_for(logits: npt.NDArray[np.float32], count: int) -> float:
-    """A score that about `count` + 1,000 tokens reach, read from every 64th score."""
+    """A score that about `count` + 1,000 tokens (+ 6% for a large count, where the sample's
+    error grows) reach, read from every 64th score."""
     sample = logits[::64]
-    k = count // 64 + 16
+    k = count // 64 + 16 + count // 1024
     if k >= len(sample):
         return -math.inf
     return float(np.partition(sample, len(sample) - k)[len(sample) - k])
@@ -355,6 +356,7 @@ def head_ids(
     logits: npt.NDArray[np.float32], w_ids: npt.NDArray[np.int32],
     w_values: npt.NDArray[np.float32] | None, raw_max: float | None, *,
     count: int | None = None, min_p: float | None = None, guess: float | None = None,
+    limit: int | None = None,
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]] | tuple[None, None]:
     """The ids (ascending) and current scores of every token whose score reaches a threshold;
     current means raw except for the window `w_ids`, whose scores are now `w_values`.
@@ -367,8 +369,9 @@ def head_ids(
     `raw_max`: the top raw score, found here when None and needed.
     `guess`: a threshold to try first with `count` (where the last step's head reached, see
     `head_order`): it saves finding one, and the max with it, when it lets in enough tokens; a
-    guess that lets in far more is narrowed among those it let in (`narrowed`)."""
-    limit = max(65536, len(logits) // 4)
+    guess that lets in far more is narrowed among those it let in (`narrowed`).
+    `limit`: the most tokens a head may hold (a quarter of the vocabulary by default)."""
+    limit = max(65536, len(logits) // 4) if limit is None else limit
     if guess is not None and count is not None and min_p is None:
         idx, vals, _ = _above(logits, w_ids, w_values, guess)
         if count <= len(idx) <= limit:
@@ -393,6 +396,13 @@ def head_ids(
             return idx[sel], vals[sel]
         if count is not None and len(idx) >= count:
             return idx, vals
+        if count is not None and 2 * len(idx) >= count:
+            # The sample's estimate fell a little short: ask it for a third more, not for the
+            # twice as far below the top that would let in far more than a large head's limit.
+            lower = _threshold_for(logits, count + count // 3)
+            if lower < t:
+                t = lower
+                continue
         t -= max(8.0, raw_max - t)  # reach twice as far below the top
     return None, None
 

@@ -432,7 +432,8 @@ def _sampler(request_id: int, settings: SamplerSettings, session: TokenSession,
         # DRY needs llama.cpp's vocabulary for its sequence breakers; other backends have none.
         return StepSampler(settings, session.n_vocab, session.n_ctx,
                            getattr(session, "vocab", None),
-                           dry_cache=getattr(session, "dry_templates", None))
+                           dry_cache=getattr(session, "dry_templates", None),
+                           prefix_trees=getattr(session, "prefix_trees", None))
     except SettingsError as exc:
         send(P.EngineError(request_id, "bad_request", str(exc)))
         return None
