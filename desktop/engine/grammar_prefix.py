@@ -114,13 +114,22 @@ class PrefixTree:
 
 
 class PrefixTrees:
-    """One loaded model's prefix tree, built the first time a grammar checks the whole
-    vocabulary (~0.7 s for Gemma's 262,144 tokens) and kept with the model (the session holds
-    this), with a candidate array to check its levels in."""
+    """One loaded model's prefix tree, built for its first structured reply (~0.7 s for Gemma's
+    262,144 tokens) and kept with the model (the session holds this), with a candidate array to
+    check its levels in."""
 
     def __init__(self) -> None:
         self._tree: PrefixTree | None = None
         self._scratch: Candidates | None = None
+
+    def prepare(self, vocab: Any, n_vocab: int) -> tuple[PrefixTree, Candidates]:
+        """The tree, built now unless it is built (a structured reply's sampler does this before
+        its first token: the first step of a JSON reply checks the whole vocabulary anyway),
+        and the candidate array its levels are checked in."""
+        if self._tree is None or self._scratch is None or self._tree.n_vocab != n_vocab:
+            self._tree = PrefixTree.build(vocab, n_vocab)
+            self._scratch = Candidates(n_vocab)
+        return self._tree, self._scratch
 
     def apply(self, grammar: Any, vocab: Any, cand: Candidates) -> None:
         """llama.cpp's grammar sampler applied to `cand`, which holds the whole vocabulary in
@@ -130,11 +139,8 @@ class PrefixTrees:
         if len(view) != n or not cand.at_start():
             L.llama_sampler_apply(grammar, cand.ref)
             return
-        if self._tree is None or self._tree.n_vocab != n:
-            self._tree = PrefixTree.build(vocab, n)
-            self._scratch = Candidates(n)
-        assert self._scratch is not None
-        ok = self._tree.allowed(grammar, self._scratch)
+        tree, scratch = self.prepare(vocab, n)
+        ok = tree.allowed(grammar, scratch)
         if ok is None:
             L.llama_sampler_apply(grammar, cand.ref)
         else:

@@ -164,6 +164,8 @@ class StepSampler(GrammarStart):
         self._vocab = vocab
         self._prefix_trees = (prefix_trees if shortcuts and self.grammar is not None
                               and prunable(grammar_text(s)) else None)
+        if self._prefix_trees is not None:
+            self._prefix_trees.prepare(vocab, n_vocab)
         if self.grammar is not None:
             at = self.order.index(self._prefix[-1]) + 1 if self._prefix else 0
             self.order.insert(at, STAGE_GRAMMAR)
