@@ -36,9 +36,24 @@ __all__ = ["PrefixTree", "PrefixTrees", "prunable"]
 
 def prunable(grammar_text: str) -> bool:
     """Whether a grammar's verdicts depend on the tokens' text alone: no token references
-    (`<…>`: llama.cpp's syntax for a token by id or by name). A '<' anywhere counts (inside a
-    string literal too): such a grammar is checked token by token, which is always right."""
-    return "<" not in grammar_text
+    (`<[id]>`, `<name>`, `!<…>`: llama.cpp's syntax for a token by id or by name). A '<' inside
+    a string literal or a character class is text (a Hermes tool call's `"<tool_call>"`), as
+    in a comment; the grammar has parsed by now, so literals and classes are closed."""
+    text, i, n = grammar_text, 0, len(grammar_text)
+    while i < n:
+        c = text[i]
+        if c in "\"[":
+            close = "\"" if c == "\"" else "]"
+            i += 1
+            while i < n and text[i] != close:
+                i += 2 if text[i] == "\\" else 1
+        elif c == "#":
+            while i < n and text[i] not in "\r\n":
+                i += 1
+        elif c == "<":
+            return False
+        i += 1
+    return True
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,9 @@ def test_a_grammar_naming_tokens_is_checked_token_by_token() -> None:
     assert prunable(grammar_text(SCHEMA))
     assert not prunable('root ::= <[1234]> "x"')  # a token by id: its text says nothing
     assert not prunable('root ::= !<end_of_turn>+')
+    assert not prunable('root ::= "a<" x\nx ::= <think> "\\"" [<]')
+    # A '<' in a literal, a character class or a comment is text.
+    assert prunable('root ::= "<tool_call>" [<>\\]] "\\"<" # a <comment>\n')
 
 
 @pytest.mark.parametrize("settings", [
