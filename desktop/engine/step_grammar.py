@@ -82,6 +82,10 @@ class GrammarStart:
                                    limit=max(count + count // 4, self.n_vocab // 4))
             if ids is None or values is None:
                 break
+            tail_ok = norm is None or 1.0 - float(norm.probs(logits[ids]).sum()) <= _GRAMMAR_TAIL
+            if not tail_ok and count != heads[0]:
+                continue  # too short for the capture's tail: no need to check it (the first
+                # head is, cheaply: where the grammar allows little, the prefixes answer)
             cand.fill_ids(ids, values)
             L.llama_sampler_apply(grammar, cand.ref)
             ok = cand.view()["logit"] > -np.inf
@@ -93,9 +97,7 @@ class GrammarStart:
                     break  # the grammar allows little here: checked by prefixes, that is cheap
             else:
                 enough = n_ok > 0 and float(values[ok].max()) + math.log(s.min_p) - 1.0 >= floor
-            if enough and norm is not None:
-                enough = 1.0 - float(norm.probs(logits[ids]).sum()) <= _GRAMMAR_TAIL
-            if not enough:
+            if not enough or not tail_ok:
                 continue
             self._checked = (ids, values, ok)
             kept_ids, kept_values = ids[ok], values[ok]
@@ -132,10 +134,16 @@ class GrammarStart:
         shift = norm.shift
         z = norm.z_with(logits, w_ids, w_final) if w_final is not None else norm.z
         z -= float(np.exp(values[~ok].astype(np.float64) - shift).sum())
-        order = ranked(ids[ok], values[ok])[: self.top_n]
-        probs = np.exp(values[ok][order].astype(np.float64) - shift) / max(z, 1e-300)
+        kept_ids, kept_values = ids[ok], values[ok]
+        n = len(kept_values)
+        if n > 4 * self.top_n > 0:  # the top-N (and every tie with its last) before ranking
+            at_least = np.partition(kept_values, n - self.top_n)[n - self.top_n]
+            top = kept_values >= at_least
+            kept_ids, kept_values = kept_ids[top], kept_values[top]
+        order = ranked(kept_ids, kept_values)[: self.top_n]
+        probs = np.exp(kept_values[order].astype(np.float64) - shift) / max(z, 1e-300)
         mass = 1.0 - float(norm.probs(logits[gone]).sum())
         return StageView(STAGE_GRAMMAR, self.n_vocab - len(gone), max(0.0, mass),
-                         ints(ids[ok][order]), floats(probs))
+                         ints(kept_ids[order]), floats(probs))
 
     # --- sampling ---
