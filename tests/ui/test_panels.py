@@ -298,3 +298,39 @@ def test_prompt_panel_signals_and_presets(qtbot) -> None:
     with qtbot.waitSignal(panel.sig_instructions_placement_changed) as placed:
         panel.set_placement("first_user")
     assert placed.args == ["first_user"]
+
+
+def _wheel(widget, down: bool = True) -> None:
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    at = QPointF(widget.width() / 2, widget.height() / 2)
+    event = QWheelEvent(at, QPointF(widget.mapToGlobal(at.toPoint())), QPoint(0, 0),
+                        QPoint(0, -120 if down else 120), Qt.MouseButton.NoButton,
+                        Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(widget, event)
+
+
+def test_the_wheel_scrolls_the_panel_and_changes_no_setting(qtbot,
+                                                             sampling: SamplingPanel) -> None:
+    """Scrolling down the panel over its controls moved top-p and typical-p (seen at 1280x720):
+    a control takes the wheel only once it has focus."""
+    from PySide6.QtWidgets import QScrollArea
+
+    sampling.resize(420, 300)
+    sampling.show()
+    qtbot.waitExposed(sampling)
+    scroll = sampling.findChild(QScrollArea)
+    bar = scroll.verticalScrollBar()
+    assert bar.maximum() > 0
+    before = sampling.settings()
+    top_p = sampling.fields["top_p"]
+    for control in (top_p.slider, top_p.spin, sampling.fields["top_k"].spin):
+        _wheel(control)
+    assert sampling.settings() == before
+    assert bar.value() > 0  # the panel scrolled instead
+    top_p.slider.setFocus()
+    qtbot.waitUntil(top_p.slider.hasFocus)
+    _wheel(top_p.slider)  # focused: the wheel is the control's
+    assert sampling.settings().top_p != before.top_p

@@ -55,6 +55,7 @@ from desktop.ui.compare.set_editor import SEED_MAX, SetEditor
 from desktop.ui.compare.step_chart import FINAL, RAW, StepOverlayChart
 from desktop.ui.compare.transcripts import TranscriptColumns, divergence_words, set_header
 from desktop.ui.engine_service import EngineService
+from desktop.ui.wheel_guard import guard_wheel
 
 SET_COLORS = (QColor(33, 97, 196), QColor(230, 115, 0), QColor(30, 150, 90),
               QColor(150, 60, 190), QColor(200, 50, 60), QColor(0, 145, 165),
@@ -239,6 +240,7 @@ class CompareView(QWidget):
         i = len(self.editors)
         editor = SetEditor(set_label(i), SET_COLORS[i % len(SET_COLORS)], start)
         editor.setMinimumWidth(250)
+        guard_wheel(editor)  # the wheel scrolls the sets, not a field under the pointer
         editor.sig_remove_requested.connect(self.remove_set)
         self.sets_row.insertWidget(i, editor, 1)
         self.editors.append(editor)

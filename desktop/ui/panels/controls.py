@@ -25,6 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.ui.wheel_guard import guard_wheel
+
 SPIN_WIDTH = 84  # fits "262144" and "0.950" with arrows in the default style
 CUSTOM = "Custom"  # the preset combo entry shown while the values match no preset
 
@@ -206,7 +208,9 @@ def show_preset(combo: QComboBox, match: str | None) -> None:
 
 
 def fill_with_scroll(owner: QWidget, body: QWidget) -> QScrollArea:
-    """Make `body` the whole content of `owner`, scrolling vertically when the dock is short."""
+    """Make `body` the whole content of `owner`, scrolling vertically when the dock is short;
+    the wheel scrolls it, not the control under the pointer (ui.wheel_guard)."""
+    guard_wheel(body)
     scroll = QScrollArea()
     scroll.setWidget(body)
     scroll.setWidgetResizable(True)

@@ -72,6 +72,7 @@ from desktop.ui.server.snippets import (
     copied_timer,
     reachable_from_network,
 )
+from desktop.ui.wheel_guard import guard_wheel
 
 DEFAULT_PORT = 8080
 _HOSTS = (("127.0.0.1", "this computer only"), ("0.0.0.0", "every network interface"),
@@ -189,6 +190,7 @@ class ServerPanel(QWidget):
         controls_layout.addWidget(server_box)
         controls_layout.addWidget(self.snippets)
         controls_layout.addStretch(1)
+        guard_wheel(controls)  # the wheel scrolls the panel, not a field under the pointer
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
