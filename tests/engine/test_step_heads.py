@@ -89,6 +89,23 @@ def test_head_ids_finds_the_max_itself_when_not_given() -> None:
     assert without[0].tolist() == with_max[0].tolist()
 
 
+def test_a_large_head_whose_sampled_threshold_falls_short_is_found_not_given_up() -> None:
+    """The threshold comes from every 64th score; where those run a little high, it lets in
+    fewer than asked. Reaching twice as far below the top then let in the whole vocabulary
+    (past the head's limit: None, and the grammar checked all 262,144 tokens): a third more
+    is asked of the sample instead."""
+    logits = np.random.default_rng(4).standard_normal(262_144).astype(np.float32)
+    logits[::64] += np.float32(0.15)  # the sample overestimates how many reach its threshold
+    count = 32_768
+    first = S._threshold_for(logits, count)
+    assert count // 2 <= np.count_nonzero(logits >= np.float32(first)) < count  # falls short
+    ids, values = S.head_ids(logits, NO_IDS, None, None, count=count)
+    assert ids is not None
+    assert values is not None
+    assert count <= len(ids) <= 65_536
+    assert float(values.min()) <= float(np.sort(logits)[-count])  # the top `count` are in
+
+
 def test_the_next_guess_lets_in_about_four_times_the_count() -> None:
     logits = _logits(5, 3.0)
     _ids, values = S.head_ids(logits, NO_IDS, None, None, count=50)
