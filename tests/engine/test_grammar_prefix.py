@@ -22,7 +22,7 @@ from desktop.engine.grammar import grammar_sampler, grammar_text
 from desktop.engine.grammar_prefix import PrefixTree, PrefixTrees, prunable
 from desktop.engine.step_sampler import StepSampler, llama_chain
 from desktop.engine.step_shortcuts import Candidates
-from tests.engine.test_step_sampler import N_CTX, FullArray
+from tests.engine.test_step_sampler import N_CTX, FullArray, chain_draw
 
 N_VOCAB = 262_144
 SCHEMA = SamplerSettings(structured_output="json_schema",
@@ -145,10 +145,7 @@ def test_with_the_tree_the_draws_and_records_are_llama_cpps(
     try:
         for step in range(10):
             logits = (rng.standard_normal(N_VOCAB) * (0.5, 3.0)[step % 2]).astype(np.float32)
-            full = FullArray(logits)
-            L.llama_sampler_apply(chain, full.ref)
-            expected = int(full.view()["id"][full.arr.selected])
-            L.llama_sampler_accept(chain, expected)
+            expected = chain_draw(chain, logits)
             token_a, a = captured.sample_captured(logits)
             token_b, b = plain.sample_captured(logits)
             assert (token_a, fast.sample_fast(logits), token_b) == (expected,) * 3, step

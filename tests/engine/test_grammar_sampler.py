@@ -20,7 +20,7 @@ from desktop.core.steps import StepRecord
 from desktop.core.structured_output import SCHEMA_PRESETS, grammar_effect
 from desktop.engine.grammar import allowed, grammar_sampler
 from desktop.engine.step_sampler import StepSampler, llama_chain
-from tests.engine.test_step_sampler import N_CTX, FullArray
+from tests.engine.test_step_sampler import N_CTX, chain_draw
 
 N_VOCAB = 262_144
 JSON = SamplerSettings(structured_output="json", top_n=30)
@@ -58,10 +58,7 @@ def test_draws_are_llama_cpps_own_chain_with_the_grammar_first(settings: Sampler
     try:
         for step in range(8):
             logits = _logits(200 + step, (0.5, 3.0, 8.0)[step % 3])
-            full = FullArray(logits)
-            L.llama_sampler_apply(chain, full.ref)
-            expected = int(full.view()["id"][full.arr.selected])
-            L.llama_sampler_accept(chain, expected)
+            expected = chain_draw(chain, logits)
             token_a, a = captured.sample_captured(logits)
             token_b, b = plain.sample_captured(logits)
             assert (token_a, fast.sample_fast(logits), token_b) == (expected,) * 3, step
@@ -101,10 +98,7 @@ def test_with_penalties_the_grammar_runs_after_them_and_draws_the_same(vocab: An
     try:
         for step in range(6):
             logits = _logits(300 + step, 3.0)
-            full = FullArray(logits)
-            L.llama_sampler_apply(chain, full.ref)
-            expected = int(full.view()["id"][full.arr.selected])
-            L.llama_sampler_accept(chain, expected)
+            expected = chain_draw(chain, logits)
             token, fields = captured.sample_captured(logits)
             assert (token, fast.sample_fast(logits)) == (expected, expected), step
             names = [v.name for v in fields["stages"]]

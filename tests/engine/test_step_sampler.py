@@ -56,6 +56,16 @@ class FullArray:
         return v["id"][alive].copy(), v["logit"][alive].astype(np.float64)
 
 
+def chain_draw(chain: Any, logits: np.ndarray) -> int:
+    """llama.cpp's own draw: `chain` run on the whole vocabulary in id order (as
+    llama_sampler_sample runs it), the token it selected accepted into the chain."""
+    full = FullArray(logits)
+    L.llama_sampler_apply(chain, full.ref)
+    token = int(full.view()["id"][full.arr.selected])
+    L.llama_sampler_accept(chain, token)
+    return token
+
+
 def _ranked(ids: np.ndarray, logits: np.ndarray, n: int) -> tuple[list[int], np.ndarray]:
     order = np.lexsort((ids, -logits))[:n]
     w = np.exp(logits - logits.max())
@@ -197,10 +207,7 @@ def test_draws_are_llama_cpps_own_chain(settings: SamplerSettings, ties: bool, s
     try:
         for step in range(6):
             logits = _logits(100 + step, (0.5, 3.0, 12.0)[step % 3], ties)
-            full = FullArray(logits)
-            L.llama_sampler_apply(chain, full.ref)
-            expected = int(full.view()["id"][full.arr.selected])
-            L.llama_sampler_accept(chain, expected)
+            expected = chain_draw(chain, logits)
             token_a, a = captured.sample_captured(logits)
             token_b, b = plain.sample_captured(logits)
             assert (token_a, fast.sample_fast(logits), token_b) == (expected,) * 3, step
@@ -316,10 +323,7 @@ def _against_llama(settings: SamplerSettings, steps: list[np.ndarray], vocab: An
     chain = llama_chain(settings, N_VOCAB, N_CTX, vocab)
     try:
         for step, logits in enumerate(steps):
-            full = FullArray(logits)
-            L.llama_sampler_apply(chain, full.ref)
-            expected = int(full.view()["id"][full.arr.selected])
-            L.llama_sampler_accept(chain, expected)
+            expected = chain_draw(chain, logits)
             token_a, a = captured.sample_captured(logits)
             token_b, b = plain.sample_captured(logits)
             assert (token_a, fast.sample_fast(logits), token_b) == (expected,) * 3, step
