@@ -187,6 +187,21 @@ def test_start_problems_need_a_model(panel: ServerPanel) -> None:
     assert panel.model_label.text() == "none chosen"
 
 
+def test_start_and_the_state_stay_in_view_above_the_scrolling_settings(
+        panel: ServerPanel, qtbot: Any) -> None:
+    """At 1280x720 the settings' scrolling area is ~220 px tall: Start sat below its fold."""
+    from PySide6.QtWidgets import QScrollArea
+
+    panel.resize(450, 620)
+    panel.show()
+    qtbot.waitExposed(panel)
+    scroll = panel.findChild(QScrollArea)
+    for widget in (panel.start_button, panel.stop_button, panel.status_label):
+        assert not scroll.isAncestorOf(widget)
+        assert widget.isVisible()
+    assert scroll.isAncestorOf(panel.port_spin)  # the settings still scroll
+
+
 def test_missing_model_fails_with_a_message(panel: ServerPanel, service: ServerService,
                                             qtbot: Any, tmp_path: Path) -> None:
     panel.set_model_path(tmp_path / "missing.gguf")

@@ -169,9 +169,6 @@ class ServerPanel(QWidget):
         server_box = QGroupBox("Local server (OpenAI-compatible)")
         box_layout = QVBoxLayout(server_box)
         box_layout.addLayout(form)
-        box_layout.addLayout(buttons)
-        box_layout.addWidget(self.problem_label)
-        box_layout.addLayout(status_row)
         box_layout.addWidget(hint_label(
             "Shared, the server answers with the window's model through the window's engine: "
             "a request and a chat reply take turns, and the server follows the window when it "
@@ -206,9 +203,17 @@ class ServerPanel(QWidget):
         self.splitter.addWidget(requests_box)
         self.splitter.setStretchFactor(0, 1)
         self.splitter.setStretchFactor(1, 2)
+        # Start/Stop and the server's state stay in view above the scrolling settings (at
+        # 1280x720 the settings' area is ~220 px tall: Start was below its fold).
+        bar = QVBoxLayout()
+        bar.setContentsMargins(6, 6, 6, 0)
+        bar.addLayout(buttons)
+        bar.addWidget(self.problem_label)
+        bar.addLayout(status_row)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.splitter)
+        layout.addLayout(bar)
+        layout.addWidget(self.splitter, 1)
         self._controls = controls
         self._sized = False
 
