@@ -120,3 +120,51 @@ def test_permission_dialog_once_always_and_deny(qtbot: Any) -> None:
     assert permissions.ask(None, "adder", CALL)
     assert permissions.ask(None, "adder", CALL)  # no dialog now: none is answered
     assert not permissions.allowed("other", "add")
+
+
+def test_mcp_json_is_edited_in_the_panel_checked_before_it_is_saved(
+        qtbot: Any, home: Path) -> None:
+    """As LM Studio's "Edit mcp.json": no file yet, the editor starts from an empty list; a
+    mistake is said with its line and column and nothing is written; a good file is saved and
+    listed at once, and nothing is connected by saving it."""
+    from desktop.ui.tools.mcp_editor import McpConfigEditor
+
+    service = McpService(start_timeout=60)
+    try:
+        panel = McpPanel(service)
+        qtbot.addWidget(panel)
+        assert "Edit mcp.json" in panel.path_label.text()
+        editor = panel.edit_config()
+        assert isinstance(editor, McpConfigEditor)
+        assert json.loads(editor.text.toPlainText()) == {"mcpServers": {}}
+        editor.text.setPlainText('{"mcpServers": {"adder": {"command": "x",}}}')
+        editor.buttons.accepted.emit()  # Save
+        assert "is not valid JSON" in editor.error_label.text()
+        assert "line 1" in editor.error_label.text()
+        assert editor.isVisible()
+        assert not mcp_config_path().exists()
+        editor.text.setPlainText(json.dumps(
+            {"mcpServers": {"adder": {"command": sys.executable, "args": [SERVER]}}}))
+        editor.buttons.accepted.emit()
+        assert not editor.isVisible()
+        assert json.loads(mcp_config_path().read_text(encoding="utf-8"))["mcpServers"]["adder"]
+        assert panel.tree.topLevelItem(0).text(0) == "adder"
+        assert panel.tree.topLevelItem(0).text(1) == "not connected"
+    finally:
+        service.shutdown()
+
+
+def test_a_file_the_editor_cannot_show_is_left_as_it_is(qtbot: Any, home: Path) -> None:
+    mcp_config_path().write_bytes(b'{"mcpServers": {}} \xff\xfe')
+    service = McpService(start_timeout=60)
+    try:
+        panel = McpPanel(service)
+        qtbot.addWidget(panel)
+        editor = panel.edit_config()
+        assert "not UTF-8 text; it was left as it is" in editor.error_label.text()
+        from PySide6.QtWidgets import QDialogButtonBox
+        assert not editor.buttons.button(QDialogButtonBox.StandardButton.Save).isEnabled()
+        editor.reject()
+        assert mcp_config_path().read_bytes().endswith(b"\xff\xfe")
+    finally:
+        service.shutdown()

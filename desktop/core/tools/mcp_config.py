@@ -3,24 +3,30 @@
 Pure parsing plus one file read; importable from any thread. The file is
 `{"mcpServers": {"<name>": {...}}}`, each server either a command run over stdio
 (`{"command": "npx", "args": [...], "env": {...}}`) or a streamable-HTTP endpoint
-(`{"url": "https://…/mcp", "headers": {...}}`). Openlid never writes it and ships no servers:
-with no file there are none, and nothing starts until the person connects one. A file that is
-not JSON or not this shape is a `McpConfigError` in words (with the line and column of a JSON
-error); one bad server entry is reported on its own (`McpConfig.problems`) and the others load.
+(`{"url": "https://…/mcp", "headers": {...}}`). Openlid ships no servers and writes the file only
+when the person saves it from the MCP panel's editor (`write_mcp_config`: checked first, then
+written whole as a private file, or not at all): with no file there are none, and nothing starts
+until the person connects one. A file that is not JSON or not this shape is a `McpConfigError`
+in words (with the line and column of a JSON error); one bad server entry is reported on its own
+(`McpConfig.problems`) and the others load.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from desktop.core.paths import data_dir
+from desktop.core.private_files import UnsafePathError, open_private, private_dir
 
 __all__ = ["CONFIG_NAME", "McpConfig", "McpConfigError", "McpServerConfig", "mcp_config_path",
-           "parse_mcp_config", "read_mcp_config"]
+           "parse_mcp_config", "read_mcp_config", "write_mcp_config"]
 
 CONFIG_NAME = "mcp.json"
 MAX_BYTES = 1 << 20
@@ -135,3 +141,38 @@ def read_mcp_config(path: Path | None = None) -> McpConfig:
     except UnicodeDecodeError:
         raise McpConfigError(f"{path} is not UTF-8 text") from None
     return parse_mcp_config(text, path)
+
+
+EMPTY_CONFIG = '{\n  "mcpServers": {\n  }\n}\n'  # what the editor starts from when there is no file
+
+
+def write_mcp_config(text: str, path: Path | None = None) -> McpConfig:
+    """Save an mcp.json the person edited: checked first (`McpConfigError` in words, nothing
+    written), then written whole or not at all — a new private file (0600) renamed over the old
+    one. A link in its place is not followed (the error says so). Returns what it names."""
+    path = path or mcp_config_path()
+    data = text.encode("utf-8")
+    if len(data) > MAX_BYTES:
+        raise McpConfigError(f"{path.name} would be larger than {MAX_BYTES >> 20} MiB")
+    config = parse_mcp_config(text, path)
+    if path.is_symlink():
+        raise McpConfigError(f"{path} is a symbolic link; Openlid will not write through it. "
+                             "Edit the file it points to, or remove the link.")
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        private_dir(path.parent)
+        fd = open_private(temp, exclusive=True)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+            raise
+    except (OSError, UnsafePathError) as exc:
+        words = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise McpConfigError(f"{path} could not be saved: {words}") from None
+    return config

@@ -19,7 +19,8 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core.tools.mcp_client import McpServerState
-from desktop.core.tools.mcp_config import McpConfig
+from desktop.core.tools.mcp_config import McpConfig, mcp_config_path
+from desktop.ui.tools.mcp_editor import McpConfigEditor
 from desktop.ui.tools.mcp_service import McpService
 
 _STATUS = {"disconnected": "not connected", "connecting": "connecting…",
@@ -38,11 +39,15 @@ class McpPanel(QWidget):
         self.connect_button = QPushButton("Connect")
         self.disconnect_button = QPushButton("Disconnect")
         self.reload_button = QPushButton("Reload mcp.json")
+        self.edit_button = QPushButton("Edit mcp.json…")
+        self.edit_button.setToolTip("Add or change servers in an editor that checks the file "
+                                    "before it saves it")
         self.error_label = QLabel()
         self.error_label.setWordWrap(True)
         self.error_label.setStyleSheet("color: #c0392b")
         buttons = QHBoxLayout()
-        for button in (self.connect_button, self.disconnect_button, self.reload_button):
+        for button in (self.connect_button, self.disconnect_button, self.edit_button,
+                       self.reload_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
         layout = QVBoxLayout(self)
@@ -53,11 +58,20 @@ class McpPanel(QWidget):
         self.connect_button.clicked.connect(self._on_connect)
         self.disconnect_button.clicked.connect(self._on_disconnect)
         self.reload_button.clicked.connect(self._service.reload)
+        self.edit_button.clicked.connect(self.edit_config)
         self.tree.currentItemChanged.connect(self._refresh_buttons)
         service.sig_config_changed.connect(self._show_config)
         service.sig_config_failed.connect(self._show_config_error)
         service.sig_server_changed.connect(self._show_state)
         self._show_config(service.config)
+
+    def edit_config(self) -> McpConfigEditor:
+        """Open the editor (modal); a saved file is read again at once."""
+        path = self._service.config.path or mcp_config_path()
+        editor = McpConfigEditor(path, self)
+        editor.accepted.connect(self._service.reload)
+        editor.open()
+        return editor
 
     def selected_server(self) -> str:
         item = self.tree.currentItem()
@@ -78,7 +92,8 @@ class McpPanel(QWidget):
         where = str(config.path) if config.path else "mcp.json"
         self.path_label.setText(
             f"MCP servers from {where}" if config.servers else
-            f"No MCP servers. Add them to {where} in the format LM Studio and Cursor use: "
+            "No MCP servers. Add them with Edit mcp.json… below, or in "
+            f"{where} with any editor, in the format LM Studio and Cursor use: "
             '{"mcpServers": {"name": {"command": …, "args": […]}}}')
         for server in config.servers:
             item = QTreeWidgetItem([server.name, ""])
