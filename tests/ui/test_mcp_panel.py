@@ -140,7 +140,9 @@ def test_mcp_json_is_edited_in_the_panel_checked_before_it_is_saved(
         editor.text.setPlainText('{"mcpServers": {"adder": {"command": "x",}}}')
         editor.buttons.accepted.emit()  # Save
         assert "is not valid JSON" in editor.error_label.text()
-        assert "line 1" in editor.error_label.text()
+        assert "line 1, column 42" in editor.error_label.text()
+        cursor = editor.text.textCursor()  # put where the JSON went wrong
+        assert (cursor.blockNumber(), cursor.positionInBlock()) == (0, 41)
         assert editor.isVisible()
         assert not mcp_config_path().exists()
         editor.text.setPlainText(json.dumps(

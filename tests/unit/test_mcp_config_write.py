@@ -59,3 +59,13 @@ def test_the_editors_starting_text_is_an_empty_server_list() -> None:
     config = parse_mcp_config(EMPTY_CONFIG)
     assert config.servers == ()
     assert config.problems == ()
+
+
+def test_a_json_mistake_says_where_it_is() -> None:
+    with pytest.raises(McpConfigError) as caught:
+        parse_mcp_config('{\n  "mcpServers": {\n    "a": {"command": "x"}\n  \n')
+    assert (caught.value.line, caught.value.column) == (5, 1)
+    assert "at line 5, column 1" in str(caught.value)
+    with pytest.raises(McpConfigError) as shape:
+        parse_mcp_config("[]")
+    assert (shape.value.line, shape.value.column) == (0, 0)  # not a JSON error: no place

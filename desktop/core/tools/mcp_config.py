@@ -33,7 +33,12 @@ MAX_BYTES = 1 << 20
 
 
 class McpConfigError(ValueError):
-    """mcp.json cannot be used at all."""
+    """mcp.json cannot be used at all. `line`/`column` (1-based): where its JSON went wrong,
+    when that is the reason (0 otherwise)."""
+
+    def __init__(self, message: str, line: int = 0, column: int = 0) -> None:
+        super().__init__(message)
+        self.line, self.column = line, column
 
 
 @dataclass(frozen=True)
@@ -106,7 +111,7 @@ def parse_mcp_config(text: str, path: Path | None = None) -> McpConfig:
         data = json.loads(text) if text.strip() else {}
     except json.JSONDecodeError as exc:
         raise McpConfigError(f"{where} is not valid JSON: {exc.msg} at line {exc.lineno}, "
-                             f"column {exc.colno}") from None
+                             f"column {exc.colno}", exc.lineno, exc.colno) from None
     if not isinstance(data, dict):
         raise McpConfigError(f'{where} must be an object: {{"mcpServers": {{...}}}}')
     servers = data.get("mcpServers", {})

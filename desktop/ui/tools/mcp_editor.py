@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtGui import QFontDatabase
+from PySide6.QtGui import QFontDatabase, QTextCursor
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -70,6 +70,13 @@ class McpConfigEditor(QDialog):
             self.saved = write_mcp_config(self.text.toPlainText(), self.path)
         except McpConfigError as exc:
             self.error_label.setText(str(exc))
+            if exc.line:  # the cursor goes where the JSON went wrong
+                block = self.text.document().findBlockByNumber(exc.line - 1)
+                cursor = QTextCursor(block)
+                cursor.movePosition(QTextCursor.MoveOperation.Right,
+                                    n=min(exc.column - 1, max(0, block.length() - 1)))
+                self.text.setTextCursor(cursor)
+                self.text.setFocus()
             return
         self.accept()
 
