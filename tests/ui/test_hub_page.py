@@ -163,6 +163,23 @@ def test_right_hand_tabs_are_readable_at_1280_by_720(qtbot: Any, main: MainWindo
         assert bar.rect().contains(rect), f"{title!r} is off the bar"
 
 
+def test_back_from_the_hub_the_window_keeps_its_width(qtbot: Any, main: MainWindow) -> None:
+    """The docks came back laid out around the hidden Hub's least width: the window grew from
+    1,232 to 1,774 pixels, past a 1280-pixel screen (seen under Xvfb at 1280x720)."""
+    w = main
+    qtbot.wait(50)
+    width = w.width()
+    docks = shown_docks(w)
+    for _ in range(2):
+        w.show_hub_browser()
+        qtbot.wait(20)
+        w.pages.show_chat()
+        qtbot.wait(50)
+        assert not w.pages.on_hub
+        assert shown_docks(w) == docks
+        assert w.width() == width <= 1280
+
+
 def test_the_account_bar_logs_in_says_who_and_logs_out(
     qtbot: Any, window: HubWindow, whoami: str, token_store: Path
 ) -> None:

@@ -114,6 +114,11 @@ class PageSwitch(QObject):
         self.stack.setCurrentWidget(self.chat_page)
         if self.hub_page is not None:
             self._count_in_size(self.hub_page, False)
+        # The stack's least size is cached until its layout runs again (a posted event): the
+        # docks restored now would be laid out around the Hub's ~1,030 pixels and push the
+        # window past a 1280-pixel screen (1,232 -> 1,774 pixels wide, seen under Xvfb).
+        self.stack.layout().invalidate()
+        self.stack.updateGeometry()
         if self._chat_state is not None:
             self.window.restoreState(self._chat_state)
             self._chat_state = None
