@@ -117,7 +117,9 @@ class PageSwitch(QObject):
         # The stack's least size is cached until its layout runs again (a posted event): the
         # docks restored now would be laid out around the Hub's ~1,030 pixels and push the
         # window past a 1280-pixel screen (1,232 -> 1,774 pixels wide, seen under Xvfb).
-        self.stack.layout().invalidate()
+        stack_layout = self.stack.layout()
+        if stack_layout is not None:
+            stack_layout.invalidate()
         self.stack.updateGeometry()
         if self._chat_state is not None:
             self.window.restoreState(self._chat_state)
