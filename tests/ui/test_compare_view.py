@@ -260,3 +260,19 @@ def test_plots_and_chart_draw_what_the_records_say_even_when_a_set_wrote_nothing
     assert plots.first_heights == [[1.0], [0.0]]
     assert plots.table.rowCount() == 2
     assert plots.table.item(1, 2).text() == "∅ (ended at once)"
+
+
+def test_the_step_charts_message_wraps_to_the_plot(qtbot: Any) -> None:
+    """The first message ran off both sides of a 500-pixel plot at 1280x720."""
+    from desktop.ui.compare.step_chart import StepOverlayChart
+
+    chart = StepOverlayChart()
+    qtbot.addWidget(chart)
+    chart.resize(500, 400)
+    chart.show()
+    qtbot.waitExposed(chart)
+    view = chart.getPlotItem().getViewBox()
+    qtbot.waitUntil(lambda: view.width() > 0)
+    text = chart.message.textItem
+    assert "Run a comparison" in chart.message.toPlainText()
+    assert 0 < text.boundingRect().width() <= view.width()

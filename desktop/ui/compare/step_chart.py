@@ -72,6 +72,8 @@ class StepOverlayChart(pg.PlotWidget):  # type: ignore[misc]
         self.chosen: list[pg.BarGraphItem] = []
         self.message = pg.TextItem(anchor=(0.5, 0.5))
         plot.addItem(self.message)
+        # A message wraps to the plot's width (a long one ran off both sides at 1280x720).
+        plot.getViewBox().sigResized.connect(self._fit_message)
         self._apply_palette()
         self.clear_chart("Run a comparison, then click a token: its step's distributions in "
                          "every set show here.")
@@ -102,6 +104,11 @@ class StepOverlayChart(pg.PlotWidget):  # type: ignore[misc]
             plot.addItem(mark)
             self.bars.append(bar)
             self.chosen.append(mark)
+
+    def _fit_message(self, *_: object) -> None:
+        width = self.getPlotItem().getViewBox().width()
+        if width > 0:
+            self.message.setTextWidth(max(120.0, 0.9 * width))
 
     def clear_chart(self, message: str = "") -> None:
         for item in (*self.bars, *self.chosen):
