@@ -16,6 +16,7 @@ from typing import Any
 
 from desktop.core.sampler_stages import ALL_PARAMS, RANDOM_SEED, STAGES, Param
 from desktop.core.sampling import SamplerSettings, SettingsError
+from desktop.core.structured_output import KIND_LABELS, NONE
 
 # The knobs a spec can set: every number (stop strings, the order and DRY's breakers are texts,
 # set for all sets at once). Order: the registry's, so specs and descriptions read alike.
@@ -125,7 +126,8 @@ def spec_of(settings: SamplerSettings, base: SamplerSettings | None = None) -> s
 
 def describe(settings: SamplerSettings) -> str:
     """A set in words: "T 0.2 · top-k 40 · top-p 0.95 · min-p 0.05", then every other stage knob
-    that differs from its default ("repeat penalty 1.1"). The seed is not part of it."""
+    that differs from its default ("repeat penalty 1.1"), and the grammar a structured output
+    holds it to ("grammar: Any JSON"). The seed is not part of it."""
     parts = [f"{_SHORT[f]} {_format(getattr(settings, f))}" for f in MAIN_FIELDS]
     for p in SPEC_PARAMS:
         if p.field in MAIN_FIELDS or p.field in ("seed", "max_tokens", "top_n"):
@@ -133,6 +135,8 @@ def describe(settings: SamplerSettings) -> str:
         value = getattr(settings, p.field)
         if value != p.default:
             parts.append(f"{p.label.lower()} {_format(value)}")
+    if settings.structured_output != NONE:  # it shapes every set's text: never left unsaid
+        parts.append(f"grammar: {KIND_LABELS[settings.structured_output]}")
     return " · ".join(parts)
 
 

@@ -236,6 +236,9 @@ def test_specs_and_descriptions_read_back() -> None:
     assert spec_of(s, base) == "repeat_penalty=1.1,top_p=0.9,temperature=0.2"
     assert parse_set(spec_of(s, base), base) == s
     assert describe(s) == "T 0.2 · top-k 40 · top-p 0.9 · min-p 0.05 · repeat penalty 1.1"
+    # A structured output shapes every set's text: the set says so.
+    assert describe(s.replace(structured_output="json")).endswith(
+        "repeat penalty 1.1 · grammar: Any JSON")
     assert [set_label(i) for i in (0, 1, 25, 26)] == ["A", "B", "Z", "S27"]
 
 
