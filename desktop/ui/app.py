@@ -81,10 +81,12 @@ def run_app(argv: Sequence[str]) -> int:
         return 1
 
     from desktop.ui.engine_service import settle_heap
+    from desktop.ui.termination import close_on_termination
     from desktop.ui.window.main_window import MainWindow
     from desktop.ui.window.welcome_dialog import show_if_first_run
 
     window = MainWindow(settings)
+    close_on_termination(window)  # SIGTERM/SIGINT/SIGHUP close it as its Close does
     instance.sig_activation_requested.connect(lambda: bring_to_front(window))
     window.show()
     window.start(model=args.model)
