@@ -26,7 +26,7 @@ from desktop.core.paths import data_dir
 from desktop.core.private_files import UnsafePathError, open_private, private_dir
 
 __all__ = ["CONFIG_NAME", "McpConfig", "McpConfigError", "McpServerConfig", "mcp_config_path",
-           "parse_mcp_config", "read_mcp_config", "write_mcp_config"]
+           "parse_mcp_config", "read_mcp_config", "read_mcp_text", "write_mcp_config"]
 
 CONFIG_NAME = "mcp.json"
 MAX_BYTES = 1 << 20
@@ -129,23 +129,30 @@ def parse_mcp_config(text: str, path: Path | None = None) -> McpConfig:
     return McpConfig(tuple(found), tuple(problems), path)
 
 
-def read_mcp_config(path: Path | None = None) -> McpConfig:
-    """The user's mcp.json (none there: no servers)."""
+def read_mcp_text(path: Path | None = None) -> str | None:
+    """The user's mcp.json as text (None: there is none); McpConfigError when it cannot be read,
+    is too large or is not UTF-8 text."""
     path = path or mcp_config_path()
     try:
         with path.open("rb") as f:
             data = f.read(MAX_BYTES + 1)
     except FileNotFoundError:
-        return McpConfig(path=path)
+        return None
     except OSError as exc:
         raise McpConfigError(f"{path} cannot be read: {exc.strerror or exc}") from None
     if len(data) > MAX_BYTES:
         raise McpConfigError(f"{path} is larger than {MAX_BYTES >> 20} MiB; is it the right file?")
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise McpConfigError(f"{path} is not UTF-8 text") from None
-    return parse_mcp_config(text, path)
+
+
+def read_mcp_config(path: Path | None = None) -> McpConfig:
+    """The user's mcp.json (none there: no servers)."""
+    path = path or mcp_config_path()
+    text = read_mcp_text(path)
+    return McpConfig(path=path) if text is None else parse_mcp_config(text, path)
 
 
 EMPTY_CONFIG = '{\n  "mcpServers": {\n  }\n}\n'  # what the editor starts from when there is no file

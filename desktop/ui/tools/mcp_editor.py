@@ -21,9 +21,9 @@ from PySide6.QtWidgets import (
 
 from desktop.core.tools.mcp_config import (
     EMPTY_CONFIG,
-    MAX_BYTES,
     McpConfig,
     McpConfigError,
+    read_mcp_text,
     write_mcp_config,
 )
 
@@ -86,15 +86,7 @@ def _current_text(path: Path) -> tuple[str, str]:
     edited here ("" when it can): a file that is not UTF-8 text, too large or unreadable is left
     as it is, never replaced by what the editor would save."""
     try:
-        with path.open("rb") as f:
-            data = f.read(MAX_BYTES + 1)
-    except FileNotFoundError:
-        return EMPTY_CONFIG, ""
-    except OSError as exc:
-        return "", f"{path} cannot be read ({exc.strerror or exc}); it was left as it is."
-    if len(data) > MAX_BYTES:
-        return "", f"{path} is larger than {MAX_BYTES >> 20} MiB; it was left as it is."
-    try:
-        return data.decode("utf-8-sig"), ""
-    except UnicodeDecodeError:
-        return "", f"{path} is not UTF-8 text; it was left as it is."
+        text = read_mcp_text(path)
+    except McpConfigError as exc:
+        return "", f"{exc}; it was left as it is."
+    return (EMPTY_CONFIG if text is None else text), ""
