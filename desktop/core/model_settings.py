@@ -15,10 +15,8 @@ Pure; any thread (the GUI reads and writes it on its own thread: the file is tin
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +25,7 @@ from typing import Any
 
 from desktop.core import paths
 from desktop.core.model_info import LoadSettings
+from desktop.core.private_files import replace_file
 from desktop.core.sampling import SamplerSettings
 
 __all__ = ["FILE_NAME", "ModelSettingsStore", "RememberedSettings"]
@@ -135,13 +134,5 @@ class ModelSettingsStore:
         self.problem += f" It was kept as {kept.name} and a new file started."
 
     def _write(self, models: dict[str, Any]) -> None:
-        path = self.path
-        fd, tmp = tempfile.mkstemp(prefix=".model-settings-", suffix=".json", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump({"version": _VERSION, "models": models}, out, indent=2)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        replace_file(self.path, json.dumps({"version": _VERSION, "models": models},
+                                           indent=2).encode("utf-8"))

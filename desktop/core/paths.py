@@ -7,14 +7,14 @@ The models folder is the one folder a person chooses: `set_models_dir` records t
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import platformdirs
+
+from desktop.core.private_files import replace_file
 
 APP = "Openlid"
 
@@ -76,16 +76,7 @@ def _settings() -> dict[str, Any]:
 
 
 def _write_settings(settings: dict[str, Any]) -> None:
-    folder = data_dir()
-    fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(settings, out, indent=2)
-        os.replace(tmp, _settings_path())
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    replace_file(_settings_path(), json.dumps(settings, indent=2).encode("utf-8"))
 
 
 def log_dir() -> Path:

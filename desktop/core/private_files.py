@@ -1,4 +1,5 @@
-"""Private folders and files for what Openlid writes about a person's work (its logs).
+"""Private folders and files for what Openlid writes about a person's work (its logs, and the
+small files it replaces whole: settings, templates, endpoints, mcp.json — `replace_file`).
 
 Pure; any thread or process (the app, the CLI, the server, the engine worker). A private folder
 is 0700 and belongs to the current user; a private file is 0600, a regular file with one link,
@@ -9,12 +10,14 @@ and what to do. On Windows, which has neither modes, uids nor O_NOFOLLOW, the ty
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
+import tempfile
 from pathlib import Path
 
-__all__ = ["UnsafePathError", "open_private", "private_dir"]
+__all__ = ["UnsafePathError", "open_private", "private_dir", "replace_file"]
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -91,3 +94,20 @@ def open_private(path: Path, *, exclusive: bool = False) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Write `data` as `path`, whole or not at all: a new private file (0600, a fresh name in
+    the same folder), synced, then renamed over `path` — a crash never leaves half a file, and a
+    link in `path`'s place is replaced, never followed. The temporary file goes on failure."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

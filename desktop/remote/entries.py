@@ -17,8 +17,6 @@ text that came back from a server.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import threading
 import uuid
 from collections.abc import Iterable
@@ -28,6 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from desktop.core import paths
+from desktop.core.private_files import replace_file
 from desktop.remote.client import RemoteModel
 from desktop.remote.http import RemoteError, public_url
 
@@ -146,17 +145,7 @@ def _write(entries: Iterable[RemoteEntry]) -> None:
     path = store_path()
     text = json.dumps({"version": _VERSION, "entries": [e.to_json() for e in entries]},
                       indent=2)
-    fd, tmp = tempfile.mkstemp(prefix=".remote_models-", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o600)  # mkstemp makes it 0600 on POSIX already; say so anyway
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    replace_file(path, text.encode("utf-8"))  # 0600, whole or not at all
 
 
 # --- the API ---

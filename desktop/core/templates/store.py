@@ -12,13 +12,12 @@ Plain file I/O, no Qt: fine on the GUI thread (files are a few KiB) and in the C
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from desktop.core.private_files import replace_file
 from desktop.core.templates.prompt import PromptTemplate, reset_to_source
 
 CUSTOM_PREFIX = "custom:"
@@ -32,14 +31,7 @@ def slugify(name: str) -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    replace_file(path, text.encode("utf-8"))
 
 
 class TemplateStore:

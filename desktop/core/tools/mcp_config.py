@@ -13,17 +13,14 @@ in words (with the line and column of a JSON error); one bad server entry is rep
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from desktop.core.paths import data_dir
-from desktop.core.private_files import UnsafePathError, open_private, private_dir
+from desktop.core.private_files import UnsafePathError, private_dir, replace_file
 
 __all__ = ["CONFIG_NAME", "McpConfig", "McpConfigError", "McpServerConfig", "mcp_config_path",
            "parse_mcp_config", "read_mcp_config", "read_mcp_text", "write_mcp_config"]
@@ -170,20 +167,9 @@ def write_mcp_config(text: str, path: Path | None = None) -> McpConfig:
     if path.is_symlink():
         raise McpConfigError(f"{path} is a symbolic link; Openlid will not write through it. "
                              "Edit the file it points to, or remove the link.")
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     try:
         private_dir(path.parent)
-        fd = open_private(temp, exclusive=True)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                temp.unlink()
-            raise
+        replace_file(path, data)
     except (OSError, UnsafePathError) as exc:
         words = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise McpConfigError(f"{path} could not be saved: {words}") from None
