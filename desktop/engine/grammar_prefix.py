@@ -21,7 +21,7 @@ token's partial character, or leaves one open), and every token of a grammar tha
 
 from __future__ import annotations
 
-import ctypes
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,8 @@ import numpy.typing as npt
 from desktop.engine.step_shortcuts import Candidates
 
 __all__ = ["PrefixTree", "PrefixTrees", "prunable"]
+
+Piece = Callable[[int], bytes]  # a token's bytes as llama.cpp's grammar reads them
 
 
 def prunable(grammar_text: str) -> bool:
@@ -67,20 +69,13 @@ class PrefixTree:
     levels: tuple[npt.NDArray[np.int32], ...]  # ids ascending within a level
 
     @classmethod
-    def build(cls, vocab: Any, n_vocab: int) -> PrefixTree:
-        """Read every token's text from llama.cpp (special tokens by name, as the grammar reads
-        them) and link each to its longest proper prefix that is a token."""
+    def build(cls, piece: Piece, is_eog: Callable[[int], bool], n_vocab: int) -> PrefixTree:
+        """Read every token's text (`piece`: its bytes as llama.cpp's grammar reads them,
+        special tokens by name) and link each to its longest proper prefix that is a token."""
         texts: list[str | None] = [None] * n_vocab
-        buf = ctypes.create_string_buffer(256)
         for token in range(n_vocab):
-            n = L.llama_token_to_piece(vocab, token, buf, len(buf), 0, True)
-            if n < 0:
-                big = ctypes.create_string_buffer(-n)
-                n = L.llama_token_to_piece(vocab, token, big, len(big), 0, True)
-                raw = big.raw[:n]
-            else:
-                raw = buf.raw[:n]
-            if not raw or raw[0] == 0 or L.llama_vocab_is_eog(vocab, token):
+            raw = piece(token)
+            if not raw or raw[0] == 0 or is_eog(token):
                 continue
             try:
                 texts[token] = raw.decode("utf-8")
@@ -130,23 +125,24 @@ class PrefixTree:
 
 class PrefixTrees:
     """One loaded model's prefix tree, built for its first structured reply (~0.7 s for Gemma's
-    262,144 tokens) and kept with the model (the session holds this), with a candidate array to
-    check its levels in."""
+    262,144 tokens) and kept with the model (the session holds this, with its `piece` and
+    `is_eog`), with a candidate array to check its levels in."""
 
-    def __init__(self) -> None:
+    def __init__(self, piece: Piece, is_eog: Callable[[int], bool]) -> None:
+        self._piece, self._is_eog = piece, is_eog
         self._tree: PrefixTree | None = None
         self._scratch: Candidates | None = None
 
-    def prepare(self, vocab: Any, n_vocab: int) -> tuple[PrefixTree, Candidates]:
+    def prepare(self, n_vocab: int) -> tuple[PrefixTree, Candidates]:
         """The tree, built now unless it is built (a structured reply's sampler does this before
         its first token: the first step of a JSON reply checks the whole vocabulary anyway),
         and the candidate array its levels are checked in."""
         if self._tree is None or self._scratch is None or self._tree.n_vocab != n_vocab:
-            self._tree = PrefixTree.build(vocab, n_vocab)
+            self._tree = PrefixTree.build(self._piece, self._is_eog, n_vocab)
             self._scratch = Candidates(n_vocab)
         return self._tree, self._scratch
 
-    def apply(self, grammar: Any, vocab: Any, cand: Candidates) -> None:
+    def apply(self, grammar: Any, cand: Candidates) -> None:
         """llama.cpp's grammar sampler applied to `cand`, which holds the whole vocabulary in
         id order: the tokens the grammar forbids set to -inf, nothing else changed."""
         n = len(cand.buf)
@@ -154,7 +150,7 @@ class PrefixTrees:
         if len(view) != n or not cand.at_start():
             L.llama_sampler_apply(grammar, cand.ref)
             return
-        tree, scratch = self.prepare(vocab, n)
+        tree, scratch = self.prepare(n)
         ok = tree.allowed(grammar, scratch)
         if ok is None:
             L.llama_sampler_apply(grammar, cand.ref)

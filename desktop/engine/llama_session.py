@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import functools
 import os
 import time
 from pathlib import Path
@@ -80,6 +81,21 @@ def _backend(system_info: str) -> str:
     return "CPU"
 
 
+
+def token_piece(vocab: Any, token: int, buf: Any, special: bool = False) -> bytes:
+    """A token's bytes as llama.cpp's token_to_piece gives them (`special`: control tokens by
+    name, as its grammar reads them); `buf` a ctypes buffer, a larger one made when too short."""
+    n = L.llama_token_to_piece(vocab, token, buf, len(buf), 0, special)
+    if n < 0:
+        buf = ctypes.create_string_buffer(-n)
+        n = L.llama_token_to_piece(vocab, token, buf, len(buf), 0, special)
+    return buf.raw[:n]  # type: ignore[no-any-return]
+
+
+def is_eog(vocab: Any, token: int) -> bool:
+    """Whether `token` ends a generation (end of text, end of turn...)."""
+    return bool(L.llama_vocab_is_eog(vocab, token))
+
 class LlamaSession:
     """The model, its context, and what the KV cache holds."""
 
@@ -138,7 +154,11 @@ class LlamaSession:
         # building one matches its sequence breakers against every token (~50 ms on Gemma).
         self.dry_templates: dict[tuple[object, ...], Any] = {}
         # The vocabulary by prefix, for a grammar checking every token (engine.grammar_prefix).
-        self.prefix_trees = PrefixTrees()
+        # (Reading the vocabulary, not the session: the session is not kept alive by it.)
+        self.prefix_trees = PrefixTrees(
+            functools.partial(token_piece, self.vocab, buf=ctypes.create_string_buffer(256),
+                              special=True),
+            functools.partial(is_eog, self.vocab))
         self._piece_buf = ctypes.create_string_buffer(256)
         self._display: dict[int, str] = {}
         self._logits_view: tuple[int | None, npt.NDArray[np.float32]] | None = None
@@ -246,12 +266,7 @@ class LlamaSession:
         return tokens
 
     def piece_bytes(self, token: int, special: bool = False) -> bytes:
-        buf = self._piece_buf
-        n = L.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, special)
-        if n < 0:
-            buf = ctypes.create_string_buffer(-n)
-            n = L.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, special)
-        return buf.raw[:n]
+        return token_piece(self.vocab, token, self._piece_buf, special)
 
     def display_piece(self, token: int) -> str:
         """A token's text for display: special tokens by name, stray bytes as \\xNN."""
@@ -267,7 +282,7 @@ class LlamaSession:
         return display_pieces(stages, token, self.display_piece, self._display)
 
     def is_end_of_generation(self, token: int) -> bool:
-        return bool(L.llama_vocab_is_eog(self.vocab, token))
+        return is_eog(self.vocab, token)
 
     # --- decoding ---
 

@@ -60,7 +60,6 @@ class GrammarStart:
     _checked: tuple[npt.NDArray[np.int32], npt.NDArray[np.float32],
                     npt.NDArray[np.bool_]] | None
     _prefix_trees: PrefixTrees | None
-    _vocab: Any
 
     def _grammar_start(self, logits: npt.NDArray[np.float32], w_ids: npt.NDArray[np.int32],
                        w_final: npt.NDArray[np.float32] | None, raw_max: float | None,
@@ -117,7 +116,7 @@ class GrammarStart:
         if len(w_ids) and w_final is not None:
             cand.buf["logit"][w_ids] = w_final
         if self._prefix_trees is not None:  # the same verdicts, by the tokens' prefixes
-            self._prefix_trees.apply(grammar, self._vocab, cand)
+            self._prefix_trees.apply(grammar, cand)
         else:
             L.llama_sampler_apply(grammar, cand.ref)
         if not np.any(cand.view()["logit"] > -np.inf):

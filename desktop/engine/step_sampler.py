@@ -158,14 +158,14 @@ class StepSampler(GrammarStart):
                            else None)
         self.sorted_fills = 0  # steps whose sorting stage got a sorted array
         # The grammar: after the penalty/DRY prefix, before every stage that cuts.
-        self.grammar = (self._own(grammar_sampler(vocab, grammar_text(s)))
-                        if s.is_on(STAGE_GRAMMAR) else None)
+        gbnf = grammar_text(s) if s.is_on(STAGE_GRAMMAR) else ""
+        self.grammar = (self._own(grammar_sampler(vocab, gbnf)) if s.is_on(STAGE_GRAMMAR)
+                        else None)
         self._grammar_live = self.grammar is not None  # False once a forced token broke it
-        self._vocab = vocab
         self._prefix_trees = (prefix_trees if shortcuts and self.grammar is not None
-                              and prunable(grammar_text(s)) else None)
+                              and prunable(gbnf) else None)
         if self._prefix_trees is not None:
-            self._prefix_trees.prepare(vocab, n_vocab)
+            self._prefix_trees.prepare(n_vocab)
         if self.grammar is not None:
             at = self.order.index(self._prefix[-1]) + 1 if self._prefix else 0
             self.order.insert(at, STAGE_GRAMMAR)

@@ -9,6 +9,7 @@ vocabulary-only): the prefix tree's verdicts against llama.cpp's pass over all 2
 from __future__ import annotations
 
 import ctypes
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +21,7 @@ from desktop.core.sampling import SamplerSettings
 from desktop.core.structured_output import SCHEMA_PRESETS
 from desktop.engine.grammar import grammar_sampler, grammar_text
 from desktop.engine.grammar_prefix import PrefixTree, PrefixTrees, prunable
+from desktop.engine.llama_session import is_eog, token_piece
 from desktop.engine.step_sampler import StepSampler, llama_chain
 from desktop.engine.step_shortcuts import Candidates
 from tests.engine.test_step_sampler import N_CTX, FullArray, chain_draw
@@ -31,12 +33,13 @@ SCHEMA = SamplerSettings(structured_output="json_schema",
 
 @pytest.fixture(scope="module")
 def tree(vocab: Any) -> PrefixTree:
-    return PrefixTree.build(vocab, N_VOCAB)
+    return PrefixTree.build(functools.partial(_piece, vocab), functools.partial(is_eog, vocab),
+                            N_VOCAB)
 
 
 @pytest.fixture(scope="module")
 def trees(vocab: Any, tree: PrefixTree) -> PrefixTrees:
-    held = PrefixTrees()
+    held = PrefixTrees(functools.partial(_piece, vocab), functools.partial(is_eog, vocab))
     held._tree, held._scratch = tree, Candidates(N_VOCAB)  # built once for the module
     return held
 
@@ -67,10 +70,9 @@ def test_the_tree_links_tokens_to_their_longest_prefix_token(vocab: Any, tree: P
     assert len(hello) == 1
     parent = int(tree.parent[hello[0]])
     assert parent >= 0
-    buf = ctypes.create_string_buffer(64)
-    n = L.llama_token_to_piece(vocab, parent, buf, len(buf), 0, True)
-    assert 0 < n < len(b" hello")
-    assert b" hello".startswith(buf.raw[:n])
+    text = _piece(vocab, parent)
+    assert 0 < len(text) < len(b" hello")
+    assert b" hello".startswith(text)
     depth = {int(t): d for d, ids in enumerate(tree.levels) for t in ids}
     assert depth[hello[0]] == depth[parent] + 1
     assert sum(len(ids) for ids in tree.levels) == N_VOCAB  # every token at one level
@@ -109,9 +111,7 @@ def test_verdicts_hold_after_a_token_that_leaves_a_character_open(
 
 
 def _piece(vocab: Any, token: int) -> bytes:
-    buf = ctypes.create_string_buffer(64)
-    n = L.llama_token_to_piece(vocab, token, buf, len(buf), 0, True)
-    return buf.raw[:max(n, 0)]
+    return token_piece(vocab, token, ctypes.create_string_buffer(64), special=True)
 
 
 def test_inside_a_string_the_tree_leaves_the_pass_to_llama_cpp(
