@@ -11,6 +11,8 @@ Every run gets a prompt no run has seen (chains.Prompts), so time to first token
 prompt on both sides; the report says how many prompt tokens each side found in its KV cache.
 Prompt processing is measured on both sides over 512 tokens, and a replay of a step at a
 900-token context on the engine, the way the window replays one (its cache holds the reply).
+Where llama.cpp's own `llama-bench` is at hand (`bench.llama_bench`) it runs once a round too,
+with the engine's load settings: the decode ceiling each chain's capture-on rate is held to.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from desktop.bench import llama_bench as lb
 from desktop.bench.chains import (
+    CHEAP_TARGET,
     PROMPT,
     PROMPT_TOKENS,
     REPLAY_CONTEXT,
@@ -39,6 +43,7 @@ from desktop.engine.host import EngineHost
 SIDES = ("reference", "capture_off", "capture_on")
 _FLUSH = SamplerSettings(temperature=0.0, max_tokens=1)  # replaces the engine's KV cache
 REPLAY_TARGET_MS = 100.0
+LLAMA_BENCH_TARGET = 0.95  # decode with capture ÷ llama-bench's tg, the cheap chains
 WARMUP_TOKENS = 8  # round 0 only warms caches, allocators and imports, and is not counted
 LONG_TEXT = " ".join([PROMPT] * 400)  # far more than REPLAY_CONTEXT tokens on any tokenizer
 _TIMEOUT = 600.0  # one run; a dead worker ends the wait at once (Crashed)
@@ -185,9 +190,15 @@ def _check_args(tokens: int, repeat: int) -> None:
 
 def run_bench(path: str, settings: LoadSettings, tokens: int, repeat: int,
               progress: Callable[[str], None] | None = None,
-              only: tuple[str, ...] = ()) -> dict[str, Any]:
-    """`only`: the names of the chains to run (all of them when empty)."""
+              only: tuple[str, ...] = (), llama_bench: str | None = None) -> dict[str, Any]:
+    """`only`: the names of the chains to run (all of them when empty). `llama_bench`: the
+    llama-bench binary to run alongside (default: $OPENLID_LLAMA_BENCH or the checkout's
+    build, skipped when there is none)."""
     _check_args(tokens, repeat)
+    try:
+        binary = lb.find_binary(llama_bench)
+    except lb.LlamaBenchError as exc:
+        raise BenchError(str(exc), bad_input=True) from None
     say = progress or (lambda _message: None)
     chains = bench_chains()
     unknown = sorted(set(only) - {c.name for c in chains})
@@ -201,6 +212,7 @@ def run_bench(path: str, settings: LoadSettings, tokens: int, repeat: int,
     ref: _Reference | None = None
     best = _Best()
     prompts = Prompts()
+    ceiling: dict[str, Any] = {"missing": lb.HOW_TO_GET}
     try:
         say("loading the model in the engine and in the reference loop")
         info = engine.load(path, settings)  # first: its file check words a bad model best
@@ -210,12 +222,20 @@ def run_bench(path: str, settings: LoadSettings, tokens: int, repeat: int,
                              bad_input=True)
         ref = _Reference(path, settings)
         ref_load_ms = ref.load_ms
+        bench = lb.llama_bench(binary, path, settings, info, tokens) if binary else None
+        if bench is not None:
+            ceiling = {"command": bench.command(), "depth": lb.DEPTH, "error": ""}
         for rnd in range(repeat + 1):
             n = tokens if rnd else min(tokens, WARMUP_TOKENS)
             say(f"round {rnd} of {repeat}" + (" (warm-up, not counted)" if not rnd else ""))
             for chain in chains:
                 _chain_round(engine, ref, chain, n, rnd, prompts, best if rnd else None)
                 loads.append(os.getloadavg()[0])
+            if bench is not None and rnd and not ceiling["error"]:
+                try:  # llama-bench warms up by itself, so it runs in counted rounds only
+                    best.add("llama_bench", "llama_bench", tokens_per_second=bench.run())
+                except lb.LlamaBenchError as exc:
+                    ceiling["error"] = str(exc)  # reported; the engine's rows still count
             _prefill_round(engine, ref, rnd, prompts, best if rnd else None)
             _replay_round(engine, chains, prompts, best if rnd else None)
     finally:
@@ -223,7 +243,8 @@ def run_bench(path: str, settings: LoadSettings, tokens: int, repeat: int,
         if ref is not None:
             ref.close()
     loads.append(os.getloadavg()[0])
-    return _report(path, settings, tokens, repeat, chains, best, info, ref_load_ms, loads)
+    return _report(path, settings, tokens, repeat, chains, best, info, ref_load_ms, loads,
+                   ceiling)
 
 
 def _chain_round(engine: _Engine, ref: _Reference, chain: Chain, n: int, rnd: int,
@@ -302,8 +323,12 @@ def _replay_round(engine: _Engine, chains: tuple[Chain, ...], prompts: Prompts,
 
 def _report(path: str, settings: LoadSettings, tokens: int, repeat: int,
             chains: tuple[Chain, ...], best: _Best, info: ModelInfo, ref_load_ms: float,
-            loads: list[float]) -> dict[str, Any]:
+            loads: list[float], ceiling: dict[str, Any]) -> dict[str, Any]:
     rows: dict[str, Any] = {}
+    ceiling_tps = best.values.get(("llama_bench", "llama_bench"), {}).get("tokens_per_second")
+    if ceiling_tps is not None:
+        ceiling = {**ceiling, "tokens_per_second": ceiling_tps,
+                   "target": LLAMA_BENCH_TARGET}
     for chain in chains:
         ref_tps = best.get(chain.name, "reference", "tokens_per_second")
         off_tps = best.get(chain.name, "capture_off", "tokens_per_second")
@@ -332,6 +357,13 @@ def _report(path: str, settings: LoadSettings, tokens: int, repeat: int,
             "engine_capture_on_sample_ms": best.get(chain.name, "capture_on", "sample_ms"),
             "same_tokens": best.same.get(chain.name, False),
         }
+        if ceiling_tps is not None:
+            # Held to the target where llama.cpp's own sampling is cheap: llama-bench samples
+            # nothing, so a chain that sorts the vocabulary is slower than it on any engine.
+            held = chain.target == CHEAP_TARGET
+            rows[chain.name]["ratio_capture_on_vs_llama_bench"] = on_tps / ceiling_tps
+            rows[chain.name]["meets_llama_bench_target"] = (
+                on_tps / ceiling_tps >= LLAMA_BENCH_TARGET if held else None)
     ref_pp = best.get("prompt", "reference", "tokens_per_second")
     eng_pp = best.get("prompt", "engine", "tokens_per_second")
     return {
@@ -356,6 +388,7 @@ def _report(path: str, settings: LoadSettings, tokens: int, repeat: int,
         "replay": {"context_tokens": REPLAY_CONTEXT, "target_ms": REPLAY_TARGET_MS,
                    "worst_ms": max(row["replay_ms"] for row in rows.values())},
         "reused_prompt_tokens_max": dict(best.reused),
+        "llama_bench": ceiling,
         "reference_load_ms": ref_load_ms,
         "engine_load_ms": info.load_ms,
     }
@@ -413,5 +446,27 @@ def format_report(r: dict[str, Any]) -> str:
         f"prompt tokens found in the KV cache, at most: reference {reused['reference']}, engine "
         f"{reused['engine']} (BOS only: every prompt is new)",
         f"load: reference {r['reference_load_ms']:.0f} ms, engine {r['engine_load_ms']:.0f} ms",
+        "",
+        *_ceiling_lines(r),
     ]
     return "\n".join(lines)
+
+
+def _ceiling_lines(r: dict[str, Any]) -> list[str]:
+    ceiling = r["llama_bench"]
+    if "missing" in ceiling:
+        return [f"llama-bench: not found ({ceiling['missing']})"]
+    if "tokens_per_second" not in ceiling:
+        return [f"llama-bench: no figure ({ceiling['error'] or 'it did not run'})"]
+    lines = [f"llama.cpp's llama-bench, the decode ceiling (tg{r['tokens']} at depth "
+             f"{ceiling['depth']}, the engine's load settings, best of {r['rounds']}): "
+             f"{ceiling['tokens_per_second']:.1f} tok/s"]
+    if ceiling["error"]:
+        lines.append(f"  (a later run failed: {ceiling['error']})")
+    lines.append(f"capture on ÷ llama-bench (target >= {ceiling['target']:.2f} where llama.cpp's "
+                 "own sampling is cheap; the others sort the vocabulary, which it does not):")
+    for name, row in r["chains"].items():
+        held = row["meets_llama_bench_target"]
+        verdict = "" if held is None else (" met" if held else " MISSED")
+        lines.append(f"  {name:<12} {row['ratio_capture_on_vs_llama_bench']:.3f}{verdict}")
+    return lines

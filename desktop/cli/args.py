@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from desktop.core.model_info import LoadSettings
+from desktop.core.model_info import FLASH_ATTN_MODES, LoadSettings
 from desktop.core.sampling import SamplerSettings
 
 
@@ -20,9 +20,16 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ctx", type=int, default=4096, help="context length in tokens")
     p.add_argument("--gpu-layers", type=int, default=-2,
                    help="layers to offload (-2 = auto: as many as fit in free VRAM, -1 = all)")
+    add_flash_attn_arg(p)
     from desktop.cli.draft import add_draft_args
 
     add_draft_args(p)
+
+
+def add_flash_attn_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--flash-attn", choices=FLASH_ATTN_MODES, default="auto",
+                   help="flash attention (default auto, llama.cpp's own: on where every "
+                        "layer's device has the kernel)")
 
 
 def add_sampler_args(p: argparse.ArgumentParser) -> None:
@@ -65,6 +72,7 @@ def load_settings(args: argparse.Namespace) -> LoadSettings:
 
     return LoadSettings(
         n_gpu_layers=args.gpu_layers, n_ctx=args.ctx, n_threads=args.threads,
+        flash_attn=getattr(args, "flash_attn", "auto"),  # verbs that only tokenize lack it
         **draft_fields(args),
     ).validated()
 

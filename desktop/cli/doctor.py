@@ -64,6 +64,7 @@ def _measure(path: str, settings: LoadSettings, tokens: int) -> dict[str, Any]:
             "layers_offloaded": info.n_layers_offloaded,
             "layers": info.n_layer,
             "offload_note": info.offload_note,
+            "flash_attn": info.flash_attn,
             "layers_by_device": dict(seen.devices) if seen is not None else None,
             "weights_mib_by_buffer": dict(seen.buffers_mib) if seen is not None else None,
             "load_ms": round(info.load_ms, 1),
@@ -123,6 +124,8 @@ def cmd_doctor(args: argparse.Namespace, model_path: str) -> int:
             print(f"  layers by device (llama.cpp's assignment): {where}")
         if run["offload_note"]:
             print(f"  note: {run['offload_note']}")
+        if run["flash_attn"] is not None:
+            print(f"  flash attention (auto): {'on' if run['flash_attn'] else 'off'}")
     print(f"GPU layers auto would offload {report['auto_gpu_layers']} layers on this machine")
     print(f"capture's pass over the scores: {report['capture_pass']}")
     if "gpu_speedup" in report:

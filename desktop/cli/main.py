@@ -92,6 +92,10 @@ def _add_bench_parser(sub: Any) -> None:
     p.add_argument("--chains", default="",
                    help="only these sampler chains, comma-separated (default: every one)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--llama-bench", metavar="PATH", default=None,
+                   help="llama.cpp's llama-bench to run alongside as the decode ceiling "
+                        "(default: $OPENLID_LLAMA_BENCH, or the one packaging/llama_bench.sh "
+                        "built)")
     p.add_argument("--chart", action="store_true",
                    help="also: tokens/s with the live chart vs hidden (a Qt run, offscreen)")
     p.add_argument("--ui", action="store_true",
@@ -313,7 +317,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     try:
         report = run_bench(model, load_settings(args), args.tokens, args.repeat,
                            progress=lambda line: print(line, file=sys.stderr, flush=True),
-                           only=tuple(n.strip() for n in args.chains.split(",") if n.strip()))
+                           only=tuple(n.strip() for n in args.chains.split(",") if n.strip()),
+                           llama_bench=args.llama_bench)
     except BenchError as exc:
         print(f"openlid: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT if exc.bad_input else EXIT_FAIL

@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from desktop.cli.args import add_flash_attn_arg
 from desktop.core.model_info import LoadSettings
 from desktop.core.sampling import SettingsError
 from desktop.server.config import DEFAULT_MAX_REQUEST_S as _MAX_REQUEST_S
@@ -83,6 +84,7 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
     p.add_argument("--gpu-layers", type=int, default=-2,
                    help="layers to offload (-2 = auto: as many as fit in free VRAM, -1 = all)")
+    add_flash_attn_arg(p)
     p.add_argument("--model-id", default=None, help="model name reported at /v1/models")
     p.add_argument("--quiet", action="store_true", help="do not print one line per request")
     return p
@@ -115,7 +117,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                *(o for o in os.environ.get(ORIGINS_ENV, "").split(",") if o.strip())]
     try:
         load = LoadSettings(
-            n_gpu_layers=args.gpu_layers, n_ctx=args.ctx, n_threads=args.threads
+            n_gpu_layers=args.gpu_layers, n_ctx=args.ctx, n_threads=args.threads,
+            flash_attn=args.flash_attn,
         ).validated()
         server = OpenlidServer(
             _model_path(args), load, host=args.host, port=args.port, api_key=api_key,

@@ -176,12 +176,14 @@ def kv_cache_bytes(shape: ModelShape, n_ctx: int, kv_cache_type: str = "f16") ->
     return math.ceil(shape.n_layer * n_ctx * (shape.n_embd_k + shape.n_embd_v) * per)
 
 
-def _compute_bytes(shape: ModelShape, n_ctx: int, n_batch: int, flash_attn: bool) -> int:
+def _compute_bytes(shape: ModelShape, n_ctx: int, n_batch: int, flash_attn: str) -> int:
     ubatch = max(1, min(n_batch, _N_UBATCH))
     logits = shape.n_vocab * ubatch * 4
     # Without flash attention the attention scores (n_ctx × n_ubatch × n_head floats) are
     # materialised; the graph allocator reuses memory, so it is the larger of the two that counts.
-    scores = 0 if flash_attn else n_ctx * ubatch * shape.n_head * 4
+    # "auto" counts as on: llama.cpp turns it on wherever the layers' devices have the kernel
+    # (the CPU, CUDA, Metal and Vulkan backends all do).
+    scores = 0 if flash_attn != "off" else n_ctx * ubatch * shape.n_head * 4
     return max(logits, scores) + _MISC_BYTES
 
 

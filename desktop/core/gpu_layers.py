@@ -7,7 +7,8 @@ llama.cpp's INFO line "offloaded N/M layers to GPU" only echoes the request (min
 + 1), printed whenever the build could offload, even with no device found), so it cannot tell
 that fewer layers went. The real assignment is in its load_tensors log: one line per layer,
 "layer  il assigned to device NAME" (layers 0 … n_layer - 1 repeat, layer n_layer is the output
-layer), and one "NAME model buffer size = X MiB" per weight buffer. Those are read here.
+layer), and one "NAME model buffer size = X MiB" per weight buffer. Those are read here, and
+what flash attention "auto" came to (`read_flash_attention`).
 """
 
 from __future__ import annotations
@@ -22,11 +23,15 @@ from desktop.core.gguf_file.reader import GgufProblem
 from desktop.core.hardware import detect
 from desktop.core.model_info import GPU_LAYERS_ALL, GPU_LAYERS_AUTO, LoadSettings
 
-__all__ = ["Offload", "offload_note", "read_offload", "resolve_gpu_layers"]
+__all__ = ["Offload", "offload_note", "read_flash_attention", "read_offload",
+           "resolve_gpu_layers"]
 
 _START = "load_tensors: layer"
 _ASSIGNED = re.compile(r"load_tensors: layer\s+(\d+) assigned to device ([^,\s]+)")
 _BUFFER = re.compile(r"load_tensors:\s+(\S+) model buffer size =\s*([\d.]+) MiB")
+# llama_context resolving flash attention "auto": "Flash Attention enabled", or "Flash Attention
+# not supported, set to disabled" when a layer's device lacks the fused kernel.
+_FLASH = re.compile(r"Flash Attention (enabled|not supported, set to disabled)")
 _CPU_NAMES = ("CPU",)  # llama.cpp's CPU device; every other device a layer goes to is a GPU
 
 
@@ -60,6 +65,15 @@ def read_offload(log_text: str) -> Offload | None:
     on_gpu = sum(n for device, n in counts.items() if device not in _CPU_NAMES)
     buffers = tuple((name, float(mib)) for name, mib in _BUFFER.findall(text))
     return Offload(len(per_layer), on_gpu, tuple(counts.items()), buffers)
+
+
+def read_flash_attention(log_text: str, mode: str) -> bool | None:
+    """Whether the context runs flash attention: as asked for "on" and "off"; for "auto" what
+    llama.cpp's log of this load says it resolved to (None when the log does not say)."""
+    if mode != "auto":
+        return mode == "on"
+    found = _FLASH.findall(log_text)
+    return found[-1] == "enabled" if found else None
 
 
 def resolve_gpu_layers(path: str, settings: LoadSettings, *, supports_gpu: bool,

@@ -17,6 +17,9 @@ KV_CACHE_TYPES = ("f16", "f32", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", 
 # (resolved by the engine at load: core.gpu_layers.resolve_gpu_layers).
 GPU_LAYERS_AUTO = -2
 GPU_LAYERS_ALL = -1
+# Flash attention as llama.cpp's context parameter takes it: "auto" (llama.cpp's own default, and
+# llama-bench's and llama-server's) turns it on where every layer's device runs the fused kernel.
+FLASH_ATTN_MODES = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
@@ -25,7 +28,7 @@ class LoadSettings:
     n_ctx: int = 4096  # 0 = the model's training context
     n_threads: int = 0  # 0 = one per physical core (llama.cpp picks)
     n_batch: int = 512
-    flash_attn: bool = False
+    flash_attn: str = "auto"  # one of FLASH_ATTN_MODES
     use_mmap: bool = True
     use_mlock: bool = False
     kv_cache_type: str = "f16"
@@ -48,6 +51,8 @@ class LoadSettings:
             (self.n_ctx >= 0, "context length must be ≥ 0 (0 = the model's own)"),
             (self.n_threads >= 0, "threads must be ≥ 0 (0 = automatic)"),
             (self.n_batch >= 1, "batch size must be ≥ 1"),
+            (self.flash_attn in FLASH_ATTN_MODES,
+             f"flash attention must be one of {', '.join(FLASH_ATTN_MODES)}"),
             (
                 self.kv_cache_type in KV_CACHE_TYPES,
                 f"KV cache type must be one of {', '.join(KV_CACHE_TYPES)}",
@@ -76,7 +81,11 @@ class LoadSettings:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LoadSettings:
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        if isinstance(values.get("flash_attn"), bool):
+            # Saved before it had three values: unticked was the old default, not a choice.
+            values["flash_attn"] = "on" if values["flash_attn"] else "auto"
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -107,6 +116,7 @@ class ModelInfo:
     n_gpu_layers_requested: int = 0
     n_layers_offloaded: int = 0
     offload_note: str = ""  # why fewer layers than asked went to the GPU, in plain words
+    flash_attn: bool | None = None  # whether llama.cpp runs flash attention (None: not known)
     load_ms: float = 0.0
     system_info: str = ""
     # Which sampler stages this engine can report (empty: all of them) and, when not all, why in

@@ -20,7 +20,12 @@ import llama_cpp as L
 import numpy as np
 import numpy.typing as npt
 
-from desktop.core.gpu_layers import offload_note, read_offload, resolve_gpu_layers
+from desktop.core.gpu_layers import (
+    offload_note,
+    read_flash_attention,
+    read_offload,
+    resolve_gpu_layers,
+)
 from desktop.core.hardware import default_threads
 from desktop.core.model_info import LoadSettings, ModelInfo, SpecialToken
 from desktop.engine.grammar_prefix import PrefixTrees
@@ -34,6 +39,11 @@ from desktop.engine.vision import ImageError, Vision, is_image_position, open_vi
 
 __all__ = ["ContextOverflow", "LlamaSession", "LoadFailed"]
 
+_FLASH_ATTN = {
+    "auto": L.LLAMA_FLASH_ATTN_TYPE_AUTO,
+    "on": L.LLAMA_FLASH_ATTN_TYPE_ENABLED,
+    "off": L.LLAMA_FLASH_ATTN_TYPE_DISABLED,
+}
 _KV_TYPES = {
     "f32": L.GGML_TYPE_F32,
     "f16": L.GGML_TYPE_F16,
@@ -126,14 +136,10 @@ class LlamaSession:
         threads = settings.n_threads or default_threads()
         cparams.n_threads = threads
         cparams.n_threads_batch = threads
-        cparams.flash_attn_type = (
-            L.LLAMA_FLASH_ATTN_TYPE_ENABLED
-            if settings.flash_attn
-            else L.LLAMA_FLASH_ATTN_TYPE_DISABLED
-        )
-        if settings.kv_cache_type not in ("f16", "f32", "bf16") and not settings.flash_attn:
+        cparams.flash_attn_type = _FLASH_ATTN[settings.flash_attn]
+        if settings.kv_cache_type not in ("f16", "f32", "bf16") and settings.flash_attn == "off":
             L.llama_model_free(model)
-            raise LoadFailed("a quantized KV cache needs flash attention turned on")
+            raise LoadFailed("a quantized KV cache needs flash attention (auto or on)")
         cparams.type_k = _KV_TYPES[settings.kv_cache_type]
         cparams.type_v = _KV_TYPES[settings.kv_cache_type]
         cparams.no_perf = True
@@ -199,7 +205,8 @@ class LlamaSession:
         n_layer = int(L.llama_model_n_layer(model))
         # The layers llama.cpp really assigned to a GPU (its per-layer log lines), not its
         # "offloaded N/M" line, which echoes the request.
-        seen = read_offload(_read_from(log_path, log_offset))
+        log_text = _read_from(log_path, log_offset)
+        seen = read_offload(log_text)
         offloaded = seen.on_gpu if seen is not None else 0
         note = offload_note(settings.n_gpu_layers, self.gpu_layers, supports_gpu, n_layer, seen)
         return ModelInfo(
@@ -223,6 +230,7 @@ class LlamaSession:
             n_gpu_layers_requested=settings.n_gpu_layers,
             n_layers_offloaded=offloaded,
             offload_note=note,
+            flash_attn=read_flash_attention(log_text, settings.flash_attn),
             load_ms=(time.perf_counter() - started) * 1000,
             system_info=system_info.strip(),
         )

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from desktop.bench.chains import bench_chains
+from desktop.bench import llama_bench as lb
+from desktop.bench.chains import CHEAP_TARGET, bench_chains
 from desktop.bench.engine import format_report
 from desktop.cli.main import EXIT_BAD_INPUT, main
 from tests.ggufmaker import write_runnable_gguf, write_tiny_gguf
@@ -81,6 +82,7 @@ def test_bench_reports_every_chain_with_the_same_tokens_on_every_side(tiny_model
     assert "prompt processing (512 tokens)" in table
     assert "sampling per token (ms" in table
     assert "900-token context" in table
+    assert "llama-bench" in table  # its figure, or where to get it
 
 
 def test_bench_refuses_bad_arguments_in_words(capsys: pytest.CaptureFixture[str],
@@ -120,3 +122,77 @@ def test_bench_needs_room_for_the_replay_context(tiny_model: Path) -> None:
     out = _bench(tiny_model, "--ctx", "512")
     assert out.returncode == EXIT_BAD_INPUT
     assert "needs a context of at least 908 tokens" in out.stderr
+
+
+# llama.cpp's llama-bench is built by packaging/llama_bench.sh (~4 minutes), not by the tests: a
+# stand-in that answers as it does (its recorded JSON, tests/unit/test_llama_bench.py) checks
+# what the bench hands it and makes of its answer; the real one runs where it is built.
+_STAND_IN = """#!{python}
+import json, sys
+open({argv_file!r}, "a").write(json.dumps(sys.argv[1:]) + "\\n")
+{body}
+"""
+
+
+def _stand_in(tmp_path: Path, body: str) -> tuple[Path, Path]:
+    script, argv_file = tmp_path / "llama-bench", tmp_path / "argv.jsonl"
+    script.write_text(_STAND_IN.format(python=sys.executable, argv_file=str(argv_file),
+                                       body=body))
+    script.chmod(0o755)
+    return script, argv_file
+
+
+def test_bench_holds_the_cheap_chains_to_llama_benchs_decode(tiny_model: Path,
+                                                             tmp_path: Path) -> None:
+    answer = 'n = int(sys.argv[sys.argv.index("-n") + 1])\n' \
+             'print(json.dumps([{"n_prompt": 0, "n_gen": n, "avg_ts": 1000.0}]))'
+    script, argv_file = _stand_in(tmp_path, answer)
+    out = _bench(tiny_model, "--json", "--chains", "greedy,full_vocab", "--repeat", "2",
+                 "--llama-bench", str(script))
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    ceiling = report["llama_bench"]
+    assert ceiling["tokens_per_second"] == 1000.0
+    assert ceiling["error"] == ""
+    runs = [json.loads(line) for line in argv_file.read_text().splitlines()]
+    assert len(runs) == 2  # once a counted round (it warms up by itself)
+    pairs = dict(zip(runs[0][::2], runs[0][1::2], strict=True))
+    assert (pairs["-m"], pairs["-t"], pairs["-n"], pairs["-p"]) == (str(tiny_model), "1", "4",
+                                                                    "0")
+    assert (pairs["-fa"], pairs["-ctk"], pairs["-ngl"]) == ("auto", "f16", "0")
+    for name, row in report["chains"].items():
+        ratio = row["engine_capture_on_tokens_per_second"] / 1000.0
+        assert row["ratio_capture_on_vs_llama_bench"] == pytest.approx(ratio)
+        cheap = next(c for c in bench_chains() if c.name == name).target == CHEAP_TARGET
+        # llama-bench samples nothing: only where llama.cpp's own sampling is cheap is the
+        # capture held to its decode.
+        assert row["meets_llama_bench_target"] is ((ratio >= 0.95) if cheap else None)
+    table = format_report(report)
+    assert "llama.cpp's llama-bench, the decode ceiling (tg4 at depth 16" in table
+    assert "1000.0 tok/s" in table
+
+
+def test_bench_goes_on_without_a_llama_bench_that_fails(tiny_model: Path,
+                                                       tmp_path: Path) -> None:
+    script, _ = _stand_in(tmp_path, 'sys.exit("error: unknown argument: -d")')
+    out = _bench(tiny_model, "--json", "--chains", "greedy", "--llama-bench", str(script))
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert "unknown argument: -d" in report["llama_bench"]["error"]
+    assert "tokens_per_second" not in report["llama_bench"]
+    assert "ratio_capture_on_vs_llama_bench" not in report["chains"]["greedy"]
+    assert "llama-bench: no figure (llama-bench" in format_report(report)
+    missing = _bench(tiny_model, "--llama-bench", str(tmp_path / "nowhere"))
+    assert missing.returncode == EXIT_BAD_INPUT
+    assert "--llama-bench " in missing.stderr
+    assert "not an executable file" in missing.stderr
+
+
+@pytest.mark.skipif(not lb.BUILT.is_file(), reason="llama-bench not built here (CI): "
+                    "packaging/llama_bench.sh builds it")
+def test_bench_runs_the_real_llama_bench_where_it_is_built(tiny_model: Path) -> None:
+    out = _bench(tiny_model, "--json", "--chains", "greedy", "--llama-bench", str(lb.BUILT))
+    assert out.returncode == 0, out.stderr
+    ceiling = json.loads(out.stdout)["llama_bench"]
+    assert ceiling["error"] == ""
+    assert _positive(ceiling["tokens_per_second"])

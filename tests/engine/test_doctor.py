@@ -22,6 +22,8 @@ def test_doctor_reports_offload_and_speed(gemma_path: Path) -> None:
     # llama.cpp's own assignment, read from the worker's log: Gemma 3 270M's 18 layers and its
     # output layer, each on the CPU here, and the weight buffers that hold them.
     assert cpu["layers_by_device"] == {"CPU": 19}
+    # Flash attention "auto" (the default): llama.cpp turns it on for the CPU, and says so.
+    assert cpu["flash_attn"] is True
     assert any(name.startswith("CPU") for name in cpu["weights_mib_by_buffer"])
     if not gpu["gpu_offload_supported"]:
         assert gpu["layers_offloaded"] == 0

@@ -230,7 +230,7 @@ def test_load_panel_round_trip_fit_and_reload(qtbot, tmp_path: Path) -> None:
     panel = LoadPanel()
     qtbot.addWidget(panel)
     custom = LoadSettings(n_gpu_layers=-1, n_ctx=8192, n_threads=3, n_batch=256,
-                          flash_attn=True, use_mmap=False, use_mlock=True, kv_cache_type="q8_0",
+                          flash_attn="on", use_mmap=False, use_mlock=True, kv_cache_type="q8_0",
                           seed=11)
     panel.set_settings(custom)
     assert panel.settings() == custom
@@ -275,6 +275,24 @@ def test_load_panel_reports_offload_and_adjusts_bad_values(qtbot) -> None:
     assert panel.message.isVisibleTo(panel)
     panel.settings().validated()
     assert panel.use_mmap.toolTip()
+
+
+def test_load_panel_flash_attention_auto_off_and_what_auto_came_to(qtbot) -> None:
+    panel = LoadPanel()
+    qtbot.addWidget(panel)
+    assert panel.flash_attn.currentText() == "Auto"  # llama.cpp's own default
+    with qtbot.waitSignal(panel.sig_settings_changed) as changed:
+        panel.flash_attn.setCurrentIndex(panel.flash_attn.findText("Off"))
+    assert changed.args[0].flash_attn == "off"
+    panel.kv_type.setCurrentText("q8_0")  # a quantized V half needs the fused kernel
+    assert "set it to Auto or On" in panel.context_note.text()
+    panel.flash_attn.setCurrentIndex(panel.flash_attn.findText("Auto"))
+    assert "Auto or On" not in panel.context_note.text()
+    # Loaded: what llama.cpp resolved "auto" to, read from its log by the engine.
+    panel.set_model_info(gemma_info(flash_attn=True), applied=panel.settings())
+    assert "flash attention on (auto)" in panel.context_note.text()
+    panel.set_model_info(gemma_info(flash_attn=False), applied=panel.settings())
+    assert "flash attention off (auto)" in panel.context_note.text()
 
 
 # ---- system prompt and instructions ----------------------------------------------------------

@@ -123,7 +123,7 @@ def test_longer_context_and_smaller_cache_type_change_the_estimate() -> None:
     short = fit.estimate_fit(GEMMA_SIZE, LoadSettings(n_ctx=2048), shape, GiB)
     long = fit.estimate_fit(GEMMA_SIZE, LoadSettings(n_ctx=16384), shape, GiB)
     quant = fit.estimate_fit(GEMMA_SIZE, LoadSettings(n_ctx=16384, kv_cache_type="q4_0",
-                                                      flash_attn=True), shape, GiB)
+                                                      flash_attn="on"), shape, GiB)
     assert short.kv_bytes < quant.kv_bytes < long.kv_bytes
 
 

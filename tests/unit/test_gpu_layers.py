@@ -13,7 +13,12 @@ from pathlib import Path
 import pytest
 
 from desktop.core import fit
-from desktop.core.gpu_layers import offload_note, read_offload, resolve_gpu_layers
+from desktop.core.gpu_layers import (
+    offload_note,
+    read_flash_attention,
+    read_offload,
+    resolve_gpu_layers,
+)
 from desktop.core.model_info import GPU_LAYERS_AUTO, LoadSettings
 from desktop.core.sampling import SettingsError
 
@@ -107,3 +112,20 @@ def test_auto_takes_as_many_layers_as_fit_in_free_vram() -> None:
     cpu = fit.estimate_fit(size, settings, shape, 64 * GiB)
     assert cpu.vram_bytes == 0
     assert cpu.ram_bytes == cpu.total_bytes
+
+
+# llama_context resolving flash attention "auto" (src/llama-context.cpp, resolve_fused_ops:
+# "%s: %s enabled" / "%s: %s not supported, set to disabled" with the probe "Flash Attention").
+FA_ON_LOG = "llama_context: flash_attn            = auto\nsched_reserve: Flash Attention enabled\n"
+FA_OFF_LOG = ("llama_context: flash_attn            = auto\n"
+              "sched_reserve: Flash Attention not supported, set to disabled\n")
+
+
+def test_what_flash_attention_auto_came_to_is_read_from_the_log() -> None:
+    assert read_flash_attention(FA_ON_LOG, "auto") is True
+    assert read_flash_attention(FA_OFF_LOG, "auto") is False
+    assert read_flash_attention(FA_OFF_LOG + FA_ON_LOG, "auto") is True  # the last load's
+    assert read_flash_attention("llama_context: n_ctx = 4096\n", "auto") is None  # not said
+    # Asked outright, it is what was asked: llama.cpp has nothing to resolve.
+    assert read_flash_attention(FA_OFF_LOG, "on") is True
+    assert read_flash_attention(FA_ON_LOG, "off") is False

@@ -38,3 +38,14 @@ def test_load_settings_validation() -> None:
     with pytest.raises(SettingsError, match="KV cache"):
         LoadSettings(kv_cache_type="q9").validated()
     assert LoadSettings.from_json(LoadSettings(n_ctx=8).to_json()).n_ctx == 8
+    with pytest.raises(SettingsError, match="flash attention must be one of auto, on, off"):
+        LoadSettings(flash_attn="yes").validated()
+
+
+def test_flash_attention_is_llama_cpps_auto_and_old_saved_ticks_still_read() -> None:
+    assert LoadSettings().flash_attn == "auto"
+    for mode in ("auto", "on", "off"):
+        assert LoadSettings.from_json(LoadSettings(flash_attn=mode).to_json()).flash_attn == mode
+    # Saved when it was a tick box: ticked was a choice; unticked was only the old default.
+    assert LoadSettings.from_json({"flash_attn": True}).validated().flash_attn == "on"
+    assert LoadSettings.from_json({"flash_attn": False}).validated().flash_attn == "auto"

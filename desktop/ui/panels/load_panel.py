@@ -41,13 +41,14 @@ from PySide6.QtWidgets import (
 from desktop.core import fit
 from desktop.core.gguf_file.check import GgufReport
 from desktop.core.hardware import HardwareInfo
-from desktop.core.model_info import KV_CACHE_TYPES, LoadSettings, ModelInfo
+from desktop.core.model_info import FLASH_ATTN_MODES, KV_CACHE_TYPES, LoadSettings, ModelInfo
 from desktop.core.sampling import SettingsError
 from desktop.ui.panels.controls import NumberField, fill_with_scroll, hint_label
 from desktop.ui.panels.draft_panel import DraftPanel
 
 _DEFAULTS = LoadSettings()
 _CORES = os.cpu_count() or 4
+_FLASH_WORDS = {"auto": "Auto", "on": "On", "off": "Off"}
 _VERDICT_COLOURS = {fit.FIT_FITS: "#2e9d4f", fit.FIT_TIGHT: "#d08a00", fit.FIT_WONT: "#d04040",
                     fit.FIT_UNKNOWN: "#808080"}
 
@@ -62,7 +63,8 @@ TIPS = {
     "n_batch": "How many prompt tokens are processed per step. Larger reads prompts faster but "
                "needs more memory for the compute buffer.",
     "flash_attn": "A fused attention kernel: less memory for long contexts, often faster; "
-                  "needed for a quantized V cache.",
+                  "needed for a quantized V cache. “Auto” (llama.cpp's default) turns it on "
+                  "where every layer's device has the kernel.",
     "use_mmap": "Map the file instead of reading it: loads at once and shares pages with the OS "
                 "cache; parts may be read from disk on first use.",
     "use_mlock": "Pin the model in RAM so the OS never swaps it out (needs enough free RAM and "
@@ -168,14 +170,20 @@ class LoadPanel(QWidget):
         self.kv_type.setToolTip(TIPS["kv_cache_type"])
         self.kv_type.setAccessibleName("KV cache type")
         self.kv_type.currentIndexChanged.connect(self._on_edited)
-        self.flash_attn = self._check("Flash attention", "flash_attn")
+        self.flash_attn = QComboBox()
+        self.flash_attn.setObjectName("flash_attn")
+        for mode in FLASH_ATTN_MODES:
+            self.flash_attn.addItem(_FLASH_WORDS[mode], mode)
+        self.flash_attn.setToolTip(TIPS["flash_attn"])
+        self.flash_attn.setAccessibleName("Flash attention")
+        self.flash_attn.currentIndexChanged.connect(self._on_edited)
         self.use_mmap = self._check("Memory-map the file (mmap)", "use_mmap")
         self.use_mlock = self._check("Lock in RAM (mlock)", "use_mlock")
         form.addRow(self._label("Context length", "n_ctx"), self.n_ctx)
         form.addRow(self._label("Threads", "n_threads"), self.n_threads)
         form.addRow(self._label("Batch size", "n_batch"), self.n_batch)
         form.addRow(self._label("KV cache type", "kv_cache_type"), self.kv_type)
-        form.addRow(self.flash_attn)
+        form.addRow(self._label("Flash attention", "flash_attn"), self.flash_attn)
         form.addRow(self.use_mmap)
         form.addRow(self.use_mlock)
         self.context_note = hint_label()
@@ -204,7 +212,7 @@ class LoadPanel(QWidget):
             n_ctx=int(self.n_ctx.value()),
             n_threads=int(self.n_threads.value()),
             n_batch=int(self.n_batch.value()),
-            flash_attn=self.flash_attn.isChecked(),
+            flash_attn=str(self.flash_attn.currentData()),
             use_mmap=self.use_mmap.isChecked(),
             use_mlock=self.use_mlock.isChecked(),
             kv_cache_type=self.kv_type.currentText(),
@@ -270,7 +278,7 @@ class LoadPanel(QWidget):
             self.n_ctx.set_value(s.n_ctx)
             self.n_threads.set_value(s.n_threads)
             self.n_batch.set_value(s.n_batch)
-            self.flash_attn.setChecked(bool(s.flash_attn))
+            self.flash_attn.setCurrentIndex(max(self.flash_attn.findData(s.flash_attn), 0))
             self.use_mmap.setChecked(bool(s.use_mmap))
             self.use_mlock.setChecked(bool(s.use_mlock))
             index = self.kv_type.findText(s.kv_cache_type)
@@ -327,9 +335,14 @@ class LoadPanel(QWidget):
         if n_train and s.n_ctx > n_train:
             notes.append(f"Longer than the model was trained for ({n_train:,} tokens): "
                          "replies past that point degrade.")
-        if s.kv_cache_type not in ("f16", "f32", "bf16") and not s.flash_attn:
-            notes.append("A quantized KV cache needs flash attention for its V half; "
-                         "llama.cpp may refuse or fall back.")
+        if s.kv_cache_type not in ("f16", "f32", "bf16") and s.flash_attn == "off":
+            notes.append("A quantized KV cache needs flash attention for its V half: "
+                         "set it to Auto or On.")
+        info = self._info
+        if info is not None and info.flash_attn is not None:
+            state = "on" if info.flash_attn else "off"
+            how = " (auto)" if s.flash_attn == "auto" else ""
+            notes.append(f"The loaded model runs with flash attention {state}{how}.")
         if s.use_mlock and not s.use_mmap:
             notes.append("mlock without mmap pins a private copy of the whole model.")
         self.context_note.setText(" ".join(notes))
