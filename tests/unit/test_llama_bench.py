@@ -110,3 +110,13 @@ def test_a_failing_run_is_said_with_its_last_line(tmp_path: Path) -> None:
     missing = lb.LlamaBench(tmp_path / "gone", ())
     with pytest.raises(lb.LlamaBenchError, match="did not run"):
         missing.run()
+
+
+def test_a_ratio_that_misses_is_never_printed_as_its_target() -> None:
+    from desktop.bench.engine import _ratio
+
+    assert _ratio(0.99974, 1.0) == "0.9997"  # not "1.000" beside the word MISSED
+    assert _ratio(0.94951, 0.95) == "0.9495"
+    assert _ratio(1.0, 1.0) == "1.000"
+    assert _ratio(0.9312, 0.95) == "0.931"
+    assert _ratio(1.1404, 1.0) == "1.140"
