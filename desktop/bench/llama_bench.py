@@ -2,8 +2,9 @@
 decode with capture ÷ llama-bench tg ≥ 0.95), measured in the same run and interleaved with the
 engine's rounds, so a neighbour's load on a shared machine hits it alike.
 
-The binary is not shipped: `packaging/llama_bench.sh` builds it from the llama.cpp vendored in
-the locked llama-cpp-python sdist (the engine's own llama.cpp) into the checkout's `build/`,
+The binary is not shipped: `packaging/llama_tools.sh llama-bench` (or `packaging/llama_bench.sh`)
+builds it from the llama.cpp vendored in the locked llama-cpp-python sdist (the engine's own
+llama.cpp) into the checkout's `build/`,
 where the bench finds it; `--llama-bench PATH` or $OPENLID_LLAMA_BENCH name another. Without
 one the report says how to get it and carries on.
 
@@ -27,12 +28,12 @@ from desktop.core.hardware import default_threads
 from desktop.core.model_info import LoadSettings, ModelInfo
 
 ENV = "OPENLID_LLAMA_BENCH"
-# Where packaging/llama_bench.sh leaves it, in a source checkout.
-BUILT = Path(__file__).resolve().parents[2] / "build/llama-bench/build/bin/llama-bench"
+# Where packaging/llama_tools.sh leaves it, in a source checkout.
+BUILT = Path(__file__).resolve().parents[2] / "build/llama.cpp/build/bin/llama-bench"
 DEPTH = 16  # tokens already in the KV cache when the timed decode starts
 TIMEOUT_S = 600.0
-HOW_TO_GET = ("packaging/llama_bench.sh builds it from the engine's own llama.cpp; or pass "
-              "--llama-bench PATH")
+HOW_TO_GET = ("packaging/llama_tools.sh llama-bench builds it from the engine's own llama.cpp; "
+              "or pass --llama-bench PATH")
 
 
 class LlamaBenchError(RuntimeError):

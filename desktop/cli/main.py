@@ -94,7 +94,7 @@ def _add_bench_parser(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.add_argument("--llama-bench", metavar="PATH", default=None,
                    help="llama.cpp's llama-bench to run alongside as the decode ceiling "
-                        "(default: $OPENLID_LLAMA_BENCH, or the one packaging/llama_bench.sh "
+                        "(default: $OPENLID_LLAMA_BENCH, or the one packaging/llama_tools.sh "
                         "built)")
     p.add_argument("--chart", action="store_true",
                    help="also: tokens/s with the live chart vs hidden (a Qt run, offscreen)")

@@ -1,0 +1,128 @@
+"""Parity with llama.cpp's own tools: the engine's context is llama.cpp's default one, and where
+llama-server is built (packaging/llama_tools.sh llama-server: the engine's own llama.cpp, ~4
+minutes; not in CI), a seeded reply is llama-server's, byte for byte, on every chain the bench
+measures — the stages the chart shows are what llama.cpp's samplers did, and the token is
+llama.cpp's own draw from those logits.
+
+Measured when flash attention was still off by default here (llama.cpp's default had become
+"auto"): at temperature 1.3 the texts parted from llama-server's on 3 seeds of 3; with auto,
+none did.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from desktop.bench.chains import Chain, bench_chains
+from desktop.core.model_info import LoadSettings
+from desktop.core.sampler_stages import STAGE_BY_NAME, request_fields
+from desktop.core.sampling import SamplerSettings
+from desktop.engine.host import EngineHost
+from tests.engine.conftest import LOAD, load, run
+from tests.threads import TEST_THREADS
+
+LLAMA_SERVER = Path(__file__).resolve().parents[2] / "build/llama.cpp/build/bin/llama-server"
+PROMPT = "Once upon a time"
+TOKENS = 40
+
+
+def test_the_engines_context_is_llama_cpps_default_one() -> None:
+    """Flash attention and the KV cache's type are what llama.cpp's own tools run with unless
+    told otherwise (llama-server, llama-cli, llama-bench): their logits, so their draws."""
+    import llama_cpp as L
+
+    from desktop.engine.llama_session import _FLASH_ATTN, _KV_TYPES
+
+    default = L.llama_context_default_params()
+    ours = LoadSettings()
+    assert _FLASH_ATTN[ours.flash_attn] == default.flash_attn_type
+    assert _KV_TYPES[ours.kv_cache_type] == default.type_k == default.type_v
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def llama_server(gemma_path: Path) -> Iterator[str]:
+    if not LLAMA_SERVER.is_file():
+        pytest.skip("llama-server is not built here: packaging/llama_tools.sh llama-server")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [str(LLAMA_SERVER), "-m", str(gemma_path), "-t", str(TEST_THREADS), "-c",
+         str(LOAD.n_ctx), "--host", "127.0.0.1", "--port", str(port), "--no-webui"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=5) as answer:
+                    if answer.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            assert proc.poll() is None, f"llama-server exited with {proc.returncode}"
+            assert time.monotonic() < deadline, "llama-server did not come up in 120 s"
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _theirs(url: str, settings: SamplerSettings) -> str:
+    body = {
+        "prompt": PROMPT, "n_predict": settings.max_tokens, "seed": settings.seed,
+        "cache_prompt": False,
+        # The chain by llama-server's own names (typical is "typ_p" there; a name it does not
+        # know it leaves out of the chain without a word).
+        "samplers": [STAGE_BY_NAME[name].server_name for name in settings.order],
+        **request_fields(settings, extras=True, everything=True),
+    }
+    request = urllib.request.Request(f"{url}/completion", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as answer:
+        return str(json.load(answer)["content"])
+
+
+@pytest.mark.parametrize("chain", bench_chains(), ids=lambda c: c.name)
+def test_a_seeded_reply_is_llama_servers_on_every_chain(llama_server: str, engine: EngineHost,
+                                                       chain: Chain) -> None:
+    settings = chain.settings
+    for seed in (5, 11):
+        s = settings.replace(seed=seed, max_tokens=TOKENS, ignore_eos=False)
+        theirs = _theirs(llama_server, s)
+        for capture in (True, False):  # the chart's path and the plain one
+            steps, done = run(engine, PROMPT, s, capture=capture)
+            assert done.text == theirs, (seed, capture)
+            assert len(steps) >= 1
+
+
+def test_temperature_1_3_parts_from_llama_server_with_flash_attention_off(
+        llama_server: str, gemma_path: Path) -> None:
+    """The check above has teeth: the same engine with flash attention off (the old default)
+    computes other logits than llama-server's default context, and its draws part ways."""
+    host = EngineHost()
+    try:
+        load(host, gemma_path, LOAD.replace(flash_attn="off"))
+        parted = 0
+        for seed in (7, 42, 3):
+            s = SamplerSettings(temperature=1.3, seed=seed, max_tokens=TOKENS,
+                                repeat_penalty=1.0)
+            _, done = run(host, PROMPT, s, capture=False)
+            parted += done.text != _theirs(llama_server, s)
+        assert parted >= 1
+    finally:
+        host.shutdown()
