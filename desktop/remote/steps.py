@@ -120,16 +120,18 @@ def choice_records(tokens: StepBuilder, choice: Mapping[str, Any], chat: bool,
 
 def step_records(tokens: StepBuilder, choice: Mapping[str, Any], chat: bool,
                  elapsed_ms: float) -> Iterator[StepRecord]:
-    """The records of one streamed choice: a chat `logprobs.content` list or a completion's
-    parallel `tokens`/`token_logprobs`/`top_logprobs` lists."""
+    """The records of one streamed choice: a chat `logprobs.content` list (which llama-server
+    sends for a text completion too) or a completion's parallel `tokens`/`token_logprobs`/
+    `top_logprobs` lists (OpenAI's legacy form, llama-cpp-python's)."""
     logprobs = choice.get("logprobs")
-    if chat:
-        for entry in (logprobs or {}).get("content") or ():
+    content = logprobs.get("content") if isinstance(logprobs, Mapping) else None
+    if chat or content is not None:
+        for entry in content or ():
             top = [(t["token"], float(t["logprob"])) for t in entry.get("top_logprobs") or ()]
             yield tokens.record(str(entry["token"]), float(entry["logprob"]), top,
                                 entry.get("bytes"), elapsed_ms)
-        if not logprobs and choice_text(choice, chat):
-            # No logprobs from this endpoint: one record per chunk, without stages.
+        if not content and choice_text(choice, chat):
+            # No logprobs for this chunk: one record for its text, without stages.
             yield tokens.record(choice_text(choice, chat), None, (), None, elapsed_ms)
         return
     if not logprobs:

@@ -126,3 +126,32 @@ def test_temperature_1_3_parts_from_llama_server_with_flash_attention_off(
         assert parted >= 1
     finally:
         host.shutdown()
+
+
+def test_a_remote_llama_server_streams_the_engines_tokens_and_raw_probabilities(
+        llama_server: str, engine: EngineHost) -> None:
+    """Openlid's remote engine against llama-server (the endpoint LM Studio users point at most):
+    every token a step, its raw top candidates the local engine's raw stage, and a seeded reply
+    the local engine's text (llama-server sends the chat form of logprobs for a text completion:
+    read as the legacy form it gave no steps)."""
+    from desktop.remote.client import RemoteEngine, RemoteModel
+    from tests.server.conftest import collect
+
+    remote = RemoteEngine(RemoteModel(f"{llama_server}/v1", "gemma"))
+    greedy = SamplerSettings(temperature=0.0, max_tokens=12, repeat_penalty=1.0)
+    far, far_done = collect(remote.stream_completion(PROMPT, greedy, top_logprobs=5))
+    near, near_done = run(engine, PROMPT, greedy)
+    assert far_done.text == near_done.text
+    assert [r.text for r in far] == [r.text for r in near]
+    for theirs, ours in zip(far, near, strict=True):
+        raw = ours.stages[0]
+        listed = {ours.pieces[i]: p for i, p in zip(raw.ids, raw.probs, strict=True)}
+        (far_raw,) = theirs.stages
+        for token_id, p in zip(far_raw.ids, far_raw.probs, strict=True):
+            # llama-server sums the 262,144 exponentials in float, in order: terms under half
+            # an ulp of the running sum are lost, so its probabilities run ~0.02% high (0.60623
+            # against 0.60612 here); the engine's normaliser sums them exactly enough (2e-6).
+            assert p == pytest.approx(listed[theirs.pieces[token_id]], rel=1e-3)
+    seeded = SamplerSettings(temperature=1.3, seed=7, max_tokens=TOKENS, repeat_penalty=1.0)
+    _, done = collect(remote.stream_completion(PROMPT, seeded, top_logprobs=0))
+    assert done.text == run(engine, PROMPT, seeded)[1].text

@@ -31,7 +31,7 @@ from desktop.remote.client import (
     request_body,
 )
 from desktop.remote.http import sse_events
-from desktop.remote.steps import StepBuilder
+from desktop.remote.steps import StepBuilder, choice_records
 from tests.server.conftest import API_KEY, LoggedServer, collect
 from tests.threads import TEST_THREADS
 
@@ -256,3 +256,35 @@ def test_tokens_get_stable_synthetic_ids_and_split_characters_join() -> None:
     assert bare.stages == ()
     assert bare.raw_rank == 0
     assert json.dumps(first.to_json())
+
+
+# One chunk of llama-server's streamed text completion (`/v1/completions`, "logprobs": 3),
+# recorded from the llama-server built from the engine's llama.cpp (packaging/llama_tools.sh):
+# it sends the chat form, `logprobs.content`, for a text completion too.
+LLAMA_SERVER_CHUNK = {
+    "text": " in", "index": 0, "finish_reason": None,
+    "logprobs": {"content": [{
+        "id": 528, "token": " in", "bytes": [32, 105, 110], "logprob": -2.192399024963379,
+        "top_logprobs": [
+            {"id": 236764, "token": ",", "bytes": [44], "logprob": -0.5004968643188477},
+            {"id": 528, "token": " in", "bytes": [32, 105, 110], "logprob": -2.192399024963379},
+            {"id": 993, "token": " there", "bytes": [32, 116, 104, 101, 114, 101],
+             "logprob": -2.7002477645874023},
+        ]}]},
+}
+
+
+def test_a_llama_server_completion_chunk_gives_its_step() -> None:
+    """Read as the legacy form only, llama-server's completions gave no steps at all: no chart,
+    and the CLI printed nothing (it prints the steps' text)."""
+    records = list(choice_records(StepBuilder(), LLAMA_SERVER_CHUNK, False, 1.0))
+    assert [r.text for r in records] == [" in"]
+    (record,) = records
+    assert record.raw_prob == pytest.approx(math.exp(-2.192399024963379))
+    assert record.raw_rank == 2
+    (raw,) = record.stages
+    assert [record.pieces[i] for i in raw.ids] == [",", " in", " there"]
+    assert raw.probs[0] == pytest.approx(math.exp(-0.5004968643188477))
+    # A chunk with text and no entries (logprobs not asked for) still gives its text.
+    bare = {"text": " the", "logprobs": {"content": []}}
+    assert [r.text for r in choice_records(StepBuilder(), bare, False, 1.0)] == [" the"]
