@@ -148,7 +148,9 @@ class StatusBar(QStatusBar):
         if self._tokens > 1 and now > self._first_at:
             rate = (self._tokens - 1) / (now - self._first_at)
             self.speed_label.setText(f"{rate:.1f} tok/s")
-        self.set_context(position + 1)
+        # A remote endpoint's steps carry no position (it says the prompt's length only with
+        # its usage, at the end): the tokens generated so far are the least the context holds.
+        self.set_context(max(position + 1, self._tokens))
 
     def generation_finished(self, done: GenerationDone) -> None:
         timings = done.timings
