@@ -155,3 +155,9 @@ def test_a_remote_llama_server_streams_the_engines_tokens_and_raw_probabilities(
     seeded = SamplerSettings(temperature=1.3, seed=7, max_tokens=TOKENS, repeat_penalty=1.0)
     _, done = collect(remote.stream_completion(PROMPT, seeded, top_logprobs=0))
     assert done.text == run(engine, PROMPT, seeded)[1].text
+    # A chain order of one's own (temperature first, typical on) reaches llama-server too.
+    order = ("temperature", *(n for n in seeded.order if n != "temperature"))
+    reordered = seeded.replace(order=order, typical_p=0.8)
+    _, done = collect(remote.stream_completion(PROMPT, reordered, top_logprobs=0))
+    assert done.text == run(engine, PROMPT, reordered)[1].text
+    assert done.text != run(engine, PROMPT, seeded.replace(typical_p=0.8))[1].text

@@ -210,6 +210,16 @@ def test_request_body_maps_sampler_settings() -> None:
     assert neutral["repeat_penalty"] == 1.0
     assert neutral["logprobs"] is False
     assert "mirostat" not in neutral
+    assert "samplers" not in neutral  # llama.cpp's default order: nothing to say
+    # A chain order of the person's own reaches llama-server by llama-server's names.
+    reordered = SamplerSettings().replace(order=("temperature", *SamplerSettings().order[:-1]))
+    assert reordered.order != SamplerSettings().order
+    body = request_body("completion", model, reordered, 0)
+    assert body["samplers"][:1] == ["temperature"]
+    assert "typ_p" in body["samplers"]
+    assert "typical" not in body["samplers"]
+    plain = RemoteModel("http://h/v1", "gpt", llama_extras=False)
+    assert "samplers" not in request_body("completion", plain, reordered, 0)  # OpenAI's own
 
 
 def test_key_stays_out_of_repr_and_json() -> None:
