@@ -30,8 +30,11 @@ _START = "load_tensors: layer"
 _ASSIGNED = re.compile(r"load_tensors: layer\s+(\d+) assigned to device ([^,\s]+)")
 _BUFFER = re.compile(r"load_tensors:\s+(\S+) model buffer size =\s*([\d.]+) MiB")
 # llama_context resolving flash attention "auto": "Flash Attention enabled", or "Flash Attention
-# not supported, set to disabled" when a layer's device lacks the fused kernel.
-_FLASH = re.compile(r"Flash Attention (enabled|not supported, set to disabled)")
+# not supported, set to disabled" when a layer's device lacks the fused kernel; before that,
+# llama_init_from_model turns auto on outright where it is required ("enabling flash_attn since
+# it is required for quantized V cache", or for the tensor split mode).
+_FLASH = re.compile(r"Flash Attention (enabled|not supported, set to disabled)"
+                    r"|(enabling) flash_attn since it is required")
 _CPU_NAMES = ("CPU",)  # llama.cpp's CPU device; every other device a layer goes to is a GPU
 
 
@@ -73,7 +76,7 @@ def read_flash_attention(log_text: str, mode: str) -> bool | None:
     if mode != "auto":
         return mode == "on"
     found = _FLASH.findall(log_text)
-    return found[-1] == "enabled" if found else None
+    return found[-1][0] != "not supported, set to disabled" if found else None
 
 
 def resolve_gpu_layers(path: str, settings: LoadSettings, *, supports_gpu: bool,

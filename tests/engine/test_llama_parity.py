@@ -161,3 +161,24 @@ def test_a_remote_llama_server_streams_the_engines_tokens_and_raw_probabilities(
     _, done = collect(remote.stream_completion(PROMPT, reordered, top_logprobs=0))
     assert done.text == run(engine, PROMPT, reordered)[1].text
     assert done.text != run(engine, PROMPT, seeded.replace(typical_p=0.8))[1].text
+
+
+def test_a_quantized_kv_cache_runs_with_auto_and_is_refused_in_words_with_off(
+        gemma_path: Path) -> None:
+    """A quantized V half needs the fused kernel: "auto" turns it on (llama.cpp says so in its
+    log, the engine reports it), "off" is refused before llama.cpp is asked."""
+    from desktop.engine import protocol as P
+
+    host = EngineHost()
+    try:
+        loaded = load(host, gemma_path, LOAD.replace(kv_cache_type="q8_0"))
+        assert isinstance(loaded, P.Loaded), loaded
+        assert loaded.info.flash_attn is True
+        _, done = run(host, PROMPT, SamplerSettings(temperature=0.0, max_tokens=4))
+        assert done.usage.completion_tokens == 4
+        refused = load(host, gemma_path, LOAD.replace(kv_cache_type="q8_0", flash_attn="off"))
+        assert isinstance(refused, P.EngineError), refused
+        assert refused.kind == "load_failed"
+        assert "a quantized KV cache needs flash attention (auto or on)" in refused.message
+    finally:
+        host.shutdown()

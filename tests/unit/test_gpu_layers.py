@@ -126,6 +126,10 @@ def test_what_flash_attention_auto_came_to_is_read_from_the_log() -> None:
     assert read_flash_attention(FA_OFF_LOG, "auto") is False
     assert read_flash_attention(FA_OFF_LOG + FA_ON_LOG, "auto") is True  # the last load's
     assert read_flash_attention("llama_context: n_ctx = 4096\n", "auto") is None  # not said
+    # Required by a quantized V cache, auto is turned on before anything is resolved.
+    required = ("llama_init_from_model: enabling flash_attn since it is required for quantized V "
+                "cache\nllama_context: flash_attn            = enabled\n")
+    assert read_flash_attention(required, "auto") is True
     # Asked outright, it is what was asked: llama.cpp has nothing to resolve.
     assert read_flash_attention(FA_OFF_LOG, "on") is True
     assert read_flash_attention(FA_ON_LOG, "off") is False
