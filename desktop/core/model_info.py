@@ -20,6 +20,7 @@ GPU_LAYERS_ALL = -1
 # Flash attention as llama.cpp's context parameter takes it: "auto" (llama.cpp's own default, and
 # llama-bench's and llama-server's) turns it on where every layer's device runs the fused kernel.
 FLASH_ATTN_MODES = ("auto", "on", "off")
+_UNQUANTIZED_KV = ("f16", "f32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,12 @@ class LoadSettings:
             if not ok:
                 raise SettingsError(message)
         return self
+
+    @property
+    def quantized_kv_without_flash_attn(self) -> bool:
+        """A quantized V half needs the fused kernel: with flash attention off llama.cpp would
+        refuse the context."""
+        return self.kv_cache_type not in _UNQUANTIZED_KV and self.flash_attn == "off"
 
     def replace(self, **changes: Any) -> LoadSettings:
         return dataclasses.replace(self, **changes)

@@ -458,6 +458,12 @@ def request_fields(settings: Any, *, extras: bool, everything: bool) -> dict[str
     return out
 
 
+def server_order(order: tuple[str, ...]) -> list[str]:
+    """A chain order by llama-server's names, for its `samplers` field (typical is "typ_p"
+    there; a name it does not know it drops from the chain without a word)."""
+    return [STAGE_BY_NAME[name].server_name for name in order]
+
+
 _OPENAI_FIELDS = frozenset({"temperature", "top_p", "presence_penalty", "frequency_penalty"})
 
 

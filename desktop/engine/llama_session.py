@@ -137,7 +137,7 @@ class LlamaSession:
         cparams.n_threads = threads
         cparams.n_threads_batch = threads
         cparams.flash_attn_type = _FLASH_ATTN[settings.flash_attn]
-        if settings.kv_cache_type not in ("f16", "f32", "bf16") and settings.flash_attn == "off":
+        if settings.quantized_kv_without_flash_attn:
             L.llama_model_free(model)
             raise LoadFailed("a quantized KV cache needs flash attention (auto or on)")
         cparams.type_k = _KV_TYPES[settings.kv_cache_type]

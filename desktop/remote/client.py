@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from desktop.core.sampler_stages import DEFAULT_ORDER, STAGE_BY_NAME, request_fields
+from desktop.core.sampler_stages import DEFAULT_ORDER, request_fields, server_order
 from desktop.core.sampling import STAGE_RAW, SamplerSettings
 from desktop.core.steps import GenerationDone, StepRecord
 from desktop.remote.http import RemoteError, error_message, open_request, public_url, sse_events
@@ -141,10 +141,9 @@ def request_body(
         # chain is the one the person set up.
         body.update(samplers=list(s.order), ignore_eos=s.ignore_eos)
     elif model.llama_extras and s.order != DEFAULT_ORDER:
-        # llama-server runs its chain in the order `samplers` names, by its own names (typical
-        # is "typ_p"; a name it does not know it drops without a word); sent only when the
-        # person changed the order, as other servers may not know the field.
-        body["samplers"] = [STAGE_BY_NAME[name].server_name for name in s.order]
+        # llama-server runs its chain in the order `samplers` names, by its own names; sent only
+        # when the person changed the order, as other servers may not know the field.
+        body["samplers"] = server_order(s.order)
     return body
 
 

@@ -24,7 +24,7 @@ import pytest
 
 from desktop.bench.chains import Chain, bench_chains
 from desktop.core.model_info import LoadSettings
-from desktop.core.sampler_stages import STAGE_BY_NAME, request_fields
+from desktop.core.sampler_stages import request_fields, server_order
 from desktop.core.sampling import SamplerSettings
 from desktop.engine.host import EngineHost
 from tests.engine.conftest import LOAD, load, run
@@ -86,9 +86,7 @@ def _theirs(url: str, settings: SamplerSettings) -> str:
     body = {
         "prompt": PROMPT, "n_predict": settings.max_tokens, "seed": settings.seed,
         "cache_prompt": False,
-        # The chain by llama-server's own names (typical is "typ_p" there; a name it does not
-        # know it leaves out of the chain without a word).
-        "samplers": [STAGE_BY_NAME[name].server_name for name in settings.order],
+        "samplers": server_order(settings.order),  # by llama-server's own names
         **request_fields(settings, extras=True, everything=True),
     }
     request = urllib.request.Request(f"{url}/completion", data=json.dumps(body).encode(),

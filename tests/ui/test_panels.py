@@ -293,6 +293,10 @@ def test_load_panel_flash_attention_auto_off_and_what_auto_came_to(qtbot) -> Non
     assert "flash attention on (auto)" in panel.context_note.text()
     panel.set_model_info(gemma_info(flash_attn=False), applied=panel.settings())
     assert "flash attention off (auto)" in panel.context_note.text()
+    # Loaded with "on", then the box set to Auto without reloading: the note says how it loaded.
+    panel.set_model_info(gemma_info(flash_attn=True), applied=panel.settings().replace(
+        flash_attn="on"))
+    assert "flash attention on." in panel.context_note.text()
 
 
 # ---- system prompt and instructions ----------------------------------------------------------

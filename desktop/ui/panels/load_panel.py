@@ -335,13 +335,13 @@ class LoadPanel(QWidget):
         if n_train and s.n_ctx > n_train:
             notes.append(f"Longer than the model was trained for ({n_train:,} tokens): "
                          "replies past that point degrade.")
-        if s.kv_cache_type not in ("f16", "f32", "bf16") and s.flash_attn == "off":
+        if s.quantized_kv_without_flash_attn:
             notes.append("A quantized KV cache needs flash attention for its V half: "
                          "set it to Auto or On.")
-        info = self._info
+        info, applied = self._info, self._applied
         if info is not None and info.flash_attn is not None:
-            state = "on" if info.flash_attn else "off"
-            how = " (auto)" if s.flash_attn == "auto" else ""
+            state = "on" if info.flash_attn else "off"  # as loaded, not as the panel says now
+            how = " (auto)" if applied is not None and applied.flash_attn == "auto" else ""
             notes.append(f"The loaded model runs with flash attention {state}{how}.")
         if s.use_mlock and not s.use_mmap:
             notes.append("mlock without mmap pins a private copy of the whole model.")
