@@ -20,6 +20,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -195,7 +196,7 @@ static void scan8(const float *l, int64_t n, float shift, float t, int32_t *ids,
 
 /* The functions' signatures, as fused_scan.ABI expects them: a build left from older sources
    (an in-place .so the install did not rebuild) is not called with arguments it does not take. */
-OPENLID_EXPORT int openlid_scan_abi(void) { return 2; }
+OPENLID_EXPORT int openlid_scan_abi(void) { return 3; }
 
 /* The fastest level this CPU runs: 2 AVX-512, 1 AVX2 with FMA, 0 none (exact but scalar: the
    caller keeps to numpy). */
@@ -393,6 +394,220 @@ OPENLID_EXPORT int64_t openlid_rank(const float *logits, int64_t n_logits, const
         out_vals[i] = kept[i].logit;
     }
     return m;
+}
+
+/* --- a whole captured step, when top-k is the first stage ---
+
+   The engine's commonest chain (llama.cpp's default order with no penalties: top-k, then top-p,
+   min-p, temperature... and the draw) captured in one call instead of ~25 numpy and ctypes
+   calls, each of which pays cold caches after the decode (~0.25 ms a token on this project's
+   2-core machine). It does exactly what StepSampler.sample_captured does for such a chain, in
+   the same order and with the same code for every figure: the pass over the scores
+   (openlid_scan), the head ranked (openlid_rank), top-k's input (every token at or above the
+   k-th highest score, ids ascending), then each of llama.cpp's own samplers applied through
+   the pointer the caller hands over (llama_sampler_apply), a snapshot after each
+   (openlid_snapshot), llama.cpp's draw and the final distribution's figures (openlid_final).
+
+   Before anything with a state runs (the stages after top-k: XTC's and the draw's RNG), any
+   case the Python path treats otherwise returns 1 and the caller goes on in Python with what
+   the scan found (or 2: it found nothing usable): a head that missed the guess, a normaliser
+   out of range, a tie at top-k's cut. The tests hold both paths to llama.cpp's whole chain. */
+
+typedef struct {
+    token_data *data;
+    size_t size;
+    int64_t selected;
+    bool sorted;
+} token_array; /* llama.cpp's llama_token_data_array */
+
+typedef void (*apply_fn)(void *sampler, token_array *cur);
+
+typedef struct {
+    /* in */
+    int64_t level;
+    const float *logits;
+    int64_t n_vocab;
+    double shift; /* the scan's shift and threshold (float32 there, as openlid_scan takes them) */
+    double guess;
+    int64_t top_n;
+    int64_t top_k;
+    int32_t *head; /* the scan's ids: room for head_cap */
+    int64_t head_cap;
+    float *scratch; /* openlid_rank's: room for 3 x head_cap */
+    int32_t *rank_ids; /* the ranked head: room for head_cap each */
+    float *rank_vals;
+    token_array *arr; /* the candidates (step_shortcuts.Candidates: arr, buf) */
+    token_data *buf;
+    apply_fn apply;
+    void *const *stages; /* top-k's sampler first, then every later stage's */
+    int64_t n_stages;
+    void *draw; /* llama.cpp's dist sampler, or NULL */
+    /* out: each stage's snapshot (ids and probs: n_stages rows of top_n) */
+    int64_t *kept;
+    double *mass;
+    int32_t *ids;
+    double *probs;
+    /* out */
+    double z, dot, top, floor;
+    int64_t count, ranked, token, raw_rank;
+    double prob, entropy;
+} step_args;
+
+static int by_id(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int by_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+OPENLID_EXPORT int64_t openlid_step(step_args *a) {
+    const float *l = a->logits;
+    int64_t n = a->n_vocab, top_n = a->top_n, k = a->top_k;
+    if (top_n < 1 || top_n > SNAPSHOT_MAX || k < 1 || k > SNAPSHOT_MAX || k >= n
+        || a->n_stages < 1 || !a->apply)
+        return 2;
+    double sums[2];
+    float mx;
+    a->count = openlid_scan((int)a->level, l, n, (float)a->shift, (float)a->guess, a->head,
+                            a->head_cap, sums, &mx);
+    a->z = sums[0];
+    a->dot = sums[1];
+    a->top = mx;
+    /* The head must hold top-N and top-k's input, and the normaliser be usable
+       (fused_scan.Scanned.normalised): otherwise the Python path finds them. */
+    int64_t need = top_n > k ? top_n : k;
+    if (a->count > a->head_cap || a->count < need || !(a->z > 1e-30 && a->z < 1e30)) return 1;
+    /* step_shortcuts.ranked_head: the `need` best, ranked, and the next step's guess. */
+    int64_t head_n = a->count;
+    int64_t reach = 4 * need + 800 < head_n ? 4 * need + 800 : head_n;
+    float floor;
+    int64_t m = openlid_rank(l, n, a->head, head_n, need, reach, a->scratch, a->rank_ids,
+                             a->rank_vals, &floor);
+    if (m < need) return 1; /* an id outside the scores, or a NaN */
+    a->ranked = m;
+    a->floor = floor;
+    a->top = a->rank_vals[0];
+    /* Top-k's input: every ranked token scoring at least the k-th highest, ids ascending. */
+    int64_t n_keep = k;
+    while (n_keep < m && a->rank_vals[n_keep] == a->rank_vals[k - 1]) n_keep++;
+    int32_t shared[SNAPSHOT_MAX * 2];
+    if (n_keep > SNAPSHOT_MAX * 2) return 1;
+    for (int64_t i = 0; i < n_keep; i++) shared[i] = a->rank_ids[i];
+    qsort(shared, (size_t)n_keep, sizeof(int32_t), by_id);
+    token_array *arr = a->arr;
+    for (int64_t i = 0; i < n_keep; i++) { /* Candidates.fill_ids: p is left as it was */
+        a->buf[i].id = shared[i];
+        a->buf[i].logit = l[shared[i]];
+    }
+    arr->data = a->buf;
+    arr->size = (size_t)n_keep;
+    arr->selected = -1;
+    arr->sorted = false;
+    a->apply(a->stages[0], arr);
+    /* With no two equal scores at or above the cut every sort keeps the same tokens in the same
+       order (StepSampler._start); otherwise the whole vocabulary, in Python. */
+    int64_t kn = (int64_t)arr->size;
+    if (kn < 1 || kn > SNAPSHOT_MAX) return 1;
+    float kept_min = INFINITY, sorted_scores[SNAPSHOT_MAX];
+    for (int64_t i = 0; i < kn; i++) {
+        float v = arr->data[i].logit;
+        sorted_scores[i] = v;
+        if (v < kept_min) kept_min = v;
+    }
+    if (!arr->sorted) qsort(sorted_scores, (size_t)kn, sizeof(float), by_float);
+    for (int64_t i = 1; i < kn; i++)
+        if (sorted_scores[i] == sorted_scores[i - 1]) return 1;
+    int64_t reaching = 0;
+    for (int64_t i = 0; i < n_keep; i++) reaching += l[shared[i]] >= kept_min;
+    if (reaching != kn) return 1;
+    /* From here on every stage runs, and is snapshot, here. */
+    for (int64_t s = 0; s < a->n_stages; s++) {
+        if (s > 0) a->apply(a->stages[s], arr);
+        if (arr->size > SNAPSHOT_MAX) return -1; /* no stage grows the array */
+        a->kept[s] = openlid_snapshot(arr->data, (int64_t)arr->size, top_n, l, n, a->shift,
+                                      a->z, a->ids + s * top_n, a->probs + s * top_n,
+                                      a->mass + s);
+        if (a->kept[s] < 0) return -1;
+    }
+    if (a->draw) a->apply(a->draw, arr);
+    int64_t size = (int64_t)arr->size, sel = arr->selected;
+    if (sel < 0) sel += size; /* as numpy reads a negative index */
+    if (sel < 0 || sel >= size) return -1;
+    int32_t token = arr->data[sel].id;
+    a->token = token;
+    openlid_final(arr->data, size, token, &a->prob, &a->entropy);
+    /* The token's raw rank: from the ranked head when it is among the top N listed. */
+    a->raw_rank = 0;
+    for (int64_t i = 0; i < top_n; i++)
+        if (a->rank_ids[i] == token) {
+            a->raw_rank = i + 1;
+            break;
+        }
+    if (a->raw_rank == 0) {
+        float v = l[token];
+        int64_t above = 0;
+        for (int64_t i = 0; i < n; i++) above += l[i] > v;
+        a->raw_rank = above + 1;
+    }
+    return 0;
+}
+
+/* openlid_step, its results as Python objects (called through ctypes.PyDLL, so with the GIL
+   held): the code 1 or 2 as an int; or, when the step was taken whole, (token, prob,
+   entropy_final, raw_rank, z, dot, top, floor, raw_ids, raw_probs, stages) with raw_probs =
+   exp(score - shift) / z in double and stages a tuple of (kept, mass, ids, probs) per stage, the
+   top-N as tuples. Building them here saves ~100 Python-level calls a token. NULL with a Python
+   error when a stage broke what the step relies on, or memory ran out. */
+static PyObject *ids_tuple(const int32_t *ids, int64_t m) {
+    PyObject *t = PyTuple_New((Py_ssize_t)m);
+    if (!t) return NULL;
+    for (int64_t i = 0; i < m; i++) {
+        PyObject *v = PyLong_FromLong(ids[i]);
+        if (!v) { Py_DECREF(t); return NULL; }
+        PyTuple_SET_ITEM(t, (Py_ssize_t)i, v);
+    }
+    return t;
+}
+
+static PyObject *floats_tuple(const double *values, int64_t m) {
+    PyObject *t = PyTuple_New((Py_ssize_t)m);
+    if (!t) return NULL;
+    for (int64_t i = 0; i < m; i++) {
+        PyObject *v = PyFloat_FromDouble(values[i]);
+        if (!v) { Py_DECREF(t); return NULL; }
+        PyTuple_SET_ITEM(t, (Py_ssize_t)i, v);
+    }
+    return t;
+}
+
+OPENLID_EXPORT PyObject *openlid_step_py(step_args *a) {
+    int64_t code = openlid_step(a);
+    if (code > 0) return PyLong_FromLongLong(code);
+    if (code < 0) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "a sampler stage broke the captured step (openlid_step)");
+        return NULL;
+    }
+    int64_t top_n = a->top_n;
+    double raw_probs[SNAPSHOT_MAX];
+    for (int64_t i = 0; i < top_n; i++)
+        raw_probs[i] = exp((double)a->rank_vals[i] - a->shift) / a->z;
+    PyObject *stages = PyTuple_New((Py_ssize_t)a->n_stages);
+    if (!stages) return NULL;
+    for (int64_t s = 0; s < a->n_stages; s++) {
+        int64_t m = a->kept[s] < top_n ? a->kept[s] : top_n;
+        PyObject *stage = Py_BuildValue("(LdNN)", (long long)a->kept[s], a->mass[s],
+                                        ids_tuple(a->ids + s * top_n, m),
+                                        floats_tuple(a->probs + s * top_n, m));
+        if (!stage) { Py_DECREF(stages); return NULL; }
+        PyTuple_SET_ITEM(stages, (Py_ssize_t)s, stage);
+    }
+    return Py_BuildValue("(LddLddddNNN)", (long long)a->token, a->prob, a->entropy,
+                         (long long)a->raw_rank, a->z, a->dot, a->top, a->floor,
+                         ids_tuple(a->rank_ids, top_n), floats_tuple(raw_probs, top_n), stages);
 }
 
 static struct PyModuleDef scan_module = {

@@ -1,6 +1,8 @@
 """One pass over a step's raw scores in C (`_scan.c`): the raw softmax's z, its entropy and the
 ids at or above a threshold, where numpy needs three passes; and a stage's few survivors
-snapshot (`snapshot`, `final_stats`) in one call where numpy makes a dozen.
+snapshot (`snapshot`, `final_stats`) in one call where numpy makes a dozen; and a whole captured
+step of a chain that begins with top-k (`TopKStep`), llama.cpp's samplers included, in one call
+where Python makes ~25 (each paying the caches the decode just emptied).
 
 Runs in the engine worker process. `_scan` is an optional extension that setuptools compiles at
 install (pyproject.toml); without it, or on a CPU without AVX2 and FMA, `available()` is False
@@ -15,13 +17,13 @@ import functools
 import importlib.util
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 _LOG2E = 1.0 / math.log(2.0)
-ABI = 2  # _scan.c's openlid_scan_abi(): the signatures below
+ABI = 3  # _scan.c's openlid_scan_abi(): the signatures below
 
 
 @dataclass(frozen=True)
@@ -45,12 +47,19 @@ class Scanned:
 
 
 @functools.cache
-def _library() -> Any:
+def _origin() -> str | None:
+    """The extension's file, where it was built."""
     spec = importlib.util.find_spec("desktop.engine._scan")
-    if spec is None or not spec.origin:
+    return spec.origin if spec is not None and spec.origin else None
+
+
+@functools.cache
+def _library() -> Any:
+    origin = _origin()
+    if origin is None:
         return None
     try:
-        lib = ctypes.CDLL(spec.origin)
+        lib = ctypes.CDLL(origin)
         abi = lib.openlid_scan_abi
     except (OSError, AttributeError):
         return None
@@ -71,6 +80,8 @@ def _library() -> Any:
     lib.openlid_final.restype = ctypes.c_int64
     lib.openlid_final.argtypes = (
         ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p)
+    lib.openlid_step.restype = ctypes.c_int64
+    lib.openlid_step.argtypes = (ctypes.c_void_p,)
     lib.openlid_scan.restype = ctypes.c_int64
     lib.openlid_scan.argtypes = (
         ctypes.c_int, ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_float,
@@ -197,3 +208,140 @@ def rank(logits: npt.NDArray[np.float32], ids: npt.NDArray[np.int32], count: int
     if m < 0:  # an id outside the logits, or a NaN score
         return None
     return out_ids[:m].copy(), out_vals[:m].copy(), float(_floor[0])
+
+
+class _StepArgs(ctypes.Structure):
+    """_scan.c's step_args (every field 8 bytes wide: no padding to agree on)."""
+
+    _fields_ = [
+        ("level", ctypes.c_int64), ("logits", ctypes.c_void_p), ("n_vocab", ctypes.c_int64),
+        ("shift", ctypes.c_double), ("guess", ctypes.c_double), ("top_n", ctypes.c_int64),
+        ("top_k", ctypes.c_int64), ("head", ctypes.c_void_p), ("head_cap", ctypes.c_int64),
+        ("scratch", ctypes.c_void_p), ("rank_ids", ctypes.c_void_p),
+        ("rank_vals", ctypes.c_void_p), ("arr", ctypes.c_void_p), ("buf", ctypes.c_void_p),
+        ("apply", ctypes.c_void_p), ("stages", ctypes.c_void_p), ("n_stages", ctypes.c_int64),
+        ("draw", ctypes.c_void_p), ("kept", ctypes.c_void_p), ("mass", ctypes.c_void_p),
+        ("ids", ctypes.c_void_p), ("probs", ctypes.c_void_p), ("z", ctypes.c_double),
+        ("dot", ctypes.c_double), ("top", ctypes.c_double), ("floor", ctypes.c_double),
+        ("count", ctypes.c_int64), ("ranked", ctypes.c_int64), ("token", ctypes.c_int64),
+        ("raw_rank", ctypes.c_int64), ("prob", ctypes.c_double), ("entropy", ctypes.c_double),
+    ]
+
+
+class Stepped(NamedTuple):
+    """A whole captured step (`TopKStep.run`), as _scan.c's openlid_step_py builds it: the
+    token llama.cpp drew, its probability and the entropy (bits) of the distribution it was
+    drawn from, its raw rank; the raw softmax's z and Σ exp(l - shift) (l - shift), the top
+    score and the next step's head floor; the raw top-N (ids, probabilities exp(l - shift) / z,
+    most probable first); and each stage's snapshot (kept, raw mass, top-N ids, their
+    probabilities renormalised over the survivors), in chain order from top-k on."""
+
+    token: int
+    prob: float
+    entropy_final: float
+    raw_rank: int
+    z: float
+    dot: float
+    top: float
+    floor: float
+    raw_ids: tuple[int, ...]
+    raw_probs: tuple[float, ...]
+    stages: tuple[tuple[int, float, tuple[int, ...], tuple[float, ...]], ...]
+
+    @property
+    def entropy(self) -> float:
+        """The raw softmax's entropy in bits."""
+        return (math.log(self.z) - self.dot / self.z) * _LOG2E
+
+
+class TopKStep:
+    """`openlid_step`: a captured step of a chain whose first stage is top-k (no penalties, DRY
+    or grammar before it) in one call, with llama.cpp's own samplers (`stages`: top-k's first,
+    then each later one's; `draw`: the dist sampler or None; all as llama_sampler pointers)
+    applied through `apply` (llama_sampler_apply's address) to the candidate array at `arr`
+    (a llama_token_data_array) over the buffer at `buf`. Built per generation (StepSampler)."""
+
+    def __init__(self, n_vocab: int, top_n: int, top_k: int, stages: list[int], draw: int | None,
+                 apply: int, arr: int, buf: int) -> None:
+        self.n_vocab, self.top_n, self.n_stages = n_vocab, top_n, len(stages)
+        cap = max(65536, n_vocab // 4)
+        self._head = np.empty(cap, dtype=np.int32)
+        self._scratch = np.empty(3 * cap, dtype=np.float32)
+        self._rank_ids = np.empty(cap, dtype=np.int32)
+        self._rank_vals = np.empty(cap, dtype=np.float32)
+        self._stages = (ctypes.c_void_p * len(stages))(*stages)
+        self._kept = np.zeros(len(stages), dtype=np.int64)
+        self._mass = np.zeros(len(stages), dtype=np.float64)
+        self._ids = np.zeros((len(stages), top_n), dtype=np.int32)
+        self._probs = np.zeros((len(stages), top_n), dtype=np.float64)
+        self.args = a = _StepArgs(
+            level=level(), n_vocab=n_vocab, top_n=top_n, top_k=top_k,
+            head=self._head.ctypes.data, head_cap=cap, scratch=self._scratch.ctypes.data,
+            rank_ids=self._rank_ids.ctypes.data, rank_vals=self._rank_vals.ctypes.data,
+            arr=arr, buf=buf, apply=apply,
+            stages=ctypes.cast(self._stages, ctypes.c_void_p).value, n_stages=len(stages),
+            draw=draw, kept=self._kept.ctypes.data, mass=self._mass.ctypes.data,
+            ids=self._ids.ctypes.data, probs=self._probs.ctypes.data)
+        self._address = ctypes.addressof(a)
+        self._logits: npt.NDArray[np.float32] | None = None  # the view `args` points into
+
+    def run(self, logits: npt.NDArray[np.float32], shift: float, guess: float
+            ) -> Stepped | Scanned | None:
+        """The step (Stepped); or, where the Python path must go on (nothing with a state has
+        run yet), what the pass over the scores found (Scanned), or None when it found nothing
+        usable. `logits`: float32, contiguous, n_vocab of them. RuntimeError when a stage broke
+        what the step relies on (the array grew or the draw selected nothing)."""
+        step = _py_step()
+        a = self.args
+        if logits is not self._logits:  # the engine hands the same view every step
+            if (step is None or logits.dtype != np.float32 or not logits.flags.c_contiguous
+                    or len(logits) != self.n_vocab):
+                return None
+            self._logits, a.logits = logits, logits.ctypes.data
+        if not math.isfinite(shift):
+            return None
+        a.shift, a.guess = shift, guess
+        found = step(self._address)
+        if type(found) is tuple:
+            return Stepped._make(found)
+        if found == 2:
+            return None
+        z, dot, count = a.z, a.dot, int(a.count)
+        entropy = (math.log(z) - dot / z) * _LOG2E if 1e-30 < z < 1e30 else math.nan
+        return Scanned(shift, z, entropy, float(a.top), count,
+                       self._head[:count] if count <= len(self._head) else None)
+
+
+    def draw(self, logits: npt.NDArray[np.float32], shift: float, guess: float
+             ) -> tuple[int, float, float] | None:
+        """The same step with nothing kept but the token (a step not captured): (token, top
+        score, next head floor), or None where the Python path must take the step (nothing
+        with a state has run)."""
+        lib = _library()
+        a = self.args
+        if logits is not self._logits:
+            if (lib is None or logits.dtype != np.float32 or not logits.flags.c_contiguous
+                    or len(logits) != self.n_vocab):
+                return None
+            self._logits, a.logits = logits, logits.ctypes.data
+        if not math.isfinite(shift):
+            return None
+        a.shift, a.guess = shift, guess
+        code = lib.openlid_step(self._address)
+        if code > 0:
+            return None
+        if code < 0:
+            raise RuntimeError("a sampler stage broke the step (openlid_step)")
+        return a.token, a.top, a.floor
+
+
+@functools.cache
+def _py_step() -> Any:
+    """openlid_step_py, loaded so that it runs with the GIL held (it builds Python objects)."""
+    origin = _origin()
+    if _library() is None or origin is None:
+        return None
+    step = ctypes.PyDLL(origin).openlid_step_py
+    step.restype = ctypes.py_object
+    step.argtypes = (ctypes.c_void_p,)
+    return step

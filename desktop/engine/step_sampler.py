@@ -21,7 +21,10 @@ llama.cpp's sort of the whole vocabulary; a snapshot of a large array reads its 
 threshold instead of sorting it. Stages whose result hangs on sums over the whole vocabulary in
 float32 (typical's entropy, top-n-sigma's deviation, XTC's and dynamic temperature's softmax)
 still compute them in llama.cpp, over the same numbers: computing those sums any other way could
-move a cut by one token.
+move a cut by one token. A chain that begins with top-k (llama.cpp's default order with no
+penalties, DRY or grammar) takes each step in one call into C (`fused_scan.TopKStep`), which does
+what the Python path does with the same samplers and hands the step back before any stage with a
+state runs wherever that path would go otherwise.
 
 Structured output adds llama.cpp's grammar sampler (`engine.grammar`) before every stage that
 cuts, as llama.cpp applies it first (it only masks tokens, so it commutes with penalties and DRY
@@ -32,6 +35,7 @@ exact. Its `kept` counts the vocabulary less the tokens found forbidden.
 from __future__ import annotations
 
 import collections
+import ctypes
 import math
 import time
 from collections.abc import Iterable
@@ -40,6 +44,7 @@ from typing import Any
 import llama_cpp as L
 import numpy as np
 import numpy.typing as npt
+from llama_cpp import llama_cpp as LL
 
 from desktop.core.sampler_stages import (
     STAGE_DRY,
@@ -87,6 +92,8 @@ __all__ = ["TOKEN_DATA", "StepSampler", "llama_chain"]
 
 
 _NO_IDS = np.zeros(0, dtype=np.int32)
+# llama_sampler_apply's address, which fused_scan.TopKStep calls from C.
+_APPLY: int = ctypes.cast(LL._lib.llama_sampler_apply, ctypes.c_void_p).value or 0
 _NO_SCORES = np.zeros(0, dtype=np.float32)
 _NO_IDS.flags.writeable = _NO_SCORES.flags.writeable = False  # shared by every step
 # llama.cpp's partial sort puts a score in bucket int(6.4 * score + 64), clamped to 0…127: -inf
@@ -177,6 +184,18 @@ class StepSampler(GrammarStart):
         self._head_floor: float | None = None
         self._k_floor: float | None = None
         self._last_max: float | None = None  # the last captured step's top raw score
+        # A chain that starts with top-k (llama.cpp's default order, no penalties or DRY, no
+        # grammar) captures a step in one call into C (fused_scan.TopKStep), running these very
+        # samplers; a step it cannot take whole goes on below from its pass over the scores.
+        self._whole: fused_scan.TopKStep | None = None
+        self.whole_steps = 0  # steps captured whole in C
+        if (self._head_stage == STAGE_TOP_K and not self._prefix and self.grammar is None
+                and s.top_k < n_vocab and max(s.top_k, s.top_n) <= fused_scan.SNAPSHOT_MAX
+                and fused_scan.available()):
+            self._whole = fused_scan.TopKStep(
+                n_vocab, s.top_n, s.top_k, [_address(self.samplers[n]) for n in self._rest],
+                _address(self.draw) if self.draw is not None else None, _APPLY,
+                ctypes.addressof(self.cand.arr), self.cand.buf.ctypes.data)
 
     def _own(self, sampler: Any) -> Any:
         self._owned.append(sampler)
@@ -357,9 +376,19 @@ class StepSampler(GrammarStart):
 
     def sample_fast(self, logits: npt.NDArray[np.float32]) -> int:
         """Run the chain and draw, capturing nothing."""
+        shift, guess = self._last_max, self._head_floor
+        if self._whole is not None and shift is not None and guess is not None:
+            drawn = self._whole.draw(logits, shift, guess)
+            if drawn is not None:
+                token, self._last_max, self._head_floor = drawn
+                self.whole_steps += 1
+                self._accept(token)
+                return token
         w_ids, after = self._window_patch(logits)
         w_final = after[-1] if after else None
         done = self._start(logits, w_ids, w_final, None)  # top-k's head seldom needs the max
+        if self._whole is not None:  # where this step's scores lay: the next one's start
+            self._last_max, self._head_floor = float(logits.max()), self._k_floor
         for i in range(1 if done else 0, len(self._rest)):
             self._apply(i, logits, w_ids, w_final)
         token = self._draw()
@@ -385,7 +414,11 @@ class StepSampler(GrammarStart):
         shift, guess = self._last_max, self._head_floor
         scanned = found = None
         if shift is not None and guess is not None and fused_scan.available():
-            scanned = fused_scan.scan(logits, shift, guess)
+            whole = (self._whole.run(logits, shift, guess)
+                     if self._whole is not None and forced is None else None)
+            if isinstance(whole, fused_scan.Stepped):
+                return whole.token, self._stepped(whole, logits, shift, started)
+            scanned = whole if whole is not None else fused_scan.scan(logits, shift, guess)
         elif shift is not None:
             found = raw_z(logits, shift)
         w_ids, after = self._window_patch(logits)
@@ -445,13 +478,7 @@ class StepSampler(GrammarStart):
         for i in range(1 if done else 0, len(self._rest)):
             self._apply(i, logits, w_ids, w_final)
             by_name[self._rest[i]] = self._snapshot(self._rest[i], logits, norm)
-        for name in self.order:
-            view = by_name.get(name)
-            if view is None:  # turned off: it passes its input on unchanged
-                prev = views[-1]
-                view = StageView(name, prev.kept, prev.mass, prev.ids, prev.probs)
-            views.append(view)
-
+        self._in_order(views, by_name)
         drawn = self._draw()
         token = drawn if forced is None else forced
         prob, entropy_final = _final_stats(self.cand.view(), token)
@@ -476,6 +503,46 @@ class StepSampler(GrammarStart):
         }
         return token, fields
 
+    def _in_order(self, views: list[StageView], by_name: dict[str, StageView]) -> None:
+        """Append each stage's view to `views` (the raw one) in chain order; a stage turned off
+        passes its input on unchanged."""
+        for name in self.order:
+            view = by_name.get(name)
+            if view is None:
+                prev = views[-1]
+                view = StageView(name, prev.kept, prev.mass, prev.ids, prev.probs)
+            views.append(view)
+
+    def _stepped(self, whole: fused_scan.Stepped, logits: npt.NDArray[np.float32],
+                 shift: float, started: float) -> dict[str, Any]:
+        """The StepRecord fields of a step captured whole in C (see `_whole`): the figures
+        the path in Python computes, by the same calls (the raw probabilities in C's double
+        exp, where numpy's may differ in the last bit)."""
+        self.whole_steps += 1
+        norm = Normaliser(shift, whole.z, whole.entropy, whole.top)
+        self._last_max, self._head_floor = whole.top, whole.floor
+        views = [StageView(STAGE_RAW, self.n_vocab, 1.0, whole.raw_ids, whole.raw_probs)]
+        by_name = {name: StageView(name, kept, min(mass, 1.0), ids, probs)
+                   for name, (kept, mass, ids, probs) in zip(self._rest, whole.stages,
+                                                             strict=True)}
+        self._in_order(views, by_name)
+        token = whole.token
+        self._accept(token)
+        if token in whole.raw_ids:
+            raw_prob = whole.raw_probs[whole.raw_ids.index(token)]
+        else:
+            raw_prob = float(norm.probs(logits[[token]])[0])
+        return {
+            "token_id": token,
+            "prob": whole.prob,
+            "raw_prob": raw_prob,
+            "raw_rank": whole.raw_rank,
+            "entropy_raw": norm.entropy,
+            "entropy_final": whole.entropy_final,
+            "stages": tuple(views),
+            "sample_ms": (time.perf_counter() - started) * 1000,
+        }
+
     def _window_view(self, name: str, logits: npt.NDArray[np.float32], norm: Normaliser,
                      raw_ids: npt.NDArray[np.int32], w_ids: npt.NDArray[np.int32],
                      values: npt.NDArray[np.float32]) -> StageView:
@@ -495,6 +562,13 @@ class StepSampler(GrammarStart):
             return small_snapshot(name, view, self.top_n, logits, norm)
         return large_snapshot(name, view, self.top_n, logits, norm, self.n_vocab,
                               sorted_=bool(self.cand.arr.sorted))
+
+
+def _address(sampler: Any) -> int:
+    """A llama_sampler pointer's address, as C takes it."""
+    address = ctypes.cast(sampler, ctypes.c_void_p).value
+    assert address, "a sampler that llama.cpp did not build"
+    return address
 
 
 def _final_stats(final: npt.NDArray[Any], token: int) -> tuple[float, float]:

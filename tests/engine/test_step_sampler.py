@@ -337,6 +337,7 @@ def _against_llama(settings: SamplerSettings, steps: list[np.ndarray], vocab: An
         if captured.top_p_head is not None and fast.top_p_head is not None:
             assert fast.top_p_head.used == captured.top_p_head.used
         assert fast.full_fallbacks == captured.full_fallbacks
+        captured.fast_whole_steps = fast.whole_steps  # type: ignore[attr-defined]
     finally:
         for s in (captured, fast, plain):
             s.close()
@@ -449,3 +450,67 @@ def test_dry_built_once_per_vocabulary_draws_what_a_fresh_one_draws(vocab: Any) 
             s.close()
         for template in cache.values():
             L.llama_sampler_free(template)
+
+
+WHOLE = [
+    SamplerSettings(seed=31),  # llama.cpp's default chain
+    SamplerSettings(seed=32, temperature=0),
+    SamplerSettings(seed=33, top_k=5, top_p=0.5, min_p=0.2, temperature=1.5),
+    SamplerSettings(seed=34, top_k=300, top_n=20, typical_p=0.9, xtc_probability=0.5,
+                    xtc_threshold=0.02, dynatemp_range=0.5),
+    SamplerSettings(seed=35, top_k=512, top_n=100, top_p=0.99, min_p=0.0),
+]
+
+
+def _drifting(seed: int, scale: float, ties: bool, n: int) -> list[np.ndarray]:
+    """Logits that move a little from step to step, as a model's do along a reply (so the
+    last step's head reaches far enough for this one's)."""
+    base = _logits(seed, scale).astype(np.float64)
+    rng = np.random.default_rng(seed + 1)
+    steps = []
+    for _ in range(n):
+        base = base + rng.standard_normal(N_VOCAB) * 0.05
+        values = np.round(base * 4) / 4 if ties else base
+        steps.append(values.astype(np.float32))
+    return steps
+
+
+@pytest.mark.parametrize("ties", [False, True], ids=["distinct", "ties"])
+@pytest.mark.parametrize("settings", WHOLE, ids=lambda s: f"seed{s.seed}")
+def test_a_top_k_chain_captured_whole_in_c_is_the_python_path_and_llama_cpps_chain(
+        settings: SamplerSettings, ties: bool, vocab: Any) -> None:
+    """A chain that begins with top-k captures each step in one call into C
+    (fused_scan.TopKStep): the same token as llama.cpp's whole chain and every figure of the
+    StepRecord exactly as the path in Python computes it, a tie at top-k's cut included (there
+    it hands the step to Python, which goes to the whole vocabulary)."""
+    if not fused_scan.available():
+        pytest.skip("the C pass did not compile here")
+    steps = _drifting(settings.seed, 3.0, ties, 8)
+    captured = _against_llama(settings, steps, vocab)
+    in_c = StepSampler(settings, N_VOCAB, N_CTX, vocab)
+    in_python = StepSampler(settings, N_VOCAB, N_CTX, vocab)
+    in_python._whole = None
+    try:
+        assert in_c._whole is not None
+        for step, logits in enumerate(steps):
+            token_c, c = in_c.sample_captured(logits)
+            token_p, p = in_python.sample_captured(logits)
+            del c["sample_ms"], p["sample_ms"]
+            c_stages, p_stages = c.pop("stages"), p.pop("stages")
+            # The raw probabilities (and the stages turned off, which pass them on) come from
+            # C's exp there, numpy's here: the last bit may differ. Every other figure comes
+            # from the same code.
+            assert (token_c, c) == (token_p, pytest.approx(p, rel=1e-12)), step
+            for sc, sp in zip(c_stages, p_stages, strict=True):
+                assert (sc.name, sc.kept, sc.mass, sc.ids) == (sp.name, sp.kept, sp.mass, sp.ids)
+                assert sc.probs == pytest.approx(sp.probs, rel=1e-12)
+        if ties:  # every step had a tie at the cut: the whole vocabulary, in Python
+            assert (in_c.whole_steps, in_c.full_fallbacks) == (0, len(steps))
+        else:  # the first step has no last step's head to start from; a later one may find
+            # too few tokens above the last one's floor and go on in Python from its scan
+            assert len(steps) - 3 <= in_c.whole_steps == captured.whole_steps < len(steps)
+            # a step not captured takes the same call (keeping only the token)
+            assert len(steps) - 3 <= captured.fast_whole_steps < len(steps)
+    finally:
+        in_c.close()
+        in_python.close()
