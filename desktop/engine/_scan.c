@@ -330,6 +330,17 @@ OPENLID_EXPORT int64_t openlid_final(const token_data *data, int64_t n, int32_t 
     return n;
 }
 
+/* The whole vocabulary into a candidate array, in id order, as llama.cpp fills it from the
+   logits (step_shortcuts.Candidates.fill): each slot's id and score written in one pass, where
+   numpy writes the two fields in two strided passes over the 3 MB array (p is left as it was,
+   as there). */
+OPENLID_EXPORT void openlid_fill(token_data *data, const float *logits, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        data[i].id = (int32_t)i;
+        data[i].logit = logits[i];
+    }
+}
+
 /* --- ranking a head ---
 
    A head is every token at or above a threshold (the scan's ids, ascending). The capture needs

@@ -80,6 +80,8 @@ def _library() -> Any:
     lib.openlid_final.restype = ctypes.c_int64
     lib.openlid_final.argtypes = (
         ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p)
+    lib.openlid_fill.restype = None
+    lib.openlid_fill.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
     lib.openlid_step.restype = ctypes.c_int64
     lib.openlid_step.argtypes = (ctypes.c_void_p,)
     lib.openlid_scan.restype = ctypes.c_int64
@@ -179,6 +181,18 @@ def final_stats(final: npt.NDArray[Any], token: int) -> tuple[float, float] | No
         return None
     lib.openlid_final(final.ctypes.data, len(final), token, _FIGURES, _FIGURE_1)
     return float(_figures[0]), float(_figures[1])
+
+
+def fill(buf: npt.NDArray[Any], logits: npt.NDArray[np.float32]) -> bool:
+    """Write ids 0… and `logits` into the llama_token_data array `buf` (as long as `logits`) in
+    one pass; False without the extension, or for arrays it does not take (numpy does it)."""
+    lib = _library()
+    if (lib is None or len(buf) != len(logits) or buf.dtype.itemsize != 12
+            or not buf.flags.c_contiguous
+            or logits.dtype != np.float32 or not logits.flags.c_contiguous):
+        return False
+    lib.openlid_fill(buf.ctypes.data, logits.ctypes.data, len(logits))
+    return True
 
 
 _rank_room: list[Any] = []  # scratch, ids out, scores out: grown to the longest head seen

@@ -163,6 +163,8 @@ def test_bench_holds_the_cheap_chains_to_llama_benchs_decode(tiny_model: Path,
     for name, row in report["chains"].items():
         ratio = row["engine_capture_on_tokens_per_second"] / 1000.0
         assert row["ratio_capture_on_vs_llama_bench"] == pytest.approx(ratio)
+        assert row["ratio_reference_vs_llama_bench"] == pytest.approx(
+            row["reference_tokens_per_second"] / 1000.0)
         cheap = next(c for c in bench_chains() if c.name == name).target == CHEAP_TARGET
         # llama-bench samples nothing: only where llama.cpp's own sampling is cheap is the
         # capture held to its decode.
@@ -170,6 +172,8 @@ def test_bench_holds_the_cheap_chains_to_llama_benchs_decode(tiny_model: Path,
     table = format_report(report)
     assert "llama.cpp's llama-bench, the decode ceiling (tg4 at depth 16" in table
     assert "1000.0 tok/s" in table
+    greedy = report["chains"]["greedy"]
+    assert f"reference {greedy['ratio_reference_vs_llama_bench']:.3f}" in table
 
 
 def test_bench_goes_on_without_a_llama_bench_that_fails(tiny_model: Path,

@@ -191,3 +191,22 @@ def test_a_build_from_other_sources_is_not_called(monkeypatch: pytest.MonkeyPatc
         monkeypatch.undo()
         F._library.cache_clear()
     assert F._library() is not None
+
+
+def test_fill_writes_ids_and_scores_in_id_order_and_leaves_p() -> None:
+    """Candidates.fill's one pass in C writes what numpy's two write; the numpy path is kept
+    where the extension is not built."""
+    from desktop.engine.step_shortcuts import Candidates
+
+    if not F.built():
+        pytest.skip("the extension did not compile here")
+    logits = _logits(5_003)
+    cand = Candidates(5_003)
+    cand.buf["p"] = 0.5
+    cand.buf["id"] = -7
+    cand.fill(logits)
+    assert cand.buf["id"].tolist() == list(range(5_003))
+    assert np.array_equal(cand.buf["logit"], logits)
+    assert (cand.buf["p"] == 0.5).all()
+    assert (cand.arr.size, cand.arr.selected, cand.arr.sorted) == (5_003, -1, False)
+    assert not F.fill(cand.buf[:10], logits)  # lengths that differ: numpy's path
