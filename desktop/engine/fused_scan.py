@@ -80,6 +80,10 @@ def _library() -> Any:
     lib.openlid_final.restype = ctypes.c_int64
     lib.openlid_final.argtypes = (
         ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p)
+    lib.openlid_top_p.restype = ctypes.c_int64
+    lib.openlid_top_p.argtypes = (ctypes.c_void_p, ctypes.c_int64, ctypes.c_float,
+                                  ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
+                                  ctypes.c_void_p)
     lib.openlid_fill.restype = None
     lib.openlid_fill.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
     lib.openlid_step.restype = ctypes.c_int64
@@ -193,6 +197,27 @@ def fill(buf: npt.NDArray[Any], logits: npt.NDArray[np.float32]) -> bool:
         return False
     lib.openlid_fill(buf.ctypes.data, logits.ctypes.data, len(logits))
     return True
+
+
+class TopPCut:
+    """`openlid_top_p`: top-p's cut on a head of `buf` (a llama_token_data array), with the
+    probabilities llama.cpp's top-p computes, bit for bit (see _scan.c). `gaps`: how far below
+    the max a head reaches, in turn; `limit`: the most tokens a head may hold."""
+
+    def __init__(self, p: float, gaps: tuple[float, ...], limit: int) -> None:
+        self.p = p
+        self._gaps = np.asarray(gaps, dtype=np.float64)
+        self._scratch = np.empty(limit * 3, dtype=np.float32)  # (logit, id, p) entries
+        self._limit = limit
+
+    def apply(self, buf: npt.NDArray[Any], n: int) -> int | None:
+        """How many tokens top-p keeps, written best first to `buf`'s first slots; 0 where
+        llama.cpp's own top-p must run (nothing written); None without the extension."""
+        lib = _library()
+        if lib is None or buf.dtype.itemsize != 12 or not buf.flags.c_contiguous or n > len(buf):
+            return None
+        return int(lib.openlid_top_p(buf.ctypes.data, n, self.p, self._gaps.ctypes.data,
+                                     len(self._gaps), self._limit, self._scratch.ctypes.data))
 
 
 _rank_room: list[Any] = []  # scratch, ids out, scores out: grown to the longest head seen

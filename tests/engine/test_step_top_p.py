@@ -13,9 +13,20 @@ import numpy as np
 import pytest
 
 from desktop.core.sampling import SamplerSettings
+from desktop.engine import fused_scan
 from desktop.engine.step_shortcuts import Candidates
 from desktop.engine.step_top_p import TopPHead
 from tests.engine.test_step_sampler import N_VOCAB, FullArray, _against_llama, _logits
+
+
+@pytest.fixture(autouse=True, params=["c", "probe"])
+def _path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test twice: with the numbers computed in C (fused_scan.TopPCut) and with
+    llama.cpp's own softmax as the probe (where the extension is not built)."""
+    if request.param == "probe":
+        monkeypatch.setattr(fused_scan.TopPCut, "apply", lambda self, buf, n: None)
+    elif not fused_scan.built():
+        pytest.skip("the extension did not compile here")
 
 
 def _both(logits: np.ndarray, p: float) -> tuple[Any, Any, TopPHead]:
