@@ -145,6 +145,32 @@ def test_the_panel_differing_from_a_pinned_step_asks_for_its_overlay(
     assert not dock.what_if_label.isVisible()
 
 
+def test_the_wheel_over_an_unfocused_what_if_control_asks_for_no_replay(
+        qtbot: QtBot, dock: ChartDock) -> None:
+    """Scrolling past the inspector's what-if sliders and boxes moved them (and replayed the
+    step): a control takes the wheel only once it has focus, as in the Sampling panel."""
+    from tests.ui.test_panels import _wheel
+
+    dock.add_step(make_record(0))
+    dock.select_step(0)
+    requests: list[tuple[int, SamplerSettings]] = []
+    dock.sig_replay_requested.connect(lambda step, s: requests.append((step, s)))
+    inspector = dock.inspector
+    before = ([s.value() for s in inspector.sliders.values()],
+              [s.value() for s in inspector.spins.values()])
+    for control in (*inspector.sliders.values(), *inspector.spins.values()):
+        _wheel(control)
+    assert ([s.value() for s in inspector.sliders.values()],
+            [s.value() for s in inspector.spins.values()]) == before
+    assert requests == []
+    slider = inspector.sliders["temperature"]
+    slider.setFocus()
+    qtbot.waitUntil(slider.hasFocus)
+    _wheel(slider)  # focused: the wheel is the slider's
+    assert slider.value() != before[0][list(inspector.sliders).index("temperature")]
+    assert len(requests) == 1
+
+
 def test_auto_y_fits_the_axis_to_the_tallest_bar(qtbot: QtBot, dock: ChartDock) -> None:
     hot = SETTINGS.replace(temperature=1.5)
     record = make_record(4, settings=hot)

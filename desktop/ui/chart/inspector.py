@@ -32,6 +32,7 @@ from desktop.core.sampler_stages import PARAM_BY_FIELD, STAGE_OF_FIELD
 from desktop.core.sampling import SamplerSettings
 from desktop.core.steps import StepRecord
 from desktop.core.token_text import compare_steps, describe_comparison, format_prob, token_label
+from desktop.ui.wheel_guard import guard_wheel
 
 SLIDER_FIELDS = ("temperature", "top_k", "top_p", "min_p")
 LIVE_TEXT = ("Following the newest token. Change a setting to recompute the shown step "
@@ -172,6 +173,8 @@ class StepInspector(QWidget):
         layout.addLayout(buttons)
         self._show_settings(self.base)
         self.set_step(None)
+        # Scrolling past the what-if controls replays nothing: they take the wheel once focused.
+        guard_wheel(self)
 
     # --- state from the dock ---
 
