@@ -562,6 +562,9 @@ typedef struct {
     void *const *stages; /* top-k's sampler first, then every later stage's */
     int64_t n_stages;
     void *draw; /* llama.cpp's dist sampler, or NULL */
+    const int32_t *window_ids; /* the penalties' and DRY's window, ids ascending */
+    const float *window_vals; /* their scores after the last of those stages */
+    int64_t n_window;
     /* out: each stage's snapshot (ids and probs: n_stages rows of top_n) */
     int64_t *kept;
     double *mass;
@@ -573,9 +576,21 @@ typedef struct {
     double prob, entropy;
 } step_args;
 
-static int by_id(const void *a, const void *b) {
-    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+static int by_scored_id(const void *a, const void *b) {
+    int32_t x = ((const scored *)a)->id, y = ((const scored *)b)->id;
     return (x > y) - (x < y);
+}
+
+/* Where `id` lies in ids[0..n) (ascending), or -1. */
+static int64_t window_index(const int32_t *ids, int64_t n, int32_t id) {
+    int64_t lo = 0, hi = n - 1;
+    while (lo <= hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (ids[mid] == id) return mid;
+        if (ids[mid] < id) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return -1;
 }
 
 static int by_float(const void *a, const void *b) {
@@ -598,7 +613,8 @@ OPENLID_EXPORT int64_t openlid_step(step_args *a) {
     a->top = mx;
     /* The head must hold top-N and top-k's input, and the normaliser be usable
        (fused_scan.Scanned.normalised): otherwise the Python path finds them. */
-    int64_t need = top_n > k ? top_n : k;
+    int64_t n_w = a->n_window;
+    int64_t need = top_n + n_w > k ? top_n + n_w : k; /* as StepSampler.sample_captured */
     if (a->count > a->head_cap || a->count < need || !(a->z > 1e-30 && a->z < 1e30)) return 1;
     /* step_shortcuts.ranked_head: the `need` best, ranked, and the next step's guess. */
     int64_t head_n = a->count;
@@ -610,17 +626,58 @@ OPENLID_EXPORT int64_t openlid_step(step_args *a) {
     a->ranked = m;
     a->floor = floor;
     a->top = a->rank_vals[0];
-    /* Top-k's input: every ranked token scoring at least the k-th highest, ids ascending. */
-    int64_t n_keep = k;
-    while (n_keep < m && a->rank_vals[n_keep] == a->rank_vals[k - 1]) n_keep++;
-    int32_t shared[SNAPSHOT_MAX * 2];
-    if (n_keep > SNAPSHOT_MAX * 2) return 1;
-    for (int64_t i = 0; i < n_keep; i++) shared[i] = a->rank_ids[i];
-    qsort(shared, (size_t)n_keep, sizeof(int32_t), by_id);
+    /* Top-k's input: every token whose current score (raw, or the window's after penalties
+       and DRY) is at least the k-th highest, ids ascending. */
+    scored top_in[SNAPSHOT_MAX * 2];
+    int64_t n_keep = 0;
+    if (n_w == 0) {
+        n_keep = k;
+        while (n_keep < m && a->rank_vals[n_keep] == a->rank_vals[k - 1]) n_keep++;
+        if (n_keep > SNAPSHOT_MAX * 2) return 1;
+        for (int64_t i = 0; i < n_keep; i++) {
+            top_in[i].id = a->rank_ids[i];
+            top_in[i].logit = a->rank_vals[i];
+        }
+    } else {
+        /* The window's tokens by their current scores, best first (in the scratch past the
+           ranking's room, which holds 3 x head_cap floats and used 3 x head_n at most). */
+        if (n_w > a->head_cap) return 1;
+        scored *win = (scored *)(a->scratch + 3 * a->head_cap) - n_w;
+        if ((float *)win < a->scratch + 3 * head_n) return 1;
+        for (int64_t i = 0; i < n_w; i++) {
+            win[i].id = a->window_ids[i];
+            win[i].logit = a->window_vals[i];
+        }
+        qsort(win, (size_t)n_w, sizeof(scored), by_score);
+        /* The k-th highest current score: the ranked head's tokens outside the window merged
+           with the window's. Every token outside the ranked head scores below its last. */
+        int64_t ia = 0, ib = 0, taken = 0;
+        float cut = -INFINITY;
+        while (taken < k) {
+            while (ia < m && window_index(a->window_ids, n_w, a->rank_ids[ia]) >= 0) ia++;
+            int from_a = ia < m && (ib >= n_w || a->rank_vals[ia] >= win[ib].logit);
+            if (!from_a && ib >= n_w) return 1; /* fewer than k tokens known */
+            cut = from_a ? a->rank_vals[ia++] : win[ib++].logit;
+            taken++;
+        }
+        if (cut < a->rank_vals[m - 1]) return 1; /* tokens past the head could reach it */
+        for (int64_t i = 0; i < m && a->rank_vals[i] >= cut; i++) {
+            if (window_index(a->window_ids, n_w, a->rank_ids[i]) >= 0) continue;
+            if (n_keep == SNAPSHOT_MAX * 2) return 1;
+            top_in[n_keep].id = a->rank_ids[i];
+            top_in[n_keep].logit = a->rank_vals[i];
+            n_keep++;
+        }
+        for (int64_t i = 0; i < n_w && win[i].logit >= cut; i++) {
+            if (n_keep == SNAPSHOT_MAX * 2) return 1;
+            top_in[n_keep++] = win[i];
+        }
+    }
+    qsort(top_in, (size_t)n_keep, sizeof(scored), by_scored_id);
     token_array *arr = a->arr;
     for (int64_t i = 0; i < n_keep; i++) { /* Candidates.fill_ids: p is left as it was */
-        a->buf[i].id = shared[i];
-        a->buf[i].logit = l[shared[i]];
+        a->buf[i].id = top_in[i].id;
+        a->buf[i].logit = top_in[i].logit;
     }
     arr->data = a->buf;
     arr->size = (size_t)n_keep;
@@ -641,7 +698,7 @@ OPENLID_EXPORT int64_t openlid_step(step_args *a) {
     for (int64_t i = 1; i < kn; i++)
         if (sorted_scores[i] == sorted_scores[i - 1]) return 1;
     int64_t reaching = 0;
-    for (int64_t i = 0; i < n_keep; i++) reaching += l[shared[i]] >= kept_min;
+    for (int64_t i = 0; i < n_keep; i++) reaching += top_in[i].logit >= kept_min;
     if (reaching != kn) return 1;
     /* From here on every stage runs, and is snapshot, here. */
     for (int64_t s = 0; s < a->n_stages; s++) {

@@ -259,12 +259,17 @@ class _StepArgs(ctypes.Structure):
         ("scratch", ctypes.c_void_p), ("rank_ids", ctypes.c_void_p),
         ("rank_vals", ctypes.c_void_p), ("arr", ctypes.c_void_p), ("buf", ctypes.c_void_p),
         ("apply", ctypes.c_void_p), ("stages", ctypes.c_void_p), ("n_stages", ctypes.c_int64),
-        ("draw", ctypes.c_void_p), ("kept", ctypes.c_void_p), ("mass", ctypes.c_void_p),
+        ("draw", ctypes.c_void_p), ("window_ids", ctypes.c_void_p),
+        ("window_vals", ctypes.c_void_p), ("n_window", ctypes.c_int64),
+        ("kept", ctypes.c_void_p), ("mass", ctypes.c_void_p),
         ("ids", ctypes.c_void_p), ("probs", ctypes.c_void_p), ("z", ctypes.c_double),
         ("dot", ctypes.c_double), ("top", ctypes.c_double), ("floor", ctypes.c_double),
         ("count", ctypes.c_int64), ("ranked", ctypes.c_int64), ("token", ctypes.c_int64),
         ("raw_rank", ctypes.c_int64), ("prob", ctypes.c_double), ("entropy", ctypes.c_double),
     ]
+
+
+_NO_WINDOW = np.zeros(0, dtype=np.int32)
 
 
 class Stepped(NamedTuple):
@@ -294,8 +299,9 @@ class Stepped(NamedTuple):
 
 
 class TopKStep:
-    """`openlid_step`: a captured step of a chain whose first stage is top-k (no penalties, DRY
-    or grammar before it) in one call, with llama.cpp's own samplers (`stages`: top-k's first,
+    """`openlid_step`: a captured step of a chain whose first cutting stage is top-k (penalties
+    and DRY before it run on their window in Python, whose scores the step takes; no grammar)
+    in one call, with llama.cpp's own samplers (`stages`: top-k's first,
     then each later one's; `draw`: the dist sampler or None; all as llama_sampler pointers)
     applied through `apply` (llama_sampler_apply's address) to the candidate array at `arr`
     (a llama_token_data_array) over the buffer at `buf`. Built per generation (StepSampler)."""
@@ -324,22 +330,47 @@ class TopKStep:
         self._address = ctypes.addressof(a)
         self._logits: npt.NDArray[np.float32] | None = None  # the view `args` points into
 
-    def run(self, logits: npt.NDArray[np.float32], shift: float, guess: float
-            ) -> Stepped | Scanned | None:
-        """The step (Stepped); or, where the Python path must go on (nothing with a state has
-        run yet), what the pass over the scores found (Scanned), or None when it found nothing
-        usable. `logits`: float32, contiguous, n_vocab of them. RuntimeError when a stage broke
-        what the step relies on (the array grew or the draw selected nothing)."""
-        step = _py_step()
+    def _set(self, logits: npt.NDArray[np.float32], shift: float, guess: float,
+             w_ids: npt.NDArray[np.int32], w_vals: npt.NDArray[np.float32] | None) -> bool:
+        """Point the arguments at this step's scores and window; False where C cannot take
+        them (the caller keeps `w_ids` and `w_vals` alive through the call)."""
         a = self.args
         if logits is not self._logits:  # the engine hands the same view every step
-            if (step is None or logits.dtype != np.float32 or not logits.flags.c_contiguous
+            if (logits.dtype != np.float32 or not logits.flags.c_contiguous
                     or len(logits) != self.n_vocab):
-                return None
+                return False
             self._logits, a.logits = logits, logits.ctypes.data
         if not math.isfinite(shift):
-            return None
+            return False
         a.shift, a.guess = shift, guess
+        if not len(w_ids):
+            a.n_window = 0
+            return True
+        if (w_vals is None or len(w_vals) != len(w_ids) or w_ids.dtype != np.int32
+                or w_vals.dtype != np.float32 or not w_ids.flags.c_contiguous
+                or not w_vals.flags.c_contiguous):
+            return False
+        a.window_ids, a.window_vals, a.n_window = (w_ids.ctypes.data, w_vals.ctypes.data,
+                                                   len(w_ids))
+        return True
+
+    def ranked(self, count: int) -> npt.NDArray[np.int32]:
+        """The last step's raw head, its `count` best ids ranked (a copy)."""
+        return self._rank_ids[:count].copy()
+
+    def run(self, logits: npt.NDArray[np.float32], shift: float, guess: float,
+            w_ids: npt.NDArray[np.int32] = _NO_WINDOW,
+            w_vals: npt.NDArray[np.float32] | None = None) -> Stepped | Scanned | None:
+        """The step (Stepped); or, where the Python path must go on (nothing with a state has
+        run yet), what the pass over the scores found (Scanned), or None when it found nothing
+        usable. `logits`: float32, contiguous, n_vocab of them; `w_ids` (ascending) and
+        `w_vals`: the window's tokens and their scores after penalties and DRY. RuntimeError
+        when a stage broke what the step relies on (the array grew or the draw selected
+        nothing)."""
+        step = _py_step()
+        if step is None or not self._set(logits, shift, guess, w_ids, w_vals):
+            return None
+        a = self.args
         found = step(self._address)
         if type(found) is tuple:
             return Stepped._make(found)
@@ -351,21 +382,16 @@ class TopKStep:
                        self._head[:count] if count <= len(self._head) else None)
 
 
-    def draw(self, logits: npt.NDArray[np.float32], shift: float, guess: float
-             ) -> tuple[int, float, float] | None:
+    def draw(self, logits: npt.NDArray[np.float32], shift: float, guess: float,
+             w_ids: npt.NDArray[np.int32] = _NO_WINDOW,
+             w_vals: npt.NDArray[np.float32] | None = None) -> tuple[int, float, float] | None:
         """The same step with nothing kept but the token (a step not captured): (token, top
         score, next head floor), or None where the Python path must take the step (nothing
         with a state has run)."""
         lib = _library()
-        a = self.args
-        if logits is not self._logits:
-            if (lib is None or logits.dtype != np.float32 or not logits.flags.c_contiguous
-                    or len(logits) != self.n_vocab):
-                return None
-            self._logits, a.logits = logits, logits.ctypes.data
-        if not math.isfinite(shift):
+        if lib is None or not self._set(logits, shift, guess, w_ids, w_vals):
             return None
-        a.shift, a.guess = shift, guess
+        a = self.args
         code = lib.openlid_step(self._address)
         if code > 0:
             return None

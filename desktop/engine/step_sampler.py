@@ -21,10 +21,11 @@ llama.cpp's sort of the whole vocabulary; a snapshot of a large array reads its 
 threshold instead of sorting it. Stages whose result hangs on sums over the whole vocabulary in
 float32 (typical's entropy, top-n-sigma's deviation, XTC's and dynamic temperature's softmax)
 still compute them in llama.cpp, over the same numbers: computing those sums any other way could
-move a cut by one token. A chain that begins with top-k (llama.cpp's default order with no
-penalties, DRY or grammar) takes each step in one call into C (`fused_scan.TopKStep`), which does
-what the Python path does with the same samplers and hands the step back before any stage with a
-state runs wherever that path would go otherwise.
+move a cut by one token. A chain whose first cutting stage is top-k (llama.cpp's default order;
+penalties and DRY, when on, run on their window here first; no grammar) takes each step in one
+call into C (`fused_scan.TopKStep`), which does what the Python path does with the same samplers
+and hands the step back before any stage with a state runs wherever that path would go
+otherwise.
 
 Structured output adds llama.cpp's grammar sampler (`engine.grammar`) before every stage that
 cuts, as llama.cpp applies it first (it only masks tokens, so it commutes with penalties and DRY
@@ -184,12 +185,13 @@ class StepSampler(GrammarStart):
         self._head_floor: float | None = None
         self._k_floor: float | None = None
         self._last_max: float | None = None  # the last captured step's top raw score
-        # A chain that starts with top-k (llama.cpp's default order, no penalties or DRY, no
-        # grammar) captures a step in one call into C (fused_scan.TopKStep), running these very
-        # samplers; a step it cannot take whole goes on below from its pass over the scores.
+        # A chain whose first cutting stage is top-k (llama.cpp's default order; penalties and
+        # DRY before it run on their window here; no grammar) captures a step in one call into
+        # C (fused_scan.TopKStep), running these very samplers; a step it cannot take whole
+        # goes on in Python from its pass over the scores.
         self._whole: fused_scan.TopKStep | None = None
         self.whole_steps = 0  # steps captured whole in C
-        if (self._head_stage == STAGE_TOP_K and not self._prefix and self.grammar is None
+        if (self._head_stage == STAGE_TOP_K and self.grammar is None
                 and s.top_k < n_vocab and max(s.top_k, s.top_n) <= fused_scan.SNAPSHOT_MAX
                 and fused_scan.available()):
             self._whole = fused_scan.TopKStep(
@@ -377,15 +379,15 @@ class StepSampler(GrammarStart):
     def sample_fast(self, logits: npt.NDArray[np.float32]) -> int:
         """Run the chain and draw, capturing nothing."""
         shift, guess = self._last_max, self._head_floor
+        w_ids, after = self._window_patch(logits)
+        w_final = after[-1] if after else None
         if self._whole is not None and shift is not None and guess is not None:
-            drawn = self._whole.draw(logits, shift, guess)
+            drawn = self._whole.draw(logits, shift, guess, w_ids, w_final)
             if drawn is not None:
                 token, self._last_max, self._head_floor = drawn
                 self.whole_steps += 1
                 self._accept(token)
                 return token
-        w_ids, after = self._window_patch(logits)
-        w_final = after[-1] if after else None
         done = self._start(logits, w_ids, w_final, None)  # top-k's head seldom needs the max
         if self._whole is not None:  # where this step's scores lay: the next one's start
             self._last_max, self._head_floor = float(logits.max()), self._k_floor
@@ -412,16 +414,19 @@ class StepSampler(GrammarStart):
         # (fused_scan). Without the extension: the raw softmax's z first (its one cold pass),
         # then the raw head (warm now), whose top is this step's max (step_shortcuts.raw_z).
         shift, guess = self._last_max, self._head_floor
-        scanned = found = None
+        scanned = found = patch = None
         if shift is not None and guess is not None and fused_scan.available():
-            whole = (self._whole.run(logits, shift, guess)
-                     if self._whole is not None and forced is None else None)
+            whole = None
+            if self._whole is not None and forced is None:
+                patch = self._window_patch(logits)
+                w_final = patch[1][-1] if patch[1] else None
+                whole = self._whole.run(logits, shift, guess, patch[0], w_final)
             if isinstance(whole, fused_scan.Stepped):
-                return whole.token, self._stepped(whole, logits, shift, started)
+                return whole.token, self._stepped(whole, logits, shift, started, patch)
             scanned = whole if whole is not None else fused_scan.scan(logits, shift, guess)
         elif shift is not None:
             found = raw_z(logits, shift)
-        w_ids, after = self._window_patch(logits)
+        w_ids, after = patch if patch is not None else self._window_patch(logits)
         w_final = after[-1] if after else None
         top_n = self.top_n
         # The raw head, long enough to hold every prefix stage's top-N too (a window token can
@@ -514,7 +519,9 @@ class StepSampler(GrammarStart):
             views.append(view)
 
     def _stepped(self, whole: fused_scan.Stepped, logits: npt.NDArray[np.float32],
-                 shift: float, started: float) -> dict[str, Any]:
+                 shift: float, started: float,
+                 patch: tuple[npt.NDArray[np.int32], list[npt.NDArray[np.float32]]] | None,
+                 ) -> dict[str, Any]:
         """The StepRecord fields of a step captured whole in C (see `_whole`): the figures
         the path in Python computes, by the same calls (the raw probabilities in C's double
         exp, where numpy's may differ in the last bit)."""
@@ -525,6 +532,12 @@ class StepSampler(GrammarStart):
         by_name = {name: StageView(name, kept, min(mass, 1.0), ids, probs)
                    for name, (kept, mass, ids, probs) in zip(self._rest, whole.stages,
                                                              strict=True)}
+        if self._prefix and patch is not None:  # penalties and DRY, as in Python's path
+            assert self._whole is not None
+            w_ids, after = patch
+            raw_ids = self._whole.ranked(len(whole.raw_ids) + len(w_ids))
+            for name, values in zip(self._prefix, after, strict=True):
+                by_name[name] = self._window_view(name, logits, norm, raw_ids, w_ids, values)
         self._in_order(views, by_name)
         token = whole.token
         self._accept(token)

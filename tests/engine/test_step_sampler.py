@@ -459,6 +459,10 @@ WHOLE = [
     SamplerSettings(seed=34, top_k=300, top_n=20, typical_p=0.9, xtc_probability=0.5,
                     xtc_threshold=0.02, dynatemp_range=0.5),
     SamplerSettings(seed=35, top_k=512, top_n=100, top_p=0.99, min_p=0.0),
+    # Penalties and DRY before top-k: run on their window, whose scores the step takes.
+    SamplerSettings(seed=36, repeat_penalty=1.15, repeat_last_n=64),
+    SamplerSettings(seed=37, repeat_penalty=1.3, presence_penalty=-1.5, frequency_penalty=0.4,
+                    dry_multiplier=0.8, dry_allowed_length=1, top_k=8),
 ]
 
 
@@ -490,11 +494,21 @@ def test_a_top_k_chain_captured_whole_in_c_is_the_python_path_and_llama_cpps_cha
     in_c = StepSampler(settings, N_VOCAB, N_CTX, vocab)
     in_python = StepSampler(settings, N_VOCAB, N_CTX, vocab)
     in_python._whole = None
+    fast = StepSampler(settings, N_VOCAB, N_CTX, vocab)
+    chain = llama_chain(settings, N_VOCAB, N_CTX, vocab)
+    # A history holding the favourites, so that penalties and DRY move the top scores.
+    history = _history(steps[0])
+    for sampler in (in_c, in_python, fast):
+        sampler.accept(history)
+    for tok in history:
+        L.llama_sampler_accept(chain, tok)
     try:
         assert in_c._whole is not None
         for step, logits in enumerate(steps):
+            expected = chain_draw(chain, logits)
             token_c, c = in_c.sample_captured(logits)
             token_p, p = in_python.sample_captured(logits)
+            assert (token_c, token_p, fast.sample_fast(logits)) == (expected,) * 3, step
             del c["sample_ms"], p["sample_ms"]
             c_stages, p_stages = c.pop("stages"), p.pop("stages")
             # The raw probabilities (and the stages turned off, which pass them on) come from
@@ -511,6 +525,10 @@ def test_a_top_k_chain_captured_whole_in_c_is_the_python_path_and_llama_cpps_cha
             assert len(steps) - 3 <= in_c.whole_steps == captured.whole_steps < len(steps)
             # a step not captured takes the same call (keeping only the token)
             assert len(steps) - 3 <= captured.fast_whole_steps < len(steps)
+            if settings.repeat_penalty != 1.0:  # with a window too
+                assert len(steps) - 3 <= in_c.whole_steps < len(steps)
+                assert len(steps) - 3 <= fast.whole_steps < len(steps)
     finally:
-        in_c.close()
-        in_python.close()
+        for sampler in (in_c, in_python, fast):
+            sampler.close()
+        L.llama_sampler_free(chain)
