@@ -13,6 +13,7 @@ import itertools
 from dataclasses import dataclass
 
 from desktop.core.generation import sampled_with
+from desktop.core.model_defaults import BASE_MODEL_VALUES
 from desktop.core.sampling import SamplerSettings
 
 SEED = 1234  # both sides draw with the same fixed seed
@@ -65,6 +66,9 @@ def bench_chains() -> tuple[Chain, ...]:
     chains = [
         Chain("greedy", base.replace(temperature=0.0), CHEAP_TARGET),
         Chain("default", base, CHEAP_TARGET),
+        # What the app samples the ready model with (a base model): a repeat penalty before
+        # top-k, which the engine runs on its window.
+        Chain("base_model", base.replace(**BASE_MODEL_VALUES), CHEAP_TARGET),
         Chain("full_vocab", full.replace(repeat_penalty=1.1, repeat_last_n=64), FULL_VOCAB_TARGET),
         Chain("typical", full.replace(typical_p=0.9), FULL_VOCAB_TARGET),
         Chain("dry", full.replace(dry_multiplier=0.8), FULL_VOCAB_TARGET),

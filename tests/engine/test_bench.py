@@ -44,7 +44,7 @@ def test_bench_reports_every_chain_with_the_same_tokens_on_every_side(tiny_model
 
     chains = bench_chains()
     assert list(report["chains"]) == [c.name for c in chains]
-    assert {"greedy", "default", "full_vocab", "typical", "dry", "top_n_sigma", "xtc",
+    assert {"greedy", "default", "base_model", "full_vocab", "typical", "dry", "top_n_sigma", "xtc",
             "dynatemp", "mirostat_v1", "mirostat_v2"} <= set(report["chains"])
     for chain in chains:
         row = report["chains"][chain.name]
@@ -95,7 +95,7 @@ def test_bench_refuses_bad_arguments_in_words(capsys: pytest.CaptureFixture[str]
     assert main(["bench", "--model", model, "--chains", "default,fastest"]) == EXIT_BAD_INPUT
     err = capsys.readouterr().err
     assert "no such chain: fastest" in err
-    assert "greedy, default, full_vocab" in err  # the names it knows
+    assert "greedy, default, base_model, full_vocab" in err  # the names it knows
 
 
 def test_bench_runs_only_the_chains_asked_for(tiny_model: Path) -> None:
