@@ -427,16 +427,9 @@ OPENLID_EXPORT int64_t openlid_rank(const float *logits, int64_t n_logits, const
    `limit` entries. */
 
 typedef struct {
-    float logit;
-    int32_t id;
+    scored key; /* first: by_score ranks these as it ranks `scored` */
     float p;
 } ranked_entry;
-
-static int by_rank(const void *a, const void *b) {
-    const ranked_entry *x = (const ranked_entry *)a, *y = (const ranked_entry *)b;
-    if (x->logit != y->logit) return x->logit > y->logit ? -1 : 1;
-    return (x->id > y->id) - (x->id < y->id);
-}
 
 OPENLID_EXPORT int64_t openlid_top_p(token_data *data, int64_t n, float p, const double *gaps,
                                      int64_t n_gaps, int64_t limit, void *scratch_room) {
@@ -465,8 +458,8 @@ OPENLID_EXPORT int64_t openlid_top_p(token_data *data, int64_t n, float p, const
         cum_sum += expf(v - max_l);
         if (v >= threshold) {
             if (count < limit) {
-                scratch[count].logit = v;
-                scratch[count].id = data[i].id;
+                scratch[count].key.logit = v;
+                scratch[count].key.id = data[i].id;
             }
             count++;
         }
@@ -479,19 +472,19 @@ OPENLID_EXPORT int64_t openlid_top_p(token_data *data, int64_t n, float p, const
             for (int64_t i = 0; i < n; i++) {
                 if (data[i].logit >= threshold) {
                     if (count == limit) return 0;
-                    scratch[count].logit = data[i].logit;
-                    scratch[count].id = data[i].id;
+                    scratch[count].key.logit = data[i].logit;
+                    scratch[count].key.id = data[i].id;
                     count++;
                 }
             }
         } else if (count > limit) {
             return 0;
         }
-        qsort(scratch, (size_t)count, sizeof(ranked_entry), by_rank);
+        qsort(scratch, (size_t)count, sizeof(ranked_entry), by_score);
         float running = 0.0f;
         int64_t keep = 0;
         for (int64_t i = 0; i < count; i++) {
-            float pi = expf(scratch[i].logit - max_l);
+            float pi = expf(scratch[i].key.logit - max_l);
             scratch[i].p = pi / cum_sum;
             running += scratch[i].p;
             if (running >= p) {
@@ -505,10 +498,10 @@ OPENLID_EXPORT int64_t openlid_top_p(token_data *data, int64_t n, float p, const
         }
         int64_t seen = keep + 1 < count ? keep + 1 : count;
         for (int64_t i = 1; i < seen; i++)
-            if (scratch[i].logit == scratch[i - 1].logit) return 0;
+            if (scratch[i].key.logit == scratch[i - 1].key.logit) return 0;
         for (int64_t i = 0; i < keep; i++) {
-            data[i].id = scratch[i].id;
-            data[i].logit = scratch[i].logit;
+            data[i].id = scratch[i].key.id;
+            data[i].logit = scratch[i].key.logit;
             data[i].p = scratch[i].p;
         }
         return keep;
@@ -738,23 +731,25 @@ OPENLID_EXPORT int64_t openlid_step(step_args *a) {
    exp(score - shift) / z in double and stages a tuple of (kept, mass, ids, probs) per stage, the
    top-N as tuples. Building them here saves ~100 Python-level calls a token. NULL with a Python
    error when a stage broke what the step relies on, or memory ran out. */
-static PyObject *ids_tuple(const int32_t *ids, int64_t m) {
-    PyObject *t = PyTuple_New((Py_ssize_t)m);
-    if (!t) return NULL;
-    for (int64_t i = 0; i < m; i++) {
-        PyObject *v = PyLong_FromLong(ids[i]);
-        if (!v) { Py_DECREF(t); return NULL; }
-        PyTuple_SET_ITEM(t, (Py_ssize_t)i, v);
-    }
-    return t;
+static PyObject *id_at(const void *values, int64_t i) {
+    return PyLong_FromLong(((const int32_t *)values)[i]);
 }
 
-static PyObject *floats_tuple(const double *values, int64_t m) {
+static PyObject *float_at(const void *values, int64_t i) {
+    return PyFloat_FromDouble(((const double *)values)[i]);
+}
+
+/* A tuple of values[0..m), each made by `item`. */
+static PyObject *tuple_of(const void *values, int64_t m,
+                          PyObject *(*item)(const void *, int64_t)) {
     PyObject *t = PyTuple_New((Py_ssize_t)m);
     if (!t) return NULL;
     for (int64_t i = 0; i < m; i++) {
-        PyObject *v = PyFloat_FromDouble(values[i]);
-        if (!v) { Py_DECREF(t); return NULL; }
+        PyObject *v = item(values, i);
+        if (!v) {
+            Py_DECREF(t);
+            return NULL;
+        }
         PyTuple_SET_ITEM(t, (Py_ssize_t)i, v);
     }
     return t;
@@ -777,14 +772,14 @@ OPENLID_EXPORT PyObject *openlid_step_py(step_args *a) {
     for (int64_t s = 0; s < a->n_stages; s++) {
         int64_t m = a->kept[s] < top_n ? a->kept[s] : top_n;
         PyObject *stage = Py_BuildValue("(LdNN)", (long long)a->kept[s], a->mass[s],
-                                        ids_tuple(a->ids + s * top_n, m),
-                                        floats_tuple(a->probs + s * top_n, m));
+                                        tuple_of(a->ids + s * top_n, m, id_at),
+                                        tuple_of(a->probs + s * top_n, m, float_at));
         if (!stage) { Py_DECREF(stages); return NULL; }
         PyTuple_SET_ITEM(stages, (Py_ssize_t)s, stage);
     }
     return Py_BuildValue("(LddLddddNNN)", (long long)a->token, a->prob, a->entropy,
                          (long long)a->raw_rank, a->z, a->dot, a->top, a->floor,
-                         ids_tuple(a->rank_ids, top_n), floats_tuple(raw_probs, top_n), stages);
+                         tuple_of(a->rank_ids, top_n, id_at), tuple_of(raw_probs, top_n, float_at), stages);
 }
 
 static struct PyModuleDef scan_module = {
