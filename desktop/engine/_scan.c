@@ -782,6 +782,70 @@ OPENLID_EXPORT PyObject *openlid_step_py(step_args *a) {
                          tuple_of(a->rank_ids, top_n, id_at), tuple_of(raw_probs, top_n, float_at), stages);
 }
 
+/* A penalties or DRY stage's view (StepSampler._window_view), as Python objects: the raw
+   softmax with the window's scores changed to w_vals. z for the changed scores is z less the
+   window's old terms plus its new ones (Normaliser.z_with); None when that leaves less than a
+   tenth of z (the window held most of the mass: numpy sums afresh). The top_n of the raw head's
+   ids (raw_ids, which hold every token that can rank there) and the window, by their current
+   scores, ties by id: (ids, probs) with probs = exp(score - shift) / z, in double. */
+OPENLID_EXPORT PyObject *openlid_window_view(const float *logits, int64_t n,
+                                             const int32_t *raw_ids, int64_t n_raw,
+                                             const int32_t *w_ids, const float *w_vals,
+                                             int64_t n_w, double shift, double z,
+                                             int64_t top_n) {
+    double old_terms = 0.0, new_terms = 0.0;
+    for (int64_t i = 0; i < n_w; i++) {
+        if (w_ids[i] < 0 || w_ids[i] >= n) Py_RETURN_NONE;
+        old_terms += exp((double)logits[w_ids[i]] - shift);
+        new_terms += exp((double)w_vals[i] - shift);
+    }
+    double z_new = z - old_terms + new_terms;
+    if (!(z_new >= 0.1 * z)) Py_RETURN_NONE;
+    scored *all = (scored *)PyMem_Malloc(sizeof(scored) * (size_t)(n_raw + n_w + 1));
+    if (!all) return PyErr_NoMemory();
+    int64_t m = 0;
+    for (int64_t i = 0; i < n_raw; i++) {
+        if (raw_ids[i] < 0 || raw_ids[i] >= n) {
+            PyMem_Free(all);
+            Py_RETURN_NONE;
+        }
+        if (window_index(w_ids, n_w, raw_ids[i]) >= 0) continue;
+        all[m].id = raw_ids[i];
+        all[m].logit = logits[raw_ids[i]];
+        m++;
+    }
+    for (int64_t i = 0; i < n_w; i++) {
+        all[m].id = w_ids[i];
+        all[m].logit = w_vals[i];
+        m++;
+    }
+    qsort(all, (size_t)m, sizeof(scored), by_score);
+    int64_t k = top_n < m ? top_n : m;
+    PyObject *ids = PyTuple_New((Py_ssize_t)k), *probs = PyTuple_New((Py_ssize_t)k);
+    if (!ids || !probs) {
+        Py_XDECREF(ids);
+        Py_XDECREF(probs);
+        PyMem_Free(all);
+        return NULL;
+    }
+    for (int64_t i = 0; i < k; i++) {
+        double p = exp((double)all[i].logit - shift) / z_new;
+        PyObject *id = PyLong_FromLong(all[i].id), *pr = PyFloat_FromDouble(p);
+        if (!id || !pr) {
+            Py_XDECREF(id);
+            Py_XDECREF(pr);
+            Py_DECREF(ids);
+            Py_DECREF(probs);
+            PyMem_Free(all);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(ids, (Py_ssize_t)i, id);
+        PyTuple_SET_ITEM(probs, (Py_ssize_t)i, pr);
+    }
+    PyMem_Free(all);
+    return Py_BuildValue("(NN)", ids, probs);
+}
+
 static struct PyModuleDef scan_module = {
     PyModuleDef_HEAD_INIT, "_scan",
     "Openlid's one pass over a step's scores; called through ctypes (fused_scan.py).", -1,

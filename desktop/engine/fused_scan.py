@@ -401,12 +401,41 @@ class TopKStep:
 
 
 @functools.cache
-def _py_step() -> Any:
-    """openlid_step_py, loaded so that it runs with the GIL held (it builds Python objects)."""
+def _py_lib() -> Any:
+    """The extension loaded so that its calls hold the GIL (they build Python objects)."""
     origin = _origin()
     if _library() is None or origin is None:
         return None
-    step = ctypes.PyDLL(origin).openlid_step_py
-    step.restype = ctypes.py_object
-    step.argtypes = (ctypes.c_void_p,)
-    return step
+    lib = ctypes.PyDLL(origin)
+    lib.openlid_step_py.restype = ctypes.py_object
+    lib.openlid_step_py.argtypes = (ctypes.c_void_p,)
+    lib.openlid_window_view.restype = ctypes.py_object
+    lib.openlid_window_view.argtypes = (
+        ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
+        ctypes.c_void_p, ctypes.c_int64, ctypes.c_double, ctypes.c_double, ctypes.c_int64)
+    return lib
+
+
+def _py_step() -> Any:
+    """openlid_step_py (with the GIL held), or None without the extension."""
+    lib = _py_lib()
+    return lib.openlid_step_py if lib is not None else None
+
+
+def window_view(logits: npt.NDArray[np.float32], raw_ids: npt.NDArray[np.int32],
+                w_ids: npt.NDArray[np.int32], w_vals: npt.NDArray[np.float32], shift: float,
+                z: float, top_n: int) -> tuple[tuple[int, ...], tuple[float, ...]] | None:
+    """A penalties or DRY stage's top-N (ids, probabilities) over the raw softmax with the
+    window `w_ids` (ascending) scored `w_vals`, ranked among `raw_ids` and the window (see
+    _scan.c openlid_window_view); None without the extension, for arrays it does not take, or
+    where z must be summed afresh (numpy does it)."""
+    lib = _py_lib()
+    arrays = ((raw_ids, np.int32), (w_ids, np.int32), (w_vals, np.float32),
+              (logits, np.float32))
+    if (lib is None or len(w_ids) != len(w_vals)
+            or not all(a.dtype == t and a.flags.c_contiguous for a, t in arrays)):
+        return None
+    found: tuple[tuple[int, ...], tuple[float, ...]] | None = lib.openlid_window_view(
+        logits.ctypes.data, len(logits), raw_ids.ctypes.data, len(raw_ids), w_ids.ctypes.data,
+        w_vals.ctypes.data, len(w_ids), shift, z, top_n)
+    return found

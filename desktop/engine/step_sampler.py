@@ -559,7 +559,12 @@ class StepSampler(GrammarStart):
     def _window_view(self, name: str, logits: npt.NDArray[np.float32], norm: Normaliser,
                      raw_ids: npt.NDArray[np.int32], w_ids: npt.NDArray[np.int32],
                      values: npt.NDArray[np.float32]) -> StageView:
-        """A prefix stage's snapshot: the raw distribution with the window's scores replaced."""
+        """A prefix stage's snapshot: the raw distribution with the window's scores replaced
+        (in one call into C where built)."""
+        found = fused_scan.window_view(logits, raw_ids, w_ids, values, norm.shift, norm.z,
+                                       self.top_n)
+        if found is not None:
+            return StageView(name, self.n_vocab, 1.0, *found)
         ids = sorted_unique(np.concatenate([raw_ids, w_ids])).astype(np.int32)
         current = logits[ids].copy()
         current[np.searchsorted(ids, w_ids)] = values

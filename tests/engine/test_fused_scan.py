@@ -210,3 +210,35 @@ def test_fill_writes_ids_and_scores_in_id_order_and_leaves_p() -> None:
     assert (cand.buf["p"] == 0.5).all()
     assert (cand.arr.size, cand.arr.selected, cand.arr.sorted) == (5_003, -1, False)
     assert not F.fill(cand.buf[:10], logits)  # lengths that differ: numpy's path
+
+
+def test_window_view_ranks_the_changed_scores_as_numpy_does() -> None:
+    """A penalties or DRY stage's view in C against the same figures in float64 numpy: the
+    window's new scores ranked among the raw head (ties by id), z changed by the window's terms;
+    a window that held most of the mass is left to numpy (None)."""
+    if not F.built():
+        pytest.skip("the extension did not compile here")
+    logits = _logits(20_000, seed=3)
+    logits[[5, 6]] = logits.max()  # a tie at the top, in and out of the window
+    order = np.lexsort((np.arange(len(logits)), -logits.astype(np.float64)))
+    raw_ids = order[:90].astype(np.int32)
+    w_ids = np.sort(np.concatenate([order[:6], order[3000:3004]])).astype(np.int32)
+    w_vals = (logits[w_ids] - np.float32(1.5)).astype(np.float32)
+    w_vals[-1] = logits.max() + np.float32(0.5)  # one window token rises to the top
+    shift = float(logits.max())
+    z = float(np.exp(logits.astype(np.float64) - shift).sum())
+    ids, probs = F.window_view(logits, raw_ids, w_ids, w_vals, shift, z, 50)
+    current = logits.astype(np.float64).copy()
+    current[w_ids] = w_vals
+    z_new = float(np.exp(current - shift).sum())
+    pool = np.union1d(raw_ids, w_ids)
+    ranked = pool[np.lexsort((pool, -current[pool]))][:50]
+    assert list(ids) == ranked.tolist()
+    assert ids[0] == w_ids[-1]
+    assert probs == pytest.approx((np.exp(current[ranked] - shift) / z_new).tolist(), rel=1e-9)
+    # The window held nearly all of the mass and lost it: summed afresh by numpy instead.
+    peaked = logits.copy()
+    peaked[w_ids[0]] = shift + 40.0
+    z_peaked = float(np.exp(peaked.astype(np.float64) - shift).sum())
+    low = np.full(len(w_ids), -50.0, dtype=np.float32)
+    assert F.window_view(peaked, raw_ids, w_ids, low, shift, z_peaked, 50) is None
