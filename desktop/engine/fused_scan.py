@@ -26,6 +26,12 @@ _LOG2E = 1.0 / math.log(2.0)
 ABI = 3  # _scan.c's openlid_scan_abi(): the signatures below
 
 
+def entropy_bits(z: float, dot: float) -> float:
+    """The softmax's entropy in bits from z = Σ exp(x) and dot = Σ exp(x) x (x = l - shift);
+    NaN where z is out of the range the sums are usable in (see `Scanned.normalised`)."""
+    return (math.log(z) - dot / z) * _LOG2E if 1e-30 < z < 1e30 else math.nan
+
+
 @dataclass(frozen=True)
 class Scanned:
     """What one pass found: z = Σ exp(l - shift), the entropy in bits, the max score, how many
@@ -143,8 +149,8 @@ def scan(logits: npt.NDArray[np.float32], shift: float, threshold: float = math.
     count = int(lib.openlid_scan(run_at, logits.ctypes.data, n, shift, threshold,
                                  ids.ctypes.data, cap, _OUT, _MAX))
     z, dot, top = float(_out[0]), float(_out[1]), float(_max[0])
-    entropy = (math.log(z) - dot / z) * _LOG2E if 1e-30 < z < 1e30 else math.nan
-    return Scanned(shift, z, entropy, top, count, ids[:count] if count <= cap else None)
+    return Scanned(shift, z, entropy_bits(z, dot), top, count,
+                   ids[:count] if count <= cap else None)
 
 
 SNAPSHOT_MAX = 512  # as in _scan.c: larger arrays are snapshot by numpy
@@ -295,7 +301,7 @@ class Stepped(NamedTuple):
     @property
     def entropy(self) -> float:
         """The raw softmax's entropy in bits."""
-        return (math.log(self.z) - self.dot / self.z) * _LOG2E
+        return entropy_bits(self.z, self.dot)
 
 
 class TopKStep:
@@ -376,11 +382,9 @@ class TopKStep:
             return Stepped._make(found)
         if found == 2:
             return None
-        z, dot, count = a.z, a.dot, int(a.count)
-        entropy = (math.log(z) - dot / z) * _LOG2E if 1e-30 < z < 1e30 else math.nan
-        return Scanned(shift, z, entropy, float(a.top), count,
+        z, count = a.z, int(a.count)
+        return Scanned(shift, z, entropy_bits(z, a.dot), float(a.top), count,
                        self._head[:count] if count <= len(self._head) else None)
-
 
     def draw(self, logits: npt.NDArray[np.float32], shift: float, guess: float,
              w_ids: npt.NDArray[np.int32] = _NO_WINDOW,
@@ -430,10 +434,11 @@ def window_view(logits: npt.NDArray[np.float32], raw_ids: npt.NDArray[np.int32],
     _scan.c openlid_window_view); None without the extension, for arrays it does not take, or
     where z must be summed afresh (numpy does it)."""
     lib = _py_lib()
-    arrays = ((raw_ids, np.int32), (w_ids, np.int32), (w_vals, np.float32),
-              (logits, np.float32))
-    if (lib is None or len(w_ids) != len(w_vals)
-            or not all(a.dtype == t and a.flags.c_contiguous for a, t in arrays)):
+    if (lib is None or len(w_ids) != len(w_vals) or raw_ids.dtype != np.int32
+            or w_ids.dtype != np.int32 or w_vals.dtype != np.float32
+            or logits.dtype != np.float32 or not raw_ids.flags.c_contiguous
+            or not w_ids.flags.c_contiguous or not w_vals.flags.c_contiguous
+            or not logits.flags.c_contiguous):
         return None
     found: tuple[tuple[int, ...], tuple[float, ...]] | None = lib.openlid_window_view(
         logits.ctypes.data, len(logits), raw_ids.ctypes.data, len(raw_ids), w_ids.ctypes.data,

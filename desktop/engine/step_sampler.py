@@ -93,10 +93,10 @@ __all__ = ["TOKEN_DATA", "StepSampler", "llama_chain"]
 
 
 _NO_IDS = np.zeros(0, dtype=np.int32)
-# llama_sampler_apply's address, which fused_scan.TopKStep calls from C.
-_APPLY: int = ctypes.cast(LL._lib.llama_sampler_apply, ctypes.c_void_p).value or 0
 _NO_SCORES = np.zeros(0, dtype=np.float32)
 _NO_IDS.flags.writeable = _NO_SCORES.flags.writeable = False  # shared by every step
+# llama_sampler_apply's address, which fused_scan.TopKStep calls from C.
+_APPLY: int = ctypes.cast(LL._lib.llama_sampler_apply, ctypes.c_void_p).value or 0
 # llama.cpp's partial sort puts a score in bucket int(6.4 * score + 64), clamped to 0…127: -inf
 # and every score below this share bucket 0.
 _BUCKET_FLOOR = -9.84
