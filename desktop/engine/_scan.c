@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #if defined(_WIN32)
 #define OPENLID_EXPORT __declspec(dllexport)
@@ -192,11 +193,48 @@ static void scan8(const float *l, int64_t n, float shift, float t, int32_t *ids,
     *mx_out = mx;
 }
 
+__attribute__((target("avx512f,avx512dq")))
+static int64_t collect16(const float *l, int64_t n, float t, int32_t *ids, int64_t cap) {
+    const __m512 vt = _mm512_set1_ps(t);
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    int64_t k = 0, i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __mmask16 m = _mm512_cmp_ps_mask(_mm512_loadu_ps(l + i), vt, _CMP_GE_OQ);
+        if (!m) continue;
+        int c = __builtin_popcount(m);
+        if (k + c > cap) return cap + 1;
+        _mm512_mask_compressstoreu_epi32(ids + k, m,
+                                         _mm512_add_epi32(_mm512_set1_epi32((int)i), lane));
+        k += c;
+    }
+    for (; i < n; i++)
+        if (l[i] >= t) {
+            if (k == cap) return cap + 1;
+            ids[k++] = (int32_t)i;
+        }
+    return k;
+}
+
 #endif /* OPENLID_X86 */
+
+/* The ids of the scores >= t, ascending, to ids[0..cap); how many (cap + 1: more than cap). */
+static int64_t collect(int level, const float *l, int64_t n, float t, int32_t *ids, int64_t cap) {
+#ifdef OPENLID_X86
+    if (level >= 2) return collect16(l, n, t, ids, cap);
+#endif
+    (void)level;
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (l[i] >= t) {
+            if (k == cap) return cap + 1;
+            ids[k++] = (int32_t)i;
+        }
+    return k;
+}
 
 /* The functions' signatures, as fused_scan.ABI expects them: a build left from older sources
    (an in-place .so the install did not rebuild) is not called with arguments it does not take. */
-OPENLID_EXPORT int openlid_scan_abi(void) { return 3; }
+OPENLID_EXPORT int openlid_scan_abi(void) { return 4; }
 
 /* The fastest level this CPU runs: 2 AVX-512, 1 AVX2 with FMA, 0 none (exact but scalar: the
    caller keeps to numpy). */
@@ -511,11 +549,12 @@ OPENLID_EXPORT int64_t openlid_top_p(token_data *data, int64_t n, float p, const
 
 /* --- a whole captured step, when top-k is the first stage ---
 
-   The engine's commonest chain (llama.cpp's default order with no penalties: top-k, then top-p,
-   min-p, temperature... and the draw) captured in one call instead of ~25 numpy and ctypes
-   calls, each of which pays cold caches after the decode (~0.25 ms a token on this project's
-   2-core machine). It does exactly what StepSampler.sample_captured does for such a chain, in
-   the same order and with the same code for every figure: the pass over the scores
+   The engine's commonest chain (llama.cpp's default order: penalties and DRY when on, top-k,
+   then top-p, min-p, temperature... and the draw) captured in one call instead of ~25 numpy
+   and ctypes calls, each of which pays cold caches after the decode (~0.25 ms a token on this
+   project's 2-core machine). It does exactly what StepSampler.sample_captured does for such a
+   chain, in the same order and with the same code for every figure: penalties and DRY on
+   their window's tokens alone (window_patch), the pass over the scores
    (openlid_scan), the head ranked (openlid_rank), top-k's input (every token at or above the
    k-th highest score, ids ascending), then each of llama.cpp's own samplers applied through
    the pointer the caller hands over (llama_sampler_apply), a snapshot after each
@@ -555,8 +594,21 @@ typedef struct {
     void *const *stages; /* top-k's sampler first, then every later stage's */
     int64_t n_stages;
     void *draw; /* llama.cpp's dist sampler, or NULL */
-    const int32_t *window_ids; /* the penalties' and DRY's window, ids ascending */
-    const float *window_vals; /* their scores after the last of those stages */
+    /* Penalties and DRY before top-k (`prefix`, llama_sampler pointers, chain order): they
+       change only the scores of their window's tokens (`history`: the last tokens, in any
+       order, repeats included), so they run on an array of those alone (`wbuf`: room for
+       w_cap), ids ascending out to `w_ids`, each stage's scores to its row of `w_vals`. */
+    const int32_t *history;
+    int64_t n_history;
+    void *const *prefix;
+    int64_t n_prefix;
+    token_data *wbuf;
+    int32_t *w_ids;
+    float *w_vals; /* n_prefix rows of w_cap */
+    int64_t w_cap;
+    /* the window: ids ascending and their scores after the last prefix stage (set here) */
+    const int32_t *window_ids;
+    const float *window_vals;
     int64_t n_window;
     /* out: each stage's snapshot (ids and probs: n_stages rows of top_n) */
     int64_t *kept;
@@ -591,12 +643,61 @@ static int by_float(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+static int by_int32(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* StepSampler._window_patch: the window's distinct ids, ascending, into a->w_ids and each prefix
+   stage's scores for them into its row of a->w_vals, by those very samplers applied to an array
+   of the window's tokens alone. Returns the number of ids; -1 when it cannot (an id outside the
+   vocabulary, too many, a stage that reordered or resized the array): the Python path then
+   does it. Nothing with a state changes here (these samplers change state on accept only). */
+static int64_t window_patch(step_args *a) {
+    int64_t n_h = a->n_history, n = a->n_vocab;
+    if (n_h < 0 || n_h > a->w_cap) return -1;
+    int32_t *ids = a->w_ids;
+    memcpy(ids, a->history, sizeof(int32_t) * (size_t)n_h);
+    qsort(ids, (size_t)n_h, sizeof(int32_t), by_int32);
+    int64_t n_w = 0;
+    for (int64_t i = 0; i < n_h; i++) {
+        if (ids[i] < 0 || ids[i] >= n) return -1;
+        if (n_w == 0 || ids[i] != ids[n_w - 1]) ids[n_w++] = ids[i];
+    }
+    for (int64_t i = 0; i < n_w; i++) { /* Candidates.fill_ids */
+        a->wbuf[i].id = ids[i];
+        a->wbuf[i].logit = a->logits[ids[i]];
+        a->wbuf[i].p = 0.0f;
+    }
+    for (int64_t s = 0; s < a->n_prefix; s++) {
+        float *row = a->w_vals + s * a->w_cap;
+        if (n_w > 0) {
+            token_array w = {a->wbuf, (size_t)n_w, -1, false};
+            a->apply(a->prefix[s], &w);
+            if (w.data != a->wbuf || (int64_t)w.size != n_w) return -1;
+        }
+        for (int64_t i = 0; i < n_w; i++) {
+            if (a->wbuf[i].id != ids[i]) return -1;
+            row[i] = a->wbuf[i].logit;
+        }
+    }
+    a->window_ids = ids;
+    a->window_vals = a->w_vals + (a->n_prefix - 1) * a->w_cap;
+    return n_w;
+}
+
 OPENLID_EXPORT int64_t openlid_step(step_args *a) {
     const float *l = a->logits;
     int64_t n = a->n_vocab, top_n = a->top_n, k = a->top_k;
     if (top_n < 1 || top_n > SNAPSHOT_MAX || k < 1 || k > SNAPSHOT_MAX || k >= n
         || a->n_stages < 1 || !a->apply)
         return 2;
+    a->n_window = 0;
+    if (a->n_prefix > 0) {
+        int64_t n_w = window_patch(a);
+        if (n_w < 0) return 2;
+        a->n_window = n_w;
+    }
     double sums[2];
     float mx;
     a->count = openlid_scan((int)a->level, l, n, (float)a->shift, (float)a->guess, a->head,
@@ -608,7 +709,15 @@ OPENLID_EXPORT int64_t openlid_step(step_args *a) {
        (fused_scan.Scanned.normalised): otherwise the Python path finds them. */
     int64_t n_w = a->n_window;
     int64_t need = top_n + n_w > k ? top_n + n_w : k; /* as StepSampler.sample_captured */
-    if (a->count > a->head_cap || a->count < need || !(a->z > 1e-30 && a->z < 1e30)) return 1;
+    if (!(a->z > 1e-30 && a->z < 1e30)) return 1;
+    /* The last step's floor let in too few (this step's scores lie lower): the same gap below
+       this step's max, then twice it..., in a pass that only compares (the sums stand). */
+    double gap = a->shift - a->guess;
+    for (int tries = 0; a->count < need && tries < 4 && gap > 0 && gap < 1e4; tries++) {
+        a->count = collect((int)a->level, l, n, (float)((double)mx - gap), a->head, a->head_cap);
+        gap *= 2;
+    }
+    if (a->count > a->head_cap || a->count < need) return 1;
     /* step_shortcuts.ranked_head: the `need` best, ranked, and the next step's guess. */
     int64_t head_n = a->count;
     int64_t reach = 4 * need + 800 < head_n ? 4 * need + 800 : head_n;
@@ -755,6 +864,11 @@ static PyObject *tuple_of(const void *values, int64_t m,
     return t;
 }
 
+static PyObject *window_view(const float *logits, int64_t n, const int32_t *raw_ids,
+                             int64_t n_raw, const int32_t *w_ids, const float *w_vals,
+                             int64_t n_w, double shift, double z, int64_t top_n,
+                             float *scan_logits, int level);
+
 OPENLID_EXPORT PyObject *openlid_step_py(step_args *a) {
     int64_t code = openlid_step(a);
     if (code > 0) return PyLong_FromLongLong(code);
@@ -777,9 +891,21 @@ OPENLID_EXPORT PyObject *openlid_step_py(step_args *a) {
         if (!stage) { Py_DECREF(stages); return NULL; }
         PyTuple_SET_ITEM(stages, (Py_ssize_t)s, stage);
     }
-    return Py_BuildValue("(LddLddddNNN)", (long long)a->token, a->prob, a->entropy,
+    /* Each prefix stage's view: the raw softmax with the window's scores after that stage,
+       ranked among the raw head's best top_n + n_window and the window. */
+    PyObject *windows = PyTuple_New((Py_ssize_t)a->n_prefix);
+    if (!windows) { Py_DECREF(stages); return NULL; }
+    for (int64_t s = 0; s < a->n_prefix; s++) {
+        PyObject *view = window_view(a->logits, a->n_vocab, a->rank_ids, top_n + a->n_window,
+                                     a->window_ids, a->w_vals + s * a->w_cap, a->n_window,
+                                     a->shift, a->z, top_n, (float *)a->logits, (int)a->level);
+        if (!view) { Py_DECREF(stages); Py_DECREF(windows); return NULL; }
+        PyTuple_SET_ITEM(windows, (Py_ssize_t)s, view);
+    }
+    return Py_BuildValue("(LddLddddNNNN)", (long long)a->token, a->prob, a->entropy,
                          (long long)a->raw_rank, a->z, a->dot, a->top, a->floor,
-                         tuple_of(a->rank_ids, top_n, id_at), tuple_of(raw_probs, top_n, float_at), stages);
+                         tuple_of(a->rank_ids, top_n, id_at), tuple_of(raw_probs, top_n, float_at),
+                         stages, windows);
 }
 
 /* A penalties or DRY stage's view (StepSampler._window_view), as Python objects: the raw
@@ -788,11 +914,32 @@ OPENLID_EXPORT PyObject *openlid_step_py(step_args *a) {
    tenth of z (the window held most of the mass: numpy sums afresh). The top_n of the raw head's
    ids (raw_ids, which hold every token that can rank there) and the window, by their current
    scores, ties by id: (ids, probs) with probs = exp(score - shift) / z, in double. */
-OPENLID_EXPORT PyObject *openlid_window_view(const float *logits, int64_t n,
-                                             const int32_t *raw_ids, int64_t n_raw,
-                                             const int32_t *w_ids, const float *w_vals,
-                                             int64_t n_w, double shift, double z,
-                                             int64_t top_n) {
+/* z summed afresh over the scores with the window's changed (Normaliser.z_with, where the
+   difference would keep little more than z's rounding): the pass of openlid_scan over the very
+   scores, the window's written over theirs for the pass and put back, so that numpy's copy
+   scanned the same way gives the same z. NAN where that cannot be done. */
+static double z_afresh(int level, float *logits, int64_t n, const int32_t *w_ids,
+                       const float *w_vals, int64_t n_w, double shift) {
+    float *kept = (float *)PyMem_Malloc(sizeof(float) * (size_t)(n_w + 1));
+    if (!kept) return NAN;
+    for (int64_t i = 0; i < n_w; i++) {
+        kept[i] = logits[w_ids[i]];
+        logits[w_ids[i]] = w_vals[i];
+    }
+    double sums[2];
+    float mx;
+    int32_t none;
+    openlid_scan(level, logits, n, (float)shift, INFINITY, &none, 0, sums, &mx);
+    for (int64_t i = 0; i < n_w; i++) logits[w_ids[i]] = kept[i];
+    PyMem_Free(kept);
+    return sums[0] > 1e-30 && sums[0] < 1e30 ? sums[0] : NAN;
+}
+
+/* `scan_logits`: the scores again, writable, for z_afresh (at `level`); NULL: None instead. */
+static PyObject *window_view(const float *logits, int64_t n, const int32_t *raw_ids,
+                             int64_t n_raw, const int32_t *w_ids, const float *w_vals,
+                             int64_t n_w, double shift, double z, int64_t top_n,
+                             float *scan_logits, int level) {
     double old_terms = 0.0, new_terms = 0.0;
     for (int64_t i = 0; i < n_w; i++) {
         if (w_ids[i] < 0 || w_ids[i] >= n) Py_RETURN_NONE;
@@ -800,7 +947,11 @@ OPENLID_EXPORT PyObject *openlid_window_view(const float *logits, int64_t n,
         new_terms += exp((double)w_vals[i] - shift);
     }
     double z_new = z - old_terms + new_terms;
-    if (!(z_new >= 0.1 * z)) Py_RETURN_NONE;
+    if (!(z_new >= 0.1 * z)) {
+        if (!scan_logits) Py_RETURN_NONE;
+        z_new = z_afresh(level, scan_logits, n, w_ids, w_vals, n_w, shift);
+        if (z_new != z_new) Py_RETURN_NONE;
+    }
     scored *all = (scored *)PyMem_Malloc(sizeof(scored) * (size_t)(n_raw + n_w + 1));
     if (!all) return PyErr_NoMemory();
     int64_t m = 0;
@@ -844,6 +995,14 @@ OPENLID_EXPORT PyObject *openlid_window_view(const float *logits, int64_t n,
     }
     PyMem_Free(all);
     return Py_BuildValue("(NN)", ids, probs);
+}
+
+OPENLID_EXPORT PyObject *openlid_window_view(const float *logits, int64_t n,
+                                             const int32_t *raw_ids, int64_t n_raw,
+                                             const int32_t *w_ids, const float *w_vals,
+                                             int64_t n_w, double shift, double z,
+                                             int64_t top_n) {
+    return window_view(logits, n, raw_ids, n_raw, w_ids, w_vals, n_w, shift, z, top_n, NULL, 0);
 }
 
 static struct PyModuleDef scan_module = {

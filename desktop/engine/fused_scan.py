@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 _LOG2E = 1.0 / math.log(2.0)
-ABI = 3  # _scan.c's openlid_scan_abi(): the signatures below
+ABI = 4  # _scan.c's openlid_scan_abi(): the signatures below
 
 
 def entropy_bits(z: float, dot: float) -> float:
@@ -255,6 +255,10 @@ def rank(logits: npt.NDArray[np.float32], ids: npt.NDArray[np.int32], count: int
     return out_ids[:m].copy(), out_vals[:m].copy(), float(_floor[0])
 
 
+# llama.cpp's llama_token_data {id, logit, p} as a numpy record (step_shortcuts checks the size).
+TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)], align=True)
+
+
 class _StepArgs(ctypes.Structure):
     """_scan.c's step_args (every field 8 bytes wide: no padding to agree on)."""
 
@@ -265,7 +269,10 @@ class _StepArgs(ctypes.Structure):
         ("scratch", ctypes.c_void_p), ("rank_ids", ctypes.c_void_p),
         ("rank_vals", ctypes.c_void_p), ("arr", ctypes.c_void_p), ("buf", ctypes.c_void_p),
         ("apply", ctypes.c_void_p), ("stages", ctypes.c_void_p), ("n_stages", ctypes.c_int64),
-        ("draw", ctypes.c_void_p), ("window_ids", ctypes.c_void_p),
+        ("draw", ctypes.c_void_p), ("history", ctypes.c_void_p),
+        ("n_history", ctypes.c_int64), ("prefix", ctypes.c_void_p), ("n_prefix", ctypes.c_int64),
+        ("wbuf", ctypes.c_void_p), ("w_ids", ctypes.c_void_p), ("w_vals", ctypes.c_void_p),
+        ("w_cap", ctypes.c_int64), ("window_ids", ctypes.c_void_p),
         ("window_vals", ctypes.c_void_p), ("n_window", ctypes.c_int64),
         ("kept", ctypes.c_void_p), ("mass", ctypes.c_void_p),
         ("ids", ctypes.c_void_p), ("probs", ctypes.c_void_p), ("z", ctypes.c_double),
@@ -275,16 +282,15 @@ class _StepArgs(ctypes.Structure):
     ]
 
 
-_NO_WINDOW = np.zeros(0, dtype=np.int32)
-
-
 class Stepped(NamedTuple):
     """A whole captured step (`TopKStep.run`), as _scan.c's openlid_step_py builds it: the
     token llama.cpp drew, its probability and the entropy (bits) of the distribution it was
     drawn from, its raw rank; the raw softmax's z and Σ exp(l - shift) (l - shift), the top
     score and the next step's head floor; the raw top-N (ids, probabilities exp(l - shift) / z,
     most probable first); and each stage's snapshot (kept, raw mass, top-N ids, their
-    probabilities renormalised over the survivors), in chain order from top-k on."""
+    probabilities renormalised over the survivors), in chain order from top-k on; and each
+    penalties or DRY stage's view (ids, probabilities: the raw softmax with the window's scores
+    after that stage), or None where z must be summed afresh (see `window_view`)."""
 
     token: int
     prob: float
@@ -297,6 +303,7 @@ class Stepped(NamedTuple):
     raw_ids: tuple[int, ...]
     raw_probs: tuple[float, ...]
     stages: tuple[tuple[int, float, tuple[int, ...], tuple[float, ...]], ...]
+    windows: tuple[tuple[tuple[int, ...], tuple[float, ...]] | None, ...]
 
     @property
     def entropy(self) -> float:
@@ -305,15 +312,18 @@ class Stepped(NamedTuple):
 
 
 class TopKStep:
-    """`openlid_step`: a captured step of a chain whose first cutting stage is top-k (penalties
-    and DRY before it run on their window in Python, whose scores the step takes; no grammar)
-    in one call, with llama.cpp's own samplers (`stages`: top-k's first,
-    then each later one's; `draw`: the dist sampler or None; all as llama_sampler pointers)
-    applied through `apply` (llama_sampler_apply's address) to the candidate array at `arr`
-    (a llama_token_data_array) over the buffer at `buf`. Built per generation (StepSampler)."""
+    """`openlid_step`: a captured step of a chain whose first cutting stage is top-k (no
+    grammar) in one call, with llama.cpp's own samplers (all as llama_sampler pointers:
+    `prefix`: penalties and DRY before top-k, run on the window's tokens alone; `stages`:
+    top-k's, then each later one's; `draw`: the dist sampler or None) applied through `apply`
+    (llama_sampler_apply's address) to the candidate array at `arr` (a
+    llama_token_data_array) over the buffer at `buf`. `history`: the window's ring of the last
+    tokens (StepSampler's TokenWindow; its first `n_history` entries count, in any order).
+    Built per generation (StepSampler)."""
 
     def __init__(self, n_vocab: int, top_n: int, top_k: int, stages: list[int], draw: int | None,
-                 apply: int, arr: int, buf: int) -> None:
+                 apply: int, arr: int, buf: int, prefix: list[int] | None = None,
+                 history: npt.NDArray[np.int32] | None = None) -> None:
         self.n_vocab, self.top_n, self.n_stages = n_vocab, top_n, len(stages)
         cap = max(65536, n_vocab // 4)
         self._head = np.empty(cap, dtype=np.int32)
@@ -325,56 +335,66 @@ class TopKStep:
         self._mass = np.zeros(len(stages), dtype=np.float64)
         self._ids = np.zeros((len(stages), top_n), dtype=np.int32)
         self._probs = np.zeros((len(stages), top_n), dtype=np.float64)
+        prefix = prefix or []
+        self._history = history if history is not None else np.zeros(1, dtype=np.int32)
+        if self._history.dtype != np.int32 or not self._history.flags.c_contiguous:
+            raise ValueError("the window's ring must be contiguous int32")
+        w_cap = len(self._history)
+        self._prefix = (ctypes.c_void_p * max(1, len(prefix)))(*prefix)
+        self._wbuf = np.zeros(w_cap, dtype=TOKEN_DATA)
+        self._w_ids = np.zeros(w_cap, dtype=np.int32)
+        self._w_vals = np.zeros((max(1, len(prefix)), w_cap), dtype=np.float32)
         self.args = a = _StepArgs(
             level=level(), n_vocab=n_vocab, top_n=top_n, top_k=top_k,
             head=self._head.ctypes.data, head_cap=cap, scratch=self._scratch.ctypes.data,
             rank_ids=self._rank_ids.ctypes.data, rank_vals=self._rank_vals.ctypes.data,
             arr=arr, buf=buf, apply=apply,
             stages=ctypes.cast(self._stages, ctypes.c_void_p).value, n_stages=len(stages),
-            draw=draw, kept=self._kept.ctypes.data, mass=self._mass.ctypes.data,
+            draw=draw, history=self._history.ctypes.data, n_history=0,
+            prefix=ctypes.cast(self._prefix, ctypes.c_void_p).value, n_prefix=len(prefix),
+            wbuf=self._wbuf.ctypes.data, w_ids=self._w_ids.ctypes.data,
+            w_vals=self._w_vals.ctypes.data, w_cap=w_cap,
+            kept=self._kept.ctypes.data, mass=self._mass.ctypes.data,
             ids=self._ids.ctypes.data, probs=self._probs.ctypes.data)
         self._address = ctypes.addressof(a)
         self._logits: npt.NDArray[np.float32] | None = None  # the view `args` points into
 
     def _set(self, logits: npt.NDArray[np.float32], shift: float, guess: float,
-             w_ids: npt.NDArray[np.int32], w_vals: npt.NDArray[np.float32] | None) -> bool:
-        """Point the arguments at this step's scores and window; False where C cannot take
-        them (the caller keeps `w_ids` and `w_vals` alive through the call)."""
+             n_history: int) -> bool:
+        """Point the arguments at this step's scores; False where C cannot take them."""
         a = self.args
         if logits is not self._logits:  # the engine hands the same view every step
+            # (writable: a penalties view whose z is summed afresh writes the window's scores
+            # over the array for that pass, and puts them back)
             if (logits.dtype != np.float32 or not logits.flags.c_contiguous
-                    or len(logits) != self.n_vocab):
+                    or not logits.flags.writeable or len(logits) != self.n_vocab):
                 return False
             self._logits, a.logits = logits, logits.ctypes.data
-        if not math.isfinite(shift):
+        if not math.isfinite(shift) or not 0 <= n_history <= len(self._history):
             return False
-        a.shift, a.guess = shift, guess
-        if not len(w_ids):
-            a.n_window = 0
-            return True
-        if (w_vals is None or len(w_vals) != len(w_ids) or w_ids.dtype != np.int32
-                or w_vals.dtype != np.float32 or not w_ids.flags.c_contiguous
-                or not w_vals.flags.c_contiguous):
-            return False
-        a.window_ids, a.window_vals, a.n_window = (w_ids.ctypes.data, w_vals.ctypes.data,
-                                                   len(w_ids))
+        a.shift, a.guess, a.n_history = shift, guess, n_history
         return True
 
     def ranked(self, count: int) -> npt.NDArray[np.int32]:
         """The last step's raw head, its `count` best ids ranked (a copy)."""
         return self._rank_ids[:count].copy()
 
+    def window(self) -> tuple[npt.NDArray[np.int32], list[npt.NDArray[np.float32]]]:
+        """The last step's window: its ids (ascending) and their scores after each prefix
+        stage (copies), as StepSampler._window_patch returns them."""
+        n_w = int(self.args.n_window)
+        rows = [self._w_vals[s, :n_w].copy() for s in range(int(self.args.n_prefix))]
+        return self._w_ids[:n_w].copy(), rows
+
     def run(self, logits: npt.NDArray[np.float32], shift: float, guess: float,
-            w_ids: npt.NDArray[np.int32] = _NO_WINDOW,
-            w_vals: npt.NDArray[np.float32] | None = None) -> Stepped | Scanned | None:
+            n_history: int = 0) -> Stepped | Scanned | None:
         """The step (Stepped); or, where the Python path must go on (nothing with a state has
         run yet), what the pass over the scores found (Scanned), or None when it found nothing
-        usable. `logits`: float32, contiguous, n_vocab of them; `w_ids` (ascending) and
-        `w_vals`: the window's tokens and their scores after penalties and DRY. RuntimeError
-        when a stage broke what the step relies on (the array grew or the draw selected
-        nothing)."""
+        usable. `logits`: float32, contiguous, n_vocab of them; `n_history`: how many of the
+        window's ring hold tokens. RuntimeError when a stage broke what the step relies on
+        (the array grew or the draw selected nothing)."""
         step = _py_step()
-        if step is None or not self._set(logits, shift, guess, w_ids, w_vals):
+        if step is None or not self._set(logits, shift, guess, n_history):
             return None
         a = self.args
         found = step(self._address)
@@ -387,13 +407,12 @@ class TopKStep:
                        self._head[:count] if count <= len(self._head) else None)
 
     def draw(self, logits: npt.NDArray[np.float32], shift: float, guess: float,
-             w_ids: npt.NDArray[np.int32] = _NO_WINDOW,
-             w_vals: npt.NDArray[np.float32] | None = None) -> tuple[int, float, float] | None:
+             n_history: int = 0) -> tuple[int, float, float] | None:
         """The same step with nothing kept but the token (a step not captured): (token, top
         score, next head floor), or None where the Python path must take the step (nothing
         with a state has run)."""
         lib = _library()
-        if lib is None or not self._set(logits, shift, guess, w_ids, w_vals):
+        if lib is None or not self._set(logits, shift, guess, n_history):
             return None
         a = self.args
         code = lib.openlid_step(self._address)

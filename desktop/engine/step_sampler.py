@@ -22,10 +22,10 @@ threshold instead of sorting it. Stages whose result hangs on sums over the whol
 float32 (typical's entropy, top-n-sigma's deviation, XTC's and dynamic temperature's softmax)
 still compute them in llama.cpp, over the same numbers: computing those sums any other way could
 move a cut by one token. A chain whose first cutting stage is top-k (llama.cpp's default order;
-penalties and DRY, when on, run on their window here first; no grammar) takes each step in one
-call into C (`fused_scan.TopKStep`), which does what the Python path does with the same samplers
-and hands the step back before any stage with a state runs wherever that path would go
-otherwise.
+penalties and DRY, when on, before it; no grammar) takes each step in one call into C
+(`fused_scan.TopKStep`, the window's penalties and DRY included), which does what the Python
+path does with the same samplers and hands the step back before any stage with a state runs
+wherever that path would go otherwise.
 
 Structured output adds llama.cpp's grammar sampler (`engine.grammar`) before every stage that
 cuts, as llama.cpp applies it first (it only masks tokens, so it commutes with penalties and DRY
@@ -35,7 +35,6 @@ exact. Its `kept` counts the vocabulary less the tokens found forbidden.
 
 from __future__ import annotations
 
-import collections
 import ctypes
 import math
 import time
@@ -73,6 +72,7 @@ from desktop.engine.step_shortcuts import (
     TOKEN_DATA,
     Candidates,
     Normaliser,
+    TokenWindow,
     all_distinct,
     floats,
     head_ids,
@@ -135,8 +135,8 @@ class StepSampler(GrammarStart):
         self._prefix = active[:n_prefix]
         self._rest = active[n_prefix:]
         windows = [build.window(getattr(s, WINDOWED[n])) for n in active if n in WINDOWED]
-        self._history: collections.deque[int] = collections.deque(maxlen=max(windows, default=0))
-        self._wcand = Candidates(max(1, self._history.maxlen or 1))
+        self._history = TokenWindow(max(windows, default=0))
+        self._wcand = Candidates(max(1, self._history.size))
         # When the first stage that cuts is top-k or min-p, only the tokens that can survive
         # it enter the candidate array (see step_shortcuts.head_ids).
         first = self._rest[0] if self._rest and shortcuts else None
@@ -186,8 +186,8 @@ class StepSampler(GrammarStart):
         self._k_floor: float | None = None
         self._last_max: float | None = None  # the last captured step's top raw score
         # A chain whose first cutting stage is top-k (llama.cpp's default order; penalties and
-        # DRY before it run on their window here; no grammar) captures a step in one call into
-        # C (fused_scan.TopKStep), running these very samplers; a step it cannot take whole
+        # DRY before it run on their window there too; no grammar) captures a step in one call
+        # into C (fused_scan.TopKStep), running these very samplers; a step it cannot take whole
         # goes on in Python from its pass over the scores.
         self._whole: fused_scan.TopKStep | None = None
         self.whole_steps = 0  # steps captured whole in C
@@ -197,7 +197,8 @@ class StepSampler(GrammarStart):
             self._whole = fused_scan.TopKStep(
                 n_vocab, s.top_n, s.top_k, [_address(self.samplers[n]) for n in self._rest],
                 _address(self.draw) if self.draw is not None else None, _APPLY,
-                ctypes.addressof(self.cand.arr), self.cand.buf.ctypes.data)
+                ctypes.addressof(self.cand.arr), self.cand.buf.ctypes.data,
+                [_address(self.samplers[n]) for n in self._prefix], self._history.ring)
 
     def _own(self, sampler: Any) -> Any:
         self._owned.append(sampler)
@@ -206,14 +207,14 @@ class StepSampler(GrammarStart):
     def accept(self, tokens: Iterable[int]) -> None:
         """Tell the penalty and DRY samplers what the context already holds (its last tokens
         count; older ones fall out of every window anyway)."""
-        keep = self._history.maxlen or 0
+        keep = self._history.size
         if keep <= 0:
             return
         for tok in list(tokens)[-keep:]:
             self._accept(tok)
 
     def _accept(self, token: int) -> None:
-        if self._history.maxlen:
+        if self._history.size:
             self._history.append(token)
             for name in (STAGE_PENALTIES, STAGE_DRY):
                 sampler = self.samplers.get(name)
@@ -251,10 +252,9 @@ class StepSampler(GrammarStart):
         computed by those very samplers on an array of the window's tokens alone."""
         if not self._prefix:
             return _NO_IDS, []
-        if not self._history:
+        if not self._history.count:
             return _NO_IDS, [_NO_SCORES for _ in self._prefix]
-        ids = sorted_unique(np.fromiter(self._history, dtype=np.int32,
-                                        count=len(self._history)))
+        ids = sorted_unique(self._history.tokens())
         w = self._wcand
         w.fill_ids(ids, logits[ids])
         after = []
@@ -379,15 +379,15 @@ class StepSampler(GrammarStart):
     def sample_fast(self, logits: npt.NDArray[np.float32]) -> int:
         """Run the chain and draw, capturing nothing."""
         shift, guess = self._last_max, self._head_floor
-        w_ids, after = self._window_patch(logits)
-        w_final = after[-1] if after else None
         if self._whole is not None and shift is not None and guess is not None:
-            drawn = self._whole.draw(logits, shift, guess, w_ids, w_final)
+            drawn = self._whole.draw(logits, shift, guess, self._history.count)
             if drawn is not None:
                 token, self._last_max, self._head_floor = drawn
                 self.whole_steps += 1
                 self._accept(token)
                 return token
+        w_ids, after = self._window_patch(logits)
+        w_final = after[-1] if after else None
         done = self._start(logits, w_ids, w_final, None)  # top-k's head seldom needs the max
         if self._whole is not None:  # where this step's scores lay: the next one's start
             self._last_max, self._head_floor = float(logits.max()), self._k_floor
@@ -414,19 +414,17 @@ class StepSampler(GrammarStart):
         # (fused_scan). Without the extension: the raw softmax's z first (its one cold pass),
         # then the raw head (warm now), whose top is this step's max (step_shortcuts.raw_z).
         shift, guess = self._last_max, self._head_floor
-        scanned = found = patch = None
+        scanned = found = None
         if shift is not None and guess is not None and fused_scan.available():
             whole = None
             if self._whole is not None and forced is None:
-                patch = self._window_patch(logits)
-                w_final = patch[1][-1] if patch[1] else None
-                whole = self._whole.run(logits, shift, guess, patch[0], w_final)
+                whole = self._whole.run(logits, shift, guess, self._history.count)
             if isinstance(whole, fused_scan.Stepped):
-                return whole.token, self._stepped(whole, logits, shift, started, patch)
+                return whole.token, self._stepped(whole, logits, shift, started)
             scanned = whole if whole is not None else fused_scan.scan(logits, shift, guess)
         elif shift is not None:
             found = raw_z(logits, shift)
-        w_ids, after = patch if patch is not None else self._window_patch(logits)
+        w_ids, after = self._window_patch(logits)
         w_final = after[-1] if after else None
         top_n = self.top_n
         # The raw head, long enough to hold every prefix stage's top-N too (a window token can
@@ -519,9 +517,7 @@ class StepSampler(GrammarStart):
             views.append(view)
 
     def _stepped(self, whole: fused_scan.Stepped, logits: npt.NDArray[np.float32],
-                 shift: float, started: float,
-                 patch: tuple[npt.NDArray[np.int32], list[npt.NDArray[np.float32]]] | None,
-                 ) -> dict[str, Any]:
+                 shift: float, started: float) -> dict[str, Any]:
         """The StepRecord fields of a step captured whole in C (see `_whole`): the figures
         the path in Python computes, by the same calls (the raw probabilities in C's double
         exp, where numpy's may differ in the last bit)."""
@@ -532,12 +528,15 @@ class StepSampler(GrammarStart):
         by_name = {name: StageView(name, kept, min(mass, 1.0), ids, probs)
                    for name, (kept, mass, ids, probs) in zip(self._rest, whole.stages,
                                                              strict=True)}
-        if self._prefix and patch is not None:  # penalties and DRY, as in Python's path
-            assert self._whole is not None
-            w_ids, after = patch
+        for name, found in zip(self._prefix, whole.windows, strict=True):
+            if found is not None:  # penalties and DRY, viewed in C as the Python path views them
+                by_name[name] = StageView(name, self.n_vocab, 1.0, *found)
+                continue
+            assert self._whole is not None  # z summed afresh, in numpy
+            w_ids, after = self._whole.window()
             raw_ids = self._whole.ranked(len(whole.raw_ids) + len(w_ids))
-            for name, values in zip(self._prefix, after, strict=True):
-                by_name[name] = self._window_view(name, logits, norm, raw_ids, w_ids, values)
+            values = after[self._prefix.index(name)]
+            by_name[name] = self._window_view(name, logits, norm, raw_ids, w_ids, values)
         self._in_order(views, by_name)
         token = whole.token
         self._accept(token)

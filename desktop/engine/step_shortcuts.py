@@ -39,7 +39,7 @@ import numpy.typing as npt
 from desktop.core.steps import StageView
 from desktop.engine import fused_scan
 
-TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)], align=True)
+TOKEN_DATA = fused_scan.TOKEN_DATA
 assert TOKEN_DATA.itemsize == ctypes.sizeof(L.llama_token_data)
 
 SMALL = 4096  # at or below this many candidates a snapshot sorts them all
@@ -50,6 +50,29 @@ _LOG2E = 1.0 / math.log(2.0)
 _GAPS = (8.0, 16.0, 32.0, 64.0)  # how far below the top a snapshot's head reaches, in turn
 SORT_HEAD = 2048  # tokens whose ids a sorted fill writes (typical's and Mirostat's survivors)
 _NO_IDS = np.zeros(0, dtype=np.int32)
+
+
+class TokenWindow:
+    """The last `size` tokens a generation saw (the penalties' and DRY's window) in a ring of
+    int32: which tokens, and how often, not their order, which is all their scores depend on
+    here (the samplers keep their own order through accept). fused_scan.TopKStep reads the
+    ring in place."""
+
+    def __init__(self, size: int) -> None:
+        self.size = max(0, size)
+        self.ring = np.zeros(max(1, self.size), dtype=np.int32)
+        self.count = 0  # ring[:count] hold tokens
+        self._at = 0
+
+    def append(self, token: int) -> None:
+        if not self.size:
+            return
+        self.ring[self._at] = token
+        self._at = (self._at + 1) % self.size
+        self.count = min(self.count + 1, self.size)
+
+    def tokens(self) -> npt.NDArray[np.int32]:
+        return self.ring[: self.count]
 
 
 class Candidates:
@@ -170,9 +193,13 @@ class Normaliser:
         if z >= 0.1 * self.z:
             return z
         # The window held most of the mass and lost it: the difference would keep little more
-        # than the rounding of z, so sum the changed scores afresh.
+        # than the rounding of z, so sum the changed scores afresh (in C's pass where built,
+        # as a step taken whole in C sums them).
         changed = logits.copy()
         changed[ids] = values
+        found = fused_scan.scan(changed, self.shift)
+        if found is not None and found.normalised:
+            return found.z
         return _exp_sum(changed, self.shift)[0]
 
 

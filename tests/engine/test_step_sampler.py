@@ -20,6 +20,7 @@ from desktop.core.sampler_stages import removed_from_head
 from desktop.core.sampling import SamplerSettings, SettingsError
 from desktop.engine import fused_scan
 from desktop.engine.step_sampler import TOKEN_DATA, StepSampler, llama_chain
+from desktop.engine.step_shortcuts import TokenWindow
 
 N_VOCAB = 262_144
 N_CTX = 4096
@@ -530,5 +531,93 @@ def test_a_top_k_chain_captured_whole_in_c_is_the_python_path_and_llama_cpps_cha
                 assert len(steps) - 3 <= fast.whole_steps < len(steps)
     finally:
         for sampler in (in_c, in_python, fast):
+            sampler.close()
+        L.llama_sampler_free(chain)
+
+
+def test_a_window_holding_most_of_the_mass_is_viewed_afresh_in_a_step_taken_whole(
+        vocab: Any) -> None:
+    """Penalties on a favourite that holds nearly all the mass: the step is still taken whole
+    in C, the penalties stage's view sums z afresh (numpy, from the window C patched), and
+    every figure is the Python path's, the token llama.cpp's."""
+    if not fused_scan.available():
+        pytest.skip("the C pass did not compile here")
+    settings = SamplerSettings(seed=38, repeat_penalty=1.5, repeat_last_n=64)
+    steps = _drifting(38, 2.0, False, 6)
+    favourite = int(np.argmax(steps[0]))
+    for logits in steps:
+        logits[favourite] = 25.0  # ~all of the raw mass; 25 / 1.5 leaves most of z behind
+    in_c = StepSampler(settings, N_VOCAB, N_CTX, vocab)
+    in_python = StepSampler(settings, N_VOCAB, N_CTX, vocab)
+    in_python._whole = None
+    chain = llama_chain(settings, N_VOCAB, N_CTX, vocab)
+    history = [favourite, 7, 8, 9]
+    for sampler in (in_c, in_python):
+        sampler.accept(history)
+    for tok in history:
+        L.llama_sampler_accept(chain, tok)
+    try:
+        for step, logits in enumerate(steps):
+            expected = chain_draw(chain, logits)
+            token_c, c = in_c.sample_captured(logits)
+            token_p, p = in_python.sample_captured(logits)
+            assert (token_c, token_p) == (expected, expected), step
+            c_view, p_view = c["stages"][1], p["stages"][1]
+            assert c_view.name == p_view.name == "penalties"
+            assert c_view.ids == p_view.ids
+            assert c_view.probs == pytest.approx(p_view.probs, rel=1e-12)
+            assert c_view.probs[0] < 0.9  # the favourite lost most of its share
+        assert in_c.whole_steps >= len(steps) - 2
+    finally:
+        for sampler in (in_c, in_python):
+            sampler.close()
+        L.llama_sampler_free(chain)
+
+
+def test_the_window_ring_holds_the_last_tokens() -> None:
+    """TokenWindow: the last `size` tokens (their multiset: all the window's scores hang on);
+    a size of 0 holds nothing."""
+    window = TokenWindow(3)
+    for tok in (5, 6, 7, 8, 5):
+        window.append(tok)
+    assert (window.count, sorted(window.tokens().tolist())) == (3, [5, 7, 8])
+    empty = TokenWindow(0)
+    empty.append(1)
+    assert empty.count == 0
+    assert len(empty.tokens()) == 0
+
+
+@pytest.mark.parametrize("settings", [WHOLE[0], WHOLE[5]], ids=["default", "penalties"])
+def test_a_step_whose_scores_all_fell_is_still_taken_whole(
+        settings: SamplerSettings, vocab: Any) -> None:
+    """Scores that drop as a whole from one step to the next leave too few tokens above the
+    last step's floor: the C step finds its head again below this step's max (a second pass
+    that only compares) instead of handing the step to Python — with the Python path's
+    figures and llama.cpp's tokens."""
+    if not fused_scan.available():
+        pytest.skip("the C pass did not compile here")
+    steps = [logits - np.float32(3.0 * i) for i, logits in
+             enumerate(_drifting(settings.seed, 3.0, False, 6))]
+    in_c = StepSampler(settings, N_VOCAB, N_CTX, vocab)
+    in_python = StepSampler(settings, N_VOCAB, N_CTX, vocab)
+    in_python._whole = None
+    chain = llama_chain(settings, N_VOCAB, N_CTX, vocab)
+    history = _history(steps[0])
+    for sampler in (in_c, in_python):
+        sampler.accept(history)
+    for tok in history:
+        L.llama_sampler_accept(chain, tok)
+    try:
+        for step, logits in enumerate(steps):
+            expected = chain_draw(chain, logits)
+            token_c, c = in_c.sample_captured(logits)
+            token_p, p = in_python.sample_captured(logits)
+            assert (token_c, token_p) == (expected, expected), step
+            for sc, sp in zip(c["stages"], p["stages"], strict=True):
+                assert (sc.name, sc.kept, sc.ids) == (sp.name, sp.kept, sp.ids)
+                assert sc.probs == pytest.approx(sp.probs, rel=1e-12)
+        assert in_c.whole_steps == len(steps) - 1  # all but the first, which has no last step
+    finally:
+        for sampler in (in_c, in_python):
             sampler.close()
         L.llama_sampler_free(chain)
