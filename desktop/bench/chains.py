@@ -4,7 +4,8 @@ Pure data, used in the CLI process (which sends each chain's settings to the eng
 reference child (which builds the same chain out of llama.cpp's samplers). A chain is a
 `SamplerSettings`; its target is the least capture-on ÷ reference ratio the issue asks for:
 0.95 where the chain is cheap for llama.cpp too (greedy, top-k first), 1.0 for the chains where
-llama.cpp itself sorts the whole vocabulary and a capture that works on the head should win.
+llama.cpp itself goes over the whole vocabulary (sorts it, or looks every token up in a
+penalty's window) and a capture that works on the head and the window should win.
 """
 
 from __future__ import annotations
@@ -67,8 +68,9 @@ def bench_chains() -> tuple[Chain, ...]:
         Chain("greedy", base.replace(temperature=0.0), CHEAP_TARGET),
         Chain("default", base, CHEAP_TARGET),
         # What the app samples the ready model with (a base model): a repeat penalty before
-        # top-k, which the engine runs on its window.
-        Chain("base_model", base.replace(**BASE_MODEL_VALUES), CHEAP_TARGET),
+        # top-k, which llama.cpp applies token by token over the whole vocabulary and the
+        # engine on its window alone ("penalties on": a full-vocabulary chain for the issue).
+        Chain("base_model", base.replace(**BASE_MODEL_VALUES), FULL_VOCAB_TARGET),
         Chain("full_vocab", full.replace(repeat_penalty=1.1, repeat_last_n=64), FULL_VOCAB_TARGET),
         Chain("typical", full.replace(typical_p=0.9), FULL_VOCAB_TARGET),
         Chain("dry", full.replace(dry_multiplier=0.8), FULL_VOCAB_TARGET),

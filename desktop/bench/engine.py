@@ -359,7 +359,8 @@ def _report(path: str, settings: LoadSettings, tokens: int, repeat: int,
         }
         if ceiling_tps is not None:
             # Held to the target where llama.cpp's own sampling is cheap: llama-bench samples
-            # nothing, so a chain that sorts the vocabulary is slower than it on any engine.
+            # nothing, so a chain that goes over the whole vocabulary (sorts it, penalises it
+            # token by token) is slower than it on any engine.
             held = chain.target == CHEAP_TARGET
             rows[chain.name]["ratio_capture_on_vs_llama_bench"] = on_tps / ceiling_tps
             # llama.cpp's own chain called from Python, no capture: what is left to the engine
@@ -472,8 +473,9 @@ def _ceiling_lines(r: dict[str, Any]) -> list[str]:
     if ceiling["error"]:
         lines.append(f"  (a later run failed: {ceiling['error']})")
     lines.append(f"capture on ÷ llama-bench (target >= {ceiling['target']:.2f} where llama.cpp's "
-                 "own sampling is cheap; the others sort the vocabulary, which it does not), and "
-                 "the reference's (llama.cpp's own chain in a Python loop, no capture):")
+                 "own sampling is cheap; the others go over the whole vocabulary, which it does "
+                 "not), and the reference's (llama.cpp's own chain in a Python loop, no "
+                 "capture):")
     for name, row in r["chains"].items():
         held = row["meets_llama_bench_target"]
         verdict = "" if held is None else (" met" if held else " MISSED")
