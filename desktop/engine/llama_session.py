@@ -167,6 +167,7 @@ class LlamaSession:
             functools.partial(is_eog, self.vocab))
         self._piece_buf = ctypes.create_string_buffer(256)
         self._display: dict[int, str] = {}
+        self._pieces: dict[int, bytes] = {}  # piece_bytes's plain pieces
         self._logits_view: tuple[int | None, npt.NDArray[np.float32]] | None = None
         self.vision: Vision | None = None
         try:
@@ -274,7 +275,14 @@ class LlamaSession:
         return tokens
 
     def piece_bytes(self, token: int, special: bool = False) -> bytes:
-        return token_piece(self.vocab, token, self._piece_buf, special)
+        """A token's bytes (`special`: control tokens by name); the plain ones are kept, as
+        every generated token asks for its own (a call into llama.cpp after each decode)."""
+        if special:
+            return token_piece(self.vocab, token, self._piece_buf, True)
+        piece = self._pieces.get(token)
+        if piece is None:
+            piece = self._pieces[token] = token_piece(self.vocab, token, self._piece_buf)
+        return piece
 
     def display_piece(self, token: int) -> str:
         """A token's text for display: special tokens by name, stray bytes as \\xNN."""
