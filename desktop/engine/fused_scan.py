@@ -290,7 +290,8 @@ class Stepped(NamedTuple):
     most probable first); and each stage's snapshot (kept, raw mass, top-N ids, their
     probabilities renormalised over the survivors), in chain order from top-k on; and each
     penalties or DRY stage's view (ids, probabilities: the raw softmax with the window's scores
-    after that stage), or None where z must be summed afresh (see `window_view`)."""
+    after that stage; z summed afresh by the same pass where the window held most of the mass),
+    or None where C could not sum it (numpy does, from `TopKStep.window`)."""
 
     token: int
     prob: float

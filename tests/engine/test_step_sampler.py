@@ -535,11 +535,41 @@ def test_a_top_k_chain_captured_whole_in_c_is_the_python_path_and_llama_cpps_cha
         L.llama_sampler_free(chain)
 
 
+def _in_c_and_in_python(settings: SamplerSettings, steps: list[np.ndarray],
+                        history: list[int], vocab: Any,
+                        ) -> tuple[list[tuple[dict[str, Any], dict[str, Any]]], int]:
+    """Each step captured in C (fused_scan.TopKStep) and in Python, both tokens held to
+    llama.cpp's whole chain: the (C, Python) StepRecord fields of each step, and how many steps
+    C took whole."""
+    in_c = StepSampler(settings, N_VOCAB, N_CTX, vocab)
+    in_python = StepSampler(settings, N_VOCAB, N_CTX, vocab)
+    in_python._whole = None
+    chain = llama_chain(settings, N_VOCAB, N_CTX, vocab)
+    for sampler in (in_c, in_python):
+        sampler.accept(history)
+    for tok in history:
+        L.llama_sampler_accept(chain, tok)
+    fields = []
+    try:
+        for step, logits in enumerate(steps):
+            expected = chain_draw(chain, logits)
+            token_c, c = in_c.sample_captured(logits)
+            token_p, p = in_python.sample_captured(logits)
+            assert (token_c, token_p) == (expected, expected), step
+            fields.append((c, p))
+        return fields, in_c.whole_steps
+    finally:
+        for sampler in (in_c, in_python):
+            sampler.close()
+        L.llama_sampler_free(chain)
+
+
 def test_a_window_holding_most_of_the_mass_is_viewed_afresh_in_a_step_taken_whole(
         vocab: Any) -> None:
     """Penalties on a favourite that holds nearly all the mass: the step is still taken whole
-    in C, the penalties stage's view sums z afresh (numpy, from the window C patched), and
-    every figure is the Python path's, the token llama.cpp's."""
+    in C, the penalties stage's view sums z afresh (the same pass over the scores with the
+    window's written in, as the Python path's copy is summed), and every figure is the Python
+    path's, the token llama.cpp's."""
     if not fused_scan.available():
         pytest.skip("the C pass did not compile here")
     settings = SamplerSettings(seed=38, repeat_penalty=1.5, repeat_last_n=64)
@@ -547,31 +577,14 @@ def test_a_window_holding_most_of_the_mass_is_viewed_afresh_in_a_step_taken_whol
     favourite = int(np.argmax(steps[0]))
     for logits in steps:
         logits[favourite] = 25.0  # ~all of the raw mass; 25 / 1.5 leaves most of z behind
-    in_c = StepSampler(settings, N_VOCAB, N_CTX, vocab)
-    in_python = StepSampler(settings, N_VOCAB, N_CTX, vocab)
-    in_python._whole = None
-    chain = llama_chain(settings, N_VOCAB, N_CTX, vocab)
-    history = [favourite, 7, 8, 9]
-    for sampler in (in_c, in_python):
-        sampler.accept(history)
-    for tok in history:
-        L.llama_sampler_accept(chain, tok)
-    try:
-        for step, logits in enumerate(steps):
-            expected = chain_draw(chain, logits)
-            token_c, c = in_c.sample_captured(logits)
-            token_p, p = in_python.sample_captured(logits)
-            assert (token_c, token_p) == (expected, expected), step
-            c_view, p_view = c["stages"][1], p["stages"][1]
-            assert c_view.name == p_view.name == "penalties"
-            assert c_view.ids == p_view.ids
-            assert c_view.probs == pytest.approx(p_view.probs, rel=1e-12)
-            assert c_view.probs[0] < 0.9  # the favourite lost most of its share
-        assert in_c.whole_steps >= len(steps) - 2
-    finally:
-        for sampler in (in_c, in_python):
-            sampler.close()
-        L.llama_sampler_free(chain)
+    fields, whole = _in_c_and_in_python(settings, steps, [favourite, 7, 8, 9], vocab)
+    for c, p in fields:
+        c_view, p_view = c["stages"][1], p["stages"][1]
+        assert c_view.name == p_view.name == "penalties"
+        assert c_view.ids == p_view.ids
+        assert c_view.probs == pytest.approx(p_view.probs, rel=1e-12)
+        assert c_view.probs[0] < 0.9  # the favourite lost most of its share
+    assert whole >= len(steps) - 2
 
 
 def test_the_window_ring_holds_the_last_tokens() -> None:
@@ -598,26 +611,9 @@ def test_a_step_whose_scores_all_fell_is_still_taken_whole(
         pytest.skip("the C pass did not compile here")
     steps = [logits - np.float32(3.0 * i) for i, logits in
              enumerate(_drifting(settings.seed, 3.0, False, 6))]
-    in_c = StepSampler(settings, N_VOCAB, N_CTX, vocab)
-    in_python = StepSampler(settings, N_VOCAB, N_CTX, vocab)
-    in_python._whole = None
-    chain = llama_chain(settings, N_VOCAB, N_CTX, vocab)
-    history = _history(steps[0])
-    for sampler in (in_c, in_python):
-        sampler.accept(history)
-    for tok in history:
-        L.llama_sampler_accept(chain, tok)
-    try:
-        for step, logits in enumerate(steps):
-            expected = chain_draw(chain, logits)
-            token_c, c = in_c.sample_captured(logits)
-            token_p, p = in_python.sample_captured(logits)
-            assert (token_c, token_p) == (expected, expected), step
-            for sc, sp in zip(c["stages"], p["stages"], strict=True):
-                assert (sc.name, sc.kept, sc.ids) == (sp.name, sp.kept, sp.ids)
-                assert sc.probs == pytest.approx(sp.probs, rel=1e-12)
-        assert in_c.whole_steps == len(steps) - 1  # all but the first, which has no last step
-    finally:
-        for sampler in (in_c, in_python):
-            sampler.close()
-        L.llama_sampler_free(chain)
+    fields, whole = _in_c_and_in_python(settings, steps, _history(steps[0]), vocab)
+    for c, p in fields:
+        for sc, sp in zip(c["stages"], p["stages"], strict=True):
+            assert (sc.name, sc.kept, sc.ids) == (sp.name, sp.kept, sp.ids)
+            assert sc.probs == pytest.approx(sp.probs, rel=1e-12)
+    assert whole == len(steps) - 1  # all but the first, which has no last step to start from
