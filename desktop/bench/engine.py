@@ -21,6 +21,7 @@ import contextlib
 import multiprocessing as mp
 import os
 import platform
+import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -153,14 +154,18 @@ class _Engine:
 
 
 class _Best:
-    """The best figure of each (row, side) over the counted rounds."""
+    """The best figure of each (row, side) over the counted rounds, and each round's tokens/s
+    (for the ratios paired by round: the sides of a round got the same prompt, back to back)."""
 
     def __init__(self) -> None:
         self.values: dict[tuple[str, str], dict[str, float]] = {}
+        self.by_round: dict[tuple[str, str], list[float]] = {}
         self.reused: dict[str, int] = {"reference": 0, "engine": 0}
         self.same: dict[str, bool] = {}
 
     def add(self, row: str, side: str, **figures: float) -> None:
+        if "tokens_per_second" in figures:
+            self.by_round.setdefault((row, side), []).append(figures["tokens_per_second"])
         best = self.values.setdefault((row, side), {})
         for key, value in figures.items():
             lower_is_better = key.endswith("_ms")
@@ -178,6 +183,12 @@ class _Best:
 
     def get(self, row: str, side: str, key: str) -> float:
         return self.values[(row, side)][key]
+
+    def paired(self, row: str, side: str, other_row: str, other_side: str) -> list[float]:
+        """(row, side)'s tokens/s ÷ (other_row, other_side)'s, round by round."""
+        mine = self.by_round.get((row, side), [])
+        theirs = self.by_round.get((other_row, other_side), [])
+        return [a / b for a, b in zip(mine, theirs, strict=False) if b > 0]
 
 
 def _check_args(tokens: int, repeat: int) -> None:
@@ -343,6 +354,10 @@ def _report(path: str, settings: LoadSettings, tokens: int, repeat: int,
             "engine_capture_on_tokens_per_second": on_tps,
             "ratio_capture_off_vs_reference": off_tps / ref_tps,
             "ratio_capture_on_vs_reference": ratio,
+            # The same ratio round by round (sides paired on one prompt): how far the machine's
+            # noise moves it, where the best of each side can pair two lucky rounds.
+            "ratio_capture_on_vs_reference_by_round": best.paired(
+                chain.name, "capture_on", chain.name, "reference"),
             "target": chain.target,
             "meets_target": ratio >= chain.target,
             "reference_first_token_ms": ref_ttft,
@@ -366,6 +381,8 @@ def _report(path: str, settings: LoadSettings, tokens: int, repeat: int,
             # llama.cpp's own chain called from Python, no capture: what is left to the engine
             # is the gap between this and the figure above.
             rows[chain.name]["ratio_reference_vs_llama_bench"] = ref_tps / ceiling_tps
+            rows[chain.name]["ratio_capture_on_vs_llama_bench_by_round"] = best.paired(
+                chain.name, "capture_on", "llama_bench", "llama_bench")
             rows[chain.name]["meets_llama_bench_target"] = (
                 on_tps / ceiling_tps >= LLAMA_BENCH_TARGET if held else None)
     ref_pp = best.get("prompt", "reference", "tokens_per_second")
@@ -434,6 +451,14 @@ def format_report(r: dict[str, Any]) -> str:
         lines.append(f"{name:<12} {row['reference_sample_ms']:>10.3f} "
                      f"{row['engine_capture_off_sample_ms']:>12.3f} "
                      f"{row['engine_capture_on_sample_ms']:>11.3f}")
+    lines += ["", "capture on ÷ reference round by round (the same prompt on both sides, back to "
+              "back; with llama-bench's run of that round): median (least–most)"]
+    for name, row in r["chains"].items():
+        line = f"{name:<12} {_spread(row['ratio_capture_on_vs_reference_by_round'])}"
+        if "ratio_capture_on_vs_llama_bench_by_round" in row:
+            line += (f"   ÷ llama-bench "
+                     f"{_spread(row['ratio_capture_on_vs_llama_bench_by_round'])}")
+        lines.append(line)
     lines.append("")
     for name, row in r["chains"].items():
         same = ("" if row["same_tokens"] else
@@ -454,6 +479,13 @@ def format_report(r: dict[str, Any]) -> str:
         *_ceiling_lines(r),
     ]
     return "\n".join(lines)
+
+
+def _spread(values: list[float]) -> str:
+    """'median (least–most)' of a list of ratios, three decimals."""
+    if not values:
+        return "-"
+    return f"{statistics.median(values):.3f} ({min(values):.3f}–{max(values):.3f})"
 
 
 def _ratio(value: float, target: float) -> str:

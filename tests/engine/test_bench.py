@@ -78,7 +78,12 @@ def test_bench_reports_every_chain_with_the_same_tokens_on_every_side(tiny_model
     table = format_report(report)
     for chain in chains:
         assert chain.name in table
+        # One counted round: its paired ratio is the best-of ratio itself.
+        by_round = report["chains"][chain.name]["ratio_capture_on_vs_reference_by_round"]
+        assert by_round == pytest.approx([report["chains"][chain.name]
+                                          ["ratio_capture_on_vs_reference"]])
         assert chain.label in table
+    assert "capture on ÷ reference round by round" in table
     assert "prompt processing (512 tokens)" in table
     assert "sampling per token (ms" in table
     assert "900-token context" in table
@@ -169,6 +174,12 @@ def test_bench_holds_the_cheap_chains_to_llama_benchs_decode(tiny_model: Path,
         # llama-bench samples nothing: only where llama.cpp's own sampling is cheap is the
         # capture held to its decode.
         assert row["meets_llama_bench_target"] is ((ratio >= 0.95) if cheap else None)
+        # Paired round by round: one ratio a round against the stand-in's 1000 tok/s, the
+        # best of them the best-of ratio.
+        by_round = row["ratio_capture_on_vs_llama_bench_by_round"]
+        assert len(by_round) == 2
+        assert max(by_round) == pytest.approx(ratio)
+        assert len(row["ratio_capture_on_vs_reference_by_round"]) == 2
     table = format_report(report)
     assert "llama.cpp's llama-bench, the decode ceiling (tg4 at depth 16" in table
     assert "1000.0 tok/s" in table
