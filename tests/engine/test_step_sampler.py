@@ -587,6 +587,36 @@ def test_a_window_holding_most_of_the_mass_is_viewed_afresh_in_a_step_taken_whol
     assert whole >= len(steps) - 2
 
 
+def test_a_view_c_cannot_sum_is_summed_by_numpy_from_the_window_c_patched(
+        vocab: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A favourite ~100 nats above the rest, pushed down by a repeat penalty of 10: the changed
+    scores' z lies under what C's pass sums (1e-30), so the step taken whole leaves that one
+    view to numpy, from the window C patched (TopKStep.window) — the Python path's view."""
+    if not fused_scan.available():
+        pytest.skip("the C pass did not compile here")
+    handed = []  # a window C patched, handed to numpy for its view
+    real = fused_scan.TopKStep.window
+
+    def counted(self: fused_scan.TopKStep) -> Any:
+        handed.append(True)
+        return real(self)
+
+    monkeypatch.setattr(fused_scan.TopKStep, "window", counted)
+    settings = SamplerSettings(seed=39, repeat_penalty=10.0, repeat_last_n=64)
+    steps = [(logits - np.float32(120.0)).astype(np.float32)
+             for logits in _drifting(39, 2.0, False, 5)]
+    favourite = int(np.argmax(steps[0]))
+    for logits in steps:
+        logits[favourite] = 100.0  # 100 / 10 = 10: ~110 nats above the rest no more
+    fields, whole = _in_c_and_in_python(settings, steps, [favourite, 7, 8], vocab)
+    for c, p in fields:
+        c_view, p_view = c["stages"][1], p["stages"][1]
+        assert (c_view.name, c_view.ids) == ("penalties", p_view.ids)
+        assert c_view.probs == pytest.approx(p_view.probs, rel=1e-12)
+    assert whole >= len(steps) - 2
+    assert len(handed) == whole  # each step C took whole left that view to numpy
+
+
 def test_the_window_ring_holds_the_last_tokens() -> None:
     """TokenWindow: the last `size` tokens (their multiset: all the window's scores hang on);
     a size of 0 holds nothing."""
