@@ -58,6 +58,17 @@ static void scan_tail(const float *l, int64_t i, int64_t n, float shift, float t
     }
 }
 
+/* collect's scalar loop, from l[i] on with k ids already written. */
+static int64_t collect_tail(const float *l, int64_t i, int64_t n, float t, int32_t *ids,
+                            int64_t k, int64_t cap) {
+    for (; i < n; i++)
+        if (l[i] >= t) {
+            if (k == cap) return cap + 1;
+            ids[k++] = (int32_t)i;
+        }
+    return k;
+}
+
 #ifdef OPENLID_X86
 
 __attribute__((target("avx512f,avx512dq")))
@@ -207,12 +218,7 @@ static int64_t collect16(const float *l, int64_t n, float t, int32_t *ids, int64
                                          _mm512_add_epi32(_mm512_set1_epi32((int)i), lane));
         k += c;
     }
-    for (; i < n; i++)
-        if (l[i] >= t) {
-            if (k == cap) return cap + 1;
-            ids[k++] = (int32_t)i;
-        }
-    return k;
+    return collect_tail(l, i, n, t, ids, k, cap);
 }
 
 #endif /* OPENLID_X86 */
@@ -223,13 +229,7 @@ static int64_t collect(int level, const float *l, int64_t n, float t, int32_t *i
     if (level >= 2) return collect16(l, n, t, ids, cap);
 #endif
     (void)level;
-    int64_t k = 0;
-    for (int64_t i = 0; i < n; i++)
-        if (l[i] >= t) {
-            if (k == cap) return cap + 1;
-            ids[k++] = (int32_t)i;
-        }
-    return k;
+    return collect_tail(l, 0, n, t, ids, 0, cap);
 }
 
 /* The functions' signatures, as fused_scan.ABI expects them: a build left from older sources
@@ -908,12 +908,6 @@ OPENLID_EXPORT PyObject *openlid_step_py(step_args *a) {
                          stages, windows);
 }
 
-/* A penalties or DRY stage's view (StepSampler._window_view), as Python objects: the raw
-   softmax with the window's scores changed to w_vals. z for the changed scores is z less the
-   window's old terms plus its new ones (Normaliser.z_with); None when that leaves less than a
-   tenth of z (the window held most of the mass: numpy sums afresh). The top_n of the raw head's
-   ids (raw_ids, which hold every token that can rank there) and the window, by their current
-   scores, ties by id: (ids, probs) with probs = exp(score - shift) / z, in double. */
 /* z summed afresh over the scores with the window's changed (Normaliser.z_with, where the
    difference would keep little more than z's rounding): the pass of openlid_scan over the very
    scores, the window's written over theirs for the pass and put back, so that numpy's copy
@@ -935,7 +929,14 @@ static double z_afresh(int level, float *logits, int64_t n, const int32_t *w_ids
     return sums[0] > 1e-30 && sums[0] < 1e30 ? sums[0] : NAN;
 }
 
-/* `scan_logits`: the scores again, writable, for z_afresh (at `level`); NULL: None instead. */
+/* A penalties or DRY stage's view (StepSampler._window_view), as Python objects: the raw
+   softmax with the window's scores changed to w_vals. z for the changed scores is z less the
+   window's old terms plus its new ones (Normaliser.z_with); where that leaves less than a tenth
+   of z (the window held most of the mass) it is summed afresh (z_afresh, over `scan_logits`:
+   the scores again, writable, at `level`), or None is returned when `scan_logits` is NULL or
+   that sum fails (numpy sums it). The top_n of the raw head's ids (raw_ids, which hold every
+   token that can rank there) and the window, by their current scores, ties by id: (ids, probs)
+   with probs = exp(score - shift) / z, in double. */
 static PyObject *window_view(const float *logits, int64_t n, const int32_t *raw_ids,
                              int64_t n_raw, const int32_t *w_ids, const float *w_vals,
                              int64_t n_w, double shift, double z, int64_t top_n,
@@ -952,8 +953,14 @@ static PyObject *window_view(const float *logits, int64_t n, const int32_t *raw_
         z_new = z_afresh(level, scan_logits, n, w_ids, w_vals, n_w, shift);
         if (z_new != z_new) Py_RETURN_NONE;
     }
-    scored *all = (scored *)PyMem_Malloc(sizeof(scored) * (size_t)(n_raw + n_w + 1));
+    /* Room for the candidates, then the top_n's ids and probabilities (scored is 8 bytes
+       wide, so the doubles after it are aligned). */
+    size_t room = (size_t)(n_raw + n_w + 1);
+    scored *all = (scored *)PyMem_Malloc(sizeof(scored) * room
+                                         + (sizeof(double) + sizeof(int32_t)) * (size_t)top_n);
     if (!all) return PyErr_NoMemory();
+    double *top_probs = (double *)(all + room);
+    int32_t *top_ids = (int32_t *)(top_probs + top_n);
     int64_t m = 0;
     for (int64_t i = 0; i < n_raw; i++) {
         if (raw_ids[i] < 0 || raw_ids[i] >= n) {
@@ -972,29 +979,14 @@ static PyObject *window_view(const float *logits, int64_t n, const int32_t *raw_
     }
     qsort(all, (size_t)m, sizeof(scored), by_score);
     int64_t k = top_n < m ? top_n : m;
-    PyObject *ids = PyTuple_New((Py_ssize_t)k), *probs = PyTuple_New((Py_ssize_t)k);
-    if (!ids || !probs) {
-        Py_XDECREF(ids);
-        Py_XDECREF(probs);
-        PyMem_Free(all);
-        return NULL;
-    }
     for (int64_t i = 0; i < k; i++) {
-        double p = exp((double)all[i].logit - shift) / z_new;
-        PyObject *id = PyLong_FromLong(all[i].id), *pr = PyFloat_FromDouble(p);
-        if (!id || !pr) {
-            Py_XDECREF(id);
-            Py_XDECREF(pr);
-            Py_DECREF(ids);
-            Py_DECREF(probs);
-            PyMem_Free(all);
-            return NULL;
-        }
-        PyTuple_SET_ITEM(ids, (Py_ssize_t)i, id);
-        PyTuple_SET_ITEM(probs, (Py_ssize_t)i, pr);
+        top_ids[i] = all[i].id;
+        top_probs[i] = exp((double)all[i].logit - shift) / z_new;
     }
+    PyObject *view = Py_BuildValue("(NN)", tuple_of(top_ids, k, id_at),
+                                   tuple_of(top_probs, k, float_at));
     PyMem_Free(all);
-    return Py_BuildValue("(NN)", ids, probs);
+    return view;
 }
 
 OPENLID_EXPORT PyObject *openlid_window_view(const float *logits, int64_t n,

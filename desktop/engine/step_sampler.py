@@ -528,15 +528,14 @@ class StepSampler(GrammarStart):
         by_name = {name: StageView(name, kept, min(mass, 1.0), ids, probs)
                    for name, (kept, mass, ids, probs) in zip(self._rest, whole.stages,
                                                              strict=True)}
-        for name, found in zip(self._prefix, whole.windows, strict=True):
+        for i, (name, found) in enumerate(zip(self._prefix, whole.windows, strict=True)):
             if found is not None:  # penalties and DRY, viewed in C as the Python path views them
                 by_name[name] = StageView(name, self.n_vocab, 1.0, *found)
-                continue
-            assert self._whole is not None  # z summed afresh, in numpy
-            w_ids, after = self._whole.window()
-            raw_ids = self._whole.ranked(len(whole.raw_ids) + len(w_ids))
-            values = after[self._prefix.index(name)]
-            by_name[name] = self._window_view(name, logits, norm, raw_ids, w_ids, values)
+            else:  # C could not sum z afresh: numpy does, from the window C patched
+                assert self._whole is not None
+                w_ids, after = self._whole.window()
+                raw_ids = self._whole.ranked(len(whole.raw_ids) + len(w_ids))
+                by_name[name] = self._window_view(name, logits, norm, raw_ids, w_ids, after[i])
         self._in_order(views, by_name)
         token = whole.token
         self._accept(token)
